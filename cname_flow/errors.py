@@ -1,0 +1,252 @@
+"""The whole exception tree of cname-flow.
+
+Adapters (``oss.py``, ``dns/*.py``, ``propagation.py``) are the only places that catch SDK,
+HTTP or dnspython exceptions; they map them once, with ``raise OurError(...) from exc``.
+Exit codes are decided in ``cli.py`` only.
+
+::
+
+    CnameFlowError                    root; .binding_key and .step filled in by the runner
+    ├── ConfigError                   .reasons: every problem, each "file:line: key: what"
+    │   └── SecretNotFound            an environment variable named by the config is unset
+    ├── InputError                    bad domain name, manifest row, certificate file (exit 2)
+    │   └── CertificateError          a certificate or key fails pre-flight; names the file
+    ├── JournalError
+    │   ├── JournalCorrupt            unreadable journal (not a torn last line, which is dropped)
+    │   └── JournalLocked             another process holds the journal; .holder
+    ├── TransitionNotAllowed          .phase; a bug or a tampered journal
+    ├── UnsafePlan                    refused without --force (exit 3)
+    │   ├── DomainBoundElsewhere      OSS says the domain belongs to another bucket or owner
+    │   └── ForeignTxtValue           _dnsauth.<domain> holds a record we did not write
+    ├── LockBusy                      another run holds the lock (exit 75)
+    └── StepError                     anything that fails a step; .retryable
+        ├── RemoteError               a remote API call failed; .service .code .request_id .status
+        │   ├── OssError
+        │   │   ├── OssAuthError      credentials refused; retryable=False
+        │   │   └── OssThrottled      retryable=True
+        │   └── DnsProviderError      .provider
+        │       ├── DnsAuthError      retryable=False
+        │       └── ZoneNotFound      retryable=False
+        ├── TokenExpired              retryable=True; the machine goes back to PENDING
+        ├── PropagationTimeout        retryable=True; .name, .expected, .table
+        ├── OwnershipNotVerified      PutCname kept answering NeedVerifyDomainOwnership
+        ├── CertificateConflict       PreviousCertId no longer matches (changed out of band)
+        └── VerificationFailed        ListCname lacks the domain or its status is wrong
+
+No exception message ever carries an AccessKey secret, an STS token or a private key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CnameFlowError(Exception):
+    """Root of every error cname-flow raises on purpose.
+
+    Attributes:
+        binding_key: ``"<bucket>/<domain>"`` of the binding being driven, when known.
+        step: name of the step that failed, when known.
+        hint: one sentence telling the user what to do about it, or ``""``.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.binding_key: str | None = None
+        self.step: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(CnameFlowError):
+    """Configuration or manifest is invalid; ``reasons`` lists every problem at once.
+
+    Each reason reads ``"<file>:<line>: <key>: <what is wrong>"`` where the location is known.
+    """
+
+    def __init__(self, reasons: Sequence[str], *, source: str = "") -> None:
+        self.reasons = list(reasons)
+        self.source = source
+        head = f"invalid configuration in {source}" if source else "invalid configuration"
+        super().__init__(head + ":\n  " + "\n  ".join(self.reasons))
+
+
+class SecretNotFound(ConfigError):
+    """An environment variable the configuration refers to is not set."""
+
+
+class InputError(CnameFlowError):
+    """Bad user input other than the config: a domain name, a manifest row, a file."""
+
+
+class CertificateError(InputError):
+    """A certificate or private key fails pre-flight; the message names the file."""
+
+
+class JournalError(CnameFlowError):
+    """The journal cannot be used."""
+
+
+class JournalCorrupt(JournalError):
+    """The journal holds something other than a torn last line that cannot be read."""
+
+
+class JournalLocked(JournalError):
+    """Another process holds the journal's lock.
+
+    Attributes:
+        holder: description of the holder (pid and host) read from the lock's side file.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class LockBusy(CnameFlowError):
+    """Another run (reconcile, batch) holds the run lock; try again later (exit 75)."""
+
+    retryable = True
+
+
+class TransitionNotAllowed(CnameFlowError):
+    """The machine was asked to leave a phase that has no step (a bug or a tampered journal)."""
+
+    def __init__(self, message: str, *, phase: str) -> None:
+        super().__init__(message)
+        self.phase = phase
+
+
+class UnsafePlan(CnameFlowError):
+    """A plan or situation that is refused unless the user insists (exit 3)."""
+
+
+class DomainBoundElsewhere(UnsafePlan):
+    """OSS reports that the domain is bound to another bucket or to another account."""
+
+
+class ForeignTxtValue(UnsafePlan):
+    """``_dnsauth.<domain>`` holds a TXT record that cname-flow did not write."""
+
+
+class StepError(CnameFlowError):
+    """A step failed; ``retryable`` says whether trying again later can succeed."""
+
+    def __init__(self, message: str, *, hint: str = "", retryable: bool | None = None) -> None:
+        super().__init__(message, hint=hint)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class RemoteError(StepError):
+    """A remote API answered with an error or could not be reached.
+
+    Attributes:
+        service: ``"oss"`` or the DNS provider id (``"alidns"``).
+        code: the service's error code (``"NeedVerifyDomainOwnership"``), or ``"NetworkError"``.
+        request_id: the service's request id, when it answered.
+        status: HTTP status, or 0 when no answer came.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        code: str,
+        request_id: str = "",
+        status: int = 0,
+        hint: str = "",
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, retryable=retryable)
+        self.service = service
+        self.code = code
+        self.request_id = request_id
+        self.status = status
+
+
+class OssError(RemoteError):
+    """An OSS API call failed."""
+
+
+class OssAuthError(OssError):
+    """OSS refused the credentials (InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied)."""
+
+    retryable = False
+
+
+class OssThrottled(OssError):
+    """OSS asked us to slow down."""
+
+    retryable = True
+
+
+class DnsProviderError(RemoteError):
+    """A DNS provider API call failed."""
+
+    @property
+    def provider(self) -> str:
+        """The provider id, e.g. ``"alidns"``."""
+        return self.service
+
+
+class DnsAuthError(DnsProviderError):
+    """The DNS provider refused the credentials."""
+
+    retryable = False
+
+
+class ZoneNotFound(DnsProviderError):
+    """No zone of the account is a suffix of the name."""
+
+    retryable = False
+
+
+class TokenExpired(StepError):
+    """The CNAME token ran out (72 h); the machine goes back to PENDING."""
+
+    retryable = True
+
+
+class PropagationTimeout(StepError):
+    """The authoritative nameservers did not all serve the TXT record before the deadline.
+
+    Attributes:
+        name: the queried name (``_dnsauth.<domain>``).
+        expected: the TXT value waited for.
+        table: the per-address table of the last round, already rendered as text.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, name: str, expected: str, table: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.expected = expected
+        self.table = table
+
+
+class OwnershipNotVerified(StepError):
+    """PutCname kept answering NeedVerifyDomainOwnership past the bound derived from the TTLs."""
+
+    retryable = True
+
+
+class CertificateConflict(StepError):
+    """The certificate bound now is not the one the rotation expected (PreviousCertId mismatch)."""
+
+    retryable = False
+
+
+class VerificationFailed(StepError):
+    """ListCname does not show the domain Enabled on the bucket after PutCname."""
+
+    retryable = True

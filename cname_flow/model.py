@@ -1,0 +1,199 @@
+"""Value objects shared by every module: bindings, CNAME tokens, ListCname rows, phases.
+
+All domains inside cname-flow are IDNA A-labels, lowercase, without a trailing dot
+(:func:`normalize_domain` makes them so). Times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import idna
+
+from cname_flow.errors import InputError
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def normalize_domain(raw: str) -> str:
+    """Return ``raw`` as a lowercase IDNA A-label name without a trailing dot.
+
+    Accepts any case, a trailing dot, U-labels (``例子.中国``) or A-labels
+    (``xn--fsqu00a.xn--fiqs8s``).
+
+    Raises:
+        InputError: empty name, bad label, name longer than 253 bytes, or a single label.
+    """
+    name = raw.strip().rstrip(".")
+    if not name:
+        raise InputError(f"domain {raw!r}: empty name")
+    try:
+        ascii_name = idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise InputError(f"domain {raw!r}: not a valid IDNA name ({exc})") from exc
+    ascii_name = ascii_name.lower()
+    labels = ascii_name.split(".")
+    if len(labels) < 2:
+        raise InputError(f"domain {raw!r}: a custom domain needs at least two labels")
+    if len(ascii_name) > 253:
+        raise InputError(f"domain {raw!r}: longer than 253 bytes")
+    for label in labels:
+        if not _LABEL.match(label):
+            raise InputError(f"domain {raw!r}: label {label!r} is not a valid host label")
+    return ascii_name
+
+
+def txt_name(domain: str) -> str:
+    """The ownership-proof TXT record name OSS checks: ``_dnsauth.<domain>``."""
+    return f"_dnsauth.{domain}"
+
+
+class Phase(StrEnum):
+    """Where a binding stands in the flow (architecture §1)."""
+
+    PENDING = "PENDING"
+    TOKEN_READY = "TOKEN_READY"
+    TXT_WRITTEN = "TXT_WRITTEN"
+    TXT_VISIBLE = "TXT_VISIBLE"
+    CNAME_PUT = "CNAME_PUT"
+    VERIFIED = "VERIFIED"
+    BOUND = "BOUND"
+    FAILED = "FAILED"
+
+
+class Step(StrEnum):
+    """The step that leaves a phase."""
+
+    CREATE_TOKEN = "create_token"
+    WRITE_TXT = "write_txt"
+    WAIT_PROPAGATION = "wait_propagation"
+    PUT_CNAME = "put_cname"
+    VERIFY = "verify"
+    FINISH = "finish"
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateSpec:
+    """The certificate a binding should carry: either PEM files or a CAS certificate id.
+
+    Attributes:
+        cert_file: PEM file, leaf first, chain allowed.
+        key_file: PEM private key matching the leaf.
+        cert_id: CAS certificate id with its region suffix, e.g. ``"4930000-cn-hangzhou"``.
+    """
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    cert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BindingOptions:
+    """Per-binding options.
+
+    Attributes:
+        route: also upsert ``<domain> CNAME <route_target>`` in the zone.
+        route_target: CNAME target; ``None`` means ``<bucket>.oss-<region>.aliyuncs.com``.
+        remove_txt: delete our ``_dnsauth`` record after verification.
+        force_cert: send ``Force`` instead of ``PreviousCertId`` when rotating.
+    """
+
+    route: bool = False
+    route_target: str | None = None
+    remove_txt: bool = False
+    force_cert: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Desired state of one domain on one bucket.
+
+    Attributes:
+        domain: A-label, lowercase, no trailing dot.
+        bucket: OSS bucket name.
+        region: OSS region id, e.g. ``"cn-hangzhou"``.
+        dns_provider: DNS provider id (``"alidns"``).
+        certificate: certificate to attach, or ``None``.
+        options: route / TXT / certificate options.
+    """
+
+    domain: str
+    bucket: str
+    region: str
+    dns_provider: str = "alidns"
+    certificate: CertificateSpec | None = None
+    options: BindingOptions = field(default_factory=BindingOptions)
+
+    @property
+    def key(self) -> str:
+        """Journal key: ``"<bucket>/<domain>"``."""
+        return f"{self.bucket}/{self.domain}"
+
+    @property
+    def route_target(self) -> str:
+        """The CNAME target the domain should point at for ``--route``."""
+        return self.options.route_target or f"{self.bucket}.oss-{self.region}.aliyuncs.com"
+
+
+@dataclass(frozen=True, slots=True)
+class CnameToken:
+    """A CNAME token from CreateCnameToken / GetCnameToken.
+
+    Attributes:
+        bucket: bucket the token was issued for.
+        domain: custom domain (A-label).
+        token: the value to publish as TXT ``_dnsauth.<domain>``.
+        expires_at: aware UTC datetime (72 h after creation).
+    """
+
+    bucket: str
+    domain: str
+    token: str
+    expires_at: datetime
+
+    def expired(self, now: datetime | None = None, *, margin_s: float = 0.0) -> bool:
+        """True when the token is past (or within ``margin_s`` seconds of) its expiry."""
+        now = now or datetime.now(UTC)
+        return (self.expires_at - now).total_seconds() <= margin_s
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    """The Certificate block of a ListCname row.
+
+    Attributes:
+        type: ``"Upload"`` or ``"CAS"``.
+        cert_id: OSS/CAS certificate id.
+        status: ``"Enabled"`` normally.
+        fingerprint: SHA-1 of the leaf DER, upper-case colon-hex (``"AB:CD:..."``).
+        valid_start: aware UTC datetime or None.
+        valid_end: aware UTC datetime or None.
+    """
+
+    type: str
+    cert_id: str
+    status: str
+    fingerprint: str
+    valid_start: datetime | None
+    valid_end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CnameEntry:
+    """One row of ListCname.
+
+    Attributes:
+        domain: A-label domain.
+        status: ``"Enabled"`` or ``"Disabled"``.
+        last_modified: aware UTC datetime or None.
+        certificate: certificate block, or None when no certificate is bound.
+    """
+
+    domain: str
+    status: str
+    last_modified: datetime | None
+    certificate: CertificateInfo | None = None

@@ -1,0 +1,233 @@
+"""The sandbox's configuration (``sandbox.yaml``): accounts, buckets, zones, nameservers, faults.
+
+Everything has a default, so ``SandboxConfig()`` is the documented default world:
+zones ``example.com`` and ``example.com.cn`` (free edition, TTL floor 600 s), bucket
+``examplebucket`` in ``cn-hangzhou``, and a second account whose bucket ``otherbucket`` already
+holds ``taken.example.com`` (the "bound elsewhere" case).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cname_flow.errors import ConfigError
+
+#: Alidns edition code → minimum TTL in seconds (alibaba-apis.md §8.2; dnscontrol's table).
+EDITION_MIN_TTL: dict[str, int] = {
+    "mianfei": 600,
+    "version_personal": 600,
+    "version_enterprise_basic": 60,
+    "version_enterprise_advanced": 1,
+    "version_cached": 60,
+}
+
+#: Alidns per-account per-action rate limits, requests per second (alibaba-apis.md §8.3).
+DEFAULT_RATE_LIMITS: dict[str, float] = {
+    "AddDomainRecord": 60,
+    "UpdateDomainRecord": 60,
+    "DeleteDomainRecord": 60,
+    "DescribeDomainRecords": 100,
+    "DescribeSubDomainRecords": 300,
+    "DescribeDomainRecordInfo": 200,
+    "DeleteSubDomainRecords": 20,
+    "AddDomain": 10,
+    "DeleteDomain": 10,
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StsConfig(_Model):
+    """A temporary credential (STS) that maps to its account."""
+
+    access_key_id: str
+    access_key_secret: str
+    security_token: str
+
+
+class AccountConfig(_Model):
+    """One Alibaba Cloud account with its AccessKey pair and optional STS credentials."""
+
+    id: str
+    access_key_id: str
+    access_key_secret: str
+    #: Temporary credentials: each item has access_key_id, access_key_secret, security_token.
+    sts: list[StsConfig] = Field(default_factory=list)
+
+
+class BucketConfig(_Model):
+    """A bucket preloaded into the sandbox; ``cnames`` are domains already bound to it."""
+
+    name: str
+    region: str = "cn-hangzhou"
+    owner: str = "1234567890123456"
+    cnames: list[str] = Field(default_factory=list)
+
+
+class RecordConfig(_Model):
+    """A DNS record preloaded into a zone (``rr`` relative to the zone, ``@`` for the apex)."""
+
+    rr: str
+    type: str
+    value: str
+    ttl: int = 600
+
+
+class ZoneConfig(_Model):
+    """A zone hosted at the sandbox's Alidns, served by every sandbox nameserver."""
+
+    name: str
+    owner: str = "1234567890123456"
+    edition: str = "mianfei"
+    #: TTL floor; defaults from the edition.
+    min_ttl: int | None = None
+    soa_ttl: int = 600
+    soa_minimum: int = 600
+    records: list[RecordConfig] = Field(default_factory=list)
+
+    @property
+    def effective_min_ttl(self) -> int:
+        """The zone's TTL floor in seconds."""
+        return self.min_ttl if self.min_ttl is not None else EDITION_MIN_TTL.get(self.edition, 600)
+
+
+class NameserverConfig(_Model):
+    """One authoritative nameserver: its host name, loopback address and propagation lag.
+
+    ``lag`` is in seconds; ``None`` means the server never sees changes made after start.
+    ``port`` 0 picks a free port.
+    """
+
+    name: str
+    address: str = "127.0.0.1"
+    port: int = 0
+    lag: float | None = 0.0
+
+
+class ResolverConfig(_Model):
+    """The caching recursive resolver the OSS verifier asks (positive and negative caching)."""
+
+    address: str = "127.0.0.1"
+    port: int = 0
+    #: Upper bound of the negative cache, seconds (RFC 2308 allows resolvers to cap it).
+    max_negative_ttl: int = 3600
+
+
+class CasCertificateConfig(_Model):
+    """A CAS certificate known to the sandbox, referenced by PutCname's CertId."""
+
+    cert_id: str
+    cert_file: Path | None = None
+    pem: str | None = None
+
+
+class OpFaults(_Model):
+    """Faults for one operation (or ``"*"``): latency in milliseconds and probabilities 0..1."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    throttle_rate: float = 0.0
+    drop_rate: float = 0.0
+
+
+class FaultsConfig(_Model):
+    """Seeded faults: the same seed replays the same sequence of decisions per operation."""
+
+    seed: int = 0
+    ops: dict[str, OpFaults] = Field(default_factory=dict)
+
+
+class OssLimits(_Model):
+    """OSS CNAME limits (alibaba-apis.md §5)."""
+
+    token_validity_s: int = 72 * 3600
+    max_tokens_per_bucket: int = 1000
+    max_cnames_per_bucket: int = 100
+    max_skew_s: int = 15 * 60
+
+
+class AlidnsLimits(_Model):
+    """Alidns rate limits per action (requests/s), the throttle answer's HTTP status."""
+
+    rate_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    enforce_rate_limits: bool = True
+    throttle_status: int = 400
+    #: When set, throttled answers carry ``x-acs-retry-after: <ms>``.
+    retry_after_ms: int | None = None
+
+
+def _default_accounts() -> list[AccountConfig]:
+    return [
+        AccountConfig(
+            id="1234567890123456",
+            access_key_id="LTAI5tSandboxExampleKey",
+            access_key_secret="sandbox-secret-do-not-use-in-production",
+        ),
+        AccountConfig(
+            id="6543210987654321",
+            access_key_id="LTAI5tSandboxOtherAccount",
+            access_key_secret="sandbox-other-account-secret",
+        ),
+    ]
+
+
+def _default_buckets() -> list[BucketConfig]:
+    return [
+        BucketConfig(name="examplebucket"),
+        BucketConfig(name="otherbucket", owner="6543210987654321", cnames=["taken.example.com"]),
+    ]
+
+
+def _default_zones() -> list[ZoneConfig]:
+    return [ZoneConfig(name="example.com"), ZoneConfig(name="example.com.cn")]
+
+
+def _default_nameservers() -> list[NameserverConfig]:
+    return [
+        NameserverConfig(name="ns1.sandbox.cname-flow.test", address="127.0.0.1"),
+        NameserverConfig(name="ns2.sandbox.cname-flow.test", address="127.0.0.1"),
+    ]
+
+
+class SandboxConfig(_Model):
+    """The whole sandbox world. Every field has a default (see the module docstring)."""
+
+    region: str = "cn-hangzhou"
+    host: str = "127.0.0.1"
+    oss_port: int = 0
+    alidns_port: int = 0
+    accounts: list[AccountConfig] = Field(default_factory=_default_accounts)
+    buckets: list[BucketConfig] = Field(default_factory=_default_buckets)
+    zones: list[ZoneConfig] = Field(default_factory=_default_zones)
+    nameservers: list[NameserverConfig] = Field(default_factory=_default_nameservers)
+    resolver: ResolverConfig = Field(default_factory=ResolverConfig)
+    cas_certificates: list[CasCertificateConfig] = Field(default_factory=list)
+    oss: OssLimits = Field(default_factory=OssLimits)
+    alidns: AlidnsLimits = Field(default_factory=AlidnsLimits)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
+
+    @classmethod
+    def load(cls, path: Path) -> SandboxConfig:
+        """Read and validate a sandbox YAML file.
+
+        Raises:
+            ConfigError: unreadable file, bad YAML, or fields that do not validate (all listed).
+        """
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError([f"{path}: {exc}"], source=str(path)) from exc
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            reasons = [
+                f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors()
+            ]
+            raise ConfigError(reasons, source=str(path)) from exc
