@@ -197,3 +197,27 @@ class CnameEntry:
     status: str
     last_modified: datetime | None
     certificate: CertificateInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """The CertificateConfiguration sent with PutCname (OSS API).
+
+    Exactly one of (``cert_id``), (``certificate`` + ``private_key``) or ``delete_certificate``.
+    ``private_key`` is PEM text; it is never logged or journaled (``repr`` hides it).
+
+    Attributes:
+        cert_id: CAS certificate id with region suffix.
+        certificate: PEM chain, leaf first.
+        private_key: PEM private key.
+        previous_cert_id: CertId bound now (compare-and-swap), or None for a first attach.
+        force: overwrite whatever is bound (never together with ``delete_certificate``).
+        delete_certificate: unbind the certificate.
+    """
+
+    cert_id: str | None = None
+    certificate: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    previous_cert_id: str | None = None
+    force: bool = False
+    delete_certificate: bool = False
