@@ -103,6 +103,7 @@ class DnsRecord:
     locked: bool = False
     created_ms: int = 0
     updated_ms: int = 0
+    priority: int | None = None  # MX preference; None for other types
 
     @property
     def fqdn(self) -> str:
