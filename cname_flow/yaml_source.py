@@ -1,0 +1,126 @@
+"""YAML documents that remember where each value came from (file and line).
+
+:func:`load_located` parses a document once with PyYAML's ``SafeLoader``: the composed node tree
+gives the line of every mapping key and sequence item, and the constructed document gives the
+plain data. Validation errors can then be reported as ``"<file>:<line>: <key>: <problem>"``
+(cf. octoDNS ``yaml.py::ContextLoader``). Values set from elsewhere (environment overrides) can be
+registered with their own origin string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from cname_flow.errors import ConfigError
+
+#: A path into a document: mapping keys (``str``) and sequence indexes (``int``).
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass
+class LocatedDocument:
+    """Plain data plus the origin of every key in it.
+
+    Attributes:
+        data: the constructed document (``None`` for an empty file).
+        source: the file name used in locations (``"config.yaml"``), or ``""``.
+        origins: key path → origin string, e.g. ``("oss", "region")`` → ``"config.yaml:3"``.
+        problems: structural problems found while composing (duplicate keys), already rendered.
+    """
+
+    data: Any
+    source: str
+    origins: dict[KeyPath, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def where(self, path: Sequence[str | int]) -> str:
+        """Origin of the longest prefix of ``path`` that is known, else ``source``.
+
+        Args:
+            path: a key path such as a pydantic error ``loc``; unknown trailing items (a missing
+                field, a validator name) fall back to the nearest known ancestor.
+        """
+        for end in range(len(path), 0, -1):
+            origin = self.origins.get(tuple(path[:end]))
+            if origin is not None:
+                return origin
+        return self.source or "<defaults>"
+
+
+def load_located(text: str, source: str) -> LocatedDocument:
+    """Parse one YAML document and record the line (1-based) of every key and item.
+
+    Args:
+        text: the YAML text.
+        source: the name to put in locations (usually the file path as given).
+
+    Returns:
+        The document with ``origins`` filled in and duplicate mapping keys listed in ``problems``
+        (PyYAML silently keeps the last one; a config file that says a thing twice is a mistake).
+
+    Raises:
+        ConfigError: the text is not valid YAML; one reason naming the line. The message is built
+            from the parser's problem description only, never from a snippet of the text, so a
+            secret on the offending line is not echoed.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError([_yaml_reason(exc, source)], source=source) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML parse error is marked
+        reason = f"{source}: not valid YAML ({type(exc).__name__})"
+        raise ConfigError([reason], source=source) from None
+    finally:
+        loader.dispose()
+    doc = LocatedDocument(data=data, source=source)
+    if node is not None:
+        for path, line, dup_of in _walk(node, ()):
+            doc.origins.setdefault(path, f"{source}:{line}")
+            if dup_of is not None:
+                dotted = format_path(path)
+                doc.problems.append(
+                    f"{source}:{line}: {dotted}: duplicate key (first given at line {dup_of})"
+                )
+    return doc
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """Render a key path as a dotted key: ``("a", "b", 0)`` → ``"a.b[0]"``."""
+    out = ""
+    for item in path:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        else:
+            out += f".{item}" if out else str(item)
+    return out
+
+
+def _walk(node: yaml.Node, path: KeyPath) -> Iterator[tuple[KeyPath, int, int | None]]:
+    """Yield ``(path, line, first_line_if_duplicate)`` for every key and item below ``node``."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            line = key_node.start_mark.line + 1
+            child = (*path, key)
+            yield child, line, seen.get(key)
+            seen.setdefault(key, line)
+            yield from _walk(value_node, child)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            yield child, item.start_mark.line + 1, None
+            yield from _walk(item, child)
+
+
+def _yaml_reason(exc: yaml.MarkedYAMLError, source: str) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    line = f":{mark.line + 1}" if mark is not None else ""
+    what = " ".join(part for part in (exc.context, exc.problem) if part) or "not valid YAML"
+    return f"{source}{line}: not valid YAML: {what}"
