@@ -1,0 +1,229 @@
+"""The journal's line format (JSON Lines, UTF-8, one ``\\n``-terminated object per line).
+
+* header, always line 1: ``{"journal": "cname-flow", "version": 1, "created_at": "…Z"}``
+  (a compacted journal adds ``"compacted_at"``);
+* event: ``{"ts": "…Z", "key": "<bucket>/<domain>", "step": "…", "status": "running|done|failed",
+  "phase": "…", "outputs": {…}, "error": {"code", "message", "retryable", "request_id"}}``;
+  ``outputs`` and ``error`` are left out when empty; a compacted line adds ``"attempts"`` and
+  ``"started_at"``, which replay restores verbatim;
+* job metadata: ``{"ts": "…Z", "meta": {…}}``.
+
+Timestamps are ISO-8601 in UTC with microseconds and a ``Z`` suffix. Pure code, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, cast
+
+from cname_flow.journal.records import (
+    STATUSES,
+    BindingRecord,
+    ErrorInfo,
+    EventStatus,
+    JournalEvent,
+    OutputValue,
+    Snapshot,
+    check_event,
+    format_ts,
+    guard_values,
+    parse_ts,
+)
+
+FORMAT_NAME: Final = "cname-flow"
+FORMAT_VERSION: Final = 1
+
+
+class LineError(ValueError):
+    """A line that is valid JSON but not a valid journal line (the reader adds the line number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetaLine:
+    """A decoded job-metadata line."""
+
+    values: dict[str, OutputValue]
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventLine:
+    """A decoded event line, with the compaction extras when present."""
+
+    event: JournalEvent
+    snapshot: Snapshot | None = None
+
+
+# --- encoding ---------------------------------------------------------------------------------
+
+
+def _dump(obj: Mapping[str, object]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def encode_header(created_at: datetime, compacted_at: datetime | None = None) -> bytes:
+    """The header line (with its newline) of a journal created at ``created_at``."""
+    header: dict[str, object] = {
+        "journal": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "created_at": format_ts(created_at),
+    }
+    if compacted_at is not None:
+        header["compacted_at"] = format_ts(compacted_at)
+    return _dump(header)
+
+
+def encode_event(event: JournalEvent) -> bytes:
+    """One event line (with its newline), after the secret guard.
+
+    Raises:
+        ValueError: bad key or status, naive ``ts``, a refused secret, or a NaN/infinite number.
+    """
+    check_event(event)
+    return _dump(_event_dict(event))
+
+
+def _event_dict(event: JournalEvent) -> dict[str, object]:
+    line: dict[str, object] = {
+        "ts": format_ts(event.ts),
+        "key": event.key,
+        "step": event.step,
+        "status": event.status,
+        "phase": event.phase,
+    }
+    if event.outputs:
+        line["outputs"] = dict(event.outputs)
+    if event.error is not None:
+        line["error"] = {
+            "code": event.error.code,
+            "message": event.error.message,
+            "retryable": event.error.retryable,
+            "request_id": event.error.request_id,
+        }
+    return line
+
+
+def encode_snapshot(record: BindingRecord) -> bytes:
+    """The single synthetic line that replaces a binding's history on compaction."""
+    event = JournalEvent(
+        key=record.key,
+        step=record.last_step or "job",
+        status=record.last_status or "done",
+        phase=record.phase,
+        outputs=record.outputs,
+        error=record.last_error,
+        ts=record.updated_at,
+    )
+    line = _event_dict(event)
+    line["attempts"] = record.attempts
+    line["started_at"] = format_ts(record.started_at)
+    return _dump(line)
+
+
+def encode_meta(values: Mapping[str, OutputValue], ts: datetime) -> bytes:
+    """A job-metadata line, after the secret guard.
+
+    Raises:
+        ValueError: a refused secret or a value that is not an ``OutputValue``.
+    """
+    guard_values(values, what="journal meta")
+    return _dump({"ts": format_ts(ts), "meta": dict(values)})
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+def check_header(obj: object) -> datetime:
+    """Validate a decoded header line; return its ``created_at``.
+
+    Raises:
+        LineError: not a cname-flow header, or a version this code does not read.
+    """
+    if not isinstance(obj, dict) or obj.get("journal") != FORMAT_NAME:
+        raise LineError("not a cname-flow journal header")
+    if obj.get("version") != FORMAT_VERSION:
+        raise LineError(
+            f"unsupported journal version {obj.get('version')!r} "
+            f"(this cname-flow reads version {FORMAT_VERSION})"
+        )
+    return _field_ts(obj, "created_at")
+
+
+def decode_line(obj: object) -> EventLine | MetaLine:
+    """Turn one decoded JSON value (not the header) into an event or a metadata line.
+
+    Raises:
+        LineError: a field is missing or has the wrong type.
+    """
+    if not isinstance(obj, dict):
+        raise LineError("a journal line must be a JSON object")
+    if "meta" in obj:
+        return MetaLine(_outputs(obj, "meta"), _field_ts(obj, "ts"))
+    event = JournalEvent(
+        key=_field_str(obj, "key"),
+        step=_field_str(obj, "step"),
+        status=_status(obj),
+        phase=_field_str(obj, "phase"),
+        outputs=_outputs(obj, "outputs"),
+        error=_error(obj.get("error")),
+        ts=_field_ts(obj, "ts"),
+    )
+    if "attempts" not in obj:
+        return EventLine(event)
+    attempts = obj["attempts"]
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
+        raise LineError("field 'attempts' must be a non-negative integer")
+    return EventLine(event, Snapshot(attempts, _field_ts(obj, "started_at")))
+
+
+def _status(obj: dict[str, object]) -> EventStatus:
+    status = _field_str(obj, "status")
+    if status not in STATUSES:
+        raise LineError(f"status {status!r} is not one of {sorted(STATUSES)}")
+    return cast(EventStatus, status)
+
+
+def _field_str(obj: dict[str, object], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str):
+        raise LineError(f"field {name!r} must be a string")
+    return value
+
+
+def _field_ts(obj: dict[str, object], name: str) -> datetime:
+    try:
+        return parse_ts(_field_str(obj, name))
+    except LineError:
+        raise
+    except ValueError as exc:
+        raise LineError(f"field {name!r}: {exc}") from None
+
+
+def _outputs(obj: dict[str, object], name: str) -> dict[str, OutputValue]:
+    value = obj.get(name, {})
+    if not isinstance(value, dict):
+        raise LineError(f"field {name!r} must be an object")
+    for key, item in value.items():
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise LineError(f"field '{name}.{key}' must be a string, number, boolean or null")
+    return cast(dict[str, OutputValue], value)
+
+
+def _error(value: object) -> ErrorInfo | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise LineError("field 'error' must be an object or null")
+    retryable = value.get("retryable")
+    if not isinstance(retryable, bool):
+        raise LineError("field 'error.retryable' must be a boolean")
+    request_id = value.get("request_id", "")
+    return ErrorInfo(
+        code=_field_str(value, "code"),
+        message=_field_str(value, "message"),
+        retryable=retryable,
+        request_id=request_id if isinstance(request_id, str) else "",
+    )
