@@ -107,7 +107,8 @@ class LocalCertificate:
         key_file: the PEM private key file.
         chain_pem: the certificates of ``cert_file`` re-encoded as PEM, leaf first (any other
             PEM block of the file, a private key included, is dropped).
-        private_key_pem: the key file's text; hidden from ``repr``, only ever sent in PutCname.
+        private_key_pem: the key alone re-encoded as PEM in the file's format (any other PEM
+            block of the file is dropped); hidden from ``repr``, only ever sent in PutCname.
         fingerprint: SHA-1 of the leaf DER, upper-case colon-hex (the ListCname form).
         not_before: leaf NotBefore, aware UTC.
         not_after: leaf NotAfter, aware UTC.
@@ -191,6 +192,15 @@ def _load_key(key_file: Path, text: str) -> PrivateKeyTypes:
         ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise CertificateError(f"key file {key_file}: the private key does not parse") from None
+
+
+def _key_pem(key: PrivateKeyTypes, text: str) -> str:
+    """The key alone as PEM, in the file's format (PKCS#1/SEC1 or PKCS#8); other blocks dropped."""
+    traditional = any(f"-----BEGIN {kind} PRIVATE KEY-----" in text for kind in ("RSA", "EC"))
+    formats = serialization.PrivateFormat
+    fmt = formats.TraditionalOpenSSL if traditional else formats.PKCS8
+    pem = key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+    return pem.decode("ascii")
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
@@ -309,7 +319,8 @@ def check_certificate(cert_file: Path, key_file: Path, domain: str, *,
     chain = _load_chain(cert_file, _read_pem_text(cert_file, "certificate file"))
     key_text = _read_pem_text(key_file, "key file")
     warnings = _check_order(cert_file, chain)
-    _check_key(cert_file, key_file, chain, _load_key(key_file, key_text))
+    key = _load_key(key_file, key_text)
+    _check_key(cert_file, key_file, chain, key)
     leaf = chain[0]
     names = certificate_names(leaf)
     _check_names(cert_file, names, domain)
@@ -320,7 +331,7 @@ def check_certificate(cert_file: Path, key_file: Path, domain: str, *,
         cert_file=cert_file,
         key_file=key_file,
         chain_pem=pem,
-        private_key_pem=key_text,
+        private_key_pem=_key_pem(key, key_text),
         fingerprint=sha1_fingerprint(leaf),
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,

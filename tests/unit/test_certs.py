@@ -87,6 +87,28 @@ def test_check_certificate_when_cert_file_also_holds_key_should_drop_key_from_ch
     assert_no_key(lc.chain_pem + repr(lc), leaf.key_pem)
 
 
+def test_check_certificate_when_key_file_also_holds_cert_should_send_key_alone(
+    tmp_path: Path, leaf: Issued
+) -> None:
+    cert_file, key_file = write_pem(tmp_path, leaf)
+    key_file.write_text(leaf.cert_pem + leaf.key_pem)
+    lc = check_certificate(cert_file, key_file, "example.com")
+    assert lc.private_key_pem == leaf.key_pem
+
+
+def test_check_certificate_when_pkcs1_rsa_key_should_keep_its_format(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization as ser
+
+    cert = make_cert(key_kind="rsa")
+    cert_file, key_file = write_pem(tmp_path, cert)
+    pkcs1 = cert.key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.TraditionalOpenSSL,
+                                   ser.NoEncryption()).decode()
+    key_file.write_text(pkcs1)
+    lc = check_certificate(cert_file, key_file, "example.com")
+    assert lc.private_key_pem == pkcs1
+    assert lc.private_key_pem.startswith("-----BEGIN RSA PRIVATE KEY-----")
+
+
 def test_local_certificate_repr_and_plan_never_show_the_key(tmp_path: Path, leaf: Issued) -> None:
     cert_file, key_file = write_pem(tmp_path, leaf)
     lc = check_certificate(cert_file, key_file, "example.com")
