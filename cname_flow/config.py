@@ -117,6 +117,8 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     data = _top_mapping(doc, reasons)
     _apply_env_overrides(data, doc, environ, reasons)
     base_dir = path.resolve().parent if path is not None else Path.cwd()
+    if data.get("journal") is None:  # so the default dir is resolved against base_dir too
+        data["journal"] = {}
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(data, context={"base_dir": base_dir})

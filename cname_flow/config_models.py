@@ -32,7 +32,6 @@ _LABEL = r"[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
 
 
-
 def _region(value: str) -> str:
     if not _REGION.match(value):
         raise ValueError("not a region id (lowercase, like cn-hangzhou or ap-southeast-1)")

@@ -143,9 +143,7 @@ def _from_config(settings: Settings, env: Mapping[str, str]) -> Credentials:
         values[key] = _lookup(ref, env)
         if ref is not None and values[key] is None and not ref.optional:
             where = settings.where("credentials", key)
-            missing.append(
-                f"{where}: credentials.{key}: environment variable {ref.env} is not set"
-            )
+            missing.append(f"{where}: credentials.{key}: environment variable {ref.env} is not set")
     if missing:
         raise SecretNotFound(missing, source=str(settings.source or ""))
     return Credentials(
