@@ -1,0 +1,358 @@
+"""Wait until every authoritative nameserver address serves the ``_dnsauth`` TXT value.
+
+Implements dns-propagation.md §5 Phases A (targets, pre-state) and C (the poll):
+
+* every address of every authoritative NS host is asked directly, RD=0, in parallel
+  (at most ``max_parallel`` in flight);
+* no query for the target name ever goes to a recursive resolver, so no resolver's negative
+  cache is primed with it (the only recursive lookups are A/AAAA of the NS *host names*);
+* rounds run under tenacity: first at ``written_at + first_poll_s``, then with
+  ``wait_exponential_jitter``, stopping before ``deadline_s``; success needs ``confirmations``
+  good rounds in a row ``confirmation_gap_s`` apart; a timeout raises
+  :class:`~cname_flow.errors.PropagationTimeout` carrying the per-address table.
+
+:meth:`PropagationChecker.wait` sleeps in the calling thread (one thread pool per round);
+:meth:`PropagationChecker.wait_async` runs on ``dns.asyncquery`` and ``AsyncRetrying`` so thousands
+of waits cost only their sockets and a few objects each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import dns.rdatatype
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_result
+
+from cname_flow.errors import PropagationTimeout, StepError
+from cname_flow.propagation_model import (
+    AddressAnswer,
+    AnswerState,
+    NameserverAddress,
+    PreState,
+    PropagationPolicy,
+    Round,
+)
+from cname_flow.propagation_schedule import (
+    Attempt,
+    Confirmation,
+    PollWait,
+    StopBeforeDeadline,
+)
+from cname_flow.propagation_targets import ResolveHostFn, discover, system_addresses
+from cname_flow.propagation_wire import (
+    AsyncQueryFn,
+    Exchange,
+    QueryFn,
+    aask,
+    ask,
+    async_udp_then_tcp,
+    classify,
+    make_query,
+    udp_then_tcp,
+)
+
+__all__ = [
+    "AddressAnswer",
+    "AnswerState",
+    "AsyncQueryFn",
+    "NameserverAddress",
+    "PreState",
+    "PropagationChecker",
+    "PropagationPolicy",
+    "QueryFn",
+    "Round",
+]
+
+log = structlog.get_logger(__name__)
+
+TXT = dns.rdatatype.TXT
+SOA = dns.rdatatype.SOA
+_AUTHORITATIVE = frozenset({AnswerState.OK, AnswerState.PENDING, AnswerState.CNAME})
+RoundCallback = Callable[[Round], None]
+
+
+class PropagationChecker:
+    """Polls the authoritative nameservers of a zone for one TXT value.
+
+    Args:
+        policy: timeouts, schedule and overrides; defaults per dns-propagation.md §5.
+        sleep: blocking sleep used between rounds by :meth:`wait` (seconds).
+        clock: monotonic clock in seconds; ``written_at`` and RTTs are on this clock.
+        asleep: asynchronous sleep used by :meth:`wait_async`.
+        query: transport for one query to one address (default: UDP, TCP on TC or timeout).
+        aquery: the same for the asynchronous methods.
+        resolve_host: A/AAAA lookup of an NS host name (default: the system resolver).
+    """
+
+    def __init__(
+        self,
+        policy: PropagationPolicy | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        query: QueryFn | None = None,
+        aquery: AsyncQueryFn | None = None,
+        resolve_host: ResolveHostFn = system_addresses,
+    ) -> None:
+        self.policy = policy or PropagationPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._asleep = asleep
+        self._query = query or udp_then_tcp(self.policy)
+        self._aquery = aquery or async_udp_then_tcp(self.policy)
+        self._resolve_host = resolve_host
+
+    def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
+        """Every address to poll for ``zone``: provider NS ∪ the child's apex NS set.
+
+        The apex NS set is asked of the provider's nameservers directly (RD=0); addresses come
+        from ``policy.nameserver_addresses``, glue, or A/AAAA lookups of the NS host names.
+
+        Raises:
+            StepError: not retryable; no nameserver address was found (never vacuous success).
+        """
+        return discover(zone, provider_nameservers, self.policy, self._exchange_all,
+                        self._resolve_host)
+
+    def pre_state(self, name: str, targets: Sequence[NameserverAddress]) -> PreState:
+        """What the authoritative servers serve at ``name`` now (TXT and SOA, RD=0).
+
+        Raises:
+            StepError: ``targets`` is empty (not retryable), or no address answered
+                authoritatively (retryable).
+        """
+        _require(name, targets)
+        txt = [classify(e, name, None) for e in self._exchange_all(name, TXT, targets)]
+        soa = [classify(e, name, None) for e in self._exchange_all(name, SOA, targets)]
+        return fold_pre_state(name, txt, soa)
+
+    def observe(self, name: str, value: str, targets: Sequence[NameserverAddress]) -> Round:
+        """One round: ask every address for ``name`` TXT in parallel and judge the answers.
+
+        Raises:
+            StepError: ``targets`` is empty (not retryable).
+        """
+        _require(name, targets)
+        exchanges = self._exchange_all(name, TXT, targets)
+        return Round.judge([classify(e, name, value) for e in exchanges], strict=self.policy.strict)
+
+    def wait(
+        self,
+        name: str,
+        value: str,
+        targets: Sequence[NameserverAddress],
+        *,
+        written_at: float | None = None,
+        on_round: RoundCallback | None = None,
+    ) -> Round:
+        """Poll until ``value`` is confirmed at every authoritative address; return the last round.
+
+        Args:
+            name: the TXT owner name, ``_dnsauth.<domain>``.
+            value: the TXT value (the OSS CNAME token), matched byte-exactly.
+            targets: from :meth:`targets`.
+            written_at: ``clock()`` reading when the provider accepted the write; None = now.
+            on_round: called with every round, e.g. to render progress.
+
+        Raises:
+            StepError: ``targets`` is empty (not retryable).
+            PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
+        """
+        _require(name, targets)
+        delay = self._first_poll_delay(written_at)
+        if delay > 0:
+            self._sleep(delay)
+        confirmation = Confirmation(self.policy.confirmations, self.policy.confirmation_gap_s)
+        started, rounds = self._clock(), itertools.count(1)
+
+        def attempt() -> Attempt:
+            at = self._clock()
+            round_ = self.observe(name, value, targets)
+            return self._record(name, round_, next(rounds), confirmation.record(round_, at),
+                                on_round)
+
+        retrying = Retrying(sleep=self._sleep, **self._strategies(confirmation, started))
+        last: Attempt = retrying(attempt)
+        if last.confirmed:
+            return self._converged(name, last.round, started)
+        final = self._with_serials(name, last.round)
+        raise self._timeout(name, value, final, started)
+
+    async def observe_async(
+        self, name: str, value: str, targets: Sequence[NameserverAddress]
+    ) -> Round:
+        """:meth:`observe` on ``dns.asyncquery``; no thread is used."""
+        _require(name, targets)
+        exchanges = await self._aexchange_all(name, TXT, targets)
+        return Round.judge([classify(e, name, value) for e in exchanges], strict=self.policy.strict)
+
+    async def wait_async(
+        self,
+        name: str,
+        value: str,
+        targets: Sequence[NameserverAddress],
+        *,
+        written_at: float | None = None,
+        on_round: RoundCallback | None = None,
+    ) -> Round:
+        """:meth:`wait` on ``dns.asyncquery`` and tenacity's ``AsyncRetrying``.
+
+        Raises:
+            StepError: ``targets`` is empty (not retryable).
+            PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
+        """
+        _require(name, targets)
+        delay = self._first_poll_delay(written_at)
+        if delay > 0:
+            await self._asleep(delay)
+        confirmation = Confirmation(self.policy.confirmations, self.policy.confirmation_gap_s)
+        started, rounds = self._clock(), itertools.count(1)
+
+        async def attempt() -> Attempt:
+            at = self._clock()
+            round_ = await self.observe_async(name, value, targets)
+            return self._record(name, round_, next(rounds), confirmation.record(round_, at),
+                                on_round)
+
+        retrying = AsyncRetrying(sleep=self._asleep, **self._strategies(confirmation, started))
+        last: Attempt = await retrying(attempt)
+        if last.confirmed:
+            return self._converged(name, last.round, started)
+        final = await self._with_serials_async(name, last.round)
+        raise self._timeout(name, value, final, started)
+
+    # -- schedule ---------------------------------------------------------------------------
+
+    def _first_poll_delay(self, written_at: float | None) -> float:
+        now = self._clock()
+        return (now if written_at is None else written_at) + self.policy.first_poll_s - now
+
+    def _strategies(self, confirmation: Confirmation, started: float) -> dict[str, Any]:
+        return {
+            "stop": StopBeforeDeadline(self.policy.deadline_s, started, self._clock),
+            "wait": PollWait(self.policy, confirmation),
+            "retry": retry_if_result(lambda attempt: not attempt.confirmed),
+            "retry_error_callback": _last_attempt,
+        }
+
+    def _record(
+        self, name: str, round_: Round, number: int, confirmed: bool, on_round: RoundCallback | None
+    ) -> Attempt:
+        log.info("propagation.round", name=name, round=number, ok=round_.ok,
+                 confirmed=confirmed, states=round_.counts())
+        if on_round is not None:
+            on_round(round_)
+        return Attempt(round_, confirmed)
+
+    def _converged(self, name: str, round_: Round, started: float) -> Round:
+        warnings = [f"{a.target.host} {a.target.endpoint} {a.state}" for a in round_.lagging()]
+        log.info("propagation.converged", name=name, elapsed_s=round(self._clock() - started, 3),
+                 addresses=len(round_.answers), warnings=warnings)
+        return round_
+
+    def _timeout(self, name: str, value: str, round_: Round, started: float) -> PropagationTimeout:
+        elapsed = self._clock() - started
+        lagging = ", ".join(f"{a.target.endpoint} ({a.target.host}) {a.state}"
+                            for a in round_.lagging()) or "none, but not confirmed in time"
+        table = round_.table()
+        log.warning("propagation.timeout", name=name, elapsed_s=round(elapsed, 3),
+                    states=round_.counts())
+        return PropagationTimeout(
+            f"{name}: TXT value not served by every authoritative address after {elapsed:.0f} s;"
+            f" lagging: {lagging}\n{table}",
+            name=name, expected=value, table=table,
+        )
+
+    # -- fan-out ----------------------------------------------------------------------------
+
+    def _exchange_all(
+        self, name: str, rdtype: dns.rdatatype.RdataType, targets: Sequence[NameserverAddress]
+    ) -> list[Exchange]:
+        if not targets:
+            return []
+
+        def one(target: NameserverAddress) -> Exchange:
+            return ask(self._query, make_query(name, rdtype, self.policy.payload), target,
+                       self._clock)
+
+        workers = min(self.policy.max_parallel, len(targets))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propagation") as pool:
+            return list(pool.map(one, targets))
+
+    async def _aexchange_all(
+        self, name: str, rdtype: dns.rdatatype.RdataType, targets: Sequence[NameserverAddress]
+    ) -> list[Exchange]:
+        gate = asyncio.Semaphore(self.policy.max_parallel)
+
+        async def one(target: NameserverAddress) -> Exchange:
+            async with gate:
+                return await aask(self._aquery, make_query(name, rdtype, self.policy.payload),
+                                  target, self._clock)
+
+        return list(await asyncio.gather(*(one(target) for target in targets)))
+
+    def _with_serials(self, name: str, round_: Round) -> Round:
+        """``round_`` with SOA serials asked of each address that answered without one."""
+        ask_these = _serial_missing(round_)
+        return _merge_serials(round_, name, self._exchange_all(name, SOA, ask_these))
+
+    async def _with_serials_async(self, name: str, round_: Round) -> Round:
+        ask_these = _serial_missing(round_)
+        return _merge_serials(round_, name, await self._aexchange_all(name, SOA, ask_these))
+
+
+def fold_pre_state(
+    name: str, txt: Sequence[AddressAnswer], soa: Sequence[AddressAnswer]
+) -> PreState:
+    """Combine per-address TXT and SOA answers for ``name`` into one :class:`PreState`.
+
+    Raises:
+        StepError: retryable; no address answered the TXT query authoritatively.
+    """
+    txt_auth = [a for a in txt if a.state in _AUTHORITATIVE]
+    if not txt_auth:
+        raise StepError(f"{name}: no authoritative answer from any of {len(txt)} addresses",
+                        retryable=True)
+    every = txt_auth + [a for a in soa if a.state in _AUTHORITATIVE]
+    ttls = [a.ttl for a in txt_auth if a.ttl is not None]
+    neg_ttls = [a.neg_ttl for a in every if a.neg_ttl is not None]
+    serials = [a.serial for a in every if a.serial is not None]
+    return PreState(
+        values=frozenset().union(*(a.values for a in txt_auth)),
+        old_ttl=max(ttls, default=None),
+        neg_ttl=max(neg_ttls, default=None),
+        cname=next((a.cname for a in txt_auth if a.cname), None),
+        serial=max(serials, default=None),
+    )
+
+
+def _require(name: str, targets: Sequence[NameserverAddress]) -> None:
+    if not targets:
+        raise StepError(f"{name}: no authoritative nameserver address to check",
+                        hint="an empty target set can never prove propagation", retryable=False)
+
+
+def _last_attempt(retry_state: RetryCallState) -> Attempt:
+    assert retry_state.outcome is not None  # tenacity sets it before asking to stop
+    result: Attempt = retry_state.outcome.result()
+    return result
+
+
+def _serial_missing(round_: Round) -> list[NameserverAddress]:
+    return [a.target for a in round_.answers
+            if a.serial is None and a.state is not AnswerState.UNREACHABLE]
+
+
+def _merge_serials(round_: Round, name: str, exchanges: Sequence[Exchange]) -> Round:
+    serials = {e.target: classify(e, name, None).serial for e in exchanges}
+    answers = tuple(dataclasses.replace(a, serial=serials.get(a.target) or a.serial)
+                    for a in round_.answers)
+    return Round(answers=answers, ok=round_.ok)

@@ -1,0 +1,450 @@
+"""PropagationChecker against scripted authoritative servers: classification, success rule,
+confirmation, the exact tenacity schedule (fake clock, no real waiting), timeout table, targets."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import Mapping
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+from structlog.testing import capture_logs
+
+from cname_flow.errors import PropagationTimeout, StepError
+from cname_flow.propagation import (
+    AddressAnswer,
+    AnswerState,
+    NameserverAddress,
+    PropagationChecker,
+    PropagationPolicy,
+    Round,
+)
+from tests.unit.propagation_fakes import (
+    NAME,
+    TOKEN,
+    ZONE,
+    Answering,
+    Behaviour,
+    FakeAuthorities,
+    FakeClock,
+    quoted,
+    respond,
+    serving,
+    targets,
+)
+
+EXACT = PropagationPolicy(backoff_jitter_s=0.0)  # no jitter: the schedule is deterministic
+
+
+def checker_for(
+    behaviours: Mapping[str, Behaviour], policy: PropagationPolicy = EXACT, **kwargs: object
+) -> tuple[PropagationChecker, FakeAuthorities, FakeClock]:
+    clock = FakeClock()
+    fake = FakeAuthorities(clock, behaviours)
+    checker = PropagationChecker(policy, sleep=clock.sleep, clock=clock, asleep=clock.asleep,
+                                 query=fake, aquery=fake.aquery, **kwargs)  # type: ignore[arg-type]
+    return checker, fake, clock
+
+
+def one_answer(behaviour: Behaviour, value: str = TOKEN) -> AddressAnswer:
+    checker, _, _ = checker_for({"192.0.2.1": behaviour})
+    return checker.observe(NAME, value, targets("192.0.2.1")).answers[0]
+
+
+# -- classification -------------------------------------------------------------------------
+
+CASES: dict[str, tuple[Behaviour, AnswerState, frozenset[str]]] = {
+    "exact value": (lambda q, _: respond(q, txt=quoted(TOKEN)), AnswerState.OK,
+                    frozenset({TOKEN})),
+    "extra values allowed": (lambda q, _: respond(q, txt=quoted("other", TOKEN)),
+                             AnswerState.OK, frozenset({"other", TOKEN})),
+    "split character-strings joined": (lambda q, _: respond(q, txt=('"tok-0123" "456789abcdef"',)),
+                                       AnswerState.OK, frozenset({TOKEN})),
+    "owner name case ignored": (
+        lambda q, _: respond(q, txt=quoted(TOKEN), owner=NAME.upper() + "."),
+        AnswerState.OK, frozenset({TOKEN})),
+    "nxdomain": (lambda q, _: respond(q, rcode=dns.rcode.NXDOMAIN, serial=7),
+                 AnswerState.PENDING, frozenset()),
+    "nodata / empty non-terminal": (lambda q, _: respond(q, serial=7), AnswerState.PENDING,
+                                    frozenset()),
+    "stale value": (lambda q, _: respond(q, txt=quoted("old-token")), AnswerState.PENDING,
+                    frozenset({"old-token"})),
+    "value case is significant": (lambda q, _: respond(q, txt=quoted(TOKEN.upper())),
+                                  AnswerState.PENDING, frozenset({TOKEN.upper()})),
+    "substring is not a match": (lambda q, _: respond(q, txt=quoted(TOKEN + "x")),
+                                 AnswerState.PENDING, frozenset({TOKEN + "x"})),
+    "txt at another owner": (lambda q, _: respond(q, txt=quoted(TOKEN), owner=f"x.{ZONE}."),
+                             AnswerState.PENDING, frozenset()),
+    "cname at the name": (lambda q, _: respond(q, cname="target.example.net."), AnswerState.CNAME,
+                          frozenset()),
+    "not authoritative": (lambda q, _: respond(q, aa=False, txt=quoted(TOKEN)), AnswerState.LAME,
+                          frozenset({TOKEN})),
+    "refused": (lambda q, _: respond(q, rcode=dns.rcode.REFUSED), AnswerState.LAME, frozenset()),
+    "notauth": (lambda q, _: respond(q, rcode=dns.rcode.NOTAUTH), AnswerState.LAME, frozenset()),
+    "servfail": (lambda q, _: respond(q, rcode=dns.rcode.SERVFAIL), AnswerState.SERVFAIL,
+                 frozenset()),
+    "timeout": (lambda q, _: dns.exception.Timeout(), AnswerState.UNREACHABLE, frozenset()),
+    "enetunreach": (lambda q, _: OSError(errno.ENETUNREACH, "Network is unreachable"),
+                    AnswerState.UNREACHABLE, frozenset()),
+    "malformed answer": (lambda q, _: dns.exception.FormError("bad"), AnswerState.UNREACHABLE,
+                         frozenset()),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_observe_when_answer_varies_should_classify_per_reference(case: str) -> None:
+    behaviour, state, values = CASES[case]
+    answer = one_answer(behaviour)
+    assert answer.state is state
+    assert answer.values == values
+
+
+def test_classify_when_negative_answer_should_keep_serial_and_negative_ttl() -> None:
+    answer = one_answer(lambda q, _: respond(q, rcode=dns.rcode.NXDOMAIN, serial=41))
+    assert answer.serial == 41
+    assert answer.neg_ttl == 300  # min(SOA TTL 600, MINIMUM 300)
+    assert answer.detail == "NXDOMAIN"
+
+
+def test_classify_when_cname_should_report_target() -> None:
+    answer = one_answer(lambda q, _: respond(q, cname="Target.Example.NET."))
+    assert answer.cname == "target.example.net"
+
+
+def test_classify_when_server_sends_nsid_should_keep_it() -> None:
+    def with_nsid(q: dns.message.Message, _: float) -> dns.message.Message:
+        response = respond(q, txt=quoted(TOKEN))
+        nsid = dns.edns.GenericOption(dns.edns.OptionType.NSID, b"edge-hz-3")
+        response.use_edns(0, 0, 1232, options=[nsid])
+        return response
+
+    answer = one_answer(with_nsid)
+    assert answer.nsid == "edge-hz-3"
+
+
+def test_observe_should_send_rd0_edns_nsid_txt_query_to_every_address() -> None:
+    checker, fake, _ = checker_for({a: serving(0) for a in ("192.0.2.1", "192.0.2.2")})
+    checker.observe(NAME, TOKEN, targets("192.0.2.1", "192.0.2.2"))
+    assert sorted(address for address, _ in fake.log) == ["192.0.2.1", "192.0.2.2"]
+    for _, query in fake.log:
+        assert not query.flags & dns.flags.RD
+        assert query.edns == 0 and query.payload == 1232
+        assert [o.otype for o in query.options] == [dns.edns.OptionType.NSID]
+        assert query.question[0].rdtype == dns.rdatatype.TXT
+        assert str(query.question[0].name) == NAME + "."
+
+
+# -- success rule ---------------------------------------------------------------------------
+
+OK_B: Behaviour = serving(0)
+PENDING_B: Behaviour = serving(None)
+LAME_B: Behaviour = lambda q, _: respond(q, rcode=dns.rcode.REFUSED)  # noqa: E731
+DOWN_B: Behaviour = lambda q, _: dns.exception.Timeout()  # noqa: E731
+CNAME_B: Behaviour = lambda q, _: respond(q, cname="elsewhere.example.net.")  # noqa: E731
+SERVFAIL_B: Behaviour = lambda q, _: respond(q, rcode=dns.rcode.SERVFAIL)  # noqa: E731
+
+
+@pytest.mark.parametrize(
+    ("mix", "strict", "ok"),
+    [
+        ((OK_B, OK_B), False, True),
+        ((OK_B, PENDING_B), False, False),
+        ((OK_B, CNAME_B), False, False),
+        ((OK_B, SERVFAIL_B), False, False),
+        ((OK_B, LAME_B), False, True),
+        ((OK_B, DOWN_B), False, True),
+        ((OK_B, LAME_B), True, False),
+        ((OK_B, DOWN_B), True, False),
+        ((DOWN_B, DOWN_B), False, False),
+        ((LAME_B, DOWN_B), False, False),
+    ],
+)
+def test_round_when_states_mix_should_apply_success_rule(
+    mix: tuple[Behaviour, ...], strict: bool, ok: bool
+) -> None:
+    addresses = [f"192.0.2.{i}" for i in range(1, len(mix) + 1)]
+    policy = PropagationPolicy(strict=strict, backoff_jitter_s=0.0)
+    checker, _, _ = checker_for(dict(zip(addresses, mix, strict=True)), policy)
+    assert checker.observe(NAME, TOKEN, targets(*addresses)).ok is ok
+
+
+def test_round_judge_when_no_answers_should_not_succeed() -> None:
+    assert Round.judge([], strict=False).ok is False
+
+
+@pytest.mark.parametrize("method", ["observe", "wait", "pre_state"])
+def test_checker_when_target_set_empty_should_raise_not_succeed(method: str) -> None:
+    checker, _, _ = checker_for({})
+    call = getattr(checker, method)
+    args: tuple[object, ...] = (NAME, []) if method == "pre_state" else (NAME, TOKEN, [])
+    with pytest.raises(StepError, match="no authoritative nameserver") as caught:
+        call(*args)
+    assert caught.value.retryable is False
+
+
+# -- schedule and confirmation (fake clock) -------------------------------------------------
+
+def test_wait_when_all_serve_should_confirm_with_two_rounds_gap_apart() -> None:
+    checker, fake, clock = checker_for({"192.0.2.1": serving(0), "192.0.2.2": serving(0)})
+    rounds: list[Round] = []
+    result = checker.wait(NAME, TOKEN, targets("192.0.2.1", "192.0.2.2"),
+                          written_at=clock.now, on_round=rounds.append)
+    assert result.ok
+    assert clock.sleeps == [1.0, 2.0]  # first poll; backoff 1.0 stretched to the 2.0 s gap
+    assert len(rounds) == 2 and all(r.ok for r in rounds)
+    assert len(fake.asked(dns.rdatatype.TXT)) == 4
+
+
+def test_wait_when_server_lags_should_follow_exact_exponential_schedule() -> None:
+    start = FakeClock().now
+    behaviours = {"192.0.2.1": serving(0), "192.0.2.2": serving(start + 14.0)}
+    checker, _, clock = checker_for(behaviours)
+    checker.wait(NAME, TOKEN, targets("192.0.2.1", "192.0.2.2"), written_at=start)
+    # first poll 1.0; backoff 1.0, 1.5, 2.25, 3.375, 5.0625 (rounds at +1, +2, +3.5, +5.75,
+    # +9.125, +14.1875 -> first OK); the confirming wait is max(7.59375, gap 2.0).
+    assert clock.sleeps == pytest.approx([1.0, 1.0, 1.5, 2.25, 3.375, 5.0625, 1.5 ** 5])
+
+
+def test_wait_should_cap_backoff_at_max() -> None:
+    policy = PropagationPolicy(backoff_jitter_s=0.0, deadline_s=60.0)
+    checker, _, clock = checker_for({"192.0.2.1": serving(None)}, policy)
+    with pytest.raises(PropagationTimeout):
+        checker.wait(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now)
+    assert max(clock.sleeps) == 8.0
+    assert clock.sleeps[-3:] == [8.0, 8.0, 8.0]
+
+
+def test_wait_with_jitter_should_stay_within_jitter_bounds() -> None:
+    checker, _, clock = checker_for({"192.0.2.1": serving(None)},
+                                    PropagationPolicy(deadline_s=40.0))
+    with pytest.raises(PropagationTimeout):
+        checker.wait(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now)
+    waits = clock.sleeps[1:]
+    for attempt, waited in enumerate(waits, start=1):
+        base = min(1.0 * 1.5 ** (attempt - 1), 8.0)
+        assert base <= waited <= min(base + 0.5, 8.0)
+    assert len(set(waits)) > 1
+
+
+def test_wait_when_written_earlier_should_only_sleep_the_remaining_first_poll() -> None:
+    checker, _, clock = checker_for({"192.0.2.1": serving(0)})
+    checker.wait(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now - 0.25)
+    assert clock.sleeps[0] == pytest.approx(0.75)
+    checker.wait(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now - 30.0)
+    assert clock.sleeps[2:] == [2.0]  # no first-poll sleep at all, only the confirmation gap
+
+
+def test_wait_when_server_flaps_should_restart_confirmation() -> None:
+    answers = iter([True, False, True, True])
+
+    def flapping(q: dns.message.Message, now: float) -> dns.message.Message:
+        return serving(0 if next(answers) else None)(q, now)
+
+    checker, _, clock = checker_for({"192.0.2.1": flapping})
+    rounds: list[Round] = []
+    checker.wait(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now, on_round=rounds.append)
+    assert [r.ok for r in rounds] == [True, False, True, True]
+    # backoff by attempt 1.0, 1.5, 2.25; stretched to the 2.0 s gap only while a streak is open
+    assert clock.sleeps == [1.0, 2.0, 1.5, 2.25]
+
+
+def test_wait_when_three_confirmations_should_need_three_good_rounds() -> None:
+    policy = PropagationPolicy(backoff_jitter_s=0.0, confirmations=3, confirmation_gap_s=0.5)
+    checker, fake, clock = checker_for({"192.0.2.1": serving(0)}, policy)
+    checker.wait(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now)
+    assert len(fake.asked(dns.rdatatype.TXT)) == 3
+    assert clock.sleeps == [1.0, 1.0, 1.5]
+
+
+def test_wait_when_deadline_passes_should_raise_with_table_naming_the_lagging_address() -> None:
+    policy = PropagationPolicy(backoff_jitter_s=0.0, deadline_s=30.0)
+    behaviours = {"192.0.2.1": serving(0, serial=9), "192.0.2.2": serving(None, serial=9)}
+    checker, fake, clock = checker_for(behaviours, policy)
+    started = clock.now + 1.0
+    round_starts: list[float] = []
+    with pytest.raises(PropagationTimeout) as caught:
+        checker.wait(NAME, TOKEN, targets("192.0.2.1", "192.0.2.2"), written_at=clock.now,
+                     on_round=lambda _: round_starts.append(clock.now))
+    error = caught.value
+    assert error.retryable and error.name == NAME and error.expected == TOKEN
+    assert max(round_starts) - started < 30.0  # stop_before_delay: no round past the deadline
+    assert clock.now - started < 30.0
+    lagging = next(line for line in error.table.splitlines() if "192.0.2.2:53" in line)
+    assert "PENDING" in lagging and "NXDOMAIN" in lagging and "8 (-1)" in lagging
+    healthy = next(line for line in error.table.splitlines() if "192.0.2.1:53" in line)
+    assert "OK" in healthy and "9 (max)" in healthy  # serial came from the diagnostic SOA query
+    assert "192.0.2.2:53 (ns2.example.com) PENDING" in str(error)
+    assert fake.asked(dns.rdatatype.SOA) == ["192.0.2.1"]  # only where the answer lacked one
+
+
+def test_wait_should_log_each_round_with_counts_per_state() -> None:
+    checker, _, clock = checker_for({"192.0.2.1": serving(0), "192.0.2.2": serving(None)},
+                                    PropagationPolicy(backoff_jitter_s=0.0, deadline_s=2.5))
+    with capture_logs() as logs, pytest.raises(PropagationTimeout):
+        checker.wait(NAME, TOKEN, targets("192.0.2.1", "192.0.2.2"), written_at=clock.now)
+    rounds = [e for e in logs if e["event"] == "propagation.round"]
+    assert [e["states"] for e in rounds] == [{"OK": 1, "PENDING": 1}] * 2
+    assert [e["round"] for e in rounds] == [1, 2]
+    assert any(e["event"] == "propagation.timeout" for e in logs)
+
+
+def test_wait_async_should_follow_the_same_schedule_without_threads() -> None:
+    start = FakeClock().now
+    behaviours = {"192.0.2.1": serving(0), "192.0.2.2": serving(start + 14.0)}
+    checker, _, clock = checker_for(behaviours)
+    result = asyncio.run(checker.wait_async(NAME, TOKEN, targets("192.0.2.1", "192.0.2.2"),
+                                            written_at=start))
+    assert result.ok
+    assert clock.sleeps == pytest.approx([1.0, 1.0, 1.5, 2.25, 3.375, 5.0625, 1.5 ** 5])
+
+
+def test_wait_async_when_deadline_passes_should_raise_with_table() -> None:
+    policy = PropagationPolicy(backoff_jitter_s=0.0, deadline_s=10.0)
+    checker, _, clock = checker_for({"192.0.2.1": serving(None)}, policy)
+    with pytest.raises(PropagationTimeout) as caught:
+        asyncio.run(checker.wait_async(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now))
+    assert "192.0.2.1:53" in caught.value.table
+
+
+def test_observe_async_should_limit_queries_in_flight() -> None:
+    in_flight, peak = 0, 0
+
+    async def slow(query: dns.message.Message, target: NameserverAddress) -> dns.message.Message:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return respond(query, txt=quoted(TOKEN))
+
+    checker = PropagationChecker(PropagationPolicy(max_parallel=3), aquery=slow)
+    addresses = [f"192.0.2.{i}" for i in range(1, 11)]
+    result = asyncio.run(checker.observe_async(NAME, TOKEN, targets(*addresses)))
+    assert result.ok and len(result.answers) == 10
+    assert peak == 3
+
+
+# -- pre-state ------------------------------------------------------------------------------
+
+def test_pre_state_should_report_old_values_ttls_and_serial() -> None:
+    behaviours = {"192.0.2.1": serving(None, serial=5, old=("old-a",)),
+                  "192.0.2.2": serving(None, serial=6)}
+    checker, fake, _ = checker_for(behaviours)
+    pre = checker.pre_state(NAME, targets("192.0.2.1", "192.0.2.2"))
+    assert pre.values == frozenset({"old-a"})
+    assert pre.old_ttl == 600
+    assert pre.neg_ttl == 300
+    assert pre.serial == 5  # serial - 1 while not live; SOA queries report it too
+    assert pre.cname is None
+    assert sorted(fake.asked(dns.rdatatype.SOA)) == ["192.0.2.1", "192.0.2.2"]
+
+
+def test_pre_state_when_cname_at_name_should_report_it() -> None:
+    checker, _, _ = checker_for({"192.0.2.1": CNAME_B})
+    assert checker.pre_state(NAME, targets("192.0.2.1")).cname == "elsewhere.example.net"
+
+
+def test_pre_state_when_nobody_answers_authoritatively_should_raise_retryable() -> None:
+    checker, _, _ = checker_for({"192.0.2.1": DOWN_B, "192.0.2.2": LAME_B})
+    with pytest.raises(StepError, match="no authoritative answer") as caught:
+        checker.pre_state(NAME, targets("192.0.2.1", "192.0.2.2"))
+    assert caught.value.retryable is True
+
+
+# -- targets --------------------------------------------------------------------------------
+
+def apex(ns_hosts: tuple[str, ...], glue: dict[str, str] | None = None) -> Answering:
+    def behave(q: dns.message.Message, _: float) -> dns.message.Message:
+        response = respond(q)
+        response.answer.append(dns.rrset.from_text_list(
+            f"{ZONE}.", 3600, "IN", "NS", [h + "." for h in ns_hosts]))
+        for host, ip in (glue or {}).items():
+            response.additional.append(dns.rrset.from_text(host + ".", 3600, "IN", "A", ip))
+        return response
+
+    return behave
+
+
+def test_targets_should_union_provider_and_child_apex_nameservers() -> None:
+    resolved: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        resolved.append(host)
+        return {"ns4.example.org": ["198.51.100.4", "2001:db8::4"]}.get(host, [])
+
+    child = ("ns1.example.net", "ns3.example.com", "ns4.example.org")
+    policy = PropagationPolicy(nameserver_addresses={
+        "NS1.example.net.": ["127.0.0.11:5301"], "ns2.example.net": ["127.0.0.12"],
+        "ns3.example.com": ["[::1]:5303"]})
+    behaviours = {"127.0.0.11": apex(child, {"ns3.example.com": "203.0.113.3"}),
+                  "127.0.0.12": apex(child)}
+    checker, fake, _ = checker_for(behaviours, policy, resolve_host=resolve)
+    found = checker.targets("Example.COM.", ["ns1.example.net", "ns2.example.net."])
+    assert [(t.host, t.endpoint) for t in found] == [
+        ("ns1.example.net", "127.0.0.11:5301"),
+        ("ns2.example.net", "127.0.0.12:53"),
+        ("ns3.example.com", "[::1]:5303"),  # the override beats the glue
+        ("ns4.example.org", "198.51.100.4:53"),
+        ("ns4.example.org", "[2001:db8::4]:53"),
+    ]
+    assert resolved == ["ns4.example.org"]  # only NS host names, never the TXT name
+    assert sorted(fake.asked(dns.rdatatype.NS)) == ["127.0.0.11", "127.0.0.12"]
+    assert all(not q.flags & dns.flags.RD for _, q in fake.log)
+
+
+def test_targets_should_use_glue_for_child_only_hosts_without_override() -> None:
+    policy = PropagationPolicy(nameserver_addresses={"ns1.example.net": ["127.0.0.11"]})
+    behaviours = {"127.0.0.11": apex(("ns1.example.net", "ns9.example.com"),
+                                     {"ns9.example.com": "203.0.113.9"})}
+    checker, _, _ = checker_for(behaviours, policy, resolve_host=lambda _: [])
+    found = checker.targets(ZONE, ["ns1.example.net"])
+    assert NameserverAddress("ns9.example.com", "203.0.113.9", 53) in found
+
+
+def test_targets_should_ignore_apex_answers_that_are_not_authoritative() -> None:
+    def lame_apex(q: dns.message.Message, now: float) -> dns.message.Message:
+        response = apex(("ns7.example.com",))(q, now)
+        response.flags &= ~dns.flags.AA
+        return response
+
+    policy = PropagationPolicy(nameserver_addresses={"ns1.example.net": ["127.0.0.11"]})
+    checker, _, _ = checker_for({"127.0.0.11": lame_apex}, policy,
+                                resolve_host=lambda _: ["203.0.113.7"])
+    assert [t.host for t in checker.targets(ZONE, ["ns1.example.net"])] == ["ns1.example.net"]
+
+
+@pytest.mark.parametrize("provider", [[], ["ns-unknown.example.net"]])
+def test_targets_when_nothing_resolves_should_raise_never_succeed(provider: list[str]) -> None:
+    checker, _, _ = checker_for({}, resolve_host=lambda _: [])
+    with pytest.raises(StepError, match="no authoritative nameserver address") as caught:
+        checker.targets(ZONE, provider)
+    assert caught.value.retryable is False
+
+
+# -- policy ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"confirmations": 0}, {"max_parallel": 0}, {"deadline_s": 0}, {"payload": 100},
+     {"nameserver_addresses": {"ns1": ["not-an-ip"]}},
+     {"nameserver_addresses": {"ns1": ["127.0.0.1:70000"]}}],
+)
+def test_policy_when_values_invalid_should_raise(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        PropagationPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_policy_defaults_should_match_reference() -> None:
+    policy = PropagationPolicy()
+    assert (policy.query_timeout_s, policy.tcp_timeout_s, policy.payload) == (2.0, 3.0, 1232)
+    assert (policy.first_poll_s, policy.backoff_initial_s, policy.backoff_exp_base,
+            policy.backoff_max_s, policy.backoff_jitter_s) == (1.0, 1.0, 1.5, 8.0, 0.5)
+    assert (policy.confirmations, policy.confirmation_gap_s, policy.deadline_s) == (2, 2.0, 300.0)
+    assert (policy.max_parallel, policy.strict, policy.dns_port) == (16, False, 53)
