@@ -57,7 +57,11 @@ HINTS: dict[str, str] = {
         " bucket outside mainland China"
     ),
     "TooManyCnameToken": "the bucket holds 1000 CNAME tokens; wait for old ones to expire (72 h)",
-    "TooManyCnames": "a bucket takes at most 100 custom domains; unbind some or use another bucket",
+    "TooManyCname": "a bucket takes at most 100 custom domains; unbind some or use another bucket",
+    "CertificateInvalidCasId": (
+        "the CAS certificate id is unknown or not the bucket owner's; a CertId needs its CAS"
+        " region suffix, e.g. 4930000-cn-hangzhou"
+    ),
     "NoNeedCreateCnameToken": "the domain is already bound; check it with ListCname",
     "CnameTokenNotFound": "no valid token: it was never created or expired (72 h); create one",
     "NoSuchCname": "the domain is not bound to this bucket",
@@ -85,6 +89,10 @@ HINTS: dict[str, str] = {
 #: Remediation per OSS EC code, for codes whose name alone is ambiguous.
 EC_HINTS: dict[str, str] = {
     "0018-00000115": HINTS["NeedVerifyDomainOwnership"],
+    "0018-00000204": (
+        "the CAS certificate id is unknown or not the bucket owner's; a CertId needs its CAS"
+        " region suffix, e.g. 4930000-cn-hangzhou"
+    ),
     "0018-00000209": (
         "PreviousCertId no longer matches the bound certificate (changed out of band);"
         " re-read ListCname, or rotate with Force"
@@ -155,6 +163,8 @@ def _classify_client_side(cause: BaseException) -> tuple[str, bool]:
         | oss_exc.ParamNullOrEmptyError
         | oss_exc.ParamRequiredError
         | oss_exc.BucketNameInvalidError
+        | oss_exc.ObjectNameInvalidError
+        | oss_exc.PresignExpirationError
         | oss_exc.SerializationError,
     ):
         return "InvalidRequest", False
