@@ -16,7 +16,6 @@ Exit codes are decided in ``cli.py`` only.
     │   └── JournalLocked             another process holds the journal; .holder
     ├── TransitionNotAllowed          .phase; a bug or a tampered journal
     ├── UnsafePlan                    refused without --force (exit 3)
-    │   ├── DomainBoundElsewhere      OSS says the domain belongs to another bucket or owner
     │   └── ForeignTxtValue           _dnsauth.<domain> holds a record we did not write
     ├── LockBusy                      another run holds the lock (exit 75)
     └── StepError                     anything that fails a step; .retryable
@@ -27,6 +26,7 @@ Exit codes are decided in ``cli.py`` only.
         │   └── DnsProviderError      .provider
         │       ├── DnsAuthError      retryable=False
         │       └── ZoneNotFound      retryable=False
+        ├── DomainBoundElsewhere      the domain belongs to another bucket or owner; not retryable
         ├── TokenExpired              retryable=True; the machine goes back to PENDING
         ├── PropagationTimeout        retryable=True; .name, .expected, .table
         ├── OwnershipNotVerified      PutCname kept answering NeedVerifyDomainOwnership
@@ -128,10 +128,6 @@ class UnsafePlan(CnameFlowError):
     """A plan or situation that is refused unless the user insists (exit 3)."""
 
 
-class DomainBoundElsewhere(UnsafePlan):
-    """OSS reports that the domain is bound to another bucket or to another account."""
-
-
 class ForeignTxtValue(UnsafePlan):
     """``_dnsauth.<domain>`` holds a TXT record that cname-flow did not write."""
 
@@ -206,6 +202,12 @@ class DnsAuthError(DnsProviderError):
 
 class ZoneNotFound(DnsProviderError):
     """No zone of the account is a suffix of the name."""
+
+    retryable = False
+
+
+class DomainBoundElsewhere(StepError):
+    """OSS reports that the domain is bound to another bucket or to another account."""
 
     retryable = False
 

@@ -1,0 +1,249 @@
+"""The command-line interface: parse, build objects from Settings, call one library entry, render.
+
+Exit codes are decided here and only here (:func:`exit_code`):
+0 success / no drift; 1 a binding failed for good; 2 usage, config or input error;
+3 unsafe plan refused (re-run with ``--force``); 75 (EX_TEMPFAIL) every failure was retryable.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from cname_flow import log, render, service
+from cname_flow.config import Settings
+from cname_flow.errors import (
+    CnameFlowError,
+    ConfigError,
+    InputError,
+    JournalLocked,
+    LockBusy,
+    UnsafePlan,
+)
+from cname_flow.journal import Journal
+from cname_flow.model import Binding, BindingOptions, CertificateSpec
+from cname_flow.plan import plan_binding
+
+EX_OK, EX_FAILED, EX_USAGE, EX_UNSAFE, EX_TEMPFAIL = 0, 1, 2, 3, 75
+
+
+def exit_code(exc: BaseException) -> int:
+    """The process exit code for an error that ended a command."""
+    if isinstance(exc, ConfigError | InputError | click.UsageError):
+        return EX_USAGE
+    if isinstance(exc, UnsafePlan):
+        return EX_UNSAFE
+    if isinstance(exc, LockBusy | JournalLocked):
+        return EX_TEMPFAIL
+    if isinstance(exc, CnameFlowError) and exc.retryable:
+        return EX_TEMPFAIL
+    return EX_FAILED
+
+
+def fail(exc: CnameFlowError) -> NoReturn:
+    """Print the error (and its hint) on stderr and exit with its code."""
+    where = f"{exc.binding_key}: " if exc.binding_key else ""
+    step = f" (step {exc.step})" if exc.step else ""
+    render.err_console.print(f"[red]error[/red]{step}: {where}{exc.message}", markup=True,
+                             highlight=False)
+    if exc.hint:
+        render.err_console.print(f"hint: {exc.hint}", highlight=False)
+    sys.exit(exit_code(exc))
+
+
+class Ctx:
+    """What the global options give every command."""
+
+    def __init__(self, config: Path | None) -> None:
+        self.config_path = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """Settings, loaded once (ConfigError on a bad file)."""
+        if self._settings is None:
+            from cname_flow.config import load_settings
+
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our exceptions into a message and an exit code."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CnameFlowError as exc:
+            fail(exc)
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@click.group()
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="CNAME_FLOW_CONFIG", help="cname-flow config file (YAML).")
+@click.option("--verbose", "-v", is_flag=True, help="Log debug events too.")
+@click.option("--json-logs/--console-logs", default=None,
+              help="Log format (default: console on a terminal, JSON otherwise).")
+@click.version_option(package_name="cname-flow")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, verbose: bool, json_logs: bool | None) -> None:
+    """Bind custom domains to Alibaba Cloud OSS buckets, resumably."""
+    log.configure(json_logs=json_logs, verbose=verbose)
+    ctx.obj = Ctx(config)
+
+
+def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by bind and plan."""
+    for opt in reversed([
+        click.argument("domain"),
+        click.option("--bucket", help="OSS bucket (default: defaults.bucket)."),
+        click.option("--region", help="OSS region of the bucket (default: oss.region)."),
+        click.option("--route", is_flag=True, help="Also upsert <domain> CNAME <bucket endpoint>."),
+        click.option("--route-target", help="CNAME target for --route."),
+        click.option("--remove-txt", is_flag=True, help="Delete our _dnsauth record once bound."),
+        click.option("--cert-file", type=click.Path(path_type=Path), help="PEM chain, leaf first."),
+        click.option("--key-file", type=click.Path(path_type=Path), help="PEM private key."),
+        click.option("--cert-id", help="CAS certificate id, region suffixed: 4930000-cn-hangzhou."),
+        click.option("--force-cert", is_flag=True, help="Overwrite the bound certificate (Force)."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _binding(obj: Ctx, kw: dict[str, Any]) -> Binding:
+    cert = None
+    if kw["cert_file"] or kw["key_file"] or kw["cert_id"]:
+        cert = CertificateSpec(cert_file=kw["cert_file"], key_file=kw["key_file"],
+                               cert_id=kw["cert_id"])
+    options = BindingOptions(route=kw["route"], remove_txt=kw["remove_txt"],
+                             route_target=kw["route_target"] or obj.settings.defaults.route_target,
+                             force_cert=kw["force_cert"])
+    return service.make_binding(obj.settings, kw["domain"], bucket=kw["bucket"],
+                                region=kw["region"], options=options, certificate=cert)
+
+
+@main.command()
+@binding_options
+@click.option("--dry-run", is_flag=True, help="Only show the plan; change nothing.")
+@click.pass_obj
+@guarded
+def bind(obj: Ctx, dry_run: bool, **kw: Any) -> None:
+    """Bind DOMAIN to a bucket: token, TXT, propagation, PutCname, verification (resumable)."""
+    if dry_run:
+        return _plan(obj, kw)
+    binding = _binding(obj, kw)
+    clients = service.Clients.from_settings(obj.settings)
+    with Journal(service.journal_path(obj.settings)) as journal, \
+            render.propagation_progress(sys.stderr.isatty() and not kw["as_json"]) as on_round:
+        record = service.bind(clients, binding, journal, on_round=on_round)
+    if kw["as_json"]:
+        render.emit_json(render.record_json(record))
+        return None
+    render.console.print(f"[green]bound[/green] {binding.domain} → {binding.bucket}")
+    entries = clients.oss.list_cnames(binding.bucket)
+    render.console.print(render.cname_table(binding.bucket, entries))
+    return None
+
+
+@main.command()
+@binding_options
+@click.pass_obj
+@guarded
+def plan(obj: Ctx, **kw: Any) -> None:
+    """Show what `bind` would do for DOMAIN and why (read-only)."""
+    _plan(obj, kw)
+
+
+def _plan(obj: Ctx, kw: dict[str, Any]) -> None:
+    binding = _binding(obj, kw)
+    clients = service.Clients.from_settings(obj.settings)
+    ctx = service.step_context(clients, binding)
+    record = Journal.read_only(service.journal_path(obj.settings)).get(binding.key)
+    result = plan_binding(ctx, record)
+    if kw["as_json"]:
+        render.emit_json(result.to_json())
+    else:
+        render.console.print(render.plan_table(result))
+
+
+@main.command()
+@click.argument("domain")
+@click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def unbind(obj: Ctx, domain: str, bucket: str | None, as_json: bool) -> None:
+    """Unbind DOMAIN (DeleteCname), then delete the DNS records cname-flow created for it."""
+    binding = service.make_binding(obj.settings, domain, bucket=bucket)
+    clients = service.Clients.from_settings(obj.settings)
+    with Journal(service.journal_path(obj.settings)) as journal:
+        done = service.unbind(clients, binding, journal)
+    if as_json:
+        render.emit_json({"binding": binding.key, "done": done})
+    else:
+        for line in done:
+            render.console.print(line)
+
+
+@main.command()
+@click.argument("domain", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def status(obj: Ctx, domain: str | None, as_json: bool) -> None:
+    """Show each binding's phase, timestamps, token expiry and last error (from the journal)."""
+    from cname_flow.model import normalize_domain
+
+    snapshot = Journal.read_only(service.journal_path(obj.settings))
+    records = [r for r in snapshot.bindings().values()
+               if domain is None or r.domain == normalize_domain(domain)]
+    if as_json:
+        render.emit_json([render.record_json(r) for r in records])
+    else:
+        render.console.print(render.status_table(records))
+
+
+@main.command()
+@click.option("--workflow", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="Manifest to bind (default: workflows/demo.yaml).")
+@click.option("--lag", type=float, default=2.0, show_default=True,
+              help="Propagation lag of the second nameserver, seconds.")
+@click.option("--verbose", "-v", is_flag=True, help="Show every log event too.")
+@guarded
+def demo(workflow: Path | None, lag: float, verbose: bool) -> None:
+    """Start the sandbox in-process and bind the demo domains, showing each step."""
+    from cname_flow.demo import run_demo
+
+    log.configure(json_logs=False, level="info" if verbose else "warning")
+    run_demo(workflow, lag=lag, console=render.console)
+
+
+@main.group()
+def sandbox() -> None:
+    """The local Alibaba Cloud (OSS CNAME API, Alidns API, authoritative DNS)."""
+
+
+@sandbox.command("serve")
+@click.option("--config", "sandbox_config", type=click.Path(path_type=Path, exists=True),
+              help="Sandbox config (YAML); default: the built-in world.")
+@click.option("--state", type=click.Path(path_type=Path), help="Persist state to this file.")
+@click.option("--info-file", type=click.Path(path_type=Path), help="Write endpoints as JSON here.")
+@click.option("--write-config", type=click.Path(path_type=Path),
+              help="Write a cname-flow config pointing at the sandbox here.")
+@guarded
+def sandbox_serve(sandbox_config: Path | None, state: Path | None, info_file: Path | None,
+                  write_config: Path | None) -> None:
+    """Run the sandbox until SIGINT/SIGTERM."""
+    from cname_flow.sandbox.app import serve
+    from cname_flow.sandbox.config import SandboxConfig
+
+    cfg = SandboxConfig.load(sandbox_config) if sandbox_config else SandboxConfig()
+    serve(cfg, state_file=state, info_file=info_file, config_out=write_config,
+          echo=render.console.print)

@@ -1,0 +1,66 @@
+"""structlog set-up; only the CLI calls :func:`configure`.
+
+On a terminal: human-readable console lines on stderr. Otherwise: one JSON object per line on
+stderr (``timestamp``, ``level``, ``event`` and key=value fields), for log collectors and cron mail.
+A last processor redacts any field whose name says it is a secret, as a second line of defence:
+the library never passes secrets to the logger in the first place.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+_SECRET_KEYS = ("secret", "password", "private_key", "security_token", "sts_token")
+
+
+def _redact(
+    logger: object, method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if any(s in key.lower() for s in _SECRET_KEYS):
+            event[key] = "[redacted]"
+    return event
+
+
+def configure(*, json_logs: bool | None = None, verbose: bool = False,
+              level: str | None = None, stream: TextIO | None = None) -> None:
+    """Configure structlog for the process.
+
+    Args:
+        json_logs: force JSON (True) or console (False) output; None picks by ``isatty``.
+        verbose: include debug events.
+        level: explicit minimum level name (``"warning"``…), overriding ``verbose``.
+        stream: where log lines go (default stderr).
+    """
+    out = stream or sys.stderr
+    if json_logs is None:
+        json_logs = not out.isatty()
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json_logs
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            _level(level, verbose)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _level(name: str | None, verbose: bool) -> int:
+    if name:
+        return int(logging.getLevelNamesMapping()[name.upper()])
+    return logging.DEBUG if verbose else logging.INFO

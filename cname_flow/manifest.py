@@ -1,0 +1,196 @@
+"""Manifests: the desired bindings of a batch job or a reconciliation, in YAML or CSV.
+
+YAML::
+
+    defaults: {bucket: examplebucket, region: cn-hangzhou, route: false, remove_txt: false}
+    bindings:
+      - domain: example.com
+      - domain: www.example.com
+        route: true
+      - domain: img.example.com
+        cert_file: certs/img.pem
+        key_file: certs/img.key
+
+CSV (domain lists often come from spreadsheets): a header row with ``domain`` and any of
+``bucket, region, route, route_target, remove_txt, cert_file, key_file, cert_id, force_cert``;
+empty cells take the defaults (``--bucket``/``--region`` or the config's ``defaults``).
+
+The whole manifest is validated before anything runs; every problem is reported at once with its
+file and line; duplicate domains and a domain listed for two buckets are refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cname_flow.errors import CnameFlowError, ConfigError
+from cname_flow.model import Binding, BindingOptions, CertificateSpec, normalize_domain
+from cname_flow.yaml_source import format_path, load_located
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    domain: str | None = None
+    bucket: str | None = None
+    region: str | None = None
+    route: bool | None = None
+    route_target: str | None = None
+    remove_txt: bool | None = None
+    force_cert: bool | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    cert_id: str | None = None
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: _Entry = _Entry()
+    bindings: list[_Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A validated manifest.
+
+    Attributes:
+        source: the file it was read from.
+        bindings: desired bindings in file order (domains normalized to A-labels).
+        lines: binding key → ``"<file>:<line>"`` where it was given.
+    """
+
+    source: Path
+    bindings: tuple[Binding, ...]
+    lines: Mapping[str, str]
+
+    @property
+    def buckets(self) -> frozenset[str]:
+        """Every bucket the manifest names."""
+        return frozenset(b.bucket for b in self.bindings)
+
+
+def load_manifest(path: Path, *, bucket: str | None = None, region: str | None = None) -> Manifest:
+    """Read and validate a YAML or CSV manifest.
+
+    Args:
+        path: ``.yaml``/``.yml`` or ``.csv`` file.
+        bucket: fallback bucket for entries and defaults that name none.
+        region: fallback region.
+
+    Raises:
+        ConfigError: every problem found, each with file and line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = f"{path}: cannot read manifest ({exc.strerror})"
+        raise ConfigError([reason], source=str(path)) from exc
+    if path.suffix.lower() == ".csv":
+        defaults, rows = _Entry(), _csv_rows(text, str(path))
+    else:
+        defaults, rows = _yaml_rows(text, str(path))
+    fallback = _Entry(bucket=bucket, region=region or "cn-hangzhou")
+    return _build(path, defaults, rows, fallback)
+
+
+def _yaml_rows(text: str, source: str) -> tuple[_Entry, list[tuple[str, Any]]]:
+    doc = load_located(text, source)
+    reasons = list(doc.problems)
+    try:
+        parsed = _Document.model_validate(doc.data)
+    except ValidationError as exc:
+        reasons += [f"{doc.where(e['loc'])}: {format_path(e['loc'])}: {e['msg']}"
+                    for e in exc.errors()]
+        raise ConfigError(reasons, source=source) from None
+    if reasons:
+        raise ConfigError(reasons, source=source)
+    rows = [(doc.where(("bindings", i)), e) for i, e in enumerate(parsed.bindings)]
+    return parsed.defaults, rows
+
+
+def _csv_rows(text: str, source: str) -> list[tuple[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    rows: list[tuple[str, Any]] = []
+    reasons: list[str] = []
+    known = set(_Entry.model_fields)
+    unknown = [c for c in (reader.fieldnames or []) if c.strip() not in known]
+    if unknown or "domain" not in (reader.fieldnames or []):
+        raise ConfigError([f"{source}:1: header: needs a 'domain' column; unknown columns: "
+                           f"{', '.join(unknown) or 'none'}"], source=source)
+    for row in reader:
+        where = f"{source}:{reader.line_num}"
+        cells = {k.strip(): v.strip() for k, v in row.items() if k and v and v.strip()}
+        try:
+            rows.append((where, _Entry.model_validate(cells)))
+        except ValidationError as exc:
+            reasons += [f"{where}: {format_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+    if reasons:
+        raise ConfigError(reasons, source=source)
+    return rows
+
+
+def _merged(entry: _Entry, *layers: _Entry) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for layer in (*reversed(layers), entry):
+        out |= {k: v for k, v in layer.model_dump().items() if v is not None}
+    return out
+
+
+def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: _Entry) -> Manifest:
+    reasons: list[str] = []
+    bindings: list[Binding] = []
+    lines: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
+    base = path.parent
+    for where, entry in rows:
+        v = _merged(entry, defaults, fallback)
+        try:
+            binding = _binding(v, base)
+        except (CnameFlowError, ValueError) as exc:
+            reasons.append(f"{where}: {exc}")
+            continue
+        first = seen.get(binding.domain)
+        if first is not None:
+            what = ("listed twice" if first[1] == binding.bucket
+                    else f"listed for two buckets ({first[1]} and {binding.bucket})")
+            reasons.append(f"{where}: {binding.domain}: {what}; first at {first[0]}")
+            continue
+        seen[binding.domain] = (where, binding.bucket)
+        bindings.append(binding)
+        lines[binding.key] = where
+    if not rows:
+        reasons.append(f"{path}: no bindings")
+    if reasons:
+        raise ConfigError(reasons, source=str(path))
+    return Manifest(path, tuple(bindings), lines)
+
+
+def _binding(v: dict[str, Any], base: Path) -> Binding:
+    if not v.get("domain"):
+        raise ValueError("domain: missing")
+    if not v.get("bucket"):
+        raise ValueError("bucket: missing (give it here, in defaults, or with --bucket)")
+    cert = None
+    if v.get("cert_file") or v.get("key_file") or v.get("cert_id"):
+        if v.get("cert_id") and (v.get("cert_file") or v.get("key_file")):
+            raise ValueError("certificate: give cert_id or cert_file + key_file, not both")
+        if not v.get("cert_id") and not (v.get("cert_file") and v.get("key_file")):
+            raise ValueError("certificate: cert_file and key_file go together")
+        cert = CertificateSpec(
+            cert_file=base / v["cert_file"] if v.get("cert_file") else None,
+            key_file=base / v["key_file"] if v.get("key_file") else None,
+            cert_id=v.get("cert_id"),
+        )
+    options = BindingOptions(route=bool(v.get("route")), route_target=v.get("route_target"),
+                             remove_txt=bool(v.get("remove_txt")),
+                             force_cert=bool(v.get("force_cert")))
+    return Binding(domain=normalize_domain(v["domain"]), bucket=v["bucket"], region=v["region"],
+                   certificate=cert, options=options)

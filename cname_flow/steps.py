@@ -1,0 +1,331 @@
+"""One function per step of the machine; each observes remote state first and acts only if needed.
+
+Every step takes a :class:`StepContext` and the binding's replayed :class:`BindingRecord` and
+returns a :class:`StepResult` (the next phase and the outputs to journal). Steps raise
+:mod:`cname_flow.errors` classes only; the runner records them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from cname_flow import ownership
+from cname_flow.certs import LocalCertificate, plan_certificate, verify_bound_certificate
+from cname_flow.dns.base import OWNER_REMARK, DnsProvider, RecordRef, Zone
+from cname_flow.errors import (
+    DomainBoundElsewhere,
+    InputError,
+    OssError,
+    TokenExpired,
+    VerificationFailed,
+)
+from cname_flow.journal import BindingRecord, OutputValue
+from cname_flow.model import Binding, CnameEntry, CnameToken, Phase, txt_name
+from cname_flow.oss import OssCnameApi
+from cname_flow.propagation import PropagationChecker, Round
+
+log = structlog.get_logger(__name__)
+
+#: A token this close to expiry (seconds) is renewed before it is published.
+TOKEN_RENEW_MARGIN_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """Where a step leads and what it learned (journaled as the event's outputs)."""
+
+    phase: Phase
+    outputs: dict[str, OutputValue] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StepContext:
+    """Everything a step may touch.
+
+    Attributes:
+        binding: the desired state.
+        oss: the OSS CNAME API port.
+        dns: the DNS provider holding the domain's zone.
+        checker: the propagation checker.
+        ownership_policy: bounds of the PutCname NeedVerifyDomainOwnership retry.
+        certificate: the pre-flighted local certificate or CAS id, or None.
+        txt_ttl: preferred TTL of the TXT record in seconds (raised to the zone's floor).
+        on_round: called after every propagation round (progress display).
+        sleep: injected for tests; seconds.
+        now: injected wall clock (aware UTC).
+    """
+
+    binding: Binding
+    oss: OssCnameApi
+    dns: DnsProvider
+    checker: PropagationChecker
+    ownership_policy: ownership.OwnershipPolicy = field(default_factory=ownership.OwnershipPolicy)
+    certificate: LocalCertificate | str | None = None
+    txt_ttl: int = 600
+    on_round: Callable[[Round], None] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _zone: Zone | None = None
+    _entries: list[CnameEntry] | None = None
+
+    def zone(self) -> Zone:
+        """The binding's zone at the DNS provider (found once per run)."""
+        if self._zone is None:
+            self._zone = self.dns.find_zone(txt_name(self.binding.domain))
+        return self._zone
+
+    def listed(self, *, fresh: bool = False) -> CnameEntry | None:
+        """The binding's ListCname row on its bucket, or None."""
+        if fresh or self._entries is None:
+            self._entries = self.oss.list_cnames(self.binding.bucket)
+        return next((e for e in self._entries if e.domain == self.binding.domain), None)
+
+
+# -- PENDING → TOKEN_READY ------------------------------------------------------------------------
+
+def create_token(ctx: StepContext, record: BindingRecord) -> StepResult:
+    """Pre-flight the zone, then obtain a valid CNAME token (GetCnameToken, else CreateCnameToken).
+
+    Fast paths: a domain already listed Enabled on the bucket goes to VERIFIED (or to
+    TXT_VISIBLE when its certificate must change).
+
+    Raises:
+        ZoneNotFound: no zone of the account holds the domain (nothing was written).
+        InputError: ``--route`` asked for a zone apex.
+        DomainBoundElsewhere: the domain belongs to another bucket or account.
+    """
+    zone = ctx.zone()
+    if ctx.binding.options.route and ctx.binding.domain == zone.name:
+        raise InputError(
+            f"{ctx.binding.domain} is the apex of zone {zone.name}: a zone apex cannot hold a "
+            "CNAME record (RFC 1912 §2.4), so --route cannot point it at the bucket",
+            hint="use an A/ALIAS record at your DNS provider, or bind a subdomain such as www",
+        )
+    entry = ctx.listed()
+    if entry is not None and entry.status == "Enabled":
+        return StepResult(_bound_next_phase(ctx, entry), {"zone": zone.name, "fast_path": True})
+    token = ctx.oss.get_token(ctx.binding.bucket, ctx.binding.domain)
+    if token is None or token.expired(ctx.now(), margin_s=TOKEN_RENEW_MARGIN_S):
+        token = _create_token(ctx)
+        if token is None:  # NoNeedCreateCnameToken: bound on this bucket meanwhile
+            return StepResult(Phase.CNAME_PUT, {"zone": zone.name})
+    log.info("token.ready", expires_at=token.expires_at.isoformat())
+    return StepResult(Phase.TOKEN_READY, {
+        "zone": zone.name,
+        "token": token.token,
+        "token_expires_at": token.expires_at.isoformat(),
+    })
+
+
+def _create_token(ctx: StepContext) -> CnameToken | None:
+    try:
+        return ctx.oss.create_token(ctx.binding.bucket, ctx.binding.domain)
+    except OssError as exc:
+        if exc.code == "NoNeedCreateCnameToken":
+            return None
+        if exc.code == "CnameAlreadyExists":
+            raise_if_elsewhere(ctx, exc)
+            return None
+        raise
+
+
+def raise_if_elsewhere(ctx: StepContext, exc: OssError) -> None:
+    """After CnameAlreadyExists: return if ListCname shows the domain on our bucket, else raise.
+
+    Raises:
+        DomainBoundElsewhere: the domain is bound to another bucket or account.
+    """
+    if ctx.listed(fresh=True) is not None:
+        return
+    raise DomainBoundElsewhere(
+        f"{ctx.binding.domain} is bound to another bucket or account (OSS {exc.code}, "
+        f"request id {exc.request_id}); nothing was changed",
+        hint="unbind it there first (DeleteCname on that bucket), or bind another domain",
+    ) from exc
+
+
+def _bound_next_phase(ctx: StepContext, entry: CnameEntry) -> Phase:
+    if ctx.certificate is None:
+        return Phase.VERIFIED
+    plan = plan_certificate(entry.certificate, ctx.certificate,
+                            force=ctx.binding.options.force_cert)
+    return Phase.VERIFIED if plan.action == "none" else Phase.TXT_VISIBLE
+
+
+# -- TOKEN_READY → TXT_WRITTEN --------------------------------------------------------------------
+
+def write_txt(ctx: StepContext, record: BindingRecord) -> StepResult:
+    """Publish the token as TXT ``_dnsauth.<domain>``; our own stale record is updated in place.
+
+    Raises:
+        TokenExpired: the token ran out; the machine goes back to PENDING.
+    """
+    token = _valid_token(ctx, record)
+    zone, name = ctx.zone(), txt_name(ctx.binding.domain)
+    existing = ctx.dns.list_records(zone, name, "TXT")
+    pre = ctx.checker.pre_state(name, ctx.checker.targets(zone.name, zone.nameservers))
+    ours = _our_record(existing, record)
+    foreign = [r for r in existing if r is not ours and r.value != token]
+    if foreign:
+        log.warning("txt.foreign_values", count=len(foreign), note="left alone; ours added beside")
+    ttl = max(ctx.txt_ttl, zone.min_ttl)
+    ref, changed = ctx.dns.upsert(zone, name, "TXT", token, ttl, replace=ours)
+    log.info("txt.upserted", record_id=ref.record_id, changed=changed, ttl=ref.ttl)
+    outputs: dict[str, OutputValue] = {
+        "txt_written_at": ctx.now().isoformat(),
+        "neg_ttl": pre.neg_ttl,
+        "old_ttl": pre.old_ttl if pre.values - {token} else None,
+    }
+    if changed or ours is not None or ref.remark == OWNER_REMARK:
+        outputs["txt_record_id"] = ref.record_id
+    return StepResult(Phase.TXT_WRITTEN, outputs)
+
+
+def _valid_token(ctx: StepContext, record: BindingRecord) -> str:
+    token, expires = record.token, record.token_expires_at
+    if token is None or expires is None or expires <= ctx.now():
+        raise TokenExpired(f"the CNAME token for {ctx.binding.domain} expired; getting a new one")
+    return token
+
+
+def _our_record(existing: list[RecordRef], record: BindingRecord) -> RecordRef | None:
+    recorded = record.txt_record_id
+    mine = [r for r in existing if r.record_id == recorded or r.remark == OWNER_REMARK]
+    return mine[0] if mine else None
+
+
+# -- TXT_WRITTEN → TXT_VISIBLE --------------------------------------------------------------------
+
+def wait_propagation(ctx: StepContext, record: BindingRecord) -> StepResult:
+    """Poll every authoritative nameserver address until all serve the token (two rounds).
+
+    Raises:
+        TokenExpired: the token ran out while we were away.
+        PropagationTimeout: the deadline passed; the message holds the per-address table.
+    """
+    token = _valid_token(ctx, record)
+    zone = ctx.zone()
+    targets = ctx.checker.targets(zone.name, zone.nameservers)
+    written_at = _monotonic_of(record.get("txt_written_at"), ctx.now())
+    final = ctx.checker.wait(
+        txt_name(ctx.binding.domain), token, targets, written_at=written_at, on_round=ctx.on_round
+    )
+    return StepResult(Phase.TXT_VISIBLE, {
+        "converged_at": ctx.now().isoformat(),
+        "nameserver_addresses": len(final.answers),
+    })
+
+
+def _monotonic_of(iso: OutputValue, now: datetime) -> float | None:
+    """Map a journaled wall-clock time onto time.monotonic (None when unknown or long past)."""
+    if not isinstance(iso, str):
+        return None
+    age = (now - datetime.fromisoformat(iso)).total_seconds()
+    return time.monotonic() - age if 0 <= age < 60 else None
+
+
+# -- TXT_VISIBLE → CNAME_PUT ----------------------------------------------------------------------
+
+def put_cname(ctx: StepContext, record: BindingRecord) -> StepResult:
+    """PutCname (with the certificate plan), retrying NeedVerifyDomainOwnership for a bounded time.
+
+    Raises:
+        DomainBoundElsewhere: CnameAlreadyExists and the domain is not ours.
+        OwnershipNotVerified: OSS still cannot see the token past the TTL-derived bound.
+        CertificateConflict: the bound certificate changed since it was read.
+    """
+    entry = ctx.listed(fresh=True)
+    request = None
+    if ctx.certificate is not None or (entry is not None and entry.certificate is not None):
+        plan = plan_certificate(
+            entry.certificate if entry else None, ctx.certificate,
+            force=ctx.binding.options.force_cert,
+        )
+        request = plan.request
+        log.info("certificate.plan", action=plan.action, reason=plan.reason)
+    if entry is not None and entry.status == "Enabled" and request is None:
+        return StepResult(Phase.CNAME_PUT, {"put": "skipped: already bound"})
+    window = ctx.ownership_policy.window_s(record)
+    try:
+        request_id = ownership.put_with_retry(ctx, request, window)
+    except OssError as exc:
+        if exc.code == "CnameAlreadyExists":
+            raise_if_elsewhere(ctx, exc)
+            request_id = ownership.put_with_retry(ctx, request, window)
+        else:
+            raise
+    return StepResult(Phase.CNAME_PUT, {"put_request_id": request_id})
+
+
+# -- CNAME_PUT → VERIFIED -------------------------------------------------------------------------
+
+def verify(ctx: StepContext, record: BindingRecord) -> StepResult:
+    """ListCname must show the domain Enabled (and the expected certificate).
+
+    Raises:
+        VerificationFailed: missing, not Enabled, or a certificate mismatch.
+    """
+    entry = ctx.listed(fresh=True)
+    if entry is None or entry.status != "Enabled":
+        state = "missing" if entry is None else f"status {entry.status}"
+        raise VerificationFailed(f"ListCname on {ctx.binding.bucket}: {ctx.binding.domain} {state}")
+    outputs: dict[str, OutputValue] = {"status": entry.status}
+    if ctx.certificate is not None:
+        problems = verify_bound_certificate(entry.certificate, ctx.certificate)
+        if problems:
+            raise VerificationFailed(
+                f"certificate on {ctx.binding.domain} does not match: " + "; ".join(problems),
+                retryable=False,
+            )
+    if entry.certificate is not None:
+        outputs |= {
+            "cert_id": entry.certificate.cert_id,
+            "fingerprint": entry.certificate.fingerprint,
+            "cert_not_after": entry.certificate.valid_end.isoformat()
+            if entry.certificate.valid_end else None,
+        }
+    return StepResult(Phase.VERIFIED, outputs)
+
+
+# -- VERIFIED → BOUND -----------------------------------------------------------------------------
+
+def finish(ctx: StepContext, record: BindingRecord) -> StepResult:
+    """Optional tail: upsert the routing CNAME and check it; remove our ``_dnsauth`` record."""
+    outputs: dict[str, OutputValue] = {}
+    if ctx.binding.options.route:
+        outputs |= _route(ctx, record)
+    if ctx.binding.options.remove_txt and record.txt_record_id:
+        zone = ctx.zone()
+        name = txt_name(ctx.binding.domain)
+        ref = next((r for r in ctx.dns.list_records(zone, name, "TXT")
+                    if r.record_id == record.txt_record_id), None)
+        if ref is not None:
+            ctx.dns.delete_record(ref)
+            log.info("txt.removed", record_id=ref.record_id)
+        outputs["txt_record_id"] = None
+    return StepResult(Phase.BOUND, outputs)
+
+
+def _route(ctx: StepContext, record: BindingRecord) -> dict[str, OutputValue]:
+    zone, domain = ctx.zone(), ctx.binding.domain
+    target = ctx.binding.route_target
+    existing = ctx.dns.list_records(zone, domain, "CNAME")
+    recorded = record.get("route_record_id")
+    ours = next((r for r in existing if r.record_id == recorded or r.remark == OWNER_REMARK), None)
+    foreign = [r for r in existing if r is not ours]
+    if foreign and all(r.value.rstrip(".") != target for r in foreign):
+        raise InputError(
+            f"{domain} already has a CNAME to {foreign[0].value} that cname-flow did not create",
+            hint="remove it or drop --route; cname-flow never changes records it does not own",
+        )
+    ref, _ = ctx.dns.upsert(zone, domain, "CNAME", target, max(ctx.txt_ttl, zone.min_ttl),
+                            replace=ours)
+    targets = ctx.checker.targets(zone.name, zone.nameservers)
+    ctx.checker.wait_cname(domain, target, targets, on_round=ctx.on_round)
+    return {"route_record_id": ref.record_id if ref.remark == OWNER_REMARK else None,
+            "route_target": target}
