@@ -353,6 +353,6 @@ def _serial_missing(round_: Round) -> list[NameserverAddress]:
 
 def _merge_serials(round_: Round, name: str, exchanges: Sequence[Exchange]) -> Round:
     serials = {e.target: classify(e, name, None).serial for e in exchanges}
-    answers = tuple(dataclasses.replace(a, serial=serials.get(a.target) or a.serial)
-                    for a in round_.answers)
+    answers = tuple(a if serials.get(a.target) is None else
+                    dataclasses.replace(a, serial=serials[a.target]) for a in round_.answers)
     return Round(answers=answers, ok=round_.ok)
