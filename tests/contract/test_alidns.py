@@ -1,0 +1,37 @@
+"""The Alidns adapter passes the provider contract against the sandbox's Alidns API.
+
+Real alibabacloud-alidns20150109 client, real ACS3 signatures, real loopback sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cname_flow.credentials import Credentials
+from cname_flow.dns.alidns import Alidns
+from cname_flow.sandbox.app import Sandbox
+from tests.contract.dns_provider_contract import DnsProviderContract
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with pytest.MonkeyPatch.context() as env:
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env.delenv(var, raising=False)  # the Alidns client ignores NO_PROXY
+        with Sandbox() as box:
+            yield box
+
+
+class TestAlidnsContract(DnsProviderContract):
+    @pytest.fixture
+    def provider(self, sandbox: Sandbox) -> Alidns:
+        info = sandbox.info
+        return Alidns(
+            credentials=Credentials(info.access_key_id, info.access_key_secret),
+            endpoint=info.alidns_endpoint,
+            protocol="http",
+        )
