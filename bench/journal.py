@@ -1,0 +1,147 @@
+"""Cost of recording one transition in the journal, by journal size.
+
+For each size N (transitions already in the file, spread over N/10 bindings), the journal is
+prefilled without fsync, reopened with fsync on, and then timed:
+
+* ``record``: one ``Journal.record`` (write + fsync) per transition;
+* ``group/50``: 50 ``record`` calls inside one ``Journal.group()`` (one write + one fsync),
+  divided by 50;
+* ``no-fsync``: one ``Journal.record`` with ``fsync=False`` (the CPU part alone).
+
+Each figure is the median in microseconds; samples are taken round-robin over the sizes so
+that drift in disk latency hits every size alike. The journals grow by what is measured (the
+1,000 one ends near 3,000 after the groups). The ratio N_max/N_min shows whether the cost grows
+with the journal (target ≤ 1.5).
+
+Usage::
+
+    .venv/bin/python bench/journal.py [--sizes 1000,10000,100000] [--samples 300] [--groups 40]
+                                      [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cname_flow.journal import Journal, JournalEvent
+from cname_flow.model import Phase, Step
+
+GROUP = 50
+_FLOW = [
+    (Step.CREATE_TOKEN, "running", Phase.PENDING),
+    (Step.CREATE_TOKEN, "done", Phase.TOKEN_READY),
+    (Step.WRITE_TXT, "running", Phase.TOKEN_READY),
+    (Step.WRITE_TXT, "done", Phase.TXT_WRITTEN),
+    (Step.WAIT_PROPAGATION, "running", Phase.TXT_WRITTEN),
+    (Step.WAIT_PROPAGATION, "done", Phase.TXT_VISIBLE),
+    (Step.PUT_CNAME, "running", Phase.TXT_VISIBLE),
+    (Step.PUT_CNAME, "done", Phase.CNAME_PUT),
+    (Step.VERIFY, "running", Phase.CNAME_PUT),
+    (Step.VERIFY, "done", Phase.VERIFIED),
+]
+
+
+def transitions(bindings: int, start: int = 0) -> Iterator[JournalEvent]:
+    """An endless, realistic stream: each binding walks the flow, ten events apiece."""
+    n = start
+    while True:
+        step, status, phase = _FLOW[(n // bindings) % len(_FLOW)]
+        key = f"bench-bucket/d{n % bindings}.example.com"
+        outputs = {"token": f"tok-{n}", "token_expires_at": "2030-01-01T00:00:00Z"}
+        yield JournalEvent(key, step, status, phase, outputs if status == "done" else {})  # type: ignore[arg-type]
+        n += 1
+
+
+def prefill(path: Path, size: int) -> int:
+    """Write ``size`` transitions (no fsync); return the number of bindings used."""
+    bindings = max(1, size // len(_FLOW))
+    stream = transitions(bindings)
+    with Journal(path, fsync=False) as journal:
+        for start in range(0, size, 1000):
+            journal.record_many([next(stream) for _ in range(min(1000, size - start))])
+    return bindings
+
+
+def time_single(journal: Journal, stream: Iterator[JournalEvent]) -> float:
+    """Nanoseconds for one ``record`` call."""
+    item = next(stream)
+    begin = time.perf_counter_ns()
+    journal.record(item)
+    return time.perf_counter_ns() - begin
+
+
+def time_group(journal: Journal, stream: Iterator[JournalEvent]) -> float:
+    """Nanoseconds per transition of one ``group()`` of :data:`GROUP` records."""
+    items = [next(stream) for _ in range(GROUP)]
+    begin = time.perf_counter_ns()
+    with journal.group():
+        for item in items:
+            journal.record(item)
+    return (time.perf_counter_ns() - begin) / GROUP
+
+
+Timer = Callable[[Journal, Iterator[JournalEvent]], float]
+
+
+def measure(
+    workdir: Path, sizes: list[int], rounds: int, timer: Timer, *, fsync: bool
+) -> list[float]:
+    """Median µs per transition at each size.
+
+    One journal per size is prefilled, flushed to disk (``os.sync``) and reopened; then the
+    samples are taken round-robin over the sizes, so disk-latency drift hits every size alike.
+    """
+    with contextlib.ExitStack() as stack:
+        opened: list[tuple[Journal, Iterator[JournalEvent]]] = []
+        for size in sizes:
+            path = workdir / f"j{size}-{timer.__name__}-{fsync}.jsonl"
+            bindings = prefill(path, size)
+            opened.append(
+                (stack.enter_context(Journal(path, fsync=fsync)), transitions(bindings, size))
+            )
+        os.sync()
+        costs: list[list[float]] = [[] for _ in sizes]
+        for _ in range(rounds):
+            for column, (journal, stream) in zip(costs, opened, strict=True):
+                column.append(timer(journal, stream))
+    return [statistics.median(column) / 1000.0 for column in costs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--samples", type=int, default=300, help="record calls per size")
+    parser.add_argument("--groups", type=int, default=40, help=f"groups of {GROUP} per size")
+    parser.add_argument("--dir", type=Path, default=None, help="where the temp dir goes")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    modes: list[tuple[str, Timer, int, bool]] = [
+        ("record", time_single, args.samples, True),
+        (f"group/{GROUP}", time_group, args.groups, True),
+        ("no-fsync", time_single, args.samples, False),
+    ]
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="cname-flow-bench-") as tmp:
+        print(
+            f"journal bench in {tmp}: median µs per transition "
+            f"({args.samples} records, {args.groups} groups of {GROUP} per size)"
+        )
+        columns = [
+            measure(Path(tmp), sizes, rounds, timer, fsync=fsync)
+            for _, timer, rounds, fsync in modes
+        ]
+    print(f"{'transitions':>13}" + "".join(f"{name:>12}" for name, *_ in modes))
+    for row, size in enumerate(sizes):
+        print(f"{size:>13,}" + "".join(f"{column[row]:>12.1f}" for column in columns))
+    ratios = "".join(f"{column[-1] / column[0]:>12.2f}" for column in columns)
+    print(f"{f'{sizes[-1]:,}/{sizes[0]:,}':>13}" + ratios + "   (target ≤ 1.5)")
+
+
+if __name__ == "__main__":
+    main()
