@@ -82,7 +82,7 @@ class RetryPolicy:
 
     def _wait(self, retry_after: RetryAfter) -> Callable[[RetryCallState], float]:
         backoff = wait_exponential_jitter(
-            initial=self.initial_s, max=self.max_s, jitter=self.jitter_s
+            multiplier=self.initial_s, max=self.max_s, jitter=self.jitter_s
         )
 
         def wait(state: RetryCallState) -> float:

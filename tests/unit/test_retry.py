@@ -1,0 +1,131 @@
+"""The retry policy: exact waits (sleep injected), only retryable errors, server hints honoured."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+from structlog.testing import capture_logs
+
+from cname_flow.credentials import Credentials
+from cname_flow.dns.alidns import Alidns, split_endpoint
+from cname_flow.errors import DnsProviderError, RemoteError
+from cname_flow.retry import RetryPolicy
+
+
+def failing(errors: list[BaseException], result: str = "ok") -> tuple[list[int], Callable[[], str]]:
+    calls: list[int] = []
+
+    def fn() -> str:
+        calls.append(1)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return result
+
+    return calls, fn
+
+
+def remote(code: str, *, retryable: bool) -> RemoteError:
+    return RemoteError(code, service="alidns", code=code, retryable=retryable)
+
+
+NO_JITTER = RetryPolicy(attempts=4, initial_s=1.0, max_s=3.0, jitter_s=0.0)
+
+
+def test_retryable_errors_should_back_off_exponentially_up_to_the_cap() -> None:
+    waits: list[float] = []
+    error = remote("Throttling.User", retryable=True)
+    calls, fn = failing([error] * 10)
+    with pytest.raises(RemoteError) as info:
+        NO_JITTER.retrying(sleep=waits.append)(fn)
+    assert info.value is error
+    assert (len(calls), waits) == (4, [1.0, 2.0, 3.0])
+
+
+def test_success_after_retries_should_return_the_result() -> None:
+    waits: list[float] = []
+    calls, fn = failing([remote("InternalError", retryable=True)] * 2)
+    assert NO_JITTER.retrying(sleep=waits.append)(fn) == "ok"
+    assert (len(calls), waits) == (3, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("error", [remote("QuotaExceeded.TTL", retryable=False), ValueError("x")])
+def test_non_retryable_errors_should_not_be_retried(error: BaseException) -> None:
+    waits: list[float] = []
+    calls, fn = failing([error])
+    with pytest.raises(type(error)):
+        NO_JITTER.retrying(sleep=waits.append)(fn)
+    assert (len(calls), waits) == (1, [])
+
+
+def test_server_hint_should_raise_the_wait_but_not_past_its_cap() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(attempts=3, initial_s=1.0, max_s=3.0, jitter_s=0.0, max_retry_after_s=4)
+    hints = iter([2.5, 30.0])
+    _, fn = failing([remote("Throttling.User", retryable=True)] * 2)
+    policy.retrying(sleep=waits.append, retry_after=lambda _exc: next(hints))(fn)
+    assert waits == [2.5, 4.0]
+
+
+def test_jitter_should_stay_within_its_bound() -> None:
+    waits: list[float] = []
+    policy = RetryPolicy(attempts=6, initial_s=1.0, max_s=20.0, jitter_s=1.0)
+    _, fn = failing([remote("Throttling", retryable=True)] * 5)
+    policy.retrying(sleep=waits.append)(fn)
+    for attempt, wait in enumerate(waits):
+        assert 2.0**attempt <= wait <= 2.0**attempt + 1.0
+
+
+def test_each_retry_should_be_logged_with_its_code_and_fields() -> None:
+    _, fn = failing([remote("Throttling.User", retryable=True)])
+    with capture_logs() as logs:
+        NO_JITTER.retrying(sleep=lambda _s: None, log_fields={"action": "AddDomainRecord"})(fn)
+    assert logs == [
+        {"event": "api.retry", "log_level": "info", "attempt": 1, "wait_s": 1.0,
+         "code": "Throttling.User", "action": "AddDomainRecord"}
+    ]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_alidns_unreachable_should_retry_each_attempt_through_the_rate_limiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    waits: list[float] = []
+    actions: list[str] = []
+    dns = Alidns(
+        credentials=Credentials("LTAIexample", "SENTINEL-secret"),
+        endpoint=f"127.0.0.1:{closed_port()}",
+        protocol="http",
+        rate_limiter=actions.append,
+        retry=NO_JITTER,
+        sleep=waits.append,
+    )
+    with pytest.raises(DnsProviderError) as info:
+        dns.find_zone("img.example.com")
+    assert (info.value.code, info.value.retryable) == ("NetworkError", True)
+    assert "SENTINEL-secret" not in str(info.value)
+    assert actions == ["DescribeDomains"] * 4
+    assert waits == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "protocol", "expected"),
+    [
+        (None, "https", (None, "https")),
+        ("127.0.0.1:8080", "HTTP", ("127.0.0.1:8080", "http")),
+        ("http://127.0.0.1:8080", "https", ("127.0.0.1:8080", "http")),
+        ("https://alidns.aliyuncs.com", "http", ("alidns.aliyuncs.com", "https")),
+    ],
+)
+def test_split_endpoint_should_strip_the_scheme_the_sdk_cannot_take(
+    endpoint: str | None, protocol: str, expected: tuple[str | None, str]
+) -> None:
+    assert split_endpoint(endpoint, protocol) == expected
