@@ -19,15 +19,14 @@ of waits cost only their sockets and a few objects each.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import dns.rdatatype
 import structlog
+from dns.rdatatype import RdataType
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_result
 
 from cname_flow.errors import PropagationTimeout, StepError
@@ -38,6 +37,7 @@ from cname_flow.propagation_model import (
     PreState,
     PropagationPolicy,
     Round,
+    fold_pre_state,
 )
 from cname_flow.propagation_schedule import (
     Attempt,
@@ -55,6 +55,8 @@ from cname_flow.propagation_wire import (
     async_udp_then_tcp,
     classify,
     make_query,
+    merge_serials,
+    serial_missing,
     udp_then_tcp,
 )
 
@@ -72,9 +74,7 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-TXT = dns.rdatatype.TXT
-SOA = dns.rdatatype.SOA
-_AUTHORITATIVE = frozenset({AnswerState.OK, AnswerState.PENDING, AnswerState.CNAME})
+TXT, CNAME, SOA = RdataType.TXT, RdataType.CNAME, RdataType.SOA
 RoundCallback = Callable[[Round], None]
 
 
@@ -140,9 +140,7 @@ class PropagationChecker:
         Raises:
             StepError: ``targets`` is empty (not retryable).
         """
-        _require(name, targets)
-        exchanges = self._exchange_all(name, TXT, targets)
-        return Round.judge([classify(e, name, value) for e in exchanges], strict=self.policy.strict)
+        return self._observe(name, TXT, value, targets)
 
     def wait(
         self,
@@ -166,33 +164,30 @@ class PropagationChecker:
             StepError: ``targets`` is empty (not retryable).
             PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
         """
-        _require(name, targets)
-        delay = self._first_poll_delay(written_at)
-        if delay > 0:
-            self._sleep(delay)
-        confirmation = Confirmation(self.policy.confirmations, self.policy.confirmation_gap_s)
-        started, rounds = self._clock(), itertools.count(1)
+        return self._wait(name, TXT, value, targets, written_at, on_round)
 
-        def attempt() -> Attempt:
-            at = self._clock()
-            round_ = self.observe(name, value, targets)
-            return self._record(name, round_, next(rounds), confirmation.record(round_, at),
-                                on_round)
+    def wait_cname(
+        self,
+        name: str,
+        target: str,
+        targets: Sequence[NameserverAddress],
+        *,
+        written_at: float | None = None,
+        on_round: RoundCallback | None = None,
+    ) -> Round:
+        """:meth:`wait` for a CNAME record: every address must serve ``name`` CNAME ``target``.
 
-        retrying = Retrying(sleep=self._sleep, **self._strategies(confirmation, started))
-        last: Attempt = retrying(attempt)
-        if last.confirmed:
-            return self._converged(name, last.round, started)
-        final = self._with_serials(name, last.round)
-        raise self._timeout(name, value, final, started)
+        Raises:
+            StepError: ``targets`` is empty (not retryable).
+            PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
+        """
+        return self._wait(name, CNAME, target, targets, written_at, on_round)
 
     async def observe_async(
         self, name: str, value: str, targets: Sequence[NameserverAddress]
     ) -> Round:
         """:meth:`observe` on ``dns.asyncquery``; no thread is used."""
-        _require(name, targets)
-        exchanges = await self._aexchange_all(name, TXT, targets)
-        return Round.judge([classify(e, name, value) for e in exchanges], strict=self.policy.strict)
+        return await self._aobserve(name, TXT, value, targets)
 
     async def wait_async(
         self,
@@ -209,6 +204,83 @@ class PropagationChecker:
             StepError: ``targets`` is empty (not retryable).
             PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
         """
+        return await self._await(name, TXT, value, targets, written_at, on_round)
+
+    async def wait_cname_async(
+        self,
+        name: str,
+        target: str,
+        targets: Sequence[NameserverAddress],
+        *,
+        written_at: float | None = None,
+        on_round: RoundCallback | None = None,
+    ) -> Round:
+        """:meth:`wait_cname` on ``dns.asyncquery`` and tenacity's ``AsyncRetrying``."""
+        return await self._await(name, CNAME, target, targets, written_at, on_round)
+
+    # -- one round --------------------------------------------------------------------------
+
+    def _observe(
+        self, name: str, rdtype: RdataType, value: str, targets: Sequence[NameserverAddress]
+    ) -> Round:
+        _require(name, targets)
+        exchanges = self._exchange_all(name, rdtype, targets)
+        return self._judge(exchanges, name, rdtype, value)
+
+    async def _aobserve(
+        self, name: str, rdtype: RdataType, value: str, targets: Sequence[NameserverAddress]
+    ) -> Round:
+        _require(name, targets)
+        exchanges = await self._aexchange_all(name, rdtype, targets)
+        return self._judge(exchanges, name, rdtype, value)
+
+    def _judge(
+        self, exchanges: Sequence[Exchange], name: str, rdtype: RdataType, value: str
+    ) -> Round:
+        answers = [classify(e, name, value, rdtype=rdtype) for e in exchanges]
+        return Round.judge(answers, strict=self.policy.strict)
+
+    # -- the poll ---------------------------------------------------------------------------
+
+    def _wait(
+        self,
+        name: str,
+        rdtype: RdataType,
+        value: str,
+        targets: Sequence[NameserverAddress],
+        written_at: float | None,
+        on_round: RoundCallback | None,
+    ) -> Round:
+        _require(name, targets)
+        delay = self._first_poll_delay(written_at)
+        if delay > 0:
+            self._sleep(delay)
+        confirmation = Confirmation(self.policy.confirmations, self.policy.confirmation_gap_s)
+        started, rounds = self._clock(), itertools.count(1)
+
+        def attempt() -> Attempt:
+            at = self._clock()
+            round_ = self._observe(name, rdtype, value, targets)
+            return self._record(name, round_, next(rounds), confirmation.record(round_, at),
+                                on_round)
+
+        retrying = Retrying(sleep=self._sleep, **self._strategies(confirmation, started))
+        last: Attempt = retrying(attempt)
+        if last.confirmed:
+            return self._converged(name, last.round, started)
+        final = merge_serials(last.round, name,
+                              self._exchange_all(name, SOA, serial_missing(last.round)))
+        raise self._timeout(name, rdtype, value, final, started)
+
+    async def _await(
+        self,
+        name: str,
+        rdtype: RdataType,
+        value: str,
+        targets: Sequence[NameserverAddress],
+        written_at: float | None,
+        on_round: RoundCallback | None,
+    ) -> Round:
         _require(name, targets)
         delay = self._first_poll_delay(written_at)
         if delay > 0:
@@ -218,7 +290,7 @@ class PropagationChecker:
 
         async def attempt() -> Attempt:
             at = self._clock()
-            round_ = await self.observe_async(name, value, targets)
+            round_ = await self._aobserve(name, rdtype, value, targets)
             return self._record(name, round_, next(rounds), confirmation.record(round_, at),
                                 on_round)
 
@@ -226,8 +298,8 @@ class PropagationChecker:
         last: Attempt = await retrying(attempt)
         if last.confirmed:
             return self._converged(name, last.round, started)
-        final = await self._with_serials_async(name, last.round)
-        raise self._timeout(name, value, final, started)
+        soa = await self._aexchange_all(name, SOA, serial_missing(last.round))
+        raise self._timeout(name, rdtype, value, merge_serials(last.round, name, soa), started)
 
     # -- schedule ---------------------------------------------------------------------------
 
@@ -258,7 +330,9 @@ class PropagationChecker:
                  addresses=len(round_.answers), warnings=warnings)
         return round_
 
-    def _timeout(self, name: str, value: str, round_: Round, started: float) -> PropagationTimeout:
+    def _timeout(
+        self, name: str, rdtype: RdataType, value: str, round_: Round, started: float
+    ) -> PropagationTimeout:
         elapsed = self._clock() - started
         lagging = ", ".join(f"{a.target.endpoint} ({a.target.host}) {a.state}"
                             for a in round_.lagging()) or "none, but not confirmed in time"
@@ -266,7 +340,8 @@ class PropagationChecker:
         log.warning("propagation.timeout", name=name, elapsed_s=round(elapsed, 3),
                     states=round_.counts())
         return PropagationTimeout(
-            f"{name}: TXT value not served by every authoritative address after {elapsed:.0f} s;"
+            f"{name}: {rdtype.name} {value!r} not served by every authoritative address"
+            f" after {elapsed:.0f} s;"
             f" lagging: {lagging}\n{table}",
             name=name, expected=value, table=table,
         )
@@ -274,7 +349,7 @@ class PropagationChecker:
     # -- fan-out ----------------------------------------------------------------------------
 
     def _exchange_all(
-        self, name: str, rdtype: dns.rdatatype.RdataType, targets: Sequence[NameserverAddress]
+        self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress]
     ) -> list[Exchange]:
         if not targets:
             return []
@@ -288,7 +363,7 @@ class PropagationChecker:
             return list(pool.map(one, targets))
 
     async def _aexchange_all(
-        self, name: str, rdtype: dns.rdatatype.RdataType, targets: Sequence[NameserverAddress]
+        self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress]
     ) -> list[Exchange]:
         gate = asyncio.Semaphore(self.policy.max_parallel)
 
@@ -298,40 +373,6 @@ class PropagationChecker:
                                   target, self._clock)
 
         return list(await asyncio.gather(*(one(target) for target in targets)))
-
-    def _with_serials(self, name: str, round_: Round) -> Round:
-        """``round_`` with SOA serials asked of each address that answered without one."""
-        ask_these = _serial_missing(round_)
-        return _merge_serials(round_, name, self._exchange_all(name, SOA, ask_these))
-
-    async def _with_serials_async(self, name: str, round_: Round) -> Round:
-        ask_these = _serial_missing(round_)
-        return _merge_serials(round_, name, await self._aexchange_all(name, SOA, ask_these))
-
-
-def fold_pre_state(
-    name: str, txt: Sequence[AddressAnswer], soa: Sequence[AddressAnswer]
-) -> PreState:
-    """Combine per-address TXT and SOA answers for ``name`` into one :class:`PreState`.
-
-    Raises:
-        StepError: retryable; no address answered the TXT query authoritatively.
-    """
-    txt_auth = [a for a in txt if a.state in _AUTHORITATIVE]
-    if not txt_auth:
-        raise StepError(f"{name}: no authoritative answer from any of {len(txt)} addresses",
-                        retryable=True)
-    every = txt_auth + [a for a in soa if a.state in _AUTHORITATIVE]
-    ttls = [a.ttl for a in txt_auth if a.ttl is not None]
-    neg_ttls = [a.neg_ttl for a in every if a.neg_ttl is not None]
-    serials = [a.serial for a in every if a.serial is not None]
-    return PreState(
-        values=frozenset().union(*(a.values for a in txt_auth)),
-        old_ttl=max(ttls, default=None),
-        neg_ttl=max(neg_ttls, default=None),
-        cname=next((a.cname for a in txt_auth if a.cname), None),
-        serial=max(serials, default=None),
-    )
 
 
 def _require(name: str, targets: Sequence[NameserverAddress]) -> None:
@@ -344,15 +385,3 @@ def _last_attempt(retry_state: RetryCallState) -> Attempt:
     assert retry_state.outcome is not None  # tenacity sets it before asking to stop
     result: Attempt = retry_state.outcome.result()
     return result
-
-
-def _serial_missing(round_: Round) -> list[NameserverAddress]:
-    return [a.target for a in round_.answers
-            if a.serial is None and a.state is not AnswerState.UNREACHABLE]
-
-
-def _merge_serials(round_: Round, name: str, exchanges: Sequence[Exchange]) -> Round:
-    serials = {e.target: classify(e, name, None).serial for e in exchanges}
-    answers = tuple(a if serials.get(a.target) is None else
-                    dataclasses.replace(a, serial=serials[a.target]) for a in round_.answers)
-    return Round(answers=answers, ok=round_.ok)

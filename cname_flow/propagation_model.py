@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from cname_flow.errors import StepError
 from cname_flow.propagation_table import render_table
 
 
@@ -138,6 +139,8 @@ class AnswerState(StrEnum):
 
 BLOCKING_STATES = frozenset({AnswerState.PENDING, AnswerState.CNAME, AnswerState.SERVFAIL})
 WARNING_STATES = frozenset({AnswerState.LAME, AnswerState.UNREACHABLE})
+#: States of an answer that came from a server holding the zone (AA=1, usable rcode).
+AUTHORITATIVE_STATES = frozenset({AnswerState.OK, AnswerState.PENDING, AnswerState.CNAME})
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,3 +228,28 @@ class PreState:
     neg_ttl: int | None
     cname: str | None
     serial: int | None
+
+
+def fold_pre_state(
+    name: str, txt: Sequence[AddressAnswer], soa: Sequence[AddressAnswer]
+) -> PreState:
+    """Combine per-address TXT and SOA answers for ``name`` into one :class:`PreState`.
+
+    Raises:
+        StepError: retryable; no address answered the TXT query authoritatively.
+    """
+    txt_auth = [a for a in txt if a.state in AUTHORITATIVE_STATES]
+    if not txt_auth:
+        raise StepError(f"{name}: no authoritative answer from any of {len(txt)} addresses",
+                        retryable=True)
+    every = txt_auth + [a for a in soa if a.state in AUTHORITATIVE_STATES]
+    ttls = [a.ttl for a in txt_auth if a.ttl is not None]
+    neg_ttls = [a.neg_ttl for a in every if a.neg_ttl is not None]
+    serials = [a.serial for a in every if a.serial is not None]
+    return PreState(
+        values=frozenset().union(*(a.values for a in txt_auth)),
+        old_ttl=max(ttls, default=None),
+        neg_ttl=max(neg_ttls, default=None),
+        cname=next((a.cname for a in txt_auth if a.cname), None),
+        serial=max(serials, default=None),
+    )

@@ -12,7 +12,8 @@ and return the response or raise (``dns.exception.Timeout``, ``OSError``, any
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import dns.asyncquery
@@ -25,12 +26,14 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+from dns.rdatatype import RdataType
 
 from cname_flow.propagation_model import (
     AddressAnswer,
     AnswerState,
     NameserverAddress,
     PropagationPolicy,
+    Round,
 )
 
 QueryFn = Callable[[dns.message.Message, NameserverAddress], dns.message.Message]
@@ -123,19 +126,24 @@ async def aask(
     return Exchange(target, response, None, clock() - started)
 
 
-def classify(exchange: Exchange, name: str, value: str | None) -> AddressAnswer:
+def classify(
+    exchange: Exchange, name: str, value: str | None, *, rdtype: RdataType = RdataType.TXT
+) -> AddressAnswer:
     """Classify one exchange (dns-propagation.md §5 Phase C).
 
     Args:
-        exchange: the outcome of a TXT (or SOA) query for ``name``.
+        exchange: the outcome of a query for ``name``.
         name: the queried name; owner names are compared case-insensitively.
-        value: the TXT value waited for, compared byte-exactly (case significant) with each
-            RR's joined character-strings; extra values are allowed. None only reads facts:
-            a positive answer is then OK whatever its values.
+        value: with ``rdtype`` TXT, the value waited for, compared byte-exactly (case
+            significant) with each RR's joined character-strings, extra values allowed; with
+            ``rdtype`` CNAME, the target waited for (case-insensitive, trailing dot ignored).
+            None only reads facts: a positive TXT answer is then OK whatever its values.
+        rdtype: TXT (a CNAME at the name is then state CNAME) or CNAME (the awaited record).
 
     Returns:
-        The answer; ``values``, ``ttl``, ``serial``, ``neg_ttl``, ``cname`` and ``nsid`` are
-        filled from the response whatever the state.
+        The answer; ``values`` (TXT values, or the CNAME target when waiting for a CNAME),
+        ``ttl``, ``serial``, ``neg_ttl``, ``cname`` and ``nsid`` are filled from the response
+        whatever the state.
     """
     response = exchange.response
     if response is None:
@@ -144,11 +152,16 @@ def classify(exchange: Exchange, name: str, value: str | None) -> AddressAnswer:
     txt = _txt_rrset(response, qname)
     cname = _cname_target(response, qname)
     serial, neg_ttl = _soa_facts(response)
-    state, detail = _state(response, txt, cname, value)
+    if rdtype == RdataType.CNAME:
+        state, detail = _cname_state(response, cname, value)
+        values = frozenset({cname} if cname else ())
+    else:
+        state, detail = _state(response, txt, cname, value)
+        values = frozenset(_decode(raw) for raw in _joined(txt))
     return AddressAnswer(
         target=exchange.target,
         state=state,
-        values=frozenset(_decode(raw) for raw in _joined(txt)),
+        values=values,
         ttl=txt.ttl if txt is not None else None,
         serial=serial,
         rtt_s=exchange.rtt_s,
@@ -175,12 +188,8 @@ def _unreachable(exchange: Exchange) -> AddressAnswer:
     )
 
 
-def _state(
-    response: dns.message.Message,
-    txt: dns.rrset.RRset | None,
-    cname: str | None,
-    value: str | None,
-) -> tuple[AnswerState, str]:
+def _failure(response: dns.message.Message) -> tuple[AnswerState, str] | None:
+    """LAME or SERVFAIL per the reference's order (AA first), or None for a usable answer."""
     rcode = response.rcode()
     if not response.flags & dns.flags.AA:
         return AnswerState.LAME, f"not authoritative (AA=0, rcode {dns.rcode.to_text(rcode)})"
@@ -188,12 +197,39 @@ def _state(
         return AnswerState.LAME, f"rcode {dns.rcode.to_text(rcode)}"
     if rcode == dns.rcode.SERVFAIL:
         return AnswerState.SERVFAIL, "rcode SERVFAIL"
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return AnswerState.LAME, f"rcode {dns.rcode.to_text(rcode)}"
+    return None
+
+
+def _cname_state(
+    response: dns.message.Message, cname: str | None, target: str | None
+) -> tuple[AnswerState, str]:
+    failure = _failure(response)
+    if failure is not None:
+        return failure
+    if cname is None:
+        negative = "NXDOMAIN" if response.rcode() == dns.rcode.NXDOMAIN else "NODATA"
+        return AnswerState.PENDING, negative
+    if target is None or cname == target.rstrip(".").lower():
+        return AnswerState.OK, ""
+    return AnswerState.PENDING, f"CNAME to {cname}"
+
+
+def _state(
+    response: dns.message.Message,
+    txt: dns.rrset.RRset | None,
+    cname: str | None,
+    value: str | None,
+) -> tuple[AnswerState, str]:
+    failure = _failure(response)
+    if failure is not None:
+        return failure
+    rcode = response.rcode()
     if cname is not None:
         return AnswerState.CNAME, f"CNAME to {cname}"
     if rcode == dns.rcode.NXDOMAIN:
         return AnswerState.PENDING, "NXDOMAIN"
-    if rcode != dns.rcode.NOERROR:
-        return AnswerState.LAME, f"rcode {dns.rcode.to_text(rcode)}"
     if txt is None:
         return AnswerState.PENDING, "NODATA"
     if value is None or value.encode() in _joined(txt):
@@ -243,3 +279,17 @@ def _decode(raw: bytes) -> str:
     with contextlib.suppress(UnicodeDecodeError):
         return raw.decode("utf-8")
     return raw.decode("utf-8", "backslashreplace")
+
+
+def serial_missing(round_: Round) -> list[NameserverAddress]:
+    """Targets of ``round_`` that answered but whose answer carried no SOA serial."""
+    return [a.target for a in round_.answers
+            if a.serial is None and a.state is not AnswerState.UNREACHABLE]
+
+
+def merge_serials(round_: Round, name: str, exchanges: Sequence[Exchange]) -> Round:
+    """``round_`` with the serials read from diagnostic SOA ``exchanges`` for ``name``."""
+    serials = {e.target: classify(e, name, None).serial for e in exchanges}
+    answers = tuple(a if serials.get(a.target) is None else
+                    dataclasses.replace(a, serial=serials[a.target]) for a in round_.answers)
+    return Round(answers=answers, ok=round_.ok)

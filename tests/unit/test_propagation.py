@@ -4,6 +4,7 @@ confirmation, the exact tenacity schedule (fake clock, no real waiting), timeout
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 from collections.abc import Mapping
 
@@ -448,3 +449,54 @@ def test_policy_defaults_should_match_reference() -> None:
             policy.backoff_max_s, policy.backoff_jitter_s) == (1.0, 1.0, 1.5, 8.0, 0.5)
     assert (policy.confirmations, policy.confirmation_gap_s, policy.deadline_s) == (2, 2.0, 300.0)
     assert (policy.max_parallel, policy.strict, policy.dns_port) == (16, False, 53)
+
+
+# -- waiting for a CNAME (the optional route step) ------------------------------------------
+
+ROUTE = "www.example.com"
+BUCKET_HOST = "bucket.oss-cn-hangzhou.aliyuncs.com"
+
+
+def cname_serving(target: str | None) -> Answering:
+    def behave(q: dns.message.Message, _: float) -> dns.message.Message:
+        if target is None:
+            return respond(q, rcode=dns.rcode.NXDOMAIN, serial=3)
+        return respond(q, cname=target + ".")
+
+    return behave
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "state", "detail"),
+    [
+        (cname_serving(BUCKET_HOST.upper()), AnswerState.OK, ""),
+        (cname_serving(None), AnswerState.PENDING, "NXDOMAIN"),
+        (cname_serving("old.example.net"), AnswerState.PENDING, "CNAME to old.example.net"),
+        (LAME_B, AnswerState.LAME, "rcode REFUSED"),
+    ],
+)
+def test_wait_cname_should_classify_the_awaited_target(
+    behaviour: Behaviour, state: AnswerState, detail: str
+) -> None:
+    policy = PropagationPolicy(backoff_jitter_s=0.0, deadline_s=5.0)
+    checker, fake, _ = checker_for({"192.0.2.1": behaviour}, policy)
+    rounds: list[Round] = []
+    with pytest.raises(PropagationTimeout) if state is not AnswerState.OK else _nothing():
+        checker.wait_cname(ROUTE, BUCKET_HOST, targets("192.0.2.1"), on_round=rounds.append)
+    answer = rounds[0].answers[0]
+    assert (answer.state, answer.detail) == (state, detail)
+    assert fake.asked(dns.rdatatype.CNAME) and not fake.asked(dns.rdatatype.TXT)
+
+
+def test_wait_cname_async_when_stuck_should_name_type_and_target_in_timeout() -> None:
+    policy = PropagationPolicy(backoff_jitter_s=0.0, deadline_s=3.0)
+    checker, _, clock = checker_for({"192.0.2.1": cname_serving("old.example.net")}, policy)
+    with pytest.raises(PropagationTimeout) as caught:
+        asyncio.run(checker.wait_cname_async(ROUTE, BUCKET_HOST, targets("192.0.2.1"),
+                                             written_at=clock.now))
+    assert f"CNAME '{BUCKET_HOST}'" in str(caught.value)
+    assert "old.example.net" in caught.value.table
+
+
+def _nothing() -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
