@@ -1,0 +1,248 @@
+"""The sandbox's DNS: authoritative nameservers with per-server propagation lag, and the fleet.
+
+Each :class:`AuthoritativeServer` listens on its own loopback ``address:port`` (UDP and TCP) and
+answers for every zone of the sandbox state as it was ``lag`` seconds ago (``lag=None``: as it
+was when the sandbox started), like a primary and lagging or stuck secondaries. :class:`DnsFleet`
+starts the configured servers plus the caching resolver (``dns_resolver.CachingResolver``) that the
+OSS API's PutCname asks through a ``dns_resolver.ResolverVerifier``.
+
+All of it runs in the caller's asyncio event loop. See ``docs/sandbox-dns.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Mapping
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdataclass
+
+from cname_flow.sandbox.dns_resolver import CachingResolver, ResolverVerifier
+from cname_flow.sandbox.dns_transport import DnsEndpoint, Reply, decode_query, render
+from cname_flow.sandbox.dns_zone import ZoneAnswerer
+from cname_flow.sandbox.faults import FaultKind, FaultPlan
+from cname_flow.sandbox.state import SandboxState
+
+__all__ = ["AuthoritativeServer", "CachingResolver", "DnsFleet", "ResolverVerifier"]
+
+logger = logging.getLogger(__name__)
+
+#: EDNS payload the servers advertise (the DNS Flag Day 2020 value), bytes.
+OUR_PAYLOAD = 1232
+#: Rendered UDP answers kept per server for the current data version.
+MAX_CACHED_ANSWERS = 20_000
+#: A DNS message's ID is its first two bytes (RFC 1035 §4.1.1); a header is 12 bytes.
+_ID_BYTES, _HEADER_BYTES = 2, 12
+
+
+class AuthoritativeServer:
+    """One authoritative nameserver for every zone in ``state.zones``, on UDP and TCP.
+
+    Answers with AA for hosted names (RFC 1034 §4.3.2; no delegations), REFUSED without AA for
+    names outside every zone, from the state as of ``state.server_time(lag)``. Over UDP an
+    answer larger than the client's payload (512 bytes without EDNS) is sent empty with TC=1.
+    Undecodable queries get FORMERR when their header parses and are dropped otherwise. With a
+    fault plan, operation ``"dns"`` may add latency, drop the query (DROP), answer SERVFAIL
+    (ERROR) or answer empty with TC=1 over UDP / REFUSED over TCP (THROTTLE, like RRL's slip).
+    The EDNS NSID option (RFC 5001) is answered with the server's host name.
+
+    Args:
+        state: the sandbox state.
+        name: host name, e.g. ``"ns1.sandbox.cname-flow.test"``.
+        address: loopback IP literal to bind.
+        port: port to bind, 0 for a free one.
+        lag: seconds behind the state, or None for "never updates".
+        faults: optional fault plan.
+        host_addresses: nameserver host name → address served as A/AAAA; defaults to this
+            server's own.
+
+    Raises:
+        ValueError: ``address`` is not loopback.
+
+    Attributes:
+        port: the bound port once :meth:`start` returned.
+        queries: queries answered so far.
+    """
+
+    def __init__(
+        self,
+        state: SandboxState,
+        name: str,
+        address: str = "127.0.0.1",
+        port: int = 0,
+        lag: float | None = 0.0,
+        *,
+        faults: FaultPlan | None = None,
+        host_addresses: Mapping[str, str] | None = None,
+    ) -> None:
+        self.state = state
+        self.name = name.lower().rstrip(".")
+        self.lag = lag
+        self.faults = faults
+        self.queries = 0
+        self._answers: dict[bytes, bytes | None] = {}
+        self._answers_version: tuple[int, int] | None = None
+        self._answerer = ZoneAnswerer(state, host_addresses or {self.name: address})
+        self._nsid = dns.edns.NSIDOption(self.name.encode())
+        self._endpoint = DnsEndpoint(address, port, self._handle)
+
+    @property
+    def address(self) -> str:
+        """The loopback address the server listens on."""
+        return self._endpoint.address
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one until :meth:`start` binds a free one)."""
+        return self._endpoint.port
+
+    async def start(self) -> None:
+        """Bind UDP and TCP.
+
+        Raises:
+            OSError: the port is taken.
+        """
+        await self._endpoint.start()
+        logger.info("dns.server.started name=%s addr=%s:%d lag=%s",
+                    self.name, self.address, self.port, self.lag)
+
+    async def stop(self) -> None:
+        """Close both sockets."""
+        await self._endpoint.stop()
+
+    def _handle(self, wire: bytes, tcp: bool) -> Reply:
+        if self.faults is not None:
+            return self._respond_with_faults(self.faults, wire, tcp)
+        if tcp or len(wire) < _HEADER_BYTES:
+            return self.respond(wire)
+        return self._respond_udp_cached(wire)
+
+    def _respond_udp_cached(self, wire: bytes) -> bytes | None:
+        """The UDP answer, rendered once per distinct query and data version.
+
+        Queries that differ only in their ID get the same answer bytes with the query's ID: the
+        cache key is the query without its ID (so question case, flags and EDNS options count),
+        and it is emptied whenever :meth:`ZoneAnswerer.version` changes. This is what lets one
+        event loop serve thousands of queries per second with dnspython building the answers.
+        """
+        at = self.state.server_time(self.lag)
+        version = self._answerer.version(at)
+        if version != self._answers_version or len(self._answers) >= MAX_CACHED_ANSWERS:
+            self._answers.clear()
+            self._answers_version = version
+        key = wire[_ID_BYTES:]
+        if key in self._answers:
+            answer = self._answers[key]
+            if answer is not None:
+                self.queries += 1
+        else:
+            response = self.respond(wire, at)
+            answer = self._answers[key] = None if response is None else render(response, False)
+        return None if answer is None else wire[:_ID_BYTES] + answer[_ID_BYTES:]
+
+    async def _respond_with_faults(self, faults: FaultPlan, wire: bytes,
+                                   tcp: bool) -> dns.message.Message | None:
+        kind = await faults.apply("dns")
+        response = self.respond(wire)
+        if kind is FaultKind.NONE or response is None:
+            return response
+        if kind is FaultKind.DROP:
+            return None
+        response.answer.clear()
+        response.authority.clear()
+        response.additional.clear()
+        if kind is FaultKind.ERROR:
+            response.set_rcode(dns.rcode.SERVFAIL)
+        elif tcp:
+            response.set_rcode(dns.rcode.REFUSED)
+        else:
+            response.flags |= dns.flags.TC
+        return response
+
+    def respond(self, wire: bytes, at: float | None = None) -> dns.message.Message | None:
+        """The response to one query, or None when nothing should be sent.
+
+        Args:
+            wire: the query in wire format.
+            at: the point in time to serve; defaults to ``state.server_time(lag)``.
+        """
+        query, response = decode_query(wire, our_payload=OUR_PAYLOAD)
+        if query is None or response is None:
+            return response
+        self.queries += 1
+        question = query.question[0]
+        if any(opt.otype == dns.edns.OptionType.NSID for opt in query.options):
+            response.use_edns(0, 0, OUR_PAYLOAD, query.payload, options=[self._nsid])
+        if question.rdclass != dns.rdataclass.IN:
+            response.set_rcode(dns.rcode.REFUSED)
+            return response
+        if at is None:
+            at = self.state.server_time(self.lag)
+        self._answerer.answer(response, question.name, question.rdtype, at)
+        return response
+
+
+class DnsFleet:
+    """The sandbox nameservers, the caching resolver in front of them, and the OSS verifier.
+
+    Attributes:
+        servers: one per ``state.config.nameservers`` entry, in config order.
+        resolver: the caching resolver (``state.config.resolver``).
+        verifier: asks ``resolver``; what PutCname uses.
+    """
+
+    def __init__(self, servers: list[AuthoritativeServer], resolver: CachingResolver) -> None:
+        self.servers = servers
+        self.resolver = resolver
+        self.verifier = ResolverVerifier(resolver.address, resolver.port)
+
+    @classmethod
+    async def start(cls, state: SandboxState, faults: FaultPlan | None = None) -> DnsFleet:
+        """Start every configured nameserver, then the resolver that knows them.
+
+        Args:
+            state: the sandbox state; ``state.config.nameservers`` and ``.resolver`` are used.
+            faults: optional fault plan applied by the authoritative servers (op ``"dns"``).
+
+        Raises:
+            OSError: a configured port is taken (everything started so far is stopped).
+            ValueError: a configured address is not loopback.
+        """
+        cfg = state.config
+        hosts = {ns.name.lower().rstrip("."): ns.address for ns in cfg.nameservers}
+        servers = [
+            AuthoritativeServer(state, ns.name, ns.address, ns.port, ns.lag, faults=faults,
+                                host_addresses=hosts)
+            for ns in cfg.nameservers
+        ]
+        started: list[AuthoritativeServer] = []
+        try:
+            for server in servers:
+                await server.start()
+                started.append(server)
+            resolver = CachingResolver(
+                state, servers, cfg.resolver.address, cfg.resolver.port,
+                max_negative_ttl=cfg.resolver.max_negative_ttl,
+            )
+            await resolver.start()
+        except BaseException:
+            for server in started:
+                await server.stop()
+            raise
+        return cls(servers, resolver)
+
+    def addresses(self) -> dict[str, list[str]]:
+        """Nameserver host name → ``["127.0.0.1:PORT", …]`` (one per server with that name)."""
+        out: dict[str, list[str]] = {}
+        for server in self.servers:
+            out.setdefault(server.name, []).append(f"{server.address}:{server.port}")
+        return out
+
+    async def stop(self) -> None:
+        """Stop the resolver, then every nameserver."""
+        stops: list[Awaitable[None]] = [self.resolver.stop(), *(s.stop() for s in self.servers)]
+        for stop in stops:
+            await stop
