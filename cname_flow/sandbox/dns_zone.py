@@ -254,7 +254,9 @@ class ZoneAnswerer:
             )
             # Pre-rendered (uncompressed, RFC 1035 §4.1.4 makes compression optional): nearly every
             # negative answer carries this RDATA, and compressing its two names dominated them.
-            rendered = dns.rdata.GenericRdata(IN, dns.rdatatype.SOA, soa.to_wire())
+            wire = soa.to_wire()
+            assert wire is not None  # None only when writing to a file
+            rendered = dns.rdata.GenericRdata(IN, dns.rdatatype.SOA, wire)
             rrset = self._soas[key] = dns.rrset.from_rdata(apex, ttl, rendered)
         return rrset
 
