@@ -293,10 +293,22 @@ class BaseDnsProvider(ABC):
                     retryable=True,
                 )
             return found, False
-        self._set_remark(record_id, OWNER_REMARK)
+        self._mark_owned(record_id)
         ref = RecordRef(record_id, zone.name, rr, kind, value, ttl, OWNER_REMARK)
         _log.info("dns.record.created", provider=self.id, name=ref.fqdn, type=kind, ttl=ttl)
         return ref, True
+
+    def _mark_owned(self, record_id: str) -> None:
+        """Set :data:`OWNER_REMARK`; if that fails, take the new record back (best effort) so a
+        replay adds an owned record instead of finding an unmarked one it cannot claim."""
+        try:
+            self._set_remark(record_id, OWNER_REMARK)
+        except DnsProviderError:
+            try:
+                self._delete(record_id)
+            except DnsProviderError:
+                _log.warning("dns.record.unmarked", provider=self.id, record_id=record_id)
+            raise
 
     # --------------------------------------------------------------- the hooks
     @abstractmethod

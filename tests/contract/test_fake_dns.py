@@ -92,3 +92,15 @@ def test_fake_oss_put_cname_should_need_the_txt_proof_from_the_fake_dns() -> Non
     oss.put_cname("examplebucket", domain)
     assert [e.domain for e in oss.list_cnames("examplebucket")] == [domain]
     assert oss.calls["PutCname"] == 2
+
+
+def test_upsert_when_marking_fails_should_take_the_record_back_and_raise() -> None:
+    fake = FakeDnsProvider()
+    zone = fake.find_zone("example.com")
+    fake.fail("UpdateDomainRecordRemark", dns_error("Throttling.User", retryable=True))
+    with pytest.raises(DnsProviderError):
+        fake.upsert(zone, "_dnsauth.m.example.com", "TXT", "tok", 600)
+    assert fake.records == {}
+    ref, changed = fake.upsert(zone, "_dnsauth.m.example.com", "TXT", "tok", 600)
+    assert (changed, ref.owned) == (True, True)
+    assert fake.calls["DeleteDomainRecord"] == 1
