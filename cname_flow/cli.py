@@ -48,10 +48,9 @@ def fail(exc: CnameFlowError) -> NoReturn:
     """Print the error (and its hint) on stderr and exit with its code."""
     where = f"{exc.binding_key}: " if exc.binding_key else ""
     step = f" (step {exc.step})" if exc.step else ""
-    render.err_console.print(f"[red]error[/red]{step}: {where}{exc.message}", markup=True,
-                             highlight=False)
+    click.echo(f"{click.style('error', fg='red')}{step}: {where}{exc.message}", err=True)
     if exc.hint:
-        render.err_console.print(f"hint: {exc.hint}", highlight=False)
+        click.echo(f"hint: {exc.hint}", err=True)
     sys.exit(exit_code(exc))
 
 

@@ -87,8 +87,8 @@ def put_with_retry(ctx: StepContext, request: CertificateRequest | None, window_
 
     retrying = Retrying(
         retry=retry_if_exception(_is_need_verify),
-        wait=wait_exponential_jitter(policy.initial_s, policy.max_s, policy.exp_base,
-                                     policy.jitter_s),
+        wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s,
+                                     exp_base=policy.exp_base, jitter=policy.jitter_s),
         stop=stop_after_delay(window_s),
         sleep=ctx.sleep,
         before_sleep=_log_retry,
