@@ -16,7 +16,8 @@ Exit codes are decided in ``cli.py`` only.
     │   └── JournalLocked             another process holds the journal; .holder
     ├── TransitionNotAllowed          .phase; a bug or a tampered journal
     ├── UnsafePlan                    refused without --force (exit 3)
-    │   └── ForeignTxtValue           _dnsauth.<domain> holds a record we did not write
+    │   ├── ForeignTxtValue           _dnsauth.<domain> holds a record we did not write
+    │   └── StalePlan                 a reviewed reconcile plan no longer matches the state
     ├── LockBusy                      another run holds the lock (exit 75)
     └── StepError                     anything that fails a step; .retryable
         ├── RemoteError               a remote API call failed; .service .code .request_id .status
@@ -130,6 +131,10 @@ class UnsafePlan(CnameFlowError):
 
 class ForeignTxtValue(UnsafePlan):
     """``_dnsauth.<domain>`` holds a TXT record that cname-flow did not write."""
+
+
+class StalePlan(UnsafePlan):
+    """A reviewed reconcile plan was given back but the observed state changed since (exit 3)."""
 
 
 class StepError(CnameFlowError):
