@@ -14,7 +14,7 @@ import structlog
 from cname_flow import machine, steps
 from cname_flow.errors import CnameFlowError, OwnershipNotVerified, TokenExpired
 from cname_flow.journal import BindingRecord, ErrorInfo, Journal, JournalEvent, OutputValue
-from cname_flow.model import Phase, Step
+from cname_flow.model import Binding, Phase, Step
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +41,30 @@ def error_info(exc: CnameFlowError) -> ErrorInfo:
         retryable=exc.retryable,
         request_id=getattr(exc, "request_id", ""),
     )
+
+
+def start_event(binding: Binding) -> JournalEvent:
+    """The first event of a binding never seen before: PENDING with its domain, bucket, region."""
+    return JournalEvent(key=binding.key, step="start", status="done", phase=str(Phase.PENDING),
+                        outputs={"domain": binding.domain, "bucket": binding.bucket,
+                                 "region": binding.region})
+
+
+def failure_event(
+    key: str, step: Step, phase: Phase, exc: CnameFlowError,
+    outputs: dict[str, OutputValue] | None = None,
+) -> JournalEvent:
+    """The ``failed`` event of ``step``: FAILED unless retryable (then the phase is kept).
+
+    ``outputs`` are merged in (e.g. a persisted backoff's ``next_attempt_at``); an ownership
+    failure also records ``ownership_failed_at`` (it bounds the next PutCname window).
+    """
+    after = phase if exc.retryable else Phase.FAILED
+    merged: dict[str, OutputValue] = dict(outputs or {})
+    if isinstance(exc, OwnershipNotVerified):
+        merged["ownership_failed_at"] = datetime.now(UTC).isoformat()
+    return JournalEvent(key=key, step=str(step), status="failed", phase=str(after),
+                        outputs=merged, error=error_info(exc))
 
 
 class Runner:
@@ -93,10 +117,7 @@ class Runner:
         if record is not None:
             log.info("binding.resume", phase=record.phase, last_step=record.last_step)
             return record
-        b = ctx.binding
-        return self._record(b.key, "start", "done", Phase.PENDING, {
-            "domain": b.domain, "bucket": b.bucket, "region": b.region,
-        })
+        return self.journal.record(start_event(ctx.binding))
 
     def _step(self, ctx: steps.StepContext, record: BindingRecord, phase: Phase) -> BindingRecord:
         t = machine.transition(phase)
@@ -119,16 +140,9 @@ class Runner:
         return record
 
     def _fail(self, key: str, step: Step, phase: Phase, exc: CnameFlowError) -> None:
-        after = phase if exc.retryable else Phase.FAILED
-        outputs: dict[str, OutputValue] = {}
-        if isinstance(exc, OwnershipNotVerified):
-            outputs["ownership_failed_at"] = datetime.now(UTC).isoformat()
         log.warning("step.failed", step=str(step), code=error_info(exc).code,
                     retryable=exc.retryable, error=str(exc))
-        self.journal.record(JournalEvent(
-            key=key, step=str(step), status="failed", phase=str(after), outputs=outputs,
-            error=error_info(exc),
-        ))
+        self.journal.record(failure_event(key, step, phase, exc))
 
     def _record(
         self, key: str, step: str, status: str, phase: Phase,

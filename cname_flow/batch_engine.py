@@ -1,0 +1,413 @@
+"""The asyncio engine of batch jobs: many bindings through the machine at once (architecture §6).
+
+Design:
+
+* One task per binding drives it with the runner's discipline: ``running`` is journaled
+  before each step, ``done``/``failed`` after; the steps are :data:`runner.STEP_FUNCTIONS`.
+* Synchronous SDK calls run in a bounded thread pool (``concurrency`` workers) behind a
+  :class:`PriorityGate` that hands a freed worker to the binding furthest along the machine,
+  so bindings finish instead of all crowding the first steps; no step kind may hold more than
+  half the workers (a step blocked on its API's token bucket cannot starve the others).
+* WAIT_PROPAGATION holds no worker: it runs :meth:`PropagationChecker.wait_async` on the
+  loop, so thousands of waiting bindings cost a few sockets and objects each.
+* Journal writes go through a :class:`GroupCommitter`: every event that lands while the
+  previous ``fsync`` runs is written with the next one (group commit).
+* A retryable failure is journaled with ``next_attempt_at`` and retried after an exponential
+  backoff, at most ``max_attempts`` times per run; a resumed job first waits out a recorded
+  backoff. A permanent failure ends only its own binding (phase FAILED).
+* :meth:`Engine.stop` stops new work: propagation waits and backoffs are cancelled at once
+  (their ``running`` step is re-run on resume, which is safe because steps observe first);
+  steps already in a worker are given ``grace_s`` to finish and be journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import math
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import structlog
+
+from cname_flow import machine
+from cname_flow.errors import CnameFlowError, StepError, TokenExpired
+from cname_flow.journal import BindingRecord, Journal, JournalEvent, OutputValue
+from cname_flow.model import Phase, Step, txt_name
+from cname_flow.propagation import NameserverAddress, PropagationChecker
+from cname_flow.runner import MAX_TOKEN_RENEWALS, STEP_FUNCTIONS, failure_event, start_event
+from cname_flow.steps import StepContext, StepResult, _monotonic_of, _valid_token
+
+log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
+
+#: Order of the steps: a later step gets a free worker first.
+_PRIORITY = {step: -i for i, step in enumerate(machine.step_order())}
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    """Backoff between attempts of a binding's failing step (seconds).
+
+    Attributes:
+        initial_s: delay after the first failure.
+        factor: growth per further failure.
+        max_s: cap of one delay.
+        max_attempts: failures of one binding within one run before it is left for a resume.
+    """
+
+    initial_s: float = 2.0
+    factor: float = 2.0
+    max_s: float = 60.0
+    max_attempts: int = 5
+
+    def delay_s(self, failures: int) -> float:
+        """Delay before the next attempt after ``failures`` consecutive failures (≥ 1)."""
+        return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
+
+
+class PriorityGate:
+    """An asyncio semaphore of ``slots`` whose waiters are served lowest priority value first."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a slot; ties are served first come, first served."""
+        if self._free > 0 and not self._heap:
+            self._free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (priority, next(self._seq), fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed to us as we were cancelled
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the best waiter, or back to the pool."""
+        while self._heap:
+            _, _, fut = heapq.heappop(self._heap)
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._free += 1
+
+
+class Workers:
+    """The bounded thread pool behind a :class:`PriorityGate` with a cap per step kind.
+
+    Args:
+        concurrency: worker threads (synchronous API calls in flight at once).
+    """
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch")
+        self._gate = PriorityGate(concurrency)
+        cap = max(1, math.ceil(concurrency / 2))
+        self._caps = {step: asyncio.Semaphore(cap) for step in Step}
+
+    async def acquire(self, step: Step) -> None:
+        """Wait for a worker for ``step`` (later steps are served first)."""
+        await self._caps[step].acquire()
+        try:
+            await self._gate.acquire(_PRIORITY[step])
+        except BaseException:
+            self._caps[step].release()
+            raise
+
+    def release(self, step: Step) -> None:
+        """Give back the worker taken by :meth:`acquire`."""
+        self._gate.release()
+        self._caps[step].release()
+
+    async def call(self, key: str, fn: Callable[[], _T]) -> _T:
+        """Run ``fn`` in a worker thread (structlog context ``binding=key``); hold a slot first."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _bound_call, key, fn)
+
+    def shutdown(self) -> None:
+        """Stop the pool without waiting for abandoned steps (their intent stays journaled)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _bound_call(key: str, fn: Callable[[], _T]) -> _T:
+    with structlog.contextvars.bound_contextvars(binding=key):
+        return fn()
+
+
+class GroupCommitter:
+    """Appends journal events from many tasks, one ``write`` + ``fsync`` per group.
+
+    :meth:`commit` returns once its event is durable. Events arriving while a flush runs are
+    flushed together by the next one.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.flushes = 0
+        self._pending: list[tuple[JournalEvent, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the flusher task on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._flush_forever())
+
+    async def commit(self, event: JournalEvent) -> BindingRecord:
+        """Journal ``event`` durably; return the binding's record after it.
+
+        Raises:
+            JournalError: the write or fsync failed (nothing of that group is recorded).
+        """
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, fut))
+        self._wake.set()
+        await asyncio.shield(fut)
+        record = self.journal.get(event.key)
+        assert record is not None
+        return record
+
+    async def close(self) -> None:
+        """Flush what is pending and stop the flusher."""
+        if self._task is not None:
+            while self._pending:
+                await self._flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._io.shutdown(wait=True)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        events = [event for event, _ in batch]
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._io, self.journal.record_many, events)
+        except Exception as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        self.flushes += 1
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+
+class CachingChecker(PropagationChecker):
+    """A :class:`PropagationChecker` that discovers each zone's nameserver addresses once."""
+
+    def __init__(self, base: PropagationChecker) -> None:
+        super().__init__(base.policy)
+        self._targets: dict[tuple[str, tuple[str, ...]], list[NameserverAddress]] = {}
+        self._lock = threading.Lock()
+
+    def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
+        """As :meth:`PropagationChecker.targets`, cached per (zone, provider nameservers)."""
+        key = (zone, tuple(provider_nameservers))
+        with self._lock:
+            found = self._targets.get(key)
+        if found is None:
+            found = super().targets(zone, provider_nameservers)
+            with self._lock:
+                self._targets[key] = found
+        return list(found)
+
+
+class Engine:
+    """Drives a job's bindings concurrently; see the module docstring.
+
+    Args:
+        committer: the job's journal writer.
+        workers: the thread pool.
+        backoff: retry schedule of failing bindings.
+        on_change: called with (binding key, phase) after every journaled transition.
+        grace_s: after :meth:`stop`, how long steps already in a worker may take to finish.
+    """
+
+    def __init__(
+        self, committer: GroupCommitter, workers: Workers, *,
+        backoff: BackoffPolicy | None = None,
+        on_change: Callable[[str, str], None] | None = None, grace_s: float = 20.0,
+    ) -> None:
+        self.committer = committer
+        self.workers = workers
+        self.backoff = backoff or BackoffPolicy()
+        self.on_change = on_change
+        self.grace_s = grace_s
+        self.stopping = False
+        self._idle: set[asyncio.Task[None]] = set()  # tasks in a wait or backoff: cancel at stop
+        self._tasks: list[asyncio.Task[None]] = []
+        self.step_times: Counter[str] = Counter()
+
+    async def run(self, contexts: Sequence[StepContext]) -> None:
+        """Drive every binding until BOUND, FAILED, retries exhausted, or :meth:`stop`."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._guarded(ctx)) for ctx in contexts]
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    def stop(self) -> None:
+        """Stop new work; cancel waits and backoffs; leave worker steps ``grace_s`` to finish."""
+        if self.stopping:
+            return
+        self.stopping = True
+        for task in list(self._idle):
+            task.cancel()
+        asyncio.get_running_loop().call_later(self.grace_s, self._abandon)
+
+    def _abandon(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def _guarded(self, ctx: StepContext) -> None:
+        try:
+            await self._drive(ctx)
+        except asyncio.CancelledError:
+            log.info("binding.interrupted", binding=ctx.binding.key)
+        except Exception:  # isolation: a bug in one binding must not stop the others
+            log.exception("binding.crashed", binding=ctx.binding.key)
+
+    async def _drive(self, ctx: StepContext) -> None:
+        key = ctx.binding.key
+        record = self.committer.journal.get(key)
+        if record is None:
+            record = await self._commit(start_event(ctx.binding))
+        await self._wait_backoff(record)
+        phase = machine.resume_phase(Phase(record.phase))
+        renewals = failures = 0
+        while phase not in machine.TERMINAL and not self.stopping:
+            try:
+                record = await self._step(ctx, record, phase)
+            except TokenExpired:
+                renewals += 1
+                if renewals > MAX_TOKEN_RENEWALS:
+                    raise
+                record = await self._commit(JournalEvent(
+                    key=key, step="token", status="done", phase=str(machine.ON_TOKEN_EXPIRED),
+                    outputs={"token": None, "token_expires_at": None}))
+            except CnameFlowError as exc:
+                failures += 1
+                record = await self._failed(key, phase, exc, record, failures)
+                if not exc.retryable or failures >= self.backoff.max_attempts:
+                    return
+                await self._wait_backoff(record)
+            phase = Phase(record.phase)
+
+    async def _step(self, ctx: StepContext, record: BindingRecord, phase: Phase) -> BindingRecord:
+        t = machine.transition(phase)
+        key = ctx.binding.key
+        try:
+            if t.step is Step.WAIT_PROPAGATION:
+                await self._commit(JournalEvent(key, str(t.step), "running", str(phase)))
+                result = await self._wait_propagation(ctx, record)
+            else:
+                async with self._worker(t.step):
+                    await self._commit(JournalEvent(key, str(t.step), "running", str(phase)))
+                    fn = STEP_FUNCTIONS[t.step]
+                    result = await self.workers.call(key, lambda: fn(ctx, record))
+            target = machine.check_target(phase, result.phase)
+        except CnameFlowError as exc:
+            exc.binding_key, exc.step = key, str(t.step)
+            raise
+        except Exception as exc:  # a bug: journal it like a permanent failure
+            log.exception("step.crashed", binding=key, step=str(t.step))
+            error = StepError(f"internal error in {t.step}: {type(exc).__name__}: {exc}",
+                              retryable=False)
+            error.binding_key, error.step = key, str(t.step)
+            raise error from exc
+        return await self._commit(JournalEvent(key, str(t.step), "done", str(target),
+                                               result.outputs))
+
+    @contextlib.asynccontextmanager
+    async def _worker(self, step: Step) -> AsyncIterator[None]:
+        """Hold a worker for ``step``; waiting for it is cancelled by :meth:`stop`."""
+        with self._idle_while():
+            await self.workers.acquire(step)
+        try:
+            yield
+        finally:
+            self.workers.release(step)
+
+    async def _wait_propagation(self, ctx: StepContext, record: BindingRecord) -> StepResult:
+        """The WAIT_PROPAGATION step on the loop: :func:`steps.wait_propagation`, asynchronously.
+
+        Raises:
+            TokenExpired: the token ran out while we were away.
+            PropagationTimeout: the deadline passed.
+        """
+        token = _valid_token(ctx, record)
+
+        def find() -> list[NameserverAddress]:
+            zone = ctx.zone()
+            return ctx.checker.targets(zone.name, zone.nameservers)
+
+        async with self._worker(Step.WAIT_PROPAGATION):
+            targets = await self.workers.call(ctx.binding.key, find)
+        written_at = _monotonic_of(record.get("txt_written_at"), ctx.now())
+        with self._idle_while():
+            final = await ctx.checker.wait_async(txt_name(ctx.binding.domain), token, targets,
+                                                 written_at=written_at, on_round=ctx.on_round)
+        return StepResult(Phase.TXT_VISIBLE, {"converged_at": ctx.now().isoformat(),
+                                              "nameserver_addresses": len(final.answers)})
+
+    async def _failed(self, key: str, phase: Phase, exc: CnameFlowError,
+                      record: BindingRecord, failures: int) -> BindingRecord:
+        outputs: dict[str, OutputValue] = {}
+        if exc.retryable:
+            delay = self.backoff.delay_s(record.attempts + 1)
+            outputs["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
+        log.warning("step.failed", binding=key, step=exc.step, code=getattr(exc, "code", ""),
+                    retryable=exc.retryable, failures=failures, error=str(exc))
+        step = machine.transition(phase).step
+        return await self._commit(failure_event(key, step, phase, exc, outputs))
+
+    async def _wait_backoff(self, record: BindingRecord) -> None:
+        """Sleep until the binding's persisted ``next_attempt_at`` (if it is in the future)."""
+        due = record.next_attempt_at
+        if due is None or record.last_status != "failed":
+            return
+        delay = (due - datetime.now(UTC)).total_seconds()
+        if delay > 0:
+            log.info("binding.backoff", binding=record.key, wait_s=round(delay, 1))
+            with self._idle_while():
+                await asyncio.sleep(delay)
+
+    @contextlib.contextmanager
+    def _idle_while(self) -> Iterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        if self.stopping:
+            raise asyncio.CancelledError
+        self._idle.add(task)
+        try:
+            yield
+        finally:
+            self._idle.discard(task)
+
+    async def _commit(self, event: JournalEvent) -> BindingRecord:
+        record = await self.committer.commit(event)
+        if self.on_change is not None:
+            self.on_change(event.key, event.phase)
+        return record
