@@ -6,6 +6,7 @@ Files are created ``0600`` and a missing directory ``0700``, whatever the umask.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import socket
@@ -86,6 +87,13 @@ def ensure_dir(directory: Path) -> None:
     except FileExistsError:
         return
     os.chmod(directory, DIR_MODE)  # mkdir's mode is filtered by the umask
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files a crashed :func:`replace_file` of ``path`` left behind (hold the lock)."""
+    for temp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
 
 
 def fsync_dir(directory: Path) -> None:

@@ -116,10 +116,11 @@ def read_events(path: Path, key: str | None = None) -> Iterator[JournalEvent]:
         JournalCorrupt: as :func:`load`.
     """
     with path.open("rb") as handle:
-        for raw in _scan(handle, path):
-            if raw.number == 1:
-                _header(raw, path)
-                continue
+        lines = _scan(handle, path)
+        for raw in lines:
+            _header(raw, path)
+            break
+        for raw in lines:
             line = _decode(raw, path)
             if isinstance(line, EventLine) and key in (None, line.event.key):
                 yield line.event

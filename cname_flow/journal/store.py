@@ -18,6 +18,7 @@ from cname_flow.journal.files import (
     ensure_dir,
     fsync_dir,
     open_append,
+    remove_stale_temps,
     replace_file,
     write_all,
 )
@@ -195,6 +196,7 @@ class Journal(JournalView):
     # --- internals ----------------------------------------------------------------------------
 
     def _open_file(self) -> None:
+        remove_stale_temps(self._path)
         loaded = load(self._path) if self._path.exists() else None
         fd = open_append(self._path)
         try:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from cname_flow.errors import JournalCorrupt, JournalError, JournalLocked
 from cname_flow.journal import BindingRecord, ErrorInfo, Journal, JournalEvent
+from cname_flow.journal.reader import read_events
 from cname_flow.model import Phase, Step
 
 KEY = "media/static.example.com"
@@ -190,6 +191,16 @@ def test_invalid_json_in_the_middle_names_the_line(path: Path) -> None:
         Journal(path).open()
     with pytest.raises(JournalCorrupt, match=r":3:"):
         Journal.read_only(path)
+
+
+def test_header_must_be_the_first_line(path: Path) -> None:
+    with Journal(path) as journal:
+        flow(journal)
+    path.write_text("\n" + path.read_text())
+    with pytest.raises(JournalCorrupt, match=r":2: the header must be line 1"):
+        Journal.read_only(path)
+    with pytest.raises(JournalCorrupt, match=r":2: the header must be line 1"):
+        list(read_events(path))
 
 
 def test_valid_json_with_bad_fields_names_the_line(path: Path) -> None:
@@ -368,6 +379,28 @@ def test_compaction_keeps_attempts_and_error(path: Path) -> None:
     after = Journal.read_only(path).get(KEY)
     assert after == before
     assert after is not None and after.attempts == 2 and after.last_error is not None
+
+
+def test_crash_during_compaction_keeps_the_old_file_and_cleans_up(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Journal(path) as journal:
+        flow(journal)
+        before = dict(journal.bindings())
+
+        def crash(src: str, dst: str) -> None:
+            raise KeyboardInterrupt  # dies between the temp file and the rename
+
+        monkeypatch.setattr(os, "replace", crash)
+        with pytest.raises(KeyboardInterrupt):
+            journal.compact()
+        monkeypatch.undo()
+    leftover = path.parent / f".{path.name}.crash.tmp"
+    leftover.write_text("half a compaction")  # as a power cut would leave it
+    with Journal(path) as journal:
+        assert dict(journal.bindings()) == before
+    assert not leftover.exists()
+    assert len(lines(path)) == 1 + 6
 
 
 def test_compaction_inside_a_group_is_refused(path: Path) -> None:
