@@ -154,6 +154,7 @@ class RemoteError(StepError):
         code: the service's error code (``"NeedVerifyDomainOwnership"``), or ``"NetworkError"``.
         request_id: the service's request id, when it answered.
         status: HTTP status, or 0 when no answer came.
+        ec: OSS's finer error code (``"0018-00000209"``), or ``""``.
     """
 
     def __init__(
@@ -166,8 +167,10 @@ class RemoteError(StepError):
         status: int = 0,
         hint: str = "",
         retryable: bool | None = None,
+        ec: str = "",
     ) -> None:
         super().__init__(message, hint=hint, retryable=retryable)
+        self.ec = ec
         self.service = service
         self.code = code
         self.request_id = request_id

@@ -187,6 +187,7 @@ def _from_service_error(err: oss_exc.ServiceError, op: str, secrets: tuple[str, 
         status=status,
         hint=hint_for(code, ec),
         retryable=retryable and cls is not OssAuthError,
+        ec=ec,
     )
 
 

@@ -34,8 +34,9 @@ log = structlog.get_logger(__name__)
 NEED_VERIFY = "NeedVerifyDomainOwnership"
 
 #: OSS codes that mean "the bound certificate is not the one PreviousCertId named".
-CERT_CONFLICT_CODES = frozenset({"CertificateConflict", "CasRenewCertificateConflict",
-                                 "PreviousCertIdMismatch", "InvalidPreviousCertId"})
+CERT_CONFLICT_CODES = frozenset({"CasRenewCertificateConflict"})
+#: The EC OSS documents for a PreviousCertId that does not match (its code is not documented).
+CERT_CONFLICT_EC = "0018-00000209"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ def put_with_retry(ctx: StepContext, request: CertificateRequest | None, window_
                 hint="a resolver on OSS's side still caches an old answer; run the same command "
                 "again in a few minutes (the journal resumes at PutCname)",
             ) from exc
-        if exc.code in CERT_CONFLICT_CODES:
+        if exc.code in CERT_CONFLICT_CODES or exc.ec == CERT_CONFLICT_EC:
             raise CertificateConflict(
                 f"the certificate bound to {b.domain} changed since it was read (OSS {exc.code}); "
                 "nothing was changed",

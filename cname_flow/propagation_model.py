@@ -240,8 +240,9 @@ def fold_pre_state(
     """
     txt_auth = [a for a in txt if a.state in AUTHORITATIVE_STATES]
     if not txt_auth:
-        raise StepError(f"{name}: no authoritative answer from any of {len(txt)} addresses",
-                        retryable=True)
+        table = Round.judge(list(txt), strict=False).table()
+        raise StepError(f"{name}: no authoritative answer from any of {len(txt)} addresses, "
+                        f"so nothing was written:\n{table}", retryable=True)
     every = txt_auth + [a for a in soa if a.state in AUTHORITATIVE_STATES]
     ttls = [a.ttl for a in txt_auth if a.ttl is not None]
     neg_ttls = [a.neg_ttl for a in every if a.neg_ttl is not None]

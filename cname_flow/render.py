@@ -19,6 +19,8 @@ from cname_flow.plan import Plan
 from cname_flow.propagation import AnswerState, Round
 
 console = Console(highlight=False)
+if not console.is_terminal:     # piped or captured: do not squeeze tables into 80 columns
+    console = Console(highlight=False, width=160)
 err_console = Console(stderr=True, highlight=False)
 
 

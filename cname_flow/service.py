@@ -143,7 +143,7 @@ def step_context(
     return StepContext(
         binding=binding, oss=clients.oss, dns=clients.dns, checker=clients.checker,
         ownership_policy=ownership_policy(clients.settings), certificate=certificate,
-        txt_ttl=clients.settings.defaults.txt_ttl or 600, on_round=on_round,
+        txt_ttl=clients.settings.defaults.txt_ttl, on_round=on_round,
     )
 
 

@@ -54,7 +54,8 @@ class StepContext:
         checker: the propagation checker.
         ownership_policy: bounds of the PutCname NeedVerifyDomainOwnership retry.
         certificate: the pre-flighted local certificate or CAS id, or None.
-        txt_ttl: preferred TTL of the TXT record in seconds (raised to the zone's floor).
+        txt_ttl: TTL of the TXT record in seconds (raised to the zone's floor); None picks
+            clamp(zone MinTtl, 60, 600) as dns-propagation.md §5 Phase B says.
         on_round: called after every propagation round (progress display).
         sleep: injected for tests; seconds.
         now: injected wall clock (aware UTC).
@@ -66,7 +67,7 @@ class StepContext:
     checker: PropagationChecker
     ownership_policy: ownership.OwnershipPolicy = field(default_factory=ownership.OwnershipPolicy)
     certificate: LocalCertificate | str | None = None
-    txt_ttl: int = 600
+    txt_ttl: int | None = None
     on_round: Callable[[Round], None] | None = None
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -173,7 +174,7 @@ def write_txt(ctx: StepContext, record: BindingRecord) -> StepResult:
     foreign = [r for r in existing if r is not ours and r.value != token]
     if foreign:
         log.warning("txt.foreign_values", count=len(foreign), note="left alone; ours added beside")
-    ttl = max(ctx.txt_ttl, zone.min_ttl)
+    ttl = record_ttl(ctx.txt_ttl, zone)
     ref, changed = ctx.dns.upsert(zone, name, "TXT", token, ttl, replace=ours)
     log.info("txt.upserted", record_id=ref.record_id, changed=changed, ttl=ref.ttl)
     outputs: dict[str, OutputValue] = {
@@ -184,6 +185,14 @@ def write_txt(ctx: StepContext, record: BindingRecord) -> StepResult:
     if changed or ours is not None or ref.remark == OWNER_REMARK:
         outputs["txt_record_id"] = ref.record_id
     return StepResult(Phase.TXT_WRITTEN, outputs)
+
+
+def record_ttl(preferred: int | None, zone: Zone) -> int:
+    """TTL for a record we write, seconds: ``preferred`` raised to the zone's floor, or
+    clamp(MinTtl, 60, 600) when no preference is set."""
+    if preferred is not None:
+        return max(preferred, zone.min_ttl)
+    return min(max(zone.min_ttl, 60), 600)
 
 
 def _valid_token(ctx: StepContext, record: BindingRecord) -> str:
@@ -323,7 +332,7 @@ def _route(ctx: StepContext, record: BindingRecord) -> dict[str, OutputValue]:
             f"{domain} already has a CNAME to {foreign[0].value} that cname-flow did not create",
             hint="remove it or drop --route; cname-flow never changes records it does not own",
         )
-    ref, _ = ctx.dns.upsert(zone, domain, "CNAME", target, max(ctx.txt_ttl, zone.min_ttl),
+    ref, _ = ctx.dns.upsert(zone, domain, "CNAME", target, record_ttl(ctx.txt_ttl, zone),
                             replace=ours)
     targets = ctx.checker.targets(zone.name, zone.nameservers)
     ctx.checker.wait_cname(domain, target, targets, on_round=ctx.on_round)
