@@ -101,15 +101,14 @@ def _finish(obj: Any, result: jobs.JobResult, as_json: bool) -> None:
     else:
         render.console.print(summary_table(result))
     if result.interrupted is not None:
-        render.err_console.print(
-            f"interrupted by {signal.Signals(result.interrupted).name}; journal flushed. "
-            f"Resume with:\n  {jobs.resume_command(result.job_id, obj.config_path)}")
+        click.echo(f"interrupted by {signal.Signals(result.interrupted).name}; journal flushed."
+                   f" Resume with:\n  {jobs.resume_command(result.job_id, obj.config_path)}",
+                   err=True)
         sys.exit(128 + result.interrupted)
     code = _STATUS_EXIT[result.exit_status]
     if code == 75:
-        render.err_console.print(
-            "some bindings can still succeed; resume later with:\n  "
-            f"{jobs.resume_command(result.job_id, obj.config_path)}")
+        click.echo("some bindings can still succeed; resume later with:\n  "
+                   f"{jobs.resume_command(result.job_id, obj.config_path)}", err=True)
     sys.exit(code)
 
 
