@@ -61,12 +61,14 @@ def oss_client(sb: SandboxEnv) -> oss.Client:
 
 def dns_client(sb: SandboxEnv) -> DnsClient:
     return DnsClient(open_api_models.Config(
-        access_key_id=sb.env["OSS_ACCESS_KEY_ID"], access_key_secret=sb.env["OSS_ACCESS_KEY_SECRET"],
+        access_key_id=sb.env["OSS_ACCESS_KEY_ID"],
+        access_key_secret=sb.env["OSS_ACCESS_KEY_SECRET"],
         endpoint=sb.sandbox.info.alidns_endpoint, protocol="HTTP"))
 
 
 def cname_config(domain: str, cert: Any = None) -> oss.BucketCnameConfiguration:
-    return oss.BucketCnameConfiguration(cname=oss.Cname(domain=domain, certificate_configuration=cert))
+    cname = oss.Cname(domain=domain, certificate_configuration=cert)
+    return oss.BucketCnameConfiguration(cname=cname)
 
 
 def listed(sb: SandboxEnv) -> dict[str, Any]:
