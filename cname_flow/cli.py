@@ -246,3 +246,49 @@ def sandbox_serve(sandbox_config: Path | None, state: Path | None, info_file: Pa
     cfg = SandboxConfig.load(sandbox_config) if sandbox_config else SandboxConfig()
     serve(cfg, state_file=state, info_file=info_file, config_out=write_config,
           echo=render.console.print)
+
+
+@main.group()
+def cert() -> None:
+    """Certificates of bound domains (attach and rotate with `bind --cert-file/--cert-id`)."""
+
+
+@cert.command("remove")
+@click.argument("domain")
+@click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
+@click.pass_obj
+@guarded
+def cert_remove(obj: Ctx, domain: str, bucket: str | None) -> None:
+    """Unbind DOMAIN's certificate (PutCname with DeleteCertificate)."""
+    from cname_flow.cert_service import remove_certificate
+
+    binding = service.make_binding(obj.settings, domain, bucket=bucket)
+    clients = service.Clients.from_settings(obj.settings)
+    with Journal(service.journal_path(obj.settings)) as journal:
+        render.console.print(remove_certificate(clients, binding, journal))
+
+
+@cert.command("status")
+@click.option("--bucket", "buckets", multiple=True,
+              help="Bucket to list (repeatable; default: every bucket in the journal and "
+                   "defaults.bucket).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def cert_status(obj: Ctx, buckets: tuple[str, ...], as_json: bool) -> None:
+    """List each bound domain's certificate, fingerprint and days left."""
+    from cname_flow.cert_service import certificate_rows
+
+    chosen = set(buckets)
+    if not chosen:
+        snapshot = Journal.read_only(service.journal_path(obj.settings))
+        chosen = {r.bucket for r in snapshot.bindings().values()}
+        if obj.settings.defaults.bucket:
+            chosen.add(obj.settings.defaults.bucket)
+    if not chosen:
+        raise InputError("no bucket to list: pass --bucket or set defaults.bucket")
+    rows = certificate_rows(service.Clients.from_settings(obj.settings), chosen)
+    if as_json:
+        render.emit_json([r.to_json() for r in rows])
+    else:
+        render.console.print(render.certificate_table(rows))

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
+from cname_flow.cert_service import CertificateRow
 from cname_flow.journal import BindingRecord
 from cname_flow.model import CnameEntry
 from cname_flow.plan import Plan
@@ -127,3 +128,16 @@ def _iso(dt: datetime | None) -> str | None:
 
 def _short(dt: datetime | None) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
+
+
+def certificate_table(rows: Sequence[CertificateRow]) -> Table:
+    """Bound certificates: domain, type, id, fingerprint, valid until, days left."""
+    table = Table(title="certificates")
+    for col in ("bucket", "domain", "type", "cert id", "fingerprint", "valid until", "days left"):
+        table.add_column(col)
+    for r in rows:
+        days = "-" if r.days_left is None else f"{r.days_left:.0f}"
+        style = "red" if r.days_left is not None and r.days_left < 30 else ""
+        table.add_row(r.bucket, r.domain, r.type or "-", r.cert_id or "-", r.fingerprint or "-",
+                      _short(r.valid_end), f"[{style}]{days}[/{style}]" if style else days)
+    return table

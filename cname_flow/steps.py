@@ -18,6 +18,7 @@ from cname_flow import ownership
 from cname_flow.certs import LocalCertificate, plan_certificate, verify_bound_certificate
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider, RecordRef, Zone
 from cname_flow.errors import (
+    CertificateConflict,
     DomainBoundElsewhere,
     InputError,
     OssError,
@@ -250,6 +251,8 @@ def put_cname(ctx: StepContext, record: BindingRecord) -> StepResult:
     """
     entry = ctx.listed(fresh=True)
     request = None
+    if ctx.certificate is not None and entry is not None:
+        _refuse_out_of_band_change(ctx, record, entry)
     if ctx.certificate is not None or (entry is not None and entry.certificate is not None):
         plan = plan_certificate(
             entry.certificate if entry else None, ctx.certificate,
@@ -269,6 +272,28 @@ def put_cname(ctx: StepContext, record: BindingRecord) -> StepResult:
         else:
             raise
     return StepResult(Phase.CNAME_PUT, {"put_request_id": request_id})
+
+
+def _refuse_out_of_band_change(ctx: StepContext, record: BindingRecord, entry: CnameEntry) -> None:
+    """Refuse to rotate over a certificate someone else bound since our last run.
+
+    The journal remembers the CertId we bound (None: we bound none). PreviousCertId only guards
+    the gap between our ListCname and our PutCname; this guards the gap between two runs.
+
+    Raises:
+        CertificateConflict: ListCname shows another certificate and ``--force-cert`` is off.
+    """
+    if ctx.binding.options.force_cert or record.get("status") != "Enabled":
+        return  # forced, or we never verified this binding: nothing to compare with
+    expected = record.get("cert_id")
+    current = entry.certificate.cert_id if entry.certificate else None
+    if current != expected:
+        raise CertificateConflict(
+            f"the certificate on {ctx.binding.domain} changed outside cname-flow: ListCname "
+            f"shows {current or 'none'}, the journal recorded {expected or 'none'}; "
+            "nothing was changed",
+            hint="check who changed it; re-run with --force-cert to replace it anyway",
+        )
 
 
 # -- CNAME_PUT → VERIFIED -------------------------------------------------------------------------
@@ -291,6 +316,7 @@ def verify(ctx: StepContext, record: BindingRecord) -> StepResult:
                 f"certificate on {ctx.binding.domain} does not match: " + "; ".join(problems),
                 retryable=False,
             )
+    outputs |= {"cert_id": None, "fingerprint": None, "cert_not_after": None}
     if entry.certificate is not None:
         outputs |= {
             "cert_id": entry.certificate.cert_id,
