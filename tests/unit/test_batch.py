@@ -1,0 +1,199 @@
+"""Unit tests of the batch building blocks: token buckets, coalesced ListCname, the priority
+gate, group commit, and the engine over the fakes (failure isolation, persisted backoff)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cname_flow.batch import JobResult, outcome
+from cname_flow.batch_engine import (
+    BackoffPolicy,
+    Engine,
+    GroupCommitter,
+    PriorityGate,
+    Workers,
+)
+from cname_flow.batch_limits import ApiStats, BatchOss, RateLimiter, TokenBucket
+from cname_flow.errors import OssError
+from cname_flow.journal import Journal, JournalEvent
+from cname_flow.model import Binding, CnameEntry, Phase
+from cname_flow.propagation import PropagationChecker
+from cname_flow.steps import StepContext
+from tests.fakes import FakeDnsProvider, FakeOss
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_token_bucket_spends_its_burst_then_paces_at_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(10, 3, clock=clock, sleep=clock.sleep)
+    waits = [bucket.acquire() for _ in range(6)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3:] == [0.1, 0.1, 0.1] or all(abs(w - 0.1) < 1e-9 for w in waits[3:])
+    assert abs(clock.now - 0.3) < 1e-9
+
+
+def test_rate_limiter_counts_every_action_and_limits_only_listed_ones() -> None:
+    clock = FakeClock()
+    stats = ApiStats()
+    limiter = RateLimiter({"AddDomainRecord": 2}, stats, burst_s=0.5, sleep=clock.sleep)
+    for _ in range(3):
+        limiter("AddDomainRecord")
+        limiter("Unlisted")
+    assert stats.calls == {"AddDomainRecord": 3, "Unlisted": 3}
+    assert len(clock.slept) == 2  # burst of one token, then one wait per call
+
+
+class SlowListOss(FakeOss):
+    """ListCname takes ``delay`` seconds, so concurrent callers overlap."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.lists = 0
+
+    def list_cnames(self, bucket: str) -> list[CnameEntry]:
+        self.lists += 1
+        time.sleep(self.delay)
+        return super().list_cnames(bucket)
+
+
+def test_list_cname_is_coalesced_and_never_older_than_the_request() -> None:
+    inner = SlowListOss(0.05)
+    oss = BatchOss(inner, lambda action: None)
+    inner.bind("b", "a.example.com")
+    results: list[int] = []
+
+    def ask() -> None:
+        results.append(len(oss.list_cnames("b")))
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
+    for t in threads:
+        t.start()
+    time.sleep(0.01)
+    inner.bind("b", "c.example.com")  # a caller asking from now on must see it
+    late = oss.list_cnames("b")
+    for t in threads:
+        t.join()
+    assert len(results) == 20
+    assert inner.lists <= 4  # 21 callers, at most one call in flight and one queued
+    assert {e.domain for e in late} == {"a.example.com", "c.example.com"}
+
+
+def test_list_cname_failure_reaches_every_waiter() -> None:
+    inner = FakeOss()
+    inner.fail("ListCname", _oss_error())
+    oss = BatchOss(inner, lambda action: None, ApiStats())
+    try:
+        oss.list_cnames("b")
+    except OssError as exc:
+        assert exc.code == "InternalError"
+    else:
+        raise AssertionError("the failure was swallowed")
+
+
+def _oss_error() -> OssError:
+    from tests.fakes import oss_error
+
+    return oss_error("InternalError", 500)
+
+
+def test_priority_gate_serves_the_lowest_priority_value_first() -> None:
+    async def scenario() -> list[str]:
+        gate = PriorityGate(1)
+        order: list[str] = []
+        await gate.acquire(0)
+
+        async def waiter(name: str, prio: int) -> None:
+            await gate.acquire(prio)
+            order.append(name)
+            gate.release()
+
+        tasks = [asyncio.create_task(waiter("early-step", 0)),
+                 asyncio.create_task(waiter("late-step", -5))]
+        await asyncio.sleep(0)
+        gate.release()
+        await asyncio.gather(*tasks)
+        return order
+
+    assert asyncio.run(scenario()) == ["late-step", "early-step"]
+
+
+def test_group_commit_writes_concurrent_events_with_few_fsyncs(tmp_path: Path) -> None:
+    async def scenario(journal: Journal) -> int:
+        committer = GroupCommitter(journal)
+        committer.start()
+        await asyncio.gather(*(committer.commit(JournalEvent(
+            f"b/d{i}.example.com", "start", "done", "PENDING")) for i in range(200)))
+        await committer.close()
+        return committer.flushes
+
+    with Journal(tmp_path / "j.jsonl") as journal:
+        flushes = asyncio.run(scenario(journal))
+        assert len(journal.bindings()) == 200
+    assert flushes < 20
+    assert len(Journal.read_only(tmp_path / "j.jsonl").bindings()) == 200
+
+
+def _contexts(oss: FakeOss, dns: FakeDnsProvider, domains: list[str]) -> list[StepContext]:
+    checker = PropagationChecker()
+    return [StepContext(binding=Binding(domain=d, bucket="examplebucket", region="cn-hangzhou"),
+                        oss=oss, dns=dns, checker=checker) for d in domains]
+
+
+def test_a_permanent_failure_stops_only_its_binding_and_retryable_ones_persist_backoff(
+    tmp_path: Path,
+) -> None:
+    oss, dns = FakeOss(), FakeDnsProvider()
+    oss.fail("CreateCnameToken", _oss_error(), times=100)  # a 500 every time: retryable
+
+    async def scenario(journal: Journal) -> None:
+        committer = GroupCommitter(journal)
+        committer.start()
+        engine = Engine(committer, Workers(4),
+                        backoff=BackoffPolicy(initial_s=0.01, max_s=0.02, max_attempts=2))
+        await engine.run(_contexts(oss, dns, ["www.not-hosted.test", "a.example.com"]))
+        await committer.close()
+
+    with Journal(tmp_path / "j.jsonl") as journal:
+        asyncio.run(scenario(journal))
+        taken = journal.get("examplebucket/www.not-hosted.test")  # no zone: permanent
+        other = journal.get("examplebucket/a.example.com")
+    assert taken is not None and outcome(taken) == "failed"
+    assert taken.last_error is not None and not taken.last_error.retryable
+    assert taken.attempts == 1  # never retried
+    assert other is not None and outcome(other) == "retryable"
+    assert other.phase == Phase.PENDING and other.attempts == 2  # max_attempts, then left
+    assert other.next_attempt_at is not None and other.next_attempt_at > datetime(2000, 1, 1,
+                                                                                 tzinfo=UTC)
+
+
+def test_exit_status_prefers_failed_over_retryable() -> None:
+    def result(*phases: tuple[str, str | None]) -> JobResult:
+        records = []
+        for i, (phase, status) in enumerate(phases):
+            from cname_flow.journal.records import apply_event
+
+            rec = apply_event(None, JournalEvent(f"b/d{i}.example.com", "x",
+                                                 status or "done", phase))  # type: ignore[arg-type]
+            records.append(rec)
+        return JobResult("j", Path("j"), tuple(records), tuple(r.key for r in records), {}, 0.0)
+
+    assert result(("BOUND", None)).exit_status == "ok"
+    assert result(("BOUND", None), ("TOKEN_READY", "failed")).exit_status == "retryable"
+    assert result(("FAILED", "failed"), ("TOKEN_READY", "failed")).exit_status == "failed"
