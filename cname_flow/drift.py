@@ -228,11 +228,12 @@ def _desired_findings(
     if e.status != "Enabled":
         return [(DriftKind.NOT_ENABLED, f"{b.domain} has status {e.status} on {b.bucket}",
                  Action.BIND)]
-    found = _certificate(desired, b, e, now) + _route(b, obs)
+    found = _certificate(desired, b, e, now, obs.record) + _route(b, obs)
     return found + _txt_missing(b, obs)
 
 
-def _certificate(desired: DesiredState, b: Binding, e: CnameEntry, now: datetime) -> list[_Raw]:
+def _certificate(desired: DesiredState, b: Binding, e: CnameEntry, now: datetime,
+                 record: BindingRecord | None) -> list[_Raw]:
     want = desired.certificates.get(b.key)
     if want is not None:
         try:
@@ -244,8 +245,20 @@ def _certificate(desired: DesiredState, b: Binding, e: CnameEntry, now: datetime
         if mismatch:
             shown = (f"{e.certificate.cert_id or '-'} ({e.certificate.fingerprint})"
                      if e.certificate else "no certificate")
+            if _changed_out_of_band(b, e, record):
+                return [(DriftKind.CERTIFICATE_MISMATCH, f"bound: {shown}, changed outside "
+                         f"cname-flow (journal: {record.get('cert_id') if record else None}); "
+                         "set force_cert: true on this binding to replace it", Action.NONE)]
             return [(DriftKind.CERTIFICATE_MISMATCH, f"bound: {shown}; {why}", Action.BIND)]
     return _expiring(desired, e, now)
+
+
+def _changed_out_of_band(b: Binding, e: CnameEntry, record: BindingRecord | None) -> bool:
+    """The rule of ``steps.put_cname``: a CertId other than the one we verified needs force."""
+    if b.options.force_cert or record is None or record.get("status") != "Enabled":
+        return False
+    current = e.certificate.cert_id if e.certificate else None
+    return current != record.get("cert_id")
 
 
 def _expiring(desired: DesiredState, e: CnameEntry, now: datetime) -> list[_Raw]:

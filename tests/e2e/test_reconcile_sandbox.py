@@ -128,6 +128,15 @@ def make_drift(sb: SandboxEnv) -> None:
                                          bucket_cname_configuration=cname_config("e.example.com")))
 
 
+def consent_to_replace_certificate(manifest: Path) -> None:
+    """The operator's explicit ``force_cert`` for b: its certificate was swapped out of band."""
+    doc = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    for b in doc["bindings"]:
+        if b["domain"] == "b.example.com":
+            b["force_cert"] = True
+    manifest.write_text(yaml.safe_dump(doc), encoding="utf-8")
+
+
 DRIFT = {("a.example.com", "binding_missing"), ("b.example.com", "certificate_mismatch"),
          ("c.example.com", "txt_missing"), ("e.example.com", "unmanaged")}
 
@@ -141,6 +150,9 @@ def test_reconcile_reports_each_drift_kind_then_fixes_what_the_policy_allows(
     assert seen.returncode == 1, seen.stderr           # drift left: report only
     assert kinds(report(seen)) == DRIFT
     assert "a.example.com" not in listed(sb)           # nothing was touched
+    [cert] = [f for f in report(seen)["plan"]["findings"] if f["kind"] == "certificate_mismatch"]
+    assert cert["action"] == "none" and "force_cert" in cert["detail"]   # swapped out of band
+    consent_to_replace_certificate(manifest)
 
     unsafe = run(sb, "-f", str(manifest), "--apply", "--policy", "sync")
     assert unsafe.returncode == 3 and "budget" in unsafe.stderr
@@ -187,6 +199,7 @@ def test_reviewed_plan_is_applied_exactly_or_refused_after_a_change(
 ) -> None:
     sb, manifest, _ = bound
     make_drift(sb)
+    consent_to_replace_certificate(manifest)
     plan = tmp_path / "plan.json"
     assert run(sb, "-f", str(manifest), "--plan-out", str(plan)).returncode == 1
     client = oss_client(sb)                              # the world moves on after the review
@@ -210,6 +223,7 @@ def test_sync_unbinds_only_bindings_it_made_that_left_the_manifest(
 ) -> None:
     sb, manifest, _ = bound
     make_drift(sb)                                       # e.example.com: foreign
+    consent_to_replace_certificate(manifest)
     smaller = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     smaller["bindings"] = [b for b in smaller["bindings"] if b["domain"] != "c.example.com"]
     manifest.write_text(yaml.safe_dump(smaller), encoding="utf-8")

@@ -256,3 +256,16 @@ def test_run_lock_is_exclusive_and_released(tmp_path: Path) -> None:
         pass
     with run_lock(tmp_path / "j"):
         pass
+
+
+def test_certificate_swapped_out_of_band_needs_force_cert_to_be_fixed() -> None:
+    b = Binding("a.example.com", B, "cn-hangzhou")
+    verified = record("a.example.com", status="Enabled", cert_id="1-cn-hangzhou")
+    swapped = obs("a.example.com", entry("a.example.com", certificate=cert("3-cn-hangzhou")),
+                  rec=verified)
+    [held] = detect(desired(b, certs={b.key: "2-cn-hangzhou"}), [swapped], NOW)
+    assert (held.kind, held.action) == (DriftKind.CERTIFICATE_MISMATCH, Action.NONE)
+    assert "force_cert" in held.detail
+    forced = Binding("a.example.com", B, "cn-hangzhou", options=BindingOptions(force_cert=True))
+    [fix] = detect(desired(forced, certs={b.key: "2-cn-hangzhou"}), [swapped], NOW)
+    assert fix.action == Action.BIND
