@@ -292,3 +292,13 @@ def cert_status(obj: Ctx, buckets: tuple[str, ...], as_json: bool) -> None:
         render.emit_json([r.to_json() for r in rows])
     else:
         render.console.print(render.certificate_table(rows))
+
+
+def _mount_subcommands() -> None:
+    """Commands that live in their own modules (batch jobs, reconciliation)."""
+    from cname_flow.cli_reconcile import reconcile
+
+    main.add_command(reconcile)
+
+
+_mount_subcommands()

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from cname_flow.propagation_model import PropagationPolicy
+
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 _BUCKET = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -222,6 +224,10 @@ NameserverHost = Annotated[str, AfterValidator(_ns_host)]
 Address = Annotated[str, AfterValidator(_address)]
 
 
+#: The checker's own defaults are the settings' defaults (one source of truth).
+_POLICY = PropagationPolicy()
+
+
 class PropagationSettings(SettingsModel):
     """Polling the authoritative nameservers (dns-propagation.md "Defaults at a glance").
 
@@ -239,20 +245,20 @@ class PropagationSettings(SettingsModel):
             address lookup (split horizon, sandbox).
     """
 
-    query_timeout_s: PositiveFloat = 2.0
-    tcp_timeout_s: PositiveFloat = 3.0
-    payload: Annotated[int, Field(ge=512, le=65535)] = 1232
-    first_poll_s: Annotated[float, Field(ge=0)] = 1.0
-    backoff_initial_s: PositiveFloat = 1.0
-    backoff_exp_base: Annotated[float, Field(ge=1)] = 1.5
-    backoff_max_s: PositiveFloat = 8.0
-    backoff_jitter_s: Annotated[float, Field(ge=0)] = 0.5
-    confirmations: Annotated[int, Field(ge=1)] = 2
-    confirmation_gap_s: Annotated[float, Field(ge=0)] = 2.0
-    deadline_s: PositiveFloat = 300.0
-    max_parallel: Annotated[int, Field(ge=1, le=1024)] = 16
-    strict: bool = False
-    dns_port: Port = 53
+    query_timeout_s: PositiveFloat = _POLICY.query_timeout_s
+    tcp_timeout_s: PositiveFloat = _POLICY.tcp_timeout_s
+    payload: Annotated[int, Field(ge=512, le=65535)] = _POLICY.payload
+    first_poll_s: Annotated[float, Field(ge=0)] = _POLICY.first_poll_s
+    backoff_initial_s: PositiveFloat = _POLICY.backoff_initial_s
+    backoff_exp_base: Annotated[float, Field(ge=1)] = _POLICY.backoff_exp_base
+    backoff_max_s: PositiveFloat = _POLICY.backoff_max_s
+    backoff_jitter_s: Annotated[float, Field(ge=0)] = _POLICY.backoff_jitter_s
+    confirmations: Annotated[int, Field(ge=1)] = _POLICY.confirmations
+    confirmation_gap_s: Annotated[float, Field(ge=0)] = _POLICY.confirmation_gap_s
+    deadline_s: PositiveFloat = _POLICY.deadline_s
+    max_parallel: Annotated[int, Field(ge=1, le=1024)] = _POLICY.max_parallel
+    strict: bool = _POLICY.strict
+    dns_port: Port = _POLICY.dns_port
     nameserver_addresses: dict[NameserverHost, Annotated[list[Address], Field(min_length=1)]] = (
         Field(default_factory=dict)
     )

@@ -1,7 +1,9 @@
 """The polling schedule as tenacity strategies (dns-propagation.md §5 Phase C "Schedule").
 
-* wait: ``wait_exponential_jitter(initial, max, exp_base, jitter)``; while a confirmation streak
-  is open the wait is at least ``confirmation_gap_s``, so confirming rounds are far enough apart.
+* wait: ``wait_exponential_jitter(multiplier=initial, max, exp_base, jitter)``; while a
+  confirmation streak is open the wait is exactly ``confirmation_gap_s``: once every address
+  serves the value, only its stability is in question, and waiting out a long backoff step (up to
+  ``backoff_max_s``) would add latency without telling anything more.
 * stop: ``stop_before_delay(deadline_s)`` measured on the checker's injected clock (tenacity's
   own ``stop_before_delay`` reads ``time.monotonic`` and so cannot be driven by a fake clock).
 * confirmation: ``confirmations`` successful rounds in a row, each starting at least
@@ -51,11 +53,11 @@ class Confirmation:
 
 
 class PollWait(wait_base):
-    """Exponential backoff with jitter, stretched to the confirmation gap during a streak."""
+    """Exponential backoff with jitter; exactly the confirmation gap during a streak."""
 
     def __init__(self, policy: PropagationPolicy, confirmation: Confirmation) -> None:
         self._backoff = wait_exponential_jitter(
-            initial=policy.backoff_initial_s,
+            multiplier=policy.backoff_initial_s,
             max=policy.backoff_max_s,
             exp_base=policy.backoff_exp_base,
             jitter=policy.backoff_jitter_s,
@@ -65,7 +67,7 @@ class PollWait(wait_base):
 
     def __call__(self, retry_state: RetryCallState) -> float:
         delay = float(self._backoff(retry_state))
-        return max(delay, self._gap_s) if self._confirmation.open else delay
+        return self._gap_s if self._confirmation.open else delay
 
 
 class StopBeforeDeadline(stop_base):

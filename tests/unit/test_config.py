@@ -43,18 +43,18 @@ def test_load_settings_when_no_file_should_use_production_defaults() -> None:
     assert settings.journal.dir == Path.cwd() / ".cname-flow"
 
 
-def test_defaults_should_match_the_reference_notes() -> None:
+def test_defaults_should_be_the_checkers_defaults() -> None:
     settings = load_settings(None, env={})
     p, o = settings.propagation, settings.ownership
 
-    assert (p.query_timeout_s, p.tcp_timeout_s, p.payload, p.first_poll_s) == (2.0, 3.0, 1232, 1.0)
+    assert (p.query_timeout_s, p.tcp_timeout_s, p.payload, p.first_poll_s) == (2.0, 3.0, 1232, 0.25)
     assert (p.backoff_initial_s, p.backoff_exp_base, p.backoff_max_s, p.backoff_jitter_s) == (
-        1.0,
-        1.5,
+        0.25,
+        1.25,
         8.0,
-        0.5,
+        0.1,
     )
-    assert (p.confirmations, p.confirmation_gap_s, p.deadline_s) == (2, 2.0, 300)
+    assert (p.confirmations, p.confirmation_gap_s, p.deadline_s) == (2, 0.5, 300)
     assert (p.max_parallel, p.strict, p.dns_port, p.nameserver_addresses) == (16, False, 53, {})
     assert (o.initial_s, o.exp_base, o.max_s, o.jitter_s, o.min_window_s, o.cap_s) == (
         5,
