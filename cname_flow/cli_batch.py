@@ -1,8 +1,7 @@
 """``cname-flow batch``: run, resume, status and list batch jobs (thin: parse, call, render).
 
 Mounted by :mod:`cname_flow.cli` with ``main.add_command(batch)``; the root group's context
-object (``cli.Ctx``, with ``settings`` and ``config_path``) is used here. ``cname_flow.cli`` is
-imported inside the commands so that either module may be imported first.
+object (:class:`cname_flow.cli_common.Ctx`, with ``settings`` and ``config_path``) is used here.
 
 Exit codes: 0 all bound; 1 some failed for good; 75 only retryable failures (or unfinished
 bindings) remain; 130/143 interrupted by SIGINT/SIGTERM (the resume command is printed);
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +28,9 @@ from cname_flow.batch_report import (
     status_table,
     summary_table,
 )
-from cname_flow.errors import CnameFlowError
+from cname_flow.cli_common import guarded
 
 _STATUS_EXIT = {"ok": 0, "failed": 1, "retryable": 75}
-
-
-def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Our exceptions become a message and an exit code (``cli.fail``)."""
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CnameFlowError as exc:
-            from cname_flow.cli import fail
-
-            fail(exc)
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
 
 
 @click.group("batch")
@@ -65,7 +49,7 @@ def batch() -> None:
 @click.option("--region", help="Region for entries naming none.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.pass_obj
-@_guarded
+@guarded
 def run(obj: Any, manifest: Path, concurrency: int | None, job_id: str | None,
         bucket: str | None, region: str | None, as_json: bool) -> None:
     """Validate the manifest, then bind every domain in it."""
@@ -83,7 +67,7 @@ def run(obj: Any, manifest: Path, concurrency: int | None, job_id: str | None,
 @click.option("--retry-failed", is_flag=True, help="Also retry bindings that failed for good.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.pass_obj
-@_guarded
+@guarded
 def resume(obj: Any, job_id: str, concurrency: int | None, retry_failed: bool,
            as_json: bool) -> None:
     """Continue JOB_ID where it stopped (bound domains are skipped)."""
@@ -116,7 +100,7 @@ def _finish(obj: Any, result: jobs.JobResult, as_json: bool) -> None:
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_obj
-@_guarded
+@guarded
 def status(obj: Any, job_id: str, as_json: bool) -> None:
     """Show every binding of JOB_ID: phase, outcome, attempts, last error."""
     info = jobs.job_status(obj.settings, job_id)
@@ -129,7 +113,7 @@ def status(obj: Any, job_id: str, as_json: bool) -> None:
 @batch.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_obj
-@_guarded
+@guarded
 def list_(obj: Any, as_json: bool) -> None:
     """List the batch jobs with their counts per outcome."""
     found = jobs.list_jobs(obj.settings)
@@ -138,16 +122,3 @@ def list_(obj: Any, as_json: bool) -> None:
     else:
         render.console.print(jobs_table(found))
 
-
-def main() -> None:
-    """``python -m cname_flow.cli_batch``: the root CLI with ``batch`` mounted (until cli.py
-    mounts it itself)."""
-    from cname_flow.cli import main as root
-
-    if "batch" not in root.commands:
-        root.add_command(batch)
-    root()
-
-
-if __name__ == "__main__":
-    main()

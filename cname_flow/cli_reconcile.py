@@ -5,8 +5,7 @@ policy, not fixable, or a fix failed for good); 2 usage/config; 3 unsafe plan (o
 without ``--force``) or a reviewed plan that no longer matches the state; 75 another run holds
 the lock, the journal is busy, or only retryable failures / deadline skips are left.
 
-Mounted in :mod:`cname_flow.cli` with ``main.add_command(reconcile)``; ``python -m
-cname_flow.cli_reconcile`` runs the same group with the command mounted.
+Mounted in :mod:`cname_flow.cli` with ``main.add_command(reconcile)``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import click
 from rich.table import Table
 
 from cname_flow import render, service
-from cname_flow.cli import EX_FAILED, EX_OK, EX_TEMPFAIL, Ctx, exit_code, fail, main
+from cname_flow.cli_common import EX_FAILED, EX_OK, EX_TEMPFAIL, Ctx, exit_code, fail
 from cname_flow.drift import Policy
 from cname_flow.errors import CnameFlowError, InputError
 from cname_flow.manifest import load_manifest
@@ -127,8 +126,3 @@ def results_table(report: ReconcileReport) -> Table:
         table.add_row(r.key, str(r.action), r.status, r.code, r.message)
     return table
 
-
-if __name__ == "__main__":  # pragma: no cover - exercised by the e2e tests as a process
-    if "reconcile" not in main.commands:
-        main.add_command(reconcile)
-    main()

@@ -27,7 +27,7 @@ API_OPS = ("CreateCnameToken", "GetCnameToken", "PutCname", "ListCname", "Descri
            "DescribeDomainInfo", "DescribeSubDomainRecords", "AddDomainRecord",
            "UpdateDomainRecord", "UpdateDomainRecordRemark")
 #: Runs the root CLI with `batch` mounted, whether or not cli.py mounts it already.
-CLI = [sys.executable, "-m", "cname_flow.cli_batch"]
+CLI = [sys.executable, "-m", "cname_flow"]
 
 
 def buckets_for(n: int) -> list[str]:

@@ -26,16 +26,16 @@ BUCKET = "examplebucket"
 
 
 def run(sb: SandboxEnv, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m cname_flow.cli_reconcile --config C reconcile ARGS`` as a real process."""
+    """``python -m cname_flow --config C reconcile ARGS`` as a real process."""
     return subprocess.run(
-        [sys.executable, "-m", "cname_flow.cli_reconcile", "--config", str(sb.config),
+        [sys.executable, "-m", "cname_flow", "--config", str(sb.config),
          "reconcile", *args],
         env=sb.env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def popen(sb: SandboxEnv, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cname_flow.cli_reconcile", "--config", str(sb.config),
+        [sys.executable, "-m", "cname_flow", "--config", str(sb.config),
          "reconcile", *args],
         env=sb.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
