@@ -528,7 +528,9 @@ def test_fuzz_signed_operations(fuzz_target: tuple[int, requests.Session], actio
        headers=st.dictionaries(
            st.sampled_from(["authorization", "x-acs-action", "x-acs-date", "x-acs-version",
                             "x-acs-security-token", "content-type", "x-acs-signature-nonce"]),
-           st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60),
+           # requests itself refuses header values with leading whitespace
+           st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+           .map(str.lstrip),
            max_size=5),
        body=st.binary(max_size=40))
 def test_fuzz_raw_requests(fuzz_target: tuple[int, requests.Session], query: str,
