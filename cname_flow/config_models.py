@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from cname_flow.propagation_model import PropagationPolicy
+from cname_flow.quotas import ALIDNS_RATE_LIMITS
 
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 _BUCKET = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
@@ -43,16 +44,11 @@ def _region(value: str) -> str:
 Region = Annotated[str, AfterValidator(_region)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
-#: Alidns per-account per-API limits, requests/s (alibaba-apis.md §8.3). DescribeDomainInfo and
-#: DescribeDomains are not in that table: 100 is a guess. The OSS CNAME operations have no
-#: published per-API limit: 100 each is a guess, kept well under what OSS serves.
+#: Client-side pacing, requests/s: the documented Alidns quotas, plus guesses where nothing is
+#: published (DescribeDomainInfo, DescribeDomains, the OSS CNAME operations: 100 each, kept well
+#: under what the services serve).
 DEFAULT_RATE_LIMITS: dict[str, float] = {
-    "AddDomainRecord": 60,
-    "UpdateDomainRecord": 60,
-    "DeleteDomainRecord": 60,
-    "DescribeDomainRecords": 100,
-    "DescribeSubDomainRecords": 300,
-    "DescribeDomainRecordInfo": 200,
+    **ALIDNS_RATE_LIMITS,
     "DescribeDomainInfo": 100,
     "DescribeDomains": 100,
     "CreateCnameToken": 100,

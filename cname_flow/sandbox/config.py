@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cname_flow.errors import ConfigError
+from cname_flow.quotas import ALIDNS_RATE_LIMITS
 
 #: Alidns edition code → minimum TTL in seconds (alibaba-apis.md §8.2; dnscontrol's table).
 EDITION_MIN_TTL: dict[str, int] = {
@@ -24,18 +25,6 @@ EDITION_MIN_TTL: dict[str, int] = {
     "version_cached": 60,
 }
 
-#: Alidns per-account per-action rate limits, requests per second (alibaba-apis.md §8.3).
-DEFAULT_RATE_LIMITS: dict[str, float] = {
-    "AddDomainRecord": 60,
-    "UpdateDomainRecord": 60,
-    "DeleteDomainRecord": 60,
-    "DescribeDomainRecords": 100,
-    "DescribeSubDomainRecords": 300,
-    "DescribeDomainRecordInfo": 200,
-    "DeleteSubDomainRecords": 20,
-    "AddDomain": 10,
-    "DeleteDomain": 10,
-}
 
 
 class _Model(BaseModel):
@@ -155,7 +144,7 @@ class OssLimits(_Model):
 class AlidnsLimits(_Model):
     """Alidns rate limits per action (requests/s), the throttle answer's HTTP status."""
 
-    rate_limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_limits: dict[str, float] = Field(default_factory=lambda: dict(ALIDNS_RATE_LIMITS))
     enforce_rate_limits: bool = True
     throttle_status: int = 400
     #: When set, throttled answers carry ``x-acs-retry-after: <ms>``.
