@@ -1,0 +1,158 @@
+"""The runner over fakes: crash after any step or side effect, resume, no duplicate side effects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cname_flow.errors import DomainBoundElsewhere, PropagationTimeout, ZoneNotFound
+from cname_flow.journal import Journal
+from cname_flow.model import Binding, Phase, txt_name
+from cname_flow.propagation import NameserverAddress, PreState, Round
+from cname_flow.runner import Runner
+from cname_flow.steps import StepContext
+from tests.fakes import FakeDnsProvider, FakeOss, utc_now
+
+DOMAIN = "www.example.com"
+BINDING = Binding(domain=DOMAIN, bucket="examplebucket", region="cn-hangzhou")
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: not an error the runner handles, so nothing is journaled after it."""
+
+
+class FakeChecker:
+    """Propagation seen through the fake provider: converged once the value is published."""
+
+    def __init__(self, dns: FakeDnsProvider) -> None:
+        self.dns = dns
+        self.waits = 0
+
+    def targets(self, zone: str, nameservers: tuple[str, ...]) -> list[NameserverAddress]:
+        return [NameserverAddress(host=n, address="192.0.2.1", port=53) for n in nameservers]
+
+    def pre_state(self, name: str, targets: object) -> PreState:
+        return PreState(values=frozenset(self.dns.txt_values(name)), old_ttl=None, neg_ttl=600,
+                        cname=None, serial=1)
+
+    def wait(self, name: str, value: str, targets: object, **_: Any) -> Round:
+        self.waits += 1
+        if value not in self.dns.txt_values(name):
+            raise PropagationTimeout("not there", name=name, expected=value, table="")
+        return Round(answers=(), ok=True)
+
+
+class World:
+    """Fakes wired together the way the services are."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.dns = FakeDnsProvider()
+        self.oss = FakeOss(txt_lookup=self.dns.txt_values)
+        self.checker = FakeChecker(self.dns)
+        self.journal_path = tmp / "journal.jsonl"
+
+    def run(self, binding: Binding = BINDING) -> Any:
+        ctx = StepContext(binding=binding, oss=self.oss, dns=self.dns,
+                          checker=self.checker,  # type: ignore[arg-type]
+                          sleep=lambda s: None)
+        with Journal(self.journal_path) as journal:
+            return Runner(journal).run(ctx)
+
+    def txt_records(self) -> list[str]:
+        return self.dns.txt_values(txt_name(DOMAIN))
+
+
+def crash_after(obj: object, method: str) -> None:
+    """Make ``obj.method`` do its work, then crash once (a kill right after a side effect)."""
+    original: Callable[..., Any] = getattr(obj, method)
+
+    def crashing(*args: Any, **kwargs: Any) -> Any:
+        setattr(obj, method, original)
+        original(*args, **kwargs)
+        raise Crash(method)
+
+    setattr(obj, method, crashing)
+
+
+@pytest.mark.parametrize(("target", "method"), [
+    ("oss", "list_cnames"), ("oss", "get_token"), ("oss", "create_token"),
+    ("dns", "list_records"), ("dns", "upsert"), ("checker", "wait"),
+    ("oss", "put_cname"),
+])
+def test_run_when_killed_right_after_a_call_should_resume_to_one_binding(
+    tmp_path: Path, target: str, method: str
+) -> None:
+    world = World(tmp_path)
+    crash_after(getattr(world, target), method)
+    with pytest.raises(Crash):
+        world.run()
+    record = world.run()
+    assert record.phase == Phase.BOUND
+    assert world.oss.calls["CreateCnameToken"] == 1          # the token is reused, never re-minted
+    assert len(world.txt_records()) == 1                      # no duplicate TXT record
+    assert world.oss.list_cnames("examplebucket")[0].domain == DOMAIN
+
+
+def test_run_when_already_bound_should_only_read(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.oss.bind("examplebucket", DOMAIN)
+    assert world.run().phase == Phase.BOUND
+    assert world.dns.calls["AddDomainRecord"] == 0
+    assert world.oss.calls["PutCname"] == world.oss.calls["CreateCnameToken"] == 0
+
+
+def test_run_when_propagation_times_out_should_stay_resumable(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.checker.wait = lambda *a, **k: (_ for _ in ()).throw(  # type: ignore[method-assign]
+        PropagationTimeout("slow", name="n", expected="v", table="t"))
+    with pytest.raises(PropagationTimeout):
+        world.run()
+    with Journal(world.journal_path) as journal:
+        record = journal.get(BINDING.key)
+    assert record is not None and record.phase == Phase.TXT_WRITTEN   # retryable: not FAILED
+    assert record.last_error is not None and record.last_error.retryable
+
+
+def test_run_when_bound_elsewhere_should_fail_for_good_without_writing(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.oss.buckets["otherbucket"] = type(world.oss.buckets["examplebucket"])()
+    world.oss.bind("otherbucket", DOMAIN)
+    with pytest.raises(DomainBoundElsewhere):
+        world.run()
+    assert world.txt_records() == []
+    with Journal(world.journal_path) as journal:
+        assert journal.get(BINDING.key).phase == Phase.FAILED  # type: ignore[union-attr]
+
+
+def test_run_when_zone_not_hosted_should_fail_before_any_oss_call(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    with pytest.raises(ZoneNotFound):
+        world.run(Binding(domain="a.not-hosted.org", bucket="examplebucket", region="cn-hangzhou"))
+    assert sum(world.oss.calls.values()) == 0
+
+
+def test_run_when_token_expired_on_resume_should_mint_a_new_one_and_update_our_record(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    now = [utc_now()]
+    world.oss.clock = lambda: now[0]
+    crash_after(world.checker, "wait")
+    with pytest.raises(Crash):
+        world.run()
+    first = world.txt_records()
+    now[0] += timedelta(hours=73)                        # the token ran out while we were away
+    ctx_now = now[0]
+    ctx = StepContext(binding=BINDING, oss=world.oss, dns=world.dns,
+                      checker=world.checker,  # type: ignore[arg-type]
+                      sleep=lambda s: None, now=lambda: ctx_now)
+    with Journal(world.journal_path) as journal:
+        record = Runner(journal).run(ctx)
+    assert record.phase == Phase.BOUND
+    assert world.oss.calls["CreateCnameToken"] == 2
+    assert len(world.txt_records()) == 1 and world.txt_records() != first   # updated in place
+    assert world.dns.calls["AddDomainRecord"] == 1
