@@ -79,9 +79,11 @@ def bind(obj: Ctx, dry_run: bool, **kw: Any) -> None:
         return _plan(obj, kw)
     binding = _binding(obj, kw)
     clients = service.Clients.from_settings(obj.settings)
+    human = sys.stderr.isatty() and not kw["as_json"]
     with Journal(service.journal_path(obj.settings)) as journal, \
-            render.propagation_progress(sys.stderr.isatty() and not kw["as_json"]) as on_round:
-        record = service.bind(clients, binding, journal, on_round=on_round)
+            render.propagation_progress(human) as on_round:
+        record = service.bind(clients, binding, journal, on_round=on_round,
+                              on_step=render.StepPrinter(render.err_console) if human else None)
     if kw["as_json"]:
         render.emit_json(render.record_json(record))
         return None

@@ -17,7 +17,7 @@ from cname_flow import render, service
 from cname_flow.config import load_settings
 from cname_flow.journal import Journal
 from cname_flow.manifest import load_manifest
-from cname_flow.model import Phase, Step, txt_name
+from cname_flow.model import txt_name
 from cname_flow.propagation import Round
 from cname_flow.sandbox.app import Sandbox, write_cname_flow_config
 from cname_flow.sandbox.config import NameserverConfig, SandboxConfig
@@ -51,15 +51,7 @@ def run_demo(workflow: Path | None, *, lag: float, console: Console) -> None:
         with Journal(service.journal_path(settings)) as journal:
             for binding in manifest.bindings:
                 console.rule(f"{binding.domain} → {binding.bucket}")
-                step_started = time.monotonic()
-
-                def on_step(key: str, step: Step, phase: Phase) -> None:
-                    nonlocal step_started
-                    took = time.monotonic() - step_started
-                    console.print(f"  {step:<17} → {phase:<12} {took:6.2f} s")
-                    step_started = time.monotonic()
-
-                service.bind(clients, binding, journal, on_step=on_step)
+                service.bind(clients, binding, journal, on_step=render.StepPrinter(console))
         console.rule(f"all bound in {time.monotonic() - started:.1f} s")
         for bucket in sorted(manifest.buckets):
             console.print(render.cname_table(bucket, clients.oss.list_cnames(bucket)))

@@ -33,7 +33,9 @@ def configure(*, json_logs: bool | None = None, verbose: bool = False,
 
     Args:
         json_logs: force JSON (True) or console (False) output; None picks by ``isatty``.
-        verbose: include debug events.
+        verbose: one level more: console output shows info events (default: warnings only,
+            the commands render progress themselves), JSON output shows debug events (default:
+            info, the full event stream for collectors).
         level: explicit minimum level name (``"warning"``…), overriding ``verbose``.
         stream: where log lines go (default stderr).
     """
@@ -53,14 +55,16 @@ def configure(*, json_logs: bool | None = None, verbose: bool = False,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
-            _level(level, verbose)
+            _level(level, verbose, json_logs)
         ),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
 
 
-def _level(name: str | None, verbose: bool) -> int:
+def _level(name: str | None, verbose: bool, json_logs: bool) -> int:
     if name:
         return int(logging.getLevelNamesMapping()[name.upper()])
-    return logging.DEBUG if verbose else logging.INFO
+    if json_logs:
+        return logging.DEBUG if verbose else logging.INFO
+    return logging.INFO if verbose else logging.WARNING

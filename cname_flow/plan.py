@@ -87,9 +87,11 @@ def _actions(ctx: StepContext, record: BindingRecord | None) -> list[PlannedActi
         ours = [r for r in existing if r.record_id == recorded or r.remark == OWNER_REMARK]
         what = (f"UpdateDomainRecord {ours[0].record_id} in place" if ours
                 else "AddDomainRecord TXT")
-        acts.append(PlannedAction(Step.WRITE_TXT, what,
-                                  f"publish the token at {txt_name(b.domain)}; "
-                                  f"{len(existing) - len(ours)} record(s) not ours left alone"))
+        foreign = len(existing) - len(ours)
+        why = f"publish the token at {txt_name(b.domain)}"
+        if foreign:
+            why += f"; {foreign} TXT record(s) there that cname-flow did not create stay untouched"
+        acts.append(PlannedAction(Step.WRITE_TXT, what, why))
     acts.append(PlannedAction(Step.WAIT_PROPAGATION, "wait",
                               "until every authoritative nameserver address serves the token"))
     acts.extend(_certificate_actions(ctx, None, put=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from cname_flow.cert_service import CertificateRow
 from cname_flow.journal import BindingRecord
-from cname_flow.model import CnameEntry
+from cname_flow.model import CnameEntry, Phase, Step
 from cname_flow.plan import Plan
 from cname_flow.propagation import AnswerState, Round
 
@@ -100,6 +101,19 @@ def nameserver_table(rows: Mapping[str, Round]) -> Table:
             table.add_row(name, a.target.host, f"{a.target.address}:{a.target.port}",
                           str(a.state), ", ".join(sorted(a.values)) or "-")
     return table
+
+
+class StepPrinter:
+    """Prints one line per completed step with its duration: an ``on_step`` callback."""
+
+    def __init__(self, out: Console) -> None:
+        self.out = out
+        self._started = time.monotonic()
+
+    def __call__(self, key: str, step: Step, phase: Phase) -> None:
+        took = time.monotonic() - self._started
+        self.out.print(f"  {step:<17} → {phase:<12} {took:6.2f} s")
+        self._started = time.monotonic()
 
 
 @contextmanager
