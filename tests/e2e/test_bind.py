@@ -169,3 +169,13 @@ def test_sentinel_secret_never_reaches_output_logs_or_journal(tmp_path: Path) ->
         text += "".join(p.read_text() for p in sb.journal.parent.iterdir() if p.is_file())
         assert sentinel not in text
         assert "txt.upserted" in text      # the logs were really captured
+
+
+def test_bind_with_v1_signatures_should_work_through_the_whole_sandbox(tmp_path: Path) -> None:
+    with sandbox_env(tmp_path) as sb:
+        sb.env["CNAME_FLOW__OSS__SIGNATURE_VERSION"] = "v1"
+        done = sb.cli("--verbose", "bind", "v1.example.com", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["phase"] == "BOUND"
+        cnames = sb.sandbox.state.buckets["examplebucket"].cnames
+        assert cnames["v1.example.com"].status == "Enabled"
