@@ -29,8 +29,11 @@ from typing import Literal
 import structlog
 
 from cname_flow import service
-from cname_flow.batch_engine import BackoffPolicy, CachingChecker, Engine, GroupCommitter, Workers
+from cname_flow.batch_checker import CachingChecker
+from cname_flow.batch_commit import GroupCommitter
+from cname_flow.batch_engine import BackoffPolicy, Engine
 from cname_flow.batch_limits import ApiStats, BatchOss, CountingAlidns, RateLimiter
+from cname_flow.batch_pool import Workers
 from cname_flow.config import Settings, resolve_credentials
 from cname_flow.errors import CnameFlowError, ConfigError, InputError
 from cname_flow.journal import BindingRecord, Journal

@@ -4,13 +4,13 @@ Design:
 
 * One task per binding drives it with the runner's discipline: ``running`` is journaled
   before each step, ``done``/``failed`` after; the steps are :data:`runner.STEP_FUNCTIONS`.
-* Synchronous SDK calls run in a bounded thread pool (``concurrency`` workers) behind a
-  :class:`PriorityGate` that hands a freed worker to the binding furthest along the machine,
+* Synchronous SDK calls run in a bounded thread pool (``concurrency`` workers,
+  :class:`~cname_flow.batch_pool.Workers`) behind a :class:`~cname_flow.batch_pool.PriorityGate` that hands a freed worker to the binding furthest along the machine,
   so bindings finish instead of all crowding the first steps; no step kind may hold more than
   half the workers (a step blocked on its API's token bucket cannot starve the others).
 * WAIT_PROPAGATION holds no worker: it runs :meth:`PropagationChecker.wait_async` on the
   loop, so thousands of waiting bindings cost a few sockets and objects each.
-* Journal writes go through a :class:`GroupCommitter`: every event that lands while the
+* Journal writes go through a :class:`~cname_flow.batch_commit.GroupCommitter`: every event that lands while the
   previous ``fsync`` runs is written with the next one (group commit).
 * A retryable failure is journaled with ``next_attempt_at`` and retried after an exponential
   backoff, at most ``max_attempts`` times per run; a resumed job first waits out a recorded
@@ -24,32 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
-import math
-import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import structlog
 
 from cname_flow import machine
+from cname_flow.batch_commit import GroupCommitter
+from cname_flow.batch_pool import Workers
 from cname_flow.errors import CnameFlowError, StepError, TokenExpired
-from cname_flow.journal import BindingRecord, Journal, JournalEvent, OutputValue
+from cname_flow.journal import BindingRecord, JournalEvent, OutputValue
 from cname_flow.model import Phase, Step, txt_name
-from cname_flow.propagation import NameserverAddress, PropagationChecker
+from cname_flow.propagation import NameserverAddress
 from cname_flow.runner import MAX_TOKEN_RENEWALS, STEP_FUNCTIONS, failure_event, start_event
-from cname_flow.steps import StepContext, StepResult, _monotonic_of, _valid_token
+from cname_flow.steps import StepContext, StepResult, monotonic_of, valid_token
 
 log = structlog.get_logger(__name__)
-_T = TypeVar("_T")
-
-#: Order of the steps: a later step gets a free worker first.
-_PRIORITY = {step: -i for i, step in enumerate(machine.step_order())}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,168 +63,6 @@ class BackoffPolicy:
     def delay_s(self, failures: int) -> float:
         """Delay before the next attempt after ``failures`` consecutive failures (≥ 1)."""
         return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
-
-
-class PriorityGate:
-    """An asyncio semaphore of ``slots`` whose waiters are served lowest priority value first."""
-
-    def __init__(self, slots: int) -> None:
-        self._free = slots
-        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    async def acquire(self, priority: int) -> None:
-        """Wait for a slot; ties are served first come, first served."""
-        if self._free > 0 and not self._heap:
-            self._free -= 1
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._heap, (priority, next(self._seq), fut))
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.release()  # the slot was handed to us as we were cancelled
-            raise
-
-    def release(self) -> None:
-        """Give the slot to the best waiter, or back to the pool."""
-        while self._heap:
-            _, _, fut = heapq.heappop(self._heap)
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self._free += 1
-
-
-class Workers:
-    """The bounded thread pool behind a :class:`PriorityGate` with a cap per step kind.
-
-    Args:
-        concurrency: worker threads (synchronous API calls in flight at once).
-    """
-
-    def __init__(self, concurrency: int) -> None:
-        self.concurrency = concurrency
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch")
-        self._gate = PriorityGate(concurrency)
-        cap = max(1, math.ceil(concurrency / 2))
-        self._caps = {step: asyncio.Semaphore(cap) for step in Step}
-
-    async def acquire(self, step: Step) -> None:
-        """Wait for a worker for ``step`` (later steps are served first)."""
-        await self._caps[step].acquire()
-        try:
-            await self._gate.acquire(_PRIORITY[step])
-        except BaseException:
-            self._caps[step].release()
-            raise
-
-    def release(self, step: Step) -> None:
-        """Give back the worker taken by :meth:`acquire`."""
-        self._gate.release()
-        self._caps[step].release()
-
-    async def call(self, key: str, fn: Callable[[], _T]) -> _T:
-        """Run ``fn`` in a worker thread (structlog context ``binding=key``); hold a slot first."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, _bound_call, key, fn)
-
-    def shutdown(self) -> None:
-        """Stop the pool without waiting for abandoned steps (their intent stays journaled)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _bound_call(key: str, fn: Callable[[], _T]) -> _T:
-    with structlog.contextvars.bound_contextvars(binding=key):
-        return fn()
-
-
-class GroupCommitter:
-    """Appends journal events from many tasks, one ``write`` + ``fsync`` per group.
-
-    :meth:`commit` returns once its event is durable. Events arriving while a flush runs are
-    flushed together by the next one.
-    """
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self.flushes = 0
-        self._pending: list[tuple[JournalEvent, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        """Start the flusher task on the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._flush_forever())
-
-    async def commit(self, event: JournalEvent) -> BindingRecord:
-        """Journal ``event`` durably; return the binding's record after it.
-
-        Raises:
-            JournalError: the write or fsync failed (nothing of that group is recorded).
-        """
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, fut))
-        self._wake.set()
-        await asyncio.shield(fut)
-        record = self.journal.get(event.key)
-        assert record is not None
-        return record
-
-    async def close(self) -> None:
-        """Flush what is pending and stop the flusher."""
-        if self._task is not None:
-            while self._pending:
-                await self._flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._io.shutdown(wait=True)
-
-    async def _flush_forever(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._flush()
-
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        events = [event for event, _ in batch]
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._io, self.journal.record_many, events)
-        except Exception as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        self.flushes += 1
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_result(None)
-
-
-class CachingChecker(PropagationChecker):
-    """A :class:`PropagationChecker` that discovers each zone's nameserver addresses once."""
-
-    def __init__(self, base: PropagationChecker) -> None:
-        super().__init__(base.policy)
-        self._targets: dict[tuple[str, tuple[str, ...]], list[NameserverAddress]] = {}
-        self._lock = threading.Lock()
-
-    def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
-        """As :meth:`PropagationChecker.targets`, cached per (zone, provider nameservers)."""
-        key = (zone, tuple(provider_nameservers))
-        with self._lock:
-            found = self._targets.get(key)
-        if found is None:
-            found = super().targets(zone, provider_nameservers)
-            with self._lock:
-                self._targets[key] = found
-        return list(found)
 
 
 class Engine:
@@ -357,7 +187,7 @@ class Engine:
             TokenExpired: the token ran out while we were away.
             PropagationTimeout: the deadline passed.
         """
-        token = _valid_token(ctx, record)
+        token = valid_token(ctx, record)
 
         def find() -> list[NameserverAddress]:
             zone = ctx.zone()
@@ -365,7 +195,7 @@ class Engine:
 
         async with self._worker(Step.WAIT_PROPAGATION):
             targets = await self.workers.call(ctx.binding.key, find)
-        written_at = _monotonic_of(record.get("txt_written_at"), ctx.now())
+        written_at = monotonic_of(record.get("txt_written_at"), ctx.now())
         with self._idle_while():
             final = await ctx.checker.wait_async(txt_name(ctx.binding.domain), token, targets,
                                                  written_at=written_at, on_round=ctx.on_round)

@@ -167,7 +167,7 @@ def write_txt(ctx: StepContext, record: BindingRecord) -> StepResult:
     Raises:
         TokenExpired: the token ran out; the machine goes back to PENDING.
     """
-    token = _valid_token(ctx, record)
+    token = valid_token(ctx, record)
     zone, name = ctx.zone(), txt_name(ctx.binding.domain)
     existing = ctx.dns.list_records(zone, name, "TXT")
     pre = ctx.checker.pre_state(name, ctx.checker.targets(zone.name, zone.nameservers))
@@ -196,7 +196,7 @@ def record_ttl(preferred: int | None, zone: Zone) -> int:
     return min(max(zone.min_ttl, 60), 600)
 
 
-def _valid_token(ctx: StepContext, record: BindingRecord) -> str:
+def valid_token(ctx: StepContext, record: BindingRecord) -> str:
     token, expires = record.token, record.token_expires_at
     if token is None or expires is None or expires <= ctx.now():
         raise TokenExpired(f"the CNAME token for {ctx.binding.domain} expired; getting a new one")
@@ -218,10 +218,10 @@ def wait_propagation(ctx: StepContext, record: BindingRecord) -> StepResult:
         TokenExpired: the token ran out while we were away.
         PropagationTimeout: the deadline passed; the message holds the per-address table.
     """
-    token = _valid_token(ctx, record)
+    token = valid_token(ctx, record)
     zone = ctx.zone()
     targets = ctx.checker.targets(zone.name, zone.nameservers)
-    written_at = _monotonic_of(record.get("txt_written_at"), ctx.now())
+    written_at = monotonic_of(record.get("txt_written_at"), ctx.now())
     final = ctx.checker.wait(
         txt_name(ctx.binding.domain), token, targets, written_at=written_at, on_round=ctx.on_round
     )
@@ -231,7 +231,7 @@ def wait_propagation(ctx: StepContext, record: BindingRecord) -> StepResult:
     })
 
 
-def _monotonic_of(iso: OutputValue, now: datetime) -> float | None:
+def monotonic_of(iso: OutputValue, now: datetime) -> float | None:
     """Map a journaled wall-clock time onto time.monotonic (None when unknown or long past)."""
     if not isinstance(iso, str):
         return None

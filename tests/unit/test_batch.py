@@ -10,14 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cname_flow.batch import JobResult, outcome
-from cname_flow.batch_engine import (
-    BackoffPolicy,
-    Engine,
-    GroupCommitter,
-    PriorityGate,
-    Workers,
-)
+from cname_flow.batch_commit import GroupCommitter
+from cname_flow.batch_engine import BackoffPolicy, Engine
 from cname_flow.batch_limits import ApiStats, BatchOss, RateLimiter, TokenBucket
+from cname_flow.batch_pool import PriorityGate, Workers
 from cname_flow.errors import OssError
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CnameEntry, Phase
