@@ -15,6 +15,7 @@ may succeed later: ``next_attempt_at`` is journaled and a resume waits for it); 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -135,9 +136,12 @@ def resume_command(job_id: str, config: Path | None = None) -> str:
     return f"{prefix}batch resume {job_id}"
 
 
-def batch_clients(settings: Settings, stats: ApiStats,
-                  env: Mapping[str, str] | None = None) -> service.Clients:
+def batch_clients(settings: Settings, stats: ApiStats, env: Mapping[str, str] | None = None,
+                  ) -> tuple[service.Clients, CachingChecker]:
     """The adapters of a batch run: rate-limited, counted, ListCname coalesced, targets cached.
+
+    Returns:
+        (the clients, their checker, which the caller closes when the job ends).
 
     Raises:
         ConfigError: no usable credentials.
@@ -149,8 +153,8 @@ def batch_clients(settings: Settings, stats: ApiStats,
         endpoint=settings.alidns.endpoint, region=settings.alidns.region,
         protocol=settings.alidns.protocol, rate_limiter=limiter,
     )
-    return service.Clients(settings, BatchOss(base.oss, limiter, stats), dns,
-                           CachingChecker(base.checker))
+    checker = CachingChecker(base.checker, threads=settings.batch.concurrency)
+    return service.Clients(settings, BatchOss(base.oss, limiter, stats), dns, checker), checker
 
 
 def run_job(
@@ -223,11 +227,11 @@ def _run(
     on_start: Callable[[JobResult], None] | None, *, retry_failed: bool = False,
 ) -> JobResult:
     stats = ApiStats()
-    clients = batch_clients(settings, stats, env)
+    clients, checker = batch_clients(settings, stats, env)
     contexts = _contexts(clients, manifest)
     path = job_journal(settings, job_id)
     started = time.monotonic()
-    with Journal(path) as journal:
+    with Journal(path) as journal, contextlib.closing(checker):
         if meta:
             journal.set_meta(created=datetime.now(UTC).isoformat(), job_id=job_id, **meta)
         todo = [c for c in contexts if _needs_run(journal.get(c.binding.key), retry_failed)]

@@ -4,14 +4,17 @@ Design:
 
 * One task per binding drives it with the runner's discipline: ``running`` is journaled
   before each step, ``done``/``failed`` after; the steps are :data:`runner.STEP_FUNCTIONS`.
+  ``running`` is made durable before the binding queues for a worker, so a worker is held
+  only while the step itself runs, never through an ``fsync``.
 * Synchronous SDK calls run in a bounded thread pool (``concurrency`` workers,
-  :class:`~cname_flow.batch_pool.Workers`) behind a :class:`~cname_flow.batch_pool.PriorityGate` that hands a freed worker to the binding furthest along the machine,
-  so bindings finish instead of all crowding the first steps; no step kind may hold more than
-  half the workers (a step blocked on its API's token bucket cannot starve the others).
+  :class:`~cname_flow.batch_pool.Workers`) behind a priority gate that hands a freed worker
+  to the binding furthest along the machine, so bindings finish instead of all crowding the
+  first steps; no step kind may hold more than half the workers (a step blocked on its API's
+  token bucket cannot starve the others).
 * WAIT_PROPAGATION holds no worker: it runs :meth:`PropagationChecker.wait_async` on the
   loop, so thousands of waiting bindings cost a few sockets and objects each.
-* Journal writes go through a :class:`~cname_flow.batch_commit.GroupCommitter`: every event that lands while the
-  previous ``fsync`` runs is written with the next one (group commit).
+* Journal writes go through a :class:`~cname_flow.batch_commit.GroupCommitter`: every
+  event that lands while the previous ``fsync`` runs is written with the next one.
 * A retryable failure is journaled with ``next_attempt_at`` and retried after an exponential
   backoff, at most ``max_attempts`` times per run; a resumed job first waits out a recorded
   backoff. A permanent failure ends only its own binding (phase FAILED).
@@ -149,12 +152,13 @@ class Engine:
         t = machine.transition(phase)
         key = ctx.binding.key
         try:
+            # the intent is durable before the step can start; it is written before a worker
+            # is taken, so no worker idles through an fsync
+            await self._commit(JournalEvent(key, str(t.step), "running", str(phase)))
             if t.step is Step.WAIT_PROPAGATION:
-                await self._commit(JournalEvent(key, str(t.step), "running", str(phase)))
                 result = await self._wait_propagation(ctx, record)
             else:
                 async with self._worker(t.step):
-                    await self._commit(JournalEvent(key, str(t.step), "running", str(phase)))
                     fn = STEP_FUNCTIONS[t.step]
                     result = await self.workers.call(key, lambda: fn(ctx, record))
             target = machine.check_target(phase, result.phase)

@@ -176,7 +176,7 @@ def write_txt(ctx: StepContext, record: BindingRecord) -> StepResult:
     if foreign:
         log.warning("txt.foreign_values", count=len(foreign), note="left alone; ours added beside")
     ttl = record_ttl(ctx.txt_ttl, zone)
-    ref, changed = ctx.dns.upsert(zone, name, "TXT", token, ttl, replace=ours)
+    ref, changed = ctx.dns.upsert(zone, name, "TXT", token, ttl, replace=ours, observed=existing)
     log.info("txt.upserted", record_id=ref.record_id, changed=changed, ttl=ref.ttl)
     outputs: dict[str, OutputValue] = {
         "txt_written_at": ctx.now().isoformat(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -106,8 +107,13 @@ class DnsProvider(Protocol):
         ttl: int,
         *,
         replace: RecordRef | None = None,
+        observed: Sequence[RecordRef] | None = None,
     ) -> tuple[RecordRef, bool]:
-        """Make ``value`` present at ``name``; returns (record, changed?)."""
+        """Make ``value`` present at ``name``; returns (record, changed?).
+
+        ``observed``: the ``name``/``rtype`` records the caller has just listed, to act on
+        instead of listing them again.
+        """
         ...
 
     def delete_record(self, ref: RecordRef) -> None:
@@ -156,7 +162,8 @@ class BaseDnsProvider(ABC):
     """Implements :class:`DnsProvider` over six provider hooks; subclasses set :attr:`id`.
 
     Zone names are listed once and cached (refreshed once when a name matches none); zone
-    details are cached per zone. Safe to share between threads.
+    details are cached per zone, and threads that miss the cache together share one lookup.
+    Safe to share between threads.
     """
 
     id: str = "base"
@@ -165,6 +172,7 @@ class BaseDnsProvider(ABC):
         self._lock = threading.Lock()
         self._zone_list: tuple[str, ...] | None = None
         self._zones: dict[str, Zone] = {}
+        self._lookups: dict[str, threading.Lock] = {}  # one lookup in flight per zone
 
     # ----------------------------------------------------------------- the port
     def find_zone(self, name: str) -> Zone:
@@ -219,12 +227,17 @@ class BaseDnsProvider(ABC):
         ttl: int,
         *,
         replace: RecordRef | None = None,
+        observed: Sequence[RecordRef] | None = None,
     ) -> tuple[RecordRef, bool]:
         """Make ``value`` present at ``name``, observing first.
 
         A record with this value already there → ``(it, False)``. Else, when ``replace`` (a
         record we own) still exists, it is updated in place; otherwise a record is added and
         marked :data:`OWNER_REMARK`. ``ttl`` is raised to ``zone.min_ttl``.
+
+        The observation is :meth:`list_records`, unless the caller passes what it has just
+        listed as ``observed`` (the records at ``name`` of type ``rtype``), which saves one
+        listing call; a record added since is still caught by the provider's duplicate check.
 
         Returns:
             (the record holding ``value``, whether anything changed).
@@ -235,7 +248,7 @@ class BaseDnsProvider(ABC):
         kind = rtype.upper()
         want = normalize_value(kind, value)
         ttl = max(ttl, zone.min_ttl)
-        existing = self.list_records(zone, name, kind)
+        existing = list(observed) if observed is not None else self.list_records(zone, name, kind)
         present = _with_value(existing, want)
         if present is not None:
             _log.debug("dns.record.present", provider=self.id, name=present.fqdn, type=kind)
@@ -266,14 +279,20 @@ class BaseDnsProvider(ABC):
         return max(candidates, key=len, default=None)
 
     def _zone_details(self, zone_name: str) -> Zone:
+        """The cached details of ``zone_name``; threads asking at once share one lookup."""
         with self._lock:
             cached = self._zones.get(zone_name)
-        if cached is not None:
-            return cached
-        zone = self._zone(zone_name)
-        with self._lock:
-            self._zones[zone_name] = zone
-        return zone
+            if cached is not None:
+                return cached
+            flight = self._lookups.setdefault(zone_name, threading.Lock())
+        with flight:
+            with self._lock:
+                cached = self._zones.get(zone_name)
+            if cached is None:
+                cached = self._zone(zone_name)
+                with self._lock:
+                    self._zones[zone_name] = cached
+        return cached
 
     def _replace(self, old: RecordRef, value: str, ttl: int) -> RecordRef | None:
         if not self._update(old, value, ttl):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from cname_flow.dns.base import RecordRef, Zone
@@ -104,3 +108,47 @@ def test_upsert_when_marking_fails_should_take_the_record_back_and_raise() -> No
     ref, changed = fake.upsert(zone, "_dnsauth.m.example.com", "TXT", "tok", 600)
     assert (changed, ref.owned) == (True, True)
     assert fake.calls["DeleteDomainRecord"] == 1
+
+
+def test_upsert_with_observed_records_should_not_list_again() -> None:
+    fake = FakeDnsProvider()
+    zone = fake.find_zone("example.com")
+    name = "_dnsauth.seen.example.com"
+    observed = fake.list_records(zone, name, "TXT")
+    ref, changed = fake.upsert(zone, name, "TXT", "tok", 600, observed=observed)
+    again, changed_again = fake.upsert(zone, name, "TXT", "tok", 600,
+                                       observed=fake.list_records(zone, name, "TXT"))
+    assert (changed, changed_again, again.record_id) == (True, False, ref.record_id)
+    assert fake.calls["DescribeSubDomainRecords"] == 2  # only the caller's own listings
+    assert fake.calls["AddDomainRecord"] == 1
+
+
+def test_upsert_with_stale_observation_should_find_the_duplicate_not_add_twice() -> None:
+    fake = FakeDnsProvider()
+    zone = fake.find_zone("example.com")
+    name = "_dnsauth.race.example.com"
+    stale = fake.list_records(zone, name, "TXT")
+    first, _ = fake.upsert(zone, name, "TXT", "tok", 600)   # lands after the observation
+    ref, changed = fake.upsert(zone, name, "TXT", "tok", 600, observed=stale)
+    assert (ref.record_id, changed) == (first.record_id, False)
+    assert fake.txt_values(name) == ["tok"]
+
+
+class _SlowZoneInfo(FakeDnsProvider):
+    def _zone(self, zone_name: str) -> Zone:
+        time.sleep(0.05)  # a real DescribeDomainInfo: every thread misses the cache meanwhile
+        return super()._zone(zone_name)
+
+
+def test_find_zone_from_many_threads_should_describe_the_zone_once() -> None:
+    fake = _SlowZoneInfo()
+    barrier = threading.Barrier(16)
+
+    def find() -> str:
+        barrier.wait()
+        return fake.find_zone(f"_dnsauth.t{threading.get_ident()}.example.com").name
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        names = set(pool.map(lambda _: find(), range(16)))
+    assert names == {"example.com"}
+    assert fake.calls["DescribeDomainInfo"] == 1
