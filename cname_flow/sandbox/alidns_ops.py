@@ -27,7 +27,7 @@ from cname_flow.sandbox.alidns_rules import (
     owned_record,
     owned_zone,
 )
-from cname_flow.sandbox.state import DnsRecord, SandboxState
+from cname_flow.sandbox.state import DnsRecord, SandboxState, owner_name
 
 JsonBody = dict[str, object]
 Handler = Callable[[SandboxState, str, Params], JsonBody]
@@ -109,7 +109,8 @@ def delete_sub_domain_records(state: SandboxState, account: str, p: Params) -> J
         rr = normalize_rr(raw_rr, zone)
         rtype = check_type(raw_type) if raw_type else None
         doomed = [
-            r for r in zone.records.values() if r.rr == rr and rtype in (None, r.type)
+            r for r in state.records_at(zone, owner_name(rr, zone.name))
+            if rtype in (None, r.type)
         ]
         for rec in doomed:
             _unlocked(rec)

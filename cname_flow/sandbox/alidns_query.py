@@ -228,8 +228,8 @@ def describe_sub_domain_records(state: SandboxState, account: str, p: Params) ->
     with state.lock:
         zone = _sub_domain_zone(state, account, sub, p)
         records = _newest_first([
-            r for r in zone.records.values()
-            if r.fqdn == sub and _exact(rtype, r.type) and _exact(line, r.line)
+            r for r in state.records_at(zone, sub)
+            if _exact(rtype, r.type) and _exact(line, r.line)
         ])
         envelope, page = _page(records, p, 100)
         return envelope | {"DomainRecords": {"Record": [_record_json(zone, r) for r in page]}}

@@ -20,9 +20,10 @@ import dns.message
 import dns.rcode
 import dns.rdataclass
 
+from cname_flow.sandbox.dns_cache import AnswerCache
 from cname_flow.sandbox.dns_resolver import CachingResolver, ResolverVerifier
 from cname_flow.sandbox.dns_transport import DnsEndpoint, Reply, decode_query, render
-from cname_flow.sandbox.dns_zone import ZoneAnswerer
+from cname_flow.sandbox.dns_zone import Validity, ZoneAnswerer
 from cname_flow.sandbox.faults import FaultKind, FaultPlan
 from cname_flow.sandbox.state import SandboxState
 
@@ -32,10 +33,21 @@ logger = logging.getLogger(__name__)
 
 #: EDNS payload the servers advertise (the DNS Flag Day 2020 value), bytes.
 OUR_PAYLOAD = 1232
-#: Rendered UDP answers kept per server for the current data version.
-MAX_CACHED_ANSWERS = 20_000
-#: A DNS message's ID is its first two bytes (RFC 1035 §4.1.1); a header is 12 bytes.
-_ID_BYTES, _HEADER_BYTES = 2, 12
+#: A DNS header is 12 bytes (RFC 1035 §4.1.1).
+_HEADER_BYTES = 12
+#: Fault-plan operation of the authoritative servers, and the catch-all one.
+DNS_FAULT_OP, ANY_FAULT_OP = "dns", "*"
+
+
+def faults_for_dns(faults: FaultPlan | None) -> FaultPlan | None:
+    """``faults`` when it has settings for DNS (op ``"dns"`` or ``"*"``), else None.
+
+    Read per query, so a plan edited while the sandbox runs takes effect at once.
+    """
+    if faults is None:
+        return None
+    ops = faults.config.ops
+    return faults if DNS_FAULT_OP in ops or ANY_FAULT_OP in ops else None
 
 
 class AuthoritativeServer:
@@ -83,8 +95,7 @@ class AuthoritativeServer:
         self.lag = lag
         self.faults = faults
         self.queries = 0
-        self._answers: dict[bytes, bytes | None] = {}
-        self._answers_version: tuple[int, int] | None = None
+        self._cache = AnswerCache(state)
         self._answerer = ZoneAnswerer(state, host_addresses or {self.name: address})
         self._nsid = dns.edns.NSIDOption(self.name.encode())
         self._endpoint = DnsEndpoint(address, port, self._handle)
@@ -93,6 +104,11 @@ class AuthoritativeServer:
     def address(self) -> str:
         """The loopback address the server listens on."""
         return self._endpoint.address
+
+    @property
+    def cache_hits(self) -> int:
+        """UDP queries answered from the rendered-answer cache so far."""
+        return self._cache.hits
 
     @property
     def port(self) -> int:
@@ -114,34 +130,31 @@ class AuthoritativeServer:
         await self._endpoint.stop()
 
     def _handle(self, wire: bytes, tcp: bool) -> Reply:
-        if self.faults is not None:
-            return self._respond_with_faults(self.faults, wire, tcp)
+        faults = faults_for_dns(self.faults)
+        if faults is not None:
+            return self._respond_with_faults(faults, wire, tcp)
         if tcp or len(wire) < _HEADER_BYTES:
             return self.respond(wire)
         return self._respond_udp_cached(wire)
 
     def _respond_udp_cached(self, wire: bytes) -> bytes | None:
-        """The UDP answer, rendered once per distinct query and data version.
+        """The UDP answer, rendered once and reused while it holds (:mod:`.dns_cache`).
 
         Queries that differ only in their ID get the same answer bytes with the query's ID: the
-        cache key is the query without its ID (so question case, flags and EDNS options count),
-        and it is emptied whenever :meth:`ZoneAnswerer.version` changes. This is what lets one
-        event loop serve thousands of queries per second with dnspython building the answers.
+        cache key is the query without its ID (so question case, flags and EDNS options count).
+        This is what lets one event loop serve thousands of queries per second with dnspython
+        building the answers.
         """
         at = self.state.server_time(self.lag)
-        version = self._answerer.version(at)
-        if version != self._answers_version or len(self._answers) >= MAX_CACHED_ANSWERS:
-            self._answers.clear()
-            self._answers_version = version
-        key = wire[_ID_BYTES:]
-        if key in self._answers:
-            answer = self._answers[key]
+        hit, answer = self._cache.lookup(wire, at)
+        if hit:
             if answer is not None:
                 self.queries += 1
-        else:
-            response = self.respond(wire, at)
-            answer = self._answers[key] = None if response is None else render(response, False)
-        return None if answer is None else wire[:_ID_BYTES] + answer[_ID_BYTES:]
+            return answer
+        response, validity = self._answer(wire, at)
+        answer = None if response is None else render(response, False)
+        self._cache.store(wire, answer, validity)
+        return answer
 
     async def _respond_with_faults(self, faults: FaultPlan, wire: bytes,
                                    tcp: bool) -> dns.message.Message | None:
@@ -169,20 +182,24 @@ class AuthoritativeServer:
             wire: the query in wire format.
             at: the point in time to serve; defaults to ``state.server_time(lag)``.
         """
+        return self._answer(wire, at)[0]
+
+    def _answer(self, wire: bytes, at: float | None
+                ) -> tuple[dns.message.Message | None, Validity | None]:
+        """The response and what it depended on (None: on the query bytes alone)."""
         query, response = decode_query(wire, our_payload=OUR_PAYLOAD)
         if query is None or response is None:
-            return response
+            return response, None
         self.queries += 1
         question = query.question[0]
         if any(opt.otype == dns.edns.OptionType.NSID for opt in query.options):
             response.use_edns(0, 0, OUR_PAYLOAD, query.payload, options=[self._nsid])
         if question.rdclass != dns.rdataclass.IN:
             response.set_rcode(dns.rcode.REFUSED)
-            return response
+            return response, None
         if at is None:
             at = self.state.server_time(self.lag)
-        self._answerer.answer(response, question.name, question.rdtype, at)
-        return response
+        return response, self._answerer.answer(response, question.name, question.rdtype, at)
 
 
 class DnsFleet:

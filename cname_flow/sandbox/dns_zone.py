@@ -6,15 +6,17 @@ CNAMEs followed inside their zone only, wildcards per RFC 4592, and negative ans
 SOA with TTL min(SOA TTL, MINIMUM) (RFC 2308 §3). TXT values longer than 255 bytes become several
 character-strings (RFC 1035 §3.3.14).
 
-Time is the caller's: a server with lag ``L`` asks with ``at = state.server_time(L)``.
+Time is the caller's: a server with lag ``L`` asks with ``at = state.server_time(L)``. Each
+answer comes with its :class:`Validity`: the names (subtrees) it read and how many changes of each
+the server had seen, so a cache can tell when the same question would get another answer.
 """
 
 from __future__ import annotations
 
-import bisect
 import functools
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.flags
@@ -30,6 +32,7 @@ import dns.rdtypes.IN.A
 import dns.rdtypes.IN.AAAA
 import dns.rrset
 
+from cname_flow.sandbox.dns_index import WILDCARDS, ZONE_CHANGES
 from cname_flow.sandbox.state import RecordVersion, SandboxState, Zone
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,47 @@ MAX_CNAME_HOPS = 8
 TXT_STRING_MAX = 255
 _HOSTMASTER = dns.name.Name((b"hostmaster",))
 _WILDCARD = dns.name.Name((b"*",))
+#: SOA RDATA ends with SERIAL, REFRESH, RETRY, EXPIRE, MINIMUM, 4 bytes each (RFC 1035 §3.3.13).
+SOA_SERIAL_FROM_END = 20
+#: SOA RRsets kept per answerer (one per zone, serial and TTL); emptied when full.
+MAX_SOAS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """What one answer depended on, so that a cache can tell when it goes stale.
+
+    The answer served at ``at`` stays the answer at any later ``at2`` for which, in ``zone``'s
+    index, every ``(key, count)`` of ``seen`` still has ``seen(key, at2) == count``
+    (:meth:`~cname_flow.sandbox.dns_index.ZoneIndex.seen`) and ``epoch`` is still the state's
+    epoch; except for the SOA serial of a negative answer, which follows the zone's changes and
+    is patched in place (``soa_rdata`` is that SOA's RDATA as rendered, ``serial`` its serial).
+
+    Attributes:
+        epoch: ``state.epoch`` when answered.
+        at: the server time answered for, Unix seconds.
+        zone: the zone answered from; None for answers that never change (REFUSED, host
+            addresses).
+        seen: ``(index key, changes seen)`` per subtree the answer read.
+        soa_rdata: the negative answer's SOA RDATA (wire); empty for positive answers.
+        serial: the serial inside ``soa_rdata``.
+    """
+
+    epoch: object
+    at: float
+    zone: Zone | None = None
+    seen: tuple[tuple[str, int], ...] = ()
+    soa_rdata: bytes = b""
+    serial: int = 0
+
+
+@dataclass(slots=True)
+class _Trace:
+    """What an answer in progress has read: subtree keys, and the negative SOA it carries."""
+
+    keys: set[str] = field(default_factory=set)
+    soa: dns.rrset.RRset | None = None
+    serial: int = 0
 
 
 @functools.lru_cache(maxsize=65536)
@@ -106,9 +150,6 @@ class ZoneAnswerer:
 
     def __init__(self, state: SandboxState, host_addresses: Mapping[str, str]) -> None:
         self.state = state
-        self._index_version: tuple[int, int] | None = None
-        self._existing: frozenset[str] = frozenset()
-        self._has_wildcards = False
         self._soas: dict[tuple[str, int, int], dns.rrset.RRset] = {}
         self.hosts = {
             dns.name.from_text(name): self._address_rrset(dns.name.from_text(name), address)
@@ -122,60 +163,34 @@ class ZoneAnswerer:
         return dns.rrset.from_rdata(name, NS_TTL, cls(IN, rdtype, address))
 
     def answer(self, response: dns.message.Message, qname: dns.name.Name,
-               qtype: dns.rdatatype.RdataType, at: float) -> None:
+               qtype: dns.rdatatype.RdataType, at: float) -> Validity:
         """Fill ``response`` (sections, rcode, AA) for ``qname``/``qtype`` as served at ``at``.
 
         Names outside every zone get REFUSED without AA. Zone transfers are REFUSED.
+
+        Returns:
+            What the answer depended on (see :class:`Validity`).
         """
         zone = None if qname in self.hosts else self.state.zone_for(qname.to_text(True))
         if zone is None:
             self._answer_host(response, qname, qtype)
-            return
+            return Validity(self.state.epoch, at)
         response.flags |= dns.flags.AA
         if qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             response.flags &= ~dns.flags.AA
             response.set_rcode(dns.rcode.REFUSED)
-            return
+            return Validity(self.state.epoch, at)
+        trace = _Trace()
         with self.state.lock:
-            self._refresh_index(at)
-            self._answer_in_zone(response, zone, qname, qtype, at)
+            self._answer_in_zone(response, zone, qname, qtype, at, trace)
+            index = zone.index
+            seen = tuple((key, index.seen(key, at)) for key in sorted(trace.keys))
+            soa = b"" if trace.soa is None else trace.soa[0].to_digestable()
+            return Validity(self.state.epoch, at, zone, seen, soa, trace.serial)
 
-    def version(self, at: float) -> tuple[int, int]:
-        """A key that changes whenever the data served at ``at`` may have changed.
-
-        ``(state.mutations, changes visible at at)``: a mutation changes the first part at once;
-        a lagging server's view changes when ``at`` passes a change time, the second part.
-        """
-        with self.state.lock:
-            visible = sum(
-                bisect.bisect_right(zone.change_times, at) for zone in self.state.zones.values()
-            )
-            return self.state.mutations, visible
-
-    def _refresh_index(self, at: float) -> None:
-        """Rebuild the set of existing names (owners and their ancestors) when the data changed.
-
-        Same answers as :meth:`SandboxState.name_exists_at` (empty non-terminals exist, RFC 8020),
-        but one set lookup per question instead of a scan of the zone.
-        """
-        version = self.version(at)
-        if version == self._index_version:
-            return
-        names: set[str] = set()
-        for zone in self.state.zones.values():
-            for owner, versions in zone.versions.items():
-                if owner in names or not any(v.visible_at(at) for v in versions):
-                    continue
-                name = owner
-                while name not in names and name != zone.name and "." in name:
-                    names.add(name)
-                    name = name.split(".", 1)[1]
-        self._existing, self._index_version = frozenset(names), version
-        self._has_wildcards = any(name.startswith("*.") for name in names)
-        self._soas.clear()
-
-    def _exists(self, zone: Zone, name: str) -> bool:
-        return name == zone.name or name in self._existing
+    def _exists(self, zone: Zone, name: str, at: float, trace: _Trace) -> bool:
+        trace.keys.add(name)
+        return zone.index.exists_at(name, at)
 
     def _answer_host(self, response: dns.message.Message, qname: dns.name.Name,
                      qtype: dns.rdatatype.RdataType) -> None:
@@ -188,14 +203,14 @@ class ZoneAnswerer:
         if qtype in (rrset.rdtype, dns.rdatatype.ANY):
             response.answer.append(rrset)
 
-    def _answer_in_zone(self, response: dns.message.Message, zone: Zone,
-                        qname: dns.name.Name, qtype: dns.rdatatype.RdataType, at: float) -> None:
+    def _answer_in_zone(self, response: dns.message.Message, zone: Zone, qname: dns.name.Name,
+                        qtype: dns.rdatatype.RdataType, at: float, trace: _Trace) -> None:
         name, seen = qname, {qname}
         for _ in range(MAX_CNAME_HOPS):
-            rrsets = self._lookup(zone, name, at)
+            rrsets = self._lookup(zone, name, at, trace)
             if rrsets is None:
                 response.set_rcode(dns.rcode.NXDOMAIN)
-                response.authority.append(self._negative_soa(zone, at))
+                response.authority.append(self._negative_soa(zone, at, trace))
                 return
             if qtype == dns.rdatatype.ANY and rrsets:
                 response.answer.extend(rrsets.values())
@@ -207,7 +222,7 @@ class ZoneAnswerer:
                 return
             cname = rrsets.get(dns.rdatatype.CNAME)
             if cname is None:
-                response.authority.append(self._negative_soa(zone, at))  # NODATA
+                response.authority.append(self._negative_soa(zone, at, trace))  # NODATA
                 return
             response.answer.append(cname)
             name = cname[0].target
@@ -215,37 +230,45 @@ class ZoneAnswerer:
                 return  # loop, or the target is another zone's business
             seen.add(name)
 
-    def _lookup(self, zone: Zone, name: dns.name.Name,
-                at: float) -> dict[int, dns.rrset.RRset] | None:
+    def _lookup(self, zone: Zone, name: dns.name.Name, at: float,
+                trace: _Trace) -> dict[int, dns.rrset.RRset] | None:
         """RRsets at ``name`` (apex SOA/NS included, wildcards applied); None for NXDOMAIN."""
-        text = name.to_text(omit_final_dot=True)
+        text = name.to_text(omit_final_dot=True).lower()
+        trace.keys.add(text)
         rrsets = _rrsets(name, self.state.rrsets_at(zone, text, at))
         if text == zone.name:
+            trace.keys.add(ZONE_CHANGES)  # the SOA's serial
             rrsets[dns.rdatatype.SOA] = self._soa(zone, at, zone.soa_ttl)
             rrsets[dns.rdatatype.NS] = self._ns(zone)
-        if rrsets or self._exists(zone, text):
+        if rrsets or self._exists(zone, text, at, trace):
             return rrsets
-        return self._wildcard(zone, name, at)
+        return self._wildcard(zone, name, at, trace)
 
-    def _wildcard(self, zone: Zone, name: dns.name.Name,
-                  at: float) -> dict[int, dns.rrset.RRset] | None:
+    def _wildcard(self, zone: Zone, name: dns.name.Name, at: float,
+                  trace: _Trace) -> dict[int, dns.rrset.RRset] | None:
         """RFC 4592 §3.3.1: the wildcard child of the closest encloser, renamed to ``name``."""
-        if not self._has_wildcards:
+        trace.keys.add(WILDCARDS)
+        if not zone.index.wildcards_at(at):
             return None
         apex = _name(zone.name)
         encloser = name.parent()
-        while encloser != apex and not self._exists(zone, encloser.to_text(omit_final_dot=True)):
+        while encloser != apex and not self._exists(
+            zone, encloser.to_text(omit_final_dot=True).lower(), at, trace
+        ):
             encloser = encloser.parent()
-        source = _WILDCARD.concatenate(encloser)
-        versions = self.state.rrsets_at(zone, source.to_text(omit_final_dot=True), at)
+        source = _WILDCARD.concatenate(encloser).to_text(omit_final_dot=True).lower()
+        trace.keys.add(source)
+        versions = self.state.rrsets_at(zone, source, at)
         return _rrsets(name, versions) if versions else None
 
     def _soa(self, zone: Zone, at: float, ttl: int) -> dns.rrset.RRset:
-        """The zone's SOA as served at ``at`` (built once per data version and TTL)."""
+        """The zone's SOA as served at ``at`` (built once per serial and TTL)."""
         serial = self.state.serial_at(zone, at)
         key = (zone.name, serial, ttl)
         rrset = self._soas.get(key)
         if rrset is None:
+            if len(self._soas) >= MAX_SOAS:
+                self._soas.clear()
             apex = _name(zone.name)
             mname = _name(zone.nameservers[0]) if zone.nameservers else apex
             soa = dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]  # untyped upstream
@@ -260,9 +283,11 @@ class ZoneAnswerer:
             rrset = self._soas[key] = dns.rrset.from_rdata(apex, ttl, rendered)
         return rrset
 
-    def _negative_soa(self, zone: Zone, at: float) -> dns.rrset.RRset:
+    def _negative_soa(self, zone: Zone, at: float, trace: _Trace) -> dns.rrset.RRset:
         """The SOA for a negative answer, TTL min(SOA TTL, MINIMUM) (RFC 2308 §3)."""
-        return self._soa(zone, at, zone.negative_ttl)
+        trace.soa = self._soa(zone, at, zone.negative_ttl)
+        trace.serial = self.state.serial_at(zone, at)
+        return trace.soa
 
     @staticmethod
     def _ns(zone: Zone) -> dns.rrset.RRset:

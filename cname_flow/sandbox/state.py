@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cname_flow.sandbox.config import SandboxConfig
+from cname_flow.sandbox.dns_index import ZoneIndex
 
 STATE_VERSION = 1
 
@@ -153,6 +154,13 @@ class Zone:
     records: dict[str, DnsRecord] = field(default_factory=dict)
     versions: dict[str, list[RecordVersion]] = field(default_factory=dict)
     change_times: list[float] = field(default_factory=list)
+    #: owner name → RecordId → record (the Alidns API's lookups by sub-domain).
+    owners: dict[str, dict[str, DnsRecord]] = field(default_factory=dict)
+    #: per-name timelines of ``versions`` (the DNS servers' point-in-time lookups).
+    index: ZoneIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = ZoneIndex(self.name)
 
     @property
     def negative_ttl(self) -> int:
@@ -179,6 +187,9 @@ class SandboxState:
         self.lock = threading.RLock()
         self.started_at = clock()
         self.mutations = 0
+        #: replaced whenever the record histories restart (restore, reset): caches keyed on
+        #: the histories compare it by identity.
+        self.epoch = object()
         self._next_record_id = 100000
         self.credentials: dict[str, Credential] = {}
         self.buckets: dict[str, Bucket] = {}
@@ -290,6 +301,7 @@ class SandboxState:
             remark, created_ms=ms, updated_ms=ms,
         )
         zone.records[rec.record_id] = rec
+        zone.owners.setdefault(rec.fqdn, {})[rec.record_id] = rec
         self._open_version(zone, rec, at)
         return rec
 
@@ -301,7 +313,9 @@ class SandboxState:
         with self.lock:
             now = self.clock()
             self._close_version(zone, rec, now)
+            self._unlist(zone, rec)
             rec.rr, rec.type, rec.value = rr.lower(), rtype.upper(), value
+            zone.owners.setdefault(rec.fqdn, {})[rec.record_id] = rec
             rec.ttl, rec.line = ttl, line
             rec.updated_ms = int(now * 1000)
             self._open_version(zone, rec, now)
@@ -311,24 +325,40 @@ class SandboxState:
         with self.lock:
             self._close_version(zone, rec, self.clock())
             zone.records.pop(rec.record_id, None)
+            self._unlist(zone, rec)
+
+    @staticmethod
+    def _unlist(zone: Zone, rec: DnsRecord) -> None:
+        same_owner = zone.owners.get(rec.fqdn, {})
+        same_owner.pop(rec.record_id, None)
+        if not same_owner:
+            zone.owners.pop(rec.fqdn, None)
+
+    def records_at(self, zone: Zone, name: str) -> list[DnsRecord]:
+        """The current records (any status) owned by ``name`` in ``zone``, in RecordId order."""
+        with self.lock:
+            return list(zone.owners.get(name.lower().rstrip("."), {}).values())
 
     def _open_version(self, zone: Zone, rec: DnsRecord, at: float) -> None:
         if rec.status != "ENABLE":
             return
         version = RecordVersion(rec.record_id, rec.fqdn, rec.type, rec.value, rec.ttl, at)
-        zone.versions.setdefault(rec.fqdn, []).append(version)
+        zone.versions.setdefault(version.fqdn, []).append(version)
+        zone.index.record(version.fqdn, at, 1)
         self._changed(zone, at)
 
     def _close_version(self, zone: Zone, rec: DnsRecord, at: float) -> None:
         for version in zone.versions.get(rec.fqdn, []):
             if version.record_id == rec.record_id and version.valid_to == math.inf:
                 version.valid_to = at
+                zone.index.record(version.fqdn, at, -1)
         self._changed(zone, at)
 
     def _changed(self, zone: Zone, at: float) -> None:
         self.mutations += 1
+        zone.index.touch(at)
         if at > -math.inf:
-            zone.change_times.append(at)
+            bisect.insort_right(zone.change_times, at)
 
     # -- what a nameserver serves ---------------------------------------------------------------
 
@@ -343,16 +373,8 @@ class SandboxState:
 
     def name_exists_at(self, zone: Zone, name: str, at: float) -> bool:
         """True when ``name`` owns records at ``at`` or is an empty non-terminal (RFC 8020)."""
-        n = name.lower().rstrip(".")
-        if n == zone.name:
-            return True
         with self.lock:
-            for owner, versions in zone.versions.items():
-                if (owner == n or owner.endswith("." + n)) and any(
-                    v.visible_at(at) for v in versions
-                ):
-                    return True
-            return False
+            return zone.index.exists_at(name.lower().rstrip("."), at)
 
     def serial_at(self, zone: Zone, at: float) -> int:
         """SOA serial a server at ``at`` reports: base serial plus changes it has seen."""
@@ -396,6 +418,7 @@ class SandboxState:
         """
         raw = json.loads(path.read_text(encoding="utf-8"))
         with self.lock:
+            self.epoch = object()
             self._next_record_id = int(raw["next_record_id"])
             self.uploaded_certs = int(raw.get("uploaded_certs", 0))
             self.buckets = {}
@@ -411,12 +434,15 @@ class SandboxState:
                 self.buckets[bucket.name] = bucket
             for zone in self.zones.values():
                 zone.records.clear()
+                zone.owners.clear()
                 zone.versions.clear()
                 zone.change_times.clear()
+                zone.index = ZoneIndex(zone.name)
             for r in raw["records"]:
                 target = self.zones.get(r["zone"])
                 if target is None:
                     continue
                 rec = DnsRecord(**r)
                 target.records[rec.record_id] = rec
+                target.owners.setdefault(rec.fqdn, {})[rec.record_id] = rec
                 self._open_version(target, rec, -math.inf)
