@@ -2,9 +2,9 @@
 
 Every query here goes over real UDP to a running fleet (where the cache answers) and is compared
 with what the server's uncached path (:meth:`AuthoritativeServer.respond`) gives at the same
-point in time (the same message, same length), or with the expected answer. The clock is injected, so a change must become
-visible to a server with lag L at exactly L, cached or not, negative answers and SOA serials
-included.
+point in time (the same message, same length), or with the expected answer. The clock is
+injected, so a change must become visible to a server with lag L at exactly L, cached or not,
+negative answers and SOA serials included.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def test_changes_at_other_names_leave_cached_answers_in_use(
     assert all(a.answer[0][0].address == "192.0.2.10" for a in answers)
 
 
-# -- property: cached UDP answers are the uncached ones ---------------------------------------------
+# -- property: cached UDP answers are the uncached ones --------------------------------------------
 
 OWNERS = ("a", "b.c", "*.w", "c", "@")
 QNAMES = ("a", "b.c", "c", "x.c", "z.w", "w", "q", "@", "b.c.c")
