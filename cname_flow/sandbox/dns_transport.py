@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -43,6 +44,10 @@ TCP_MAX = 65535
 TCP_IDLE_TIMEOUT = 10.0
 #: Attempts to find a port number free for both UDP and TCP when the configured port is 0.
 _BIND_ATTEMPTS = 20
+#: UDP receive buffer asked for, bytes (the kernel caps it at ``net.core.rmem_max``): a burst
+#: of queries that miss the answer cache queues instead of being dropped, as authoritative
+#: servers configure it (BIND's and Unbound's ``so-rcvbuf``).
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 def require_loopback(address: str) -> None:
@@ -164,6 +169,9 @@ class DnsEndpoint:
             lambda: _UdpProtocol(self), local_addr=(self.address, port)
         )
         self._udp = transport
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
         return int(transport.get_extra_info("sockname")[1])
 
     def _close_udp(self) -> None:
