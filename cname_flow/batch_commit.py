@@ -1,78 +1,118 @@
-"""Group commit of journal events for the batch engine: many tasks, one ``fsync`` per group."""
+"""Group commit of journal events for the batch engine: many callers, one ``fsync`` per group.
+
+A flusher thread owns the writes. Callers on worker threads block in
+:meth:`GroupCommitter.commit_blocking`; callers on the event loop await
+:meth:`GroupCommitter.commit`. Whatever is queued while one ``write`` + ``fsync`` runs goes to
+disk with the next one, so N callers that land together cost one ``fsync``, and a worker that
+journals its own transitions never needs the event loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
 
+from cname_flow.errors import JournalError
 from cname_flow.journal import BindingRecord, Journal, JournalEvent
+
+_Entry = tuple[Sequence[JournalEvent], "Future[None]"]
 
 
 class GroupCommitter:
-    """Appends journal events from many tasks, one ``write`` + ``fsync`` per group.
+    """Appends journal events from many threads and tasks, one ``write`` + ``fsync`` per group.
 
-    :meth:`commit` returns once its event is durable. Events arriving while a flush runs are
-    flushed together by the next one.
+    Both commit methods return once their events are durable. Call :meth:`start` before the
+    first commit and :meth:`close` after the last.
+
+    Args:
+        journal: the open journal (its lock held by the caller).
+
+    Attributes:
+        flushes: groups written so far (one ``fsync`` each).
     """
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.flushes = 0
-        self._pending: list[tuple[JournalEvent, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
-        self._task: asyncio.Task[None] | None = None
+        self._pending: list[_Entry] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._flush_forever, name="journal", daemon=True)
 
     def start(self) -> None:
-        """Start the flusher task on the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._flush_forever())
+        """Start the flusher thread."""
+        self._thread.start()
 
-    async def commit(self, event: JournalEvent) -> BindingRecord:
-        """Journal ``event`` durably; return the binding's record after it.
+    def commit_blocking(self, *events: JournalEvent) -> BindingRecord:
+        """Journal ``events`` durably, in order, in one group; block the calling thread.
+
+        Call it from a worker thread, never from the event loop.
+
+        Returns:
+            The record of the last event's binding after the events.
 
         Raises:
-            JournalError: the write or fsync failed (nothing of that group is recorded).
+            JournalError: the write or fsync failed (nothing of that group is recorded), or
+                the committer is closed.
+            ValueError: an event is malformed (see :meth:`Journal.record_many`).
         """
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, fut))
-        self._wake.set()
-        await asyncio.shield(fut)
-        record = self.journal.get(event.key)
-        assert record is not None
-        return record
+        self._enqueue(events).result()
+        return self._record_of(events[-1])
+
+    async def commit(self, *events: JournalEvent) -> BindingRecord:
+        """:meth:`commit_blocking` for the event loop: awaits durability without blocking it.
+
+        Returns:
+            The record of the last event's binding after the events.
+
+        Raises:
+            JournalError: as :meth:`commit_blocking`.
+        """
+        await asyncio.shield(asyncio.wrap_future(self._enqueue(events)))
+        return self._record_of(events[-1])
 
     async def close(self) -> None:
-        """Flush what is pending and stop the flusher."""
-        if self._task is not None:
-            while self._pending:
-                await self._flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._io.shutdown(wait=True)
+        """Flush what is queued and stop the flusher (later commits raise JournalError)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
-    async def _flush_forever(self) -> None:
+    def _enqueue(self, events: Sequence[JournalEvent]) -> Future[None]:
+        done: Future[None] = Future()
+        with self._cond:
+            if self._closed:
+                raise JournalError("the job's journal committer is closed")
+            self._pending.append((events, done))
+            self._cond.notify()
+        return done
+
+    def _record_of(self, event: JournalEvent) -> BindingRecord:
+        record = self.journal.get(event.key)
+        assert record is not None  # the event was just applied
+        return record
+
+    def _flush_forever(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._flush()
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                batch, self._pending = self._pending, []
+                if not batch:
+                    return  # closed and drained
+            self._flush(batch)
 
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        events = [event for event, _ in batch]
-        loop = asyncio.get_running_loop()
+    def _flush(self, batch: list[_Entry]) -> None:
+        events = [event for group, _ in batch for event in group]
         try:
-            await loop.run_in_executor(self._io, self.journal.record_many, events)
-        except Exception as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            self.journal.record_many(events)
+        except Exception as exc:  # every waiter of the group learns why
+            for _, done in batch:
+                done.set_exception(exc)
             return
         self.flushes += 1
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_result(None)
-
+        for _, done in batch:
+            done.set_result(None)

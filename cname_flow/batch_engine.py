@@ -4,8 +4,11 @@ Design:
 
 * One task per binding drives it with the runner's discipline: ``running`` is journaled
   before each step, ``done``/``failed`` after; the steps are :data:`runner.STEP_FUNCTIONS`.
-  ``running`` is made durable before the binding queues for a worker, so a worker is held
-  only while the step itself runs, never through an ``fsync``.
+* A binding's consecutive synchronous steps run in one *hop* on one worker thread
+  (create_token → write_txt, then put_cname → verify → finish): the worker journals each
+  transition itself through the group committer (a step's ``running`` shares a group with
+  the previous step's ``done`` and is durable before the step starts), so the event loop
+  sees a binding only at the start of a hop and for its propagation wait.
 * Synchronous SDK calls run in a bounded thread pool (``concurrency`` workers,
   :class:`~cname_flow.batch_pool.Workers`) behind a priority gate that hands a freed worker
   to the binding furthest along the machine, so bindings finish instead of all crowding the
@@ -42,7 +45,7 @@ from cname_flow.journal import BindingRecord, JournalEvent, OutputValue
 from cname_flow.model import Phase, Step, txt_name
 from cname_flow.propagation import NameserverAddress
 from cname_flow.runner import MAX_TOKEN_RENEWALS, STEP_FUNCTIONS, failure_event, start_event
-from cname_flow.steps import StepContext, StepResult, monotonic_of, valid_token
+from cname_flow.steps import StepContext, monotonic_of, valid_token
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +78,8 @@ class Engine:
         committer: the job's journal writer.
         workers: the thread pool.
         backoff: retry schedule of failing bindings.
-        on_change: called with (binding key, phase) after every journaled transition.
+        on_change: called with (binding key, phase) after every journaled transition, from a
+            worker thread or the loop: it must be thread-safe.
         grace_s: after :meth:`stop`, how long steps already in a worker may take to finish.
     """
 
@@ -123,56 +127,91 @@ class Engine:
             log.exception("binding.crashed", binding=ctx.binding.key)
 
     async def _drive(self, ctx: StepContext) -> None:
+        """Alternate worker hops and propagation waits until the binding is done or stopped.
+
+        ``carry`` holds the events to journal with the next hop's first ``running`` (a new
+        binding's start, a finished wait's ``done``): one group, durable before that step.
+        """
         key = ctx.binding.key
         record = self.committer.journal.get(key)
+        carry: list[JournalEvent] = []
         if record is None:
-            record = await self._commit(start_event(ctx.binding))
-        await self._wait_backoff(record)
-        phase = machine.resume_phase(Phase(record.phase))
+            carry.append(start_event(ctx.binding))
+            phase = Phase.PENDING
+        else:
+            await self._wait_backoff(record)
+            phase = machine.resume_phase(Phase(record.phase))
         renewals = failures = 0
-        while phase not in machine.TERMINAL and not self.stopping:
-            try:
-                record = await self._step(ctx, record, phase)
-            except TokenExpired:
-                renewals += 1
-                if renewals > MAX_TOKEN_RENEWALS:
-                    raise
-                record = await self._commit(JournalEvent(
-                    key=key, step="token", status="done", phase=str(machine.ON_TOKEN_EXPIRED),
-                    outputs={"token": None, "token_expires_at": None}))
-            except CnameFlowError as exc:
-                failures += 1
-                record = await self._failed(key, phase, exc, record, failures)
-                if not exc.retryable or failures >= self.backoff.max_attempts:
-                    return
-                await self._wait_backoff(record)
-            phase = Phase(record.phase)
-
-    async def _step(self, ctx: StepContext, record: BindingRecord, phase: Phase) -> BindingRecord:
-        t = machine.transition(phase)
-        key = ctx.binding.key
         try:
-            # the intent is durable before the step can start; it is written before a worker
-            # is taken, so no worker idles through an fsync
-            await self._commit(JournalEvent(key, str(t.step), "running", str(phase)))
-            if t.step is Step.WAIT_PROPAGATION:
-                result = await self._wait_propagation(ctx, record)
-            else:
-                async with self._worker(t.step):
-                    fn = STEP_FUNCTIONS[t.step]
-                    result = await self.workers.call(key, lambda: fn(ctx, record))
-            target = machine.check_target(phase, result.phase)
-        except CnameFlowError as exc:
-            exc.binding_key, exc.step = key, str(t.step)
-            raise
-        except Exception as exc:  # a bug: journal it like a permanent failure
-            log.exception("step.crashed", binding=key, step=str(t.step))
-            error = StepError(f"internal error in {t.step}: {type(exc).__name__}: {exc}",
-                              retryable=False)
-            error.binding_key, error.step = key, str(t.step)
-            raise error from exc
-        return await self._commit(JournalEvent(key, str(t.step), "done", str(target),
-                                               result.outputs))
+            while phase not in machine.TERMINAL and not self.stopping:
+                try:
+                    phase, carry = await self._leg(ctx, phase, carry)
+                except TokenExpired:
+                    renewals += 1
+                    if renewals > MAX_TOKEN_RENEWALS:
+                        raise
+                    record = await self._commit(JournalEvent(
+                        key=key, step="token", status="done",
+                        phase=str(machine.ON_TOKEN_EXPIRED),
+                        outputs={"token": None, "token_expires_at": None}))
+                    phase = Phase(record.phase)
+                except CnameFlowError as exc:
+                    failures += 1
+                    record = await self._failed(key, exc, failures)
+                    if not exc.retryable or failures >= self.backoff.max_attempts:
+                        return
+                    await self._wait_backoff(record)
+                    phase = Phase(record.phase)
+        finally:
+            if carry:  # a finished wait whose next hop never started (stop): keep its outcome
+                await self._commit(*carry)
+
+    async def _leg(self, ctx: StepContext, phase: Phase,
+                   carry: list[JournalEvent]) -> tuple[Phase, list[JournalEvent]]:
+        """One leg: a propagation wait on the loop, or a hop of synchronous steps in a worker.
+
+        Returns:
+            (the phase reached, the events still to journal).
+        """
+        hop = await self._hop(ctx, phase, carry)
+        if hop.wait is None:
+            return Phase(hop.record.phase), []
+        return Phase.TXT_VISIBLE, [await self._wait_propagation(ctx, hop.wait)]
+
+    async def _hop(self, ctx: StepContext, phase: Phase, carry: list[JournalEvent]) -> Hop:
+        """Take a worker for the step leaving ``phase`` and run :meth:`_run_hop` in it."""
+        step = machine.transition(phase).step
+        async with self._worker(step):
+            carry_now = list(carry)
+            carry.clear()  # from here the hop owns them (it journals them first)
+            return await self.workers.call(
+                ctx.binding.key, lambda: self._run_hop(ctx, phase, carry_now))
+
+    def _run_hop(self, ctx: StepContext, phase: Phase, carry: list[JournalEvent]) -> Hop:
+        """In a worker: run consecutive synchronous steps from ``phase``, journaling each.
+
+        Each step's ``running`` is durable before the step starts (it shares a group commit
+        with the previous step's ``done``). Stops before WAIT_PROPAGATION (returning what the
+        wait needs), at a terminal phase, or when the engine is stopping.
+
+        Raises:
+            CnameFlowError: the step that failed (``binding_key``/``step`` set); its
+                ``running`` is journaled, so the journal's phase is the failed step's.
+        """
+        key = ctx.binding.key
+        while True:
+            t = machine.transition(phase)
+            record = self._commit_blocking(
+                *carry, JournalEvent(key, str(t.step), "running", str(phase)))
+            with _naming_errors(t.step, key):
+                if t.step is Step.WAIT_PROPAGATION:
+                    return Hop(record, _plan_wait(ctx, record))
+                result = STEP_FUNCTIONS[t.step](ctx, record)
+                target = machine.check_target(phase, result.phase)
+            carry = [JournalEvent(key, str(t.step), "done", str(target), result.outputs)]
+            phase = target
+            if phase in machine.TERMINAL or self.stopping:
+                return Hop(self._commit_blocking(*carry), None)
 
     @contextlib.asynccontextmanager
     async def _worker(self, step: Step) -> AsyncIterator[None]:
@@ -184,30 +223,30 @@ class Engine:
         finally:
             self.workers.release(step)
 
-    async def _wait_propagation(self, ctx: StepContext, record: BindingRecord) -> StepResult:
-        """The WAIT_PROPAGATION step on the loop: :func:`steps.wait_propagation`, asynchronously.
+    async def _wait_propagation(self, ctx: StepContext, plan: WaitPlan) -> JournalEvent:
+        """The WAIT_PROPAGATION step on the loop; returns its ``done`` event (not journaled).
 
         Raises:
-            TokenExpired: the token ran out while we were away.
-            PropagationTimeout: the deadline passed.
+            PropagationTimeout: the deadline passed (``binding_key``/``step`` set).
         """
-        token = valid_token(ctx, record)
+        key = ctx.binding.key
+        try:
+            with self._idle_while():
+                final = await ctx.checker.wait_async(
+                    txt_name(ctx.binding.domain), plan.token, plan.targets,
+                    written_at=plan.written_at, on_round=ctx.on_round)
+        except CnameFlowError as exc:
+            exc.binding_key, exc.step = key, str(Step.WAIT_PROPAGATION)
+            raise
+        return JournalEvent(key, str(Step.WAIT_PROPAGATION), "done", str(Phase.TXT_VISIBLE),
+                            {"converged_at": ctx.now().isoformat(),
+                             "nameserver_addresses": len(final.answers)})
 
-        def find() -> list[NameserverAddress]:
-            zone = ctx.zone()
-            return ctx.checker.targets(zone.name, zone.nameservers)
-
-        async with self._worker(Step.WAIT_PROPAGATION):
-            targets = await self.workers.call(ctx.binding.key, find)
-        written_at = monotonic_of(record.get("txt_written_at"), ctx.now())
-        with self._idle_while():
-            final = await ctx.checker.wait_async(txt_name(ctx.binding.domain), token, targets,
-                                                 written_at=written_at, on_round=ctx.on_round)
-        return StepResult(Phase.TXT_VISIBLE, {"converged_at": ctx.now().isoformat(),
-                                              "nameserver_addresses": len(final.answers)})
-
-    async def _failed(self, key: str, phase: Phase, exc: CnameFlowError,
-                      record: BindingRecord, failures: int) -> BindingRecord:
+    async def _failed(self, key: str, exc: CnameFlowError, failures: int) -> BindingRecord:
+        """Journal the failure of the step whose ``running`` is the binding's last event."""
+        record = self.committer.journal.get(key)
+        assert record is not None  # the failed step's running event was journaled
+        phase = Phase(record.phase)
         outputs: dict[str, OutputValue] = {}
         if exc.retryable:
             delay = self.backoff.delay_s(record.attempts + 1)
@@ -240,8 +279,67 @@ class Engine:
         finally:
             self._idle.discard(task)
 
-    async def _commit(self, event: JournalEvent) -> BindingRecord:
-        record = await self.committer.commit(event)
-        if self.on_change is not None:
-            self.on_change(event.key, event.phase)
+    async def _commit(self, *events: JournalEvent) -> BindingRecord:
+        record = await self.committer.commit(*events)
+        self._changed(events)
         return record
+
+    def _commit_blocking(self, *events: JournalEvent) -> BindingRecord:
+        record = self.committer.commit_blocking(*events)
+        self._changed(events)
+        return record
+
+    def _changed(self, events: Sequence[JournalEvent]) -> None:
+        if self.on_change is not None:
+            for event in events:
+                self.on_change(event.key, event.phase)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitPlan:
+    """What a propagation wait needs, read in a worker (token, targets, write time)."""
+
+    token: str
+    targets: list[NameserverAddress]
+    written_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """The outcome of a worker hop: the record after it, and the wait it stopped before."""
+
+    record: BindingRecord
+    wait: WaitPlan | None
+
+
+def _plan_wait(ctx: StepContext, record: BindingRecord) -> WaitPlan:
+    """The synchronous part of WAIT_PROPAGATION (:func:`steps.wait_propagation`).
+
+    Raises:
+        TokenExpired: the token ran out while we were away.
+    """
+    token = valid_token(ctx, record)
+    zone = ctx.zone()
+    return WaitPlan(token, ctx.checker.targets(zone.name, zone.nameservers),
+                    monotonic_of(record.get("txt_written_at"), ctx.now()))
+
+
+@contextlib.contextmanager
+def _naming_errors(step: Step, key: str) -> Iterator[None]:
+    """Errors of ``step`` of binding ``key`` name both.
+
+    Raises:
+        CnameFlowError: from the block, with ``binding_key`` and ``step`` set; any other
+            exception (a bug) becomes a permanent StepError.
+    """
+    try:
+        yield
+    except CnameFlowError as exc:
+        exc.binding_key, exc.step = key, str(step)
+        raise
+    except Exception as exc:  # a bug: journal it like a permanent failure
+        log.exception("step.crashed", binding=key, step=str(step))
+        error = StepError(f"internal error in {step}: {type(exc).__name__}: {exc}",
+                          retryable=False)
+        error.binding_key, error.step = key, str(step)
+        raise error from exc
