@@ -22,7 +22,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -89,6 +89,10 @@ class PropagationChecker:
         query: transport for one query to one address (default: UDP, TCP on TC or timeout).
         aquery: the same for the asynchronous methods.
         resolve_host: A/AAAA lookup of an NS host name (default: the system resolver).
+        executor: runs the synchronous fan-outs (one query per address, in parallel); default:
+            a thread pool of at most ``policy.max_parallel`` threads per fan-out. A shared
+            long-lived executor suits many concurrent callers (its size then bounds the queries
+            in flight); the caller owns and shuts it down.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class PropagationChecker:
         query: QueryFn | None = None,
         aquery: AsyncQueryFn | None = None,
         resolve_host: ResolveHostFn = system_addresses,
+        executor: Executor | None = None,
     ) -> None:
         self.policy = policy or PropagationPolicy()
         self._sleep = sleep
@@ -109,6 +114,7 @@ class PropagationChecker:
         self._query = query or udp_then_tcp(self.policy)
         self._aquery = aquery or async_udp_then_tcp(self.policy)
         self._resolve_host = resolve_host
+        self._executor = executor
 
     def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
         """Every address to poll for ``zone``: provider NS ∪ the child's apex NS set.
@@ -318,7 +324,7 @@ class PropagationChecker:
     def _record(
         self, name: str, round_: Round, number: int, confirmed: bool, on_round: RoundCallback | None
     ) -> Attempt:
-        log.info("propagation.round", name=name, round=number, ok=round_.ok,
+        log.debug("propagation.round", name=name, round=number, ok=round_.ok,
                  confirmed=confirmed, states=round_.counts())
         if on_round is not None:
             on_round(round_)
@@ -358,6 +364,8 @@ class PropagationChecker:
             return ask(self._query, make_query(name, rdtype, self.policy.payload), target,
                        self._clock)
 
+        if self._executor is not None:
+            return list(self._executor.map(one, targets))
         workers = min(self.policy.max_parallel, len(targets))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propagation") as pool:
             return list(pool.map(one, targets))

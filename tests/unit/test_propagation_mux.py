@@ -1,0 +1,101 @@
+"""SharedUdpTransport against a real loopback UDP server: one socket per address, replies
+matched to their queries by id and question whatever their order, forgeries dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import dns.exception
+import dns.message
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from cname_flow.propagation_model import NameserverAddress, PropagationPolicy
+from cname_flow.propagation_mux import SharedUdpTransport
+from cname_flow.propagation_wire import make_query
+
+
+class ReorderingServer(asyncio.DatagramProtocol):
+    """Holds ``batch`` queries, sends a forged reply to the first, then answers in reverse."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.held: list[tuple[dns.message.Message, tuple[str, int]]] = []
+        self.sources: set[tuple[str, int]] = set()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's selector datagram transport does not subclass DatagramTransport
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.sources.add(addr)
+        self.held.append((dns.message.from_wire(data), addr))
+        if len(self.held) < self.batch:
+            return
+        first, first_addr = self.held[0]
+        forged = dns.message.make_query("forged.example.com", dns.rdatatype.TXT)
+        forged.id = first.id  # right id, wrong question: must be ignored
+        self.transport.sendto(_answer(forged).to_wire(), first_addr)
+        self.transport.sendto(b"\x00\x01garbage", first_addr)  # not DNS: ignored too
+        for query, source in reversed(self.held):
+            self.transport.sendto(_answer(query).to_wire(), source)
+        self.held = []
+
+
+def _answer(query: dns.message.Message) -> dns.message.Message:
+    response = dns.message.make_response(query)
+    name = query.question[0].name
+    response.answer.append(dns.rrset.from_text(name, 60, "IN", "TXT", f'"{name}"'))
+    return response
+
+
+def _value(response: dns.message.Message) -> str:
+    return b"".join(response.answer[0][0].strings).decode()
+
+
+def test_concurrent_queries_share_one_socket_and_each_gets_its_own_answer() -> None:
+    async def scenario() -> tuple[list[str], int]:
+        loop = asyncio.get_running_loop()
+        server = ReorderingServer(batch=5)
+        transport, _ = await loop.create_datagram_endpoint(lambda: server,
+                                                           local_addr=("127.0.0.1", 0))
+        port = transport.get_extra_info("sockname")[1]
+        target = NameserverAddress(host="ns1.example.com", address="127.0.0.1", port=port)
+        mux = SharedUdpTransport(PropagationPolicy(query_timeout_s=2.0))
+        try:
+            names = [f"n{i}.example.com" for i in range(5)]
+            responses = await asyncio.gather(*(
+                mux(make_query(n, dns.rdatatype.TXT, 1232), target) for n in names))
+            again = await asyncio.gather(*(  # a second round reuses the same socket
+                mux(make_query(n, dns.rdatatype.TXT, 1232), target) for n in names))
+        finally:
+            await mux.aclose()
+            transport.close()
+        assert [_value(r) for r in again] == [_value(r) for r in responses]
+        return [_value(r) for r in responses], len(server.sources)
+
+    values, sources = asyncio.run(scenario())
+    assert values == [f"n{i}.example.com." for i in range(5)]
+    assert sources == 1
+
+
+def test_no_answer_times_out_then_tcp_is_refused() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        silent, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
+                                                        local_addr=("127.0.0.1", 0))
+        port = silent.get_extra_info("sockname")[1]
+        target = NameserverAddress(host="ns1.example.com", address="127.0.0.1", port=port)
+        mux = SharedUdpTransport(PropagationPolicy(query_timeout_s=0.2, tcp_timeout_s=0.2))
+        try:
+            with pytest.raises((dns.exception.Timeout, OSError)):
+                await mux(make_query("a.example.com", dns.rdatatype.TXT, 1232), target)
+        finally:
+            await mux.aclose()
+            silent.close()
+
+    asyncio.run(scenario())
