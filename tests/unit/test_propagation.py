@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import errno
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import dns.edns
 import dns.exception
@@ -511,3 +513,37 @@ def test_wait_cname_async_when_stuck_should_name_type_and_target_in_timeout() ->
 
 def _nothing() -> contextlib.AbstractContextManager[None]:
     return contextlib.nullcontext()
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A shared executor that counts the fan-out calls it ran."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.ran = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.ran += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_pre_state_fans_out_on_the_callers_executor_when_given() -> None:
+    pool = CountingExecutor()
+    try:
+        checker, fake, _ = checker_for({"192.0.2.1": serving(0), "192.0.2.2": serving(0)},
+                                       executor=pool)
+        state = checker.pre_state(NAME, targets("192.0.2.1", "192.0.2.2"))
+    finally:
+        pool.shutdown()
+    assert TOKEN in state.values
+    assert pool.ran == 4  # TXT and SOA at both addresses, all on the shared pool
+    assert len(fake.log) == 4
+
+
+def test_wait_logs_rounds_at_debug_and_convergence_at_info() -> None:
+    checker, _, clock = checker_for({"192.0.2.1": serving(0)})
+    with capture_logs() as logs:
+        checker.wait(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now)
+    levels = {e["event"]: e["log_level"] for e in logs}
+    assert levels["propagation.round"] == "debug"
+    assert levels["propagation.converged"] == "info"
