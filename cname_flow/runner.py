@@ -13,7 +13,14 @@ import structlog
 
 from cname_flow import machine, steps
 from cname_flow.errors import CnameFlowError, OwnershipNotVerified, TokenExpired
-from cname_flow.journal import BindingRecord, ErrorInfo, Journal, JournalEvent, OutputValue
+from cname_flow.journal import (
+    BindingRecord,
+    ErrorInfo,
+    EventStatus,
+    Journal,
+    JournalEvent,
+    OutputValue,
+)
 from cname_flow.model import Binding, Phase, Step
 
 log = structlog.get_logger(__name__)
@@ -145,10 +152,9 @@ class Runner:
         self.journal.record(failure_event(key, step, phase, exc))
 
     def _record(
-        self, key: str, step: str, status: str, phase: Phase,
+        self, key: str, step: str, status: EventStatus, phase: Phase,
         outputs: dict[str, OutputValue] | None = None,
     ) -> BindingRecord:
         return self.journal.record(JournalEvent(
-            key=key, step=str(step), status=status,  # type: ignore[arg-type]
-            phase=str(phase), outputs=outputs or {},
+            key=key, step=str(step), status=status, phase=str(phase), outputs=outputs or {},
         ))
