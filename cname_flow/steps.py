@@ -197,6 +197,11 @@ def record_ttl(preferred: int | None, zone: Zone) -> int:
 
 
 def valid_token(ctx: StepContext, record: BindingRecord) -> str:
+    """The journaled CNAME token, if it is still valid at ``ctx.now()``.
+
+    Raises:
+        TokenExpired: no token journaled, or it ran out (the machine goes back to PENDING).
+    """
     token, expires = record.token, record.token_expires_at
     if token is None or expires is None or expires <= ctx.now():
         raise TokenExpired(f"the CNAME token for {ctx.binding.domain} expired; getting a new one")
