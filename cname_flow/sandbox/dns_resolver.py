@@ -35,7 +35,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 import dns.rrset
 
-from cname_flow.sandbox.dns_transport import DnsEndpoint, Reply, decode_query
+from cname_flow.sandbox.dns_transport import DnsEndpoint, ListeningServer, Reply, decode_query
 from cname_flow.sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class _Entry:
     expires_at: float
 
 
-class CachingResolver:
+class CachingResolver(ListeningServer):
     """A recursive resolver (UDP and TCP) for the sandbox zones with RFC 2308 caching.
 
     Args:
@@ -121,28 +121,8 @@ class CachingResolver:
         self._next = itertools.cycle(range(max(1, len(self.upstreams))))
         self._endpoint = DnsEndpoint(address, port, self._handle)
 
-    @property
-    def address(self) -> str:
-        """The loopback address the resolver listens on."""
-        return self._endpoint.address
-
-    @property
-    def port(self) -> int:
-        """The bound port (the configured one until :meth:`start` binds a free one)."""
-        return self._endpoint.port
-
-    async def start(self) -> None:
-        """Bind UDP and TCP.
-
-        Raises:
-            OSError: the port is taken.
-        """
-        await self._endpoint.start()
+    def _on_started(self) -> None:
         logger.info("dns.resolver.started addr=%s:%d", self.address, self.port)
-
-    async def stop(self) -> None:
-        """Close both sockets; queries in progress are cancelled."""
-        await self._endpoint.stop()
 
     def flush(self) -> None:
         """Forget every cached answer (like ``unbound-control flush_zone .``)."""

@@ -22,7 +22,13 @@ import dns.rdataclass
 
 from cname_flow.sandbox.dns_cache import AnswerCache
 from cname_flow.sandbox.dns_resolver import CachingResolver, ResolverVerifier
-from cname_flow.sandbox.dns_transport import DnsEndpoint, Reply, decode_query, render
+from cname_flow.sandbox.dns_transport import (
+    DnsEndpoint,
+    ListeningServer,
+    Reply,
+    decode_query,
+    render,
+)
 from cname_flow.sandbox.dns_zone import Validity, ZoneAnswerer
 from cname_flow.sandbox.faults import FaultKind, FaultPlan
 from cname_flow.sandbox.state import SandboxState
@@ -50,7 +56,7 @@ def faults_for_dns(faults: FaultPlan | None) -> FaultPlan | None:
     return faults if DNS_FAULT_OP in ops or ANY_FAULT_OP in ops else None
 
 
-class AuthoritativeServer:
+class AuthoritativeServer(ListeningServer):
     """One authoritative nameserver for every zone in ``state.zones``, on UDP and TCP.
 
     Answers with AA for hosted names (RFC 1034 §4.3.2; no delegations), REFUSED without AA for
@@ -101,33 +107,13 @@ class AuthoritativeServer:
         self._endpoint = DnsEndpoint(address, port, self._handle)
 
     @property
-    def address(self) -> str:
-        """The loopback address the server listens on."""
-        return self._endpoint.address
-
-    @property
     def cache_hits(self) -> int:
         """UDP queries answered from the rendered-answer cache so far."""
         return self._cache.hits
 
-    @property
-    def port(self) -> int:
-        """The bound port (the configured one until :meth:`start` binds a free one)."""
-        return self._endpoint.port
-
-    async def start(self) -> None:
-        """Bind UDP and TCP.
-
-        Raises:
-            OSError: the port is taken.
-        """
-        await self._endpoint.start()
+    def _on_started(self) -> None:
         logger.info("dns.server.started name=%s addr=%s:%d lag=%s",
                     self.name, self.address, self.port, self.lag)
-
-    async def stop(self) -> None:
-        """Close both sockets."""
-        await self._endpoint.stop()
 
     def _handle(self, wire: bytes, tcp: bool) -> Reply:
         faults = faults_for_dns(self.faults)

@@ -273,3 +273,38 @@ def _formerr(wire: bytes, our_payload: int) -> dns.message.Message | None:
         return None  # not even a header: drop it
     response.set_rcode(dns.rcode.FORMERR)
     return response
+
+
+class ListeningServer:
+    """The socket plumbing every sandbox DNS server shares: one :class:`DnsEndpoint`.
+
+    Subclasses set ``self._endpoint`` in ``__init__`` and may override :meth:`_on_started`.
+    """
+
+    _endpoint: DnsEndpoint
+
+    @property
+    def address(self) -> str:
+        """The loopback address the server listens on."""
+        return self._endpoint.address
+
+    @property
+    def port(self) -> int:
+        """The bound port (the configured one until :meth:`start` binds a free one)."""
+        return self._endpoint.port
+
+    async def start(self) -> None:
+        """Bind UDP and TCP.
+
+        Raises:
+            OSError: the port is taken.
+        """
+        await self._endpoint.start()
+        self._on_started()
+
+    async def stop(self) -> None:
+        """Close both sockets; queries in progress are cancelled."""
+        await self._endpoint.stop()
+
+    def _on_started(self) -> None:
+        """Called once both sockets are bound (e.g. to log the address)."""
