@@ -319,8 +319,7 @@ def _plan_wait(ctx: StepContext, record: BindingRecord) -> WaitPlan:
         TokenExpired: the token ran out while we were away.
     """
     token = valid_token(ctx, record)
-    zone = ctx.zone()
-    return WaitPlan(token, ctx.checker.targets(zone.name, zone.nameservers),
+    return WaitPlan(token, ctx.targets(),
                     monotonic_of(record.get("txt_written_at"), ctx.now()))
 
 

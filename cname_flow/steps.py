@@ -28,7 +28,7 @@ from cname_flow.errors import (
 from cname_flow.journal import BindingRecord, OutputValue
 from cname_flow.model import Binding, CnameEntry, CnameToken, Phase, txt_name
 from cname_flow.oss import OssCnameApi
-from cname_flow.propagation import PropagationChecker, Round
+from cname_flow.propagation import NameserverAddress, PropagationChecker, Round
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +73,7 @@ class StepContext:
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     _zone: Zone | None = None
+    _targets: list[NameserverAddress] | None = None
     _entries: list[CnameEntry] | None = None
 
     def zone(self) -> Zone:
@@ -80,6 +81,13 @@ class StepContext:
         if self._zone is None:
             self._zone = self.dns.find_zone(txt_name(self.binding.domain))
         return self._zone
+
+    def targets(self) -> list[NameserverAddress]:
+        """Every authoritative nameserver address of the zone (discovered once per run)."""
+        if self._targets is None:
+            zone = self.zone()
+            self._targets = self.checker.targets(zone.name, zone.nameservers)
+        return self._targets
 
     def listed(self, *, fresh: bool = False) -> CnameEntry | None:
         """The binding's ListCname row on its bucket, or None."""
@@ -170,7 +178,7 @@ def write_txt(ctx: StepContext, record: BindingRecord) -> StepResult:
     token = valid_token(ctx, record)
     zone, name = ctx.zone(), txt_name(ctx.binding.domain)
     existing = ctx.dns.list_records(zone, name, "TXT")
-    pre = ctx.checker.pre_state(name, ctx.checker.targets(zone.name, zone.nameservers))
+    pre = ctx.checker.pre_state(name, ctx.targets())
     ours = _our_record(existing, record)
     foreign = [r for r in existing if r is not ours and r.value != token]
     if foreign:
@@ -224,8 +232,7 @@ def wait_propagation(ctx: StepContext, record: BindingRecord) -> StepResult:
         PropagationTimeout: the deadline passed; the message holds the per-address table.
     """
     token = valid_token(ctx, record)
-    zone = ctx.zone()
-    targets = ctx.checker.targets(zone.name, zone.nameservers)
+    targets = ctx.targets()
     written_at = monotonic_of(record.get("txt_written_at"), ctx.now())
     final = ctx.checker.wait(
         txt_name(ctx.binding.domain), token, targets, written_at=written_at, on_round=ctx.on_round
@@ -365,7 +372,7 @@ def _route(ctx: StepContext, record: BindingRecord) -> dict[str, OutputValue]:
         )
     ref, _ = ctx.dns.upsert(zone, domain, "CNAME", target, record_ttl(ctx.txt_ttl, zone),
                             replace=ours)
-    targets = ctx.checker.targets(zone.name, zone.nameservers)
+    targets = ctx.targets()
     ctx.checker.wait_cname(domain, target, targets, on_round=ctx.on_round)
     return {"route_record_id": ref.record_id if ref.remark == OWNER_REMARK else None,
             "route_target": target}
