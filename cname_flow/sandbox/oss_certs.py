@@ -8,6 +8,8 @@ Codes and ECs: alibaba-apis.md §4 and ``docs/sandbox-oss.md`` (guesses listed t
 
 from __future__ import annotations
 
+from cryptography import x509
+
 from cname_flow.certs import (
     load_private_key,
     parse_certificate_chain,
@@ -88,15 +90,7 @@ def _uploaded(
         raise OssError(400, "InvalidArgument", "The certificate and private key do not match.")
     state.uploaded_certs += 1
     cert_id = f"{_UPLOAD_CERT_BASE + state.uploaded_certs}-{bucket.region}"
-    return BoundCertificate(
-        "Upload",
-        cert_id,
-        "Enabled",
-        now,
-        sha1_fingerprint(leaf),
-        leaf.not_valid_before_utc.timestamp(),
-        leaf.not_valid_after_utc.timestamp(),
-    )
+    return _bound("Upload", cert_id, now, leaf)
 
 
 def _cas(state: SandboxState, cert_id: str, now: float) -> BoundCertificate:
@@ -112,12 +106,12 @@ def _cas(state: SandboxState, cert_id: str, now: float) -> BoundCertificate:
         leaf = parse_certificate_chain(cas.pem)[0]
     except ValueError:
         return BoundCertificate("CAS", cert_id, "Enabled", now, "", now, now)
+    return _bound("CAS", cert_id, now, leaf)
+
+
+def _bound(kind: str, cert_id: str, now: float, leaf: x509.Certificate) -> BoundCertificate:
+    """The Certificate block ListCname shows for ``leaf``: fingerprint and validity from the PEM."""
     return BoundCertificate(
-        "CAS",
-        cert_id,
-        "Enabled",
-        now,
-        sha1_fingerprint(leaf),
-        leaf.not_valid_before_utc.timestamp(),
-        leaf.not_valid_after_utc.timestamp(),
+        kind, cert_id, "Enabled", now, sha1_fingerprint(leaf),
+        leaf.not_valid_before_utc.timestamp(), leaf.not_valid_after_utc.timestamp(),
     )
