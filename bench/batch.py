@@ -8,8 +8,8 @@ RSS come from ``os.wait4``. Makespan is the engine's own ``elapsed_s`` (interpre
 and manifest loading excluded); the process wall time is printed beside it.
 
 Lower bound = the largest of: for each rate-limited action, calls needed ÷ rate (calls needed
-per binding: 1 CreateCnameToken, 1 GetCnameToken, 1 PutCname, 1 AddDomainRecord, 2
-DescribeSubDomainRecords; ListCname is coalesced per bucket and not counted); and the critical
+per binding: 1 CreateCnameToken, 1 PutCname, 1 AddDomainRecord, 1 UpdateDomainRecordRemark,
+1 DescribeSubDomainRecords; ListCname is coalesced per bucket and not counted); and the critical
 path of one binding, measured as the makespan of a one-domain job (it includes the lag).
 
 Sequential baseline: one binding after another, as users script it today: CreateCnameToken,
@@ -48,8 +48,8 @@ from tests.e2e.batch_world import (  # noqa: E402
     write_config,
 )
 
-NEEDED_PER_BINDING = {"CreateCnameToken": 1, "GetCnameToken": 1, "PutCname": 1,
-                      "AddDomainRecord": 1, "DescribeSubDomainRecords": 2}
+NEEDED_PER_BINDING = {"CreateCnameToken": 1, "PutCname": 1, "AddDomainRecord": 1,
+                      "UpdateDomainRecordRemark": 1, "DescribeSubDomainRecords": 1}
 
 
 def start_sandbox(n: int, tmp: Path) -> tuple[subprocess.Popen[bytes], SandboxInfo]:

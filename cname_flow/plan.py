@@ -14,7 +14,7 @@ from cname_flow.dns.base import OWNER_REMARK
 from cname_flow.errors import CnameFlowError
 from cname_flow.journal import BindingRecord
 from cname_flow.model import CertificateInfo, Step, txt_name
-from cname_flow.steps import TOKEN_RENEW_MARGIN_S, StepContext
+from cname_flow.steps import StepContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +71,15 @@ def _actions(ctx: StepContext, record: BindingRecord | None) -> list[PlannedActi
         acts.extend(_certificate_actions(ctx, entry.certificate))
         return acts + _tail(ctx, record)
     token = ctx.oss.get_token(b.bucket, b.domain)
-    if token is None or token.expired(ctx.now(), margin_s=TOKEN_RENEW_MARGIN_S):
+    if token is None or token.expired(ctx.now()):
         acts.append(PlannedAction(Step.CREATE_TOKEN, "CreateCnameToken",
                                   "no valid CNAME token for this domain on the bucket"))
         value = None
     else:
         value = token.token
-        acts.append(PlannedAction(Step.CREATE_TOKEN, "skip: reuse token",
-                                  f"valid until {token.expires_at.isoformat()}"))
+        acts.append(PlannedAction(Step.CREATE_TOKEN, "CreateCnameToken (same token)",
+                                  "OSS answers the live token, valid until "
+                                  f"{token.expires_at.isoformat()}"))
     existing = ctx.dns.list_records(zone, txt_name(b.domain), "TXT")
     if value is not None and any(r.value == value for r in existing):
         acts.append(PlannedAction(Step.WRITE_TXT, "skip", "the TXT record already holds the token"))

@@ -32,10 +32,6 @@ from cname_flow.propagation import NameserverAddress, PropagationChecker, Round
 
 log = structlog.get_logger(__name__)
 
-#: A token this close to expiry (seconds) is renewed before it is published.
-TOKEN_RENEW_MARGIN_S = 3600.0
-
-
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """Where a step leads and what it learned (journaled as the event's outputs)."""
@@ -89,6 +85,10 @@ class StepContext:
             self._targets = self.checker.targets(zone.name, zone.nameservers)
         return self._targets
 
+    def has_listing(self) -> bool:
+        """True when this run has read the bucket's ListCname already."""
+        return self._entries is not None
+
     def listed(self, *, fresh: bool = False) -> CnameEntry | None:
         """The binding's ListCname row on its bucket, or None."""
         if fresh or self._entries is None:
@@ -99,7 +99,12 @@ class StepContext:
 # -- PENDING → TOKEN_READY ------------------------------------------------------------------------
 
 def create_token(ctx: StepContext, record: BindingRecord) -> StepResult:
-    """Pre-flight the zone, then obtain a valid CNAME token (GetCnameToken, else CreateCnameToken).
+    """Pre-flight the zone, then obtain the CNAME token with CreateCnameToken.
+
+    No GetCnameToken first: while a token is valid (72 h) CreateCnameToken answers that same
+    token (OSS CreateCnameToken; alibaba-apis.md §5), so creating is already idempotent and the
+    read would only cost a call per binding. (A token that expires within the hour is still
+    the one OSS hands out; an expiry before PutCname sends the machine back here.)
 
     Fast paths: a domain already listed Enabled on the bucket goes to VERIFIED (or to
     TXT_VISIBLE when its certificate must change).
@@ -119,11 +124,9 @@ def create_token(ctx: StepContext, record: BindingRecord) -> StepResult:
     entry = ctx.listed()
     if entry is not None and entry.status == "Enabled":
         return StepResult(_bound_next_phase(ctx, entry), {"zone": zone.name, "fast_path": True})
-    token = ctx.oss.get_token(ctx.binding.bucket, ctx.binding.domain)
-    if token is None or token.expired(ctx.now(), margin_s=TOKEN_RENEW_MARGIN_S):
-        token = _create_token(ctx)
-        if token is None:  # NoNeedCreateCnameToken: bound on this bucket meanwhile
-            return StepResult(Phase.CNAME_PUT, {"zone": zone.name})
+    token = _create_token(ctx)
+    if token is None:  # NoNeedCreateCnameToken: bound on this bucket meanwhile
+        return StepResult(Phase.CNAME_PUT, {"zone": zone.name})
     log.info("token.ready", expires_at=token.expires_at.isoformat())
     return StepResult(Phase.TOKEN_READY, {
         "zone": zone.name,
@@ -261,7 +264,12 @@ def put_cname(ctx: StepContext, record: BindingRecord) -> StepResult:
         OwnershipNotVerified: OSS still cannot see the token past the TTL-derived bound.
         CertificateConflict: the bound certificate changed since it was read.
     """
-    entry = ctx.listed(fresh=True)
+    # Without a certificate to plan, the listing this run took before writing the TXT record
+    # suffices (it showed the domain not bound; a re-put on the same bucket is an update and
+    # a PutCname without CertificateConfiguration leaves a bound certificate alone,
+    # alibaba-apis.md §4.2). A certificate plan needs the CertId bound right now, and a run that
+    # resumed here has no listing of its own yet: both read afresh.
+    entry = ctx.listed(fresh=ctx.certificate is not None or not ctx.has_listing())
     request = None
     if ctx.certificate is not None and entry is not None:
         _refuse_out_of_band_change(ctx, record, entry)

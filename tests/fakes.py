@@ -100,6 +100,8 @@ class FakeOss:
         self.clock = clock
         self.token_validity = token_validity
         self.max_cnames = max_cnames
+        #: Tokens minted (CreateCnameToken answers that were not the live token again).
+        self.minted = 0
         self._script = _Script()
         self._lock = threading.RLock()
 
@@ -130,6 +132,7 @@ class FakeOss:
             self._not_bound_elsewhere(bucket, domain)
             token = self._live_token(store, domain)
             if token is None:
+                self.minted += 1
                 token = CnameToken(
                     bucket, domain, secrets.token_hex(16), self.clock() + self.token_validity
                 )

@@ -79,7 +79,7 @@ def crash_after(obj: object, method: str) -> None:
 
 
 @pytest.mark.parametrize(("target", "method"), [
-    ("oss", "list_cnames"), ("oss", "get_token"), ("oss", "create_token"),
+    ("oss", "list_cnames"), ("oss", "create_token"),
     ("dns", "list_records"), ("dns", "upsert"), ("checker", "wait"),
     ("oss", "put_cname"),
 ])
@@ -92,9 +92,30 @@ def test_run_when_killed_right_after_a_call_should_resume_to_one_binding(
         world.run()
     record = world.run()
     assert record.phase == Phase.BOUND
-    assert world.oss.calls["CreateCnameToken"] == 1          # the token is reused, never re-minted
+    assert world.oss.minted == 1                              # the token is reused, never re-minted
+    assert world.oss.calls["GetCnameToken"] == 0              # CreateCnameToken is idempotent
     assert len(world.txt_records()) == 1                      # no duplicate TXT record
     assert world.oss.list_cnames("examplebucket")[0].domain == DOMAIN
+
+
+def test_run_without_certificate_should_reuse_the_run_s_listing_before_put_cname(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    assert world.run().phase == Phase.BOUND
+    assert world.oss.calls["ListCname"] == 2      # the pre-flight read and the verification
+
+
+def test_run_resumed_before_put_cname_should_read_the_bucket_afresh(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    crash_after(world.checker, "wait")
+    with pytest.raises(Crash):
+        world.run()
+    assert world.oss.calls["ListCname"] == 1
+    world.oss.bind("examplebucket", DOMAIN)       # bound meanwhile, out of band
+    assert world.run().phase == Phase.BOUND
+    assert world.oss.calls["ListCname"] == 3      # a fresh read before PutCname, then verify
+    assert world.oss.calls["PutCname"] == 0       # it saw the binding and did not re-put
 
 
 def test_run_when_already_bound_should_only_read(tmp_path: Path) -> None:
@@ -153,6 +174,6 @@ def test_run_when_token_expired_on_resume_should_mint_a_new_one_and_update_our_r
     with Journal(world.journal_path) as journal:
         record = Runner(journal).run(ctx)
     assert record.phase == Phase.BOUND
-    assert world.oss.calls["CreateCnameToken"] == 2
+    assert world.oss.calls["CreateCnameToken"] == 2 and world.oss.minted == 2
     assert len(world.txt_records()) == 1 and world.txt_records() != first   # updated in place
     assert world.dns.calls["AddDomainRecord"] == 1
