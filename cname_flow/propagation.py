@@ -38,6 +38,7 @@ from cname_flow.propagation_model import (
     PropagationPolicy,
     Round,
     fold_pre_state,
+    soa_missing,
 )
 from cname_flow.propagation_schedule import (
     Attempt,
@@ -129,7 +130,15 @@ class PropagationChecker:
                         self._resolve_host)
 
     def pre_state(self, name: str, targets: Sequence[NameserverAddress]) -> PreState:
-        """What the authoritative servers serve at ``name`` now (TXT and SOA, RD=0).
+        """What the authoritative servers serve at ``name`` now (TXT, and SOA where needed; RD=0).
+
+        Every address is asked for TXT. An authoritative negative answer (NXDOMAIN, NODATA)
+        carries the zone's SOA in its authority section (RFC 2308 §3, §5), which gives the
+        serial and ``neg_ttl``; only the addresses whose authoritative answer carried no SOA
+        (a positive answer, an odd server) are then asked for SOA
+        (:func:`~cname_flow.propagation_model.soa_missing`). The result equals asking every
+        address for both, as long as a server answers the two queries alike (a server that
+        fails the TXT query is not asked for SOA).
 
         Raises:
             StepError: ``targets`` is empty (not retryable), or no address answered
@@ -137,8 +146,20 @@ class PropagationChecker:
         """
         _require(name, targets)
         txt = [classify(e, name, None) for e in self._exchange_all(name, TXT, targets)]
-        soa = [classify(e, name, None) for e in self._exchange_all(name, SOA, targets)]
+        soa = [classify(e, name, None) for e in self._exchange_all(name, SOA, soa_missing(txt))]
         return fold_pre_state(name, txt, soa)
+
+    async def pre_state_async(self, name: str, targets: Sequence[NameserverAddress]) -> PreState:
+        """:meth:`pre_state` on the asynchronous transport; no thread is used.
+
+        Raises:
+            StepError: ``targets`` is empty (not retryable), or no address answered
+                authoritatively (retryable).
+        """
+        _require(name, targets)
+        txt = [classify(e, name, None) for e in await self._aexchange_all(name, TXT, targets)]
+        asked = await self._aexchange_all(name, SOA, soa_missing(txt))
+        return fold_pre_state(name, txt, [classify(e, name, None) for e in asked])
 
     def observe(self, name: str, value: str, targets: Sequence[NameserverAddress]) -> Round:
         """One round: ask every address for ``name`` TXT in parallel and judge the answers.
@@ -373,6 +394,8 @@ class PropagationChecker:
     async def _aexchange_all(
         self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress]
     ) -> list[Exchange]:
+        if not targets:
+            return []
         gate = asyncio.Semaphore(self.policy.max_parallel)
 
         async def one(target: NameserverAddress) -> Exchange:

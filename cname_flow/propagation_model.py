@@ -230,6 +230,19 @@ class PreState:
     serial: int | None
 
 
+def soa_missing(txt: Sequence[AddressAnswer]) -> list[NameserverAddress]:
+    """Targets whose authoritative TXT answer carried no zone SOA, in answer order.
+
+    A negative answer from a server holding the zone carries the SOA in its authority section
+    (RFC 2308 §3), so only these targets (positive answers, servers that omit it) need an SOA
+    query for the pre-state's serial and ``neg_ttl``. Addresses that did not answer TXT
+    authoritatively (LAME, SERVFAIL, UNREACHABLE) are not asked again: a server that does not
+    hold the zone, or cannot be reached, gives no authoritative SOA either, and
+    :func:`fold_pre_state` counts only authoritative answers.
+    """
+    return [a.target for a in txt if a.state in AUTHORITATIVE_STATES and a.serial is None]
+
+
 def fold_pre_state(
     name: str, txt: Sequence[AddressAnswer], soa: Sequence[AddressAnswer]
 ) -> PreState:

@@ -25,10 +25,13 @@ from cname_flow.propagation import (
     AddressAnswer,
     AnswerState,
     NameserverAddress,
+    PreState,
     PropagationChecker,
     PropagationPolicy,
     Round,
 )
+from cname_flow.propagation_model import fold_pre_state
+from cname_flow.propagation_wire import classify
 from tests.unit.propagation_fakes import (
     NAME,
     TOKEN,
@@ -357,7 +360,94 @@ def test_pre_state_should_report_old_values_ttls_and_serial() -> None:
     assert pre.neg_ttl == 300
     assert pre.serial == 5  # serial - 1 while not live; SOA queries report it too
     assert pre.cname is None
-    assert sorted(fake.asked(dns.rdatatype.SOA)) == ["192.0.2.1", "192.0.2.2"]
+    # .1 answered positively (no SOA in it); .2's NXDOMAIN carried the SOA (RFC 2308 §3)
+    assert fake.asked(dns.rdatatype.SOA) == ["192.0.2.1"]
+
+
+def test_pre_state_when_negative_answers_carry_soa_should_not_ask_for_it() -> None:
+    behaviours = {"192.0.2.1": serving(None, serial=5), "192.0.2.2": serving(None, serial=8)}
+    checker, fake, _ = checker_for(behaviours)
+    pre = checker.pre_state(NAME, targets("192.0.2.1", "192.0.2.2"))
+    assert (pre.values, pre.old_ttl, pre.neg_ttl, pre.serial) == (frozenset(), None, 300, 7)
+    assert fake.asked(dns.rdatatype.SOA) == []
+    assert sorted(fake.asked(dns.rdatatype.TXT)) == ["192.0.2.1", "192.0.2.2"]
+
+
+def soa_when_asked(txt_answer: Answering) -> Behaviour:
+    """``txt_answer`` for TXT queries; NODATA with SOA serial 9 for SOA queries."""
+
+    def behave(q: dns.message.Message, now: float) -> dns.message.Message:
+        if q.question[0].rdtype == dns.rdatatype.SOA:
+            return respond(q, serial=9)
+        return txt_answer(q, now)
+
+    return behave
+
+
+#: Server mixes for the pre-state; the SOA is asked only where the TXT answer was authoritative
+#: and carried none.
+PRE_STATE_MIXES: dict[str, tuple[dict[str, Behaviour], list[str]]] = {
+    "all absent": ({"192.0.2.1": serving(None, serial=3), "192.0.2.2": serving(None, serial=4)},
+                   []),
+    "old value and absent": ({"192.0.2.1": serving(None, serial=3, old=("old",)),
+                              "192.0.2.2": serving(None, serial=4)}, ["192.0.2.1"]),
+    "negative answer without soa": (
+        {"192.0.2.1": soa_when_asked(lambda q, _: respond(q, rcode=dns.rcode.NXDOMAIN)),
+         "192.0.2.2": serving(None, serial=4)}, ["192.0.2.1"]),
+    # servers that fail for the TXT query fail for the SOA query too: not asked again
+    "lame and down": ({"192.0.2.1": lambda q, _: respond(q, aa=False, serial=9),
+                       "192.0.2.2": DOWN_B, "192.0.2.3": LAME_B,
+                       "192.0.2.4": serving(None, serial=4, old=("old",))}, ["192.0.2.4"]),
+    "servfail": ({"192.0.2.1": lambda q, _: respond(q, rcode=dns.rcode.SERVFAIL),
+                  "192.0.2.2": serving(None, serial=4)}, []),
+    "cname": ({"192.0.2.1": soa_when_asked(lambda q, _: respond(q, cname="x.example.net."))},
+              ["192.0.2.1"]),
+}
+
+
+def full_pre_state(checker: PropagationChecker, addresses: list[NameserverAddress]) -> PreState:
+    """The pre-state as the reference spells it: TXT and SOA from every address."""
+    def every(rdtype: dns.rdatatype.RdataType) -> list[AddressAnswer]:
+        return [classify(e, NAME, None) for e in checker._exchange_all(NAME, rdtype, addresses)]
+
+    return fold_pre_state(NAME, every(dns.rdatatype.TXT), every(dns.rdatatype.SOA))
+
+
+@pytest.mark.parametrize("mix", list(PRE_STATE_MIXES))
+def test_pre_state_should_equal_asking_soa_everywhere_and_ask_it_only_where_missing(
+    mix: str,
+) -> None:
+    behaviours, soa_asked = PRE_STATE_MIXES[mix]
+    addresses = targets(*behaviours)
+    checker, fake, _ = checker_for(behaviours)
+    pre = checker.pre_state(NAME, addresses)
+    assert sorted(fake.asked(dns.rdatatype.SOA)) == soa_asked
+    assert pre == full_pre_state(checker, addresses)
+
+
+@pytest.mark.parametrize("mix", list(PRE_STATE_MIXES))
+def test_pre_state_async_should_equal_pre_state_with_the_same_queries(mix: str) -> None:
+    behaviours, soa_asked = PRE_STATE_MIXES[mix]
+    addresses = targets(*behaviours)
+    checker, fake, _ = checker_for(behaviours)
+    pre = asyncio.run(checker.pre_state_async(NAME, addresses))
+    assert sorted(fake.asked(dns.rdatatype.SOA)) == soa_asked
+    assert pre == checker.pre_state(NAME, addresses)
+
+
+def test_pre_state_async_when_target_set_empty_should_raise_not_retryable() -> None:
+    checker, _, _ = checker_for({})
+    with pytest.raises(StepError, match="no authoritative nameserver") as caught:
+        asyncio.run(checker.pre_state_async(NAME, []))
+    assert caught.value.retryable is False
+
+
+def test_pre_state_async_when_nobody_answers_authoritatively_should_raise_retryable() -> None:
+    checker, fake, _ = checker_for({"192.0.2.1": DOWN_B, "192.0.2.2": LAME_B})
+    with pytest.raises(StepError, match="no authoritative answer") as caught:
+        asyncio.run(checker.pre_state_async(NAME, targets("192.0.2.1", "192.0.2.2")))
+    assert caught.value.retryable is True
+    assert fake.asked(dns.rdatatype.SOA) == []
 
 
 def test_pre_state_when_cname_at_name_should_report_it() -> None:
