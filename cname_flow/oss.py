@@ -21,6 +21,7 @@ from cname_flow.credentials import Credentials, secret_values
 from cname_flow.errors import OssError
 from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken
 from cname_flow.oss_errors import OSS_SDK_ERRORS, SERVICE, map_oss_error
+from cname_flow.oss_transport import http_client_for
 
 _log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
@@ -89,6 +90,14 @@ class AlibabaOss:
         if endpoint:
             cfg.endpoint = endpoint
             cfg.use_path_style = _needs_path_style(endpoint)
+        http_client = http_client_for(
+            endpoint,
+            region=region,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+        )
+        if http_client is not None:  # None: a proxy applies; the SDK's requests client does it
+            cfg.http_client = http_client
         self.region = region
         self._secrets = secret_values(credentials)
         self._client = oss.Client(cfg)
