@@ -285,6 +285,7 @@ async def _drive(journal: Journal, contexts: Sequence[StepContext], concurrency:
         (the signal that stopped the run or None, journal flushes).
     """
     loop = asyncio.get_running_loop()
+    checker.attach_loop(loop)  # pre-states of the workers go through the loop's shared sockets
     committer = GroupCommitter(journal)
     committer.start()
     workers = Workers(concurrency)
