@@ -31,8 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 from dns.rdatatype import RdataType
 
-from cname_flow.propagation import NameserverAddress, PropagationChecker, PropagationPolicy
-from cname_flow.propagation_model import PreState
+from cname_flow.batch_delays import PropagationDelays
+from cname_flow.propagation import (
+    NameserverAddress,
+    PropagationChecker,
+    PropagationPolicy,
+    RoundCallback,
+)
+from cname_flow.propagation_model import PreState, Round
 from cname_flow.propagation_mux import SharedUdpTransport
 from cname_flow.propagation_wire import Exchange
 
@@ -82,6 +88,7 @@ class CachingChecker(PropagationChecker):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False  # aclose ran: no loop is attached again
         self._running: set[asyncio.Task[PreState]] = set()  # pre-states on the loop
+        self.delays = PropagationDelays()
 
     def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
         """As :meth:`PropagationChecker.targets`, cached per (zone, provider nameservers)."""
@@ -93,6 +100,48 @@ class CachingChecker(PropagationChecker):
             with self._lock:
                 self._targets[key] = found
         return list(found)
+
+    async def wait_async(
+        self,
+        name: str,
+        value: str,
+        targets: Sequence[NameserverAddress],
+        *,
+        written_at: float | None = None,
+        on_round: RoundCallback | None = None,
+        first_poll_s: float | None = None,
+    ) -> Round:
+        """As :meth:`PropagationChecker.wait_async`, first round when earlier bindings suggest.
+
+        With ``written_at`` known and no ``first_poll_s`` given, the first round is sent at
+        :attr:`delays`' estimate for this nameserver set, and the delay at which this wait's
+        first all-OK round came is added to it (:mod:`cname_flow.batch_delays`).
+
+        Raises:
+            StepError: ``targets`` is empty (not retryable).
+            PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
+        """
+        if written_at is None or first_poll_s is not None:
+            return await super().wait_async(name, value, targets, written_at=written_at,
+                                            on_round=on_round, first_poll_s=first_poll_s)
+        key = tuple(sorted(t.endpoint for t in targets))
+        visible_after: list[float] = []
+
+        def note(round_: Round) -> None:
+            if not visible_after:
+                if round_.ok:
+                    visible_after.append(self._clock() - written_at)
+                else:
+                    self.delays.observe_missing(key, self._clock() - written_at)
+            if on_round is not None:
+                on_round(round_)
+
+        final = await super().wait_async(
+            name, value, targets, written_at=written_at, on_round=note,
+            first_poll_s=self.delays.first_poll_s(key, self.policy.first_poll_s))
+        if visible_after:
+            self.delays.observe(key, visible_after[0])
+        return final
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Run the pre-states of other threads on ``loop`` (default: the running loop).

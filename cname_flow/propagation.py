@@ -224,14 +224,19 @@ class PropagationChecker:
         *,
         written_at: float | None = None,
         on_round: RoundCallback | None = None,
+        first_poll_s: float | None = None,
     ) -> Round:
         """:meth:`wait` on ``dns.asyncquery`` and tenacity's ``AsyncRetrying``.
+
+        Args:
+            first_poll_s: seconds after ``written_at`` of the first round, instead of the
+                policy's ``first_poll_s`` (a batch job that learned its zone's delay).
 
         Raises:
             StepError: ``targets`` is empty (not retryable).
             PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
         """
-        return await self._await(name, TXT, value, targets, written_at, on_round)
+        return await self._await(name, TXT, value, targets, written_at, on_round, first_poll_s)
 
     async def wait_cname_async(
         self,
@@ -307,9 +312,10 @@ class PropagationChecker:
         targets: Sequence[NameserverAddress],
         written_at: float | None,
         on_round: RoundCallback | None,
+        first_poll_s: float | None = None,
     ) -> Round:
         _require(name, targets)
-        delay = self._first_poll_delay(written_at)
+        delay = self._first_poll_delay(written_at, first_poll_s)
         if delay > 0:
             await self._asleep(delay)
         confirmation = Confirmation(self.policy.confirmations, self.policy.confirmation_gap_s)
@@ -330,9 +336,12 @@ class PropagationChecker:
 
     # -- schedule ---------------------------------------------------------------------------
 
-    def _first_poll_delay(self, written_at: float | None) -> float:
+    def _first_poll_delay(
+        self, written_at: float | None, first_poll_s: float | None = None
+    ) -> float:
         now = self._clock()
-        return (now if written_at is None else written_at) + self.policy.first_poll_s - now
+        first = self.policy.first_poll_s if first_poll_s is None else first_poll_s
+        return (now if written_at is None else written_at) + first - now
 
     def _strategies(self, confirmation: Confirmation, started: float) -> dict[str, Any]:
         return {
