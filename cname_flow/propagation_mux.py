@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 from typing import cast
 
 import dns.asyncquery
@@ -36,9 +35,9 @@ import dns.flags
 import dns.message
 
 from cname_flow.propagation_model import NameserverAddress, PropagationPolicy
+from cname_flow.propagation_wire import query_id
 
 _Key = tuple[str, int]
-_MAX_ID = 0xFFFF
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -76,7 +75,7 @@ class _Endpoint(asyncio.DatagramProtocol):
     def unused_id(self) -> int:
         """A message id no query in flight on this socket uses."""
         while True:
-            candidate = secrets.randbelow(_MAX_ID + 1)
+            candidate = query_id()
             if candidate not in self.pending:
                 return candidate
 

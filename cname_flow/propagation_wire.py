@@ -11,8 +11,11 @@ and return the response or raise (``dns.exception.Timeout``, ``OSError``, any
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
+import secrets
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -44,11 +47,40 @@ TRANSPORT_ERRORS = (dns.exception.DNSException, OSError, EOFError)
 _LAME_RCODES = frozenset({dns.rcode.REFUSED, dns.rcode.NOTAUTH})
 
 
+class QueryIds:
+    """Unpredictable 16-bit DNS message ids (RFC 5452 §4.3), drawn from the OS in blocks.
+
+    dnspython draws each id with ``SystemRandom`` (one ``getrandom`` syscall per query); a
+    batch job sends thousands of queries, and those syscalls were ~4 % of its CPU. Drawing
+    ``block`` ids per syscall from the same CSPRNG (:func:`secrets.token_bytes`) keeps them
+    just as unpredictable. Thread-safe.
+
+    Args:
+        block: ids drawn per refill.
+    """
+
+    def __init__(self, block: int = 1024) -> None:
+        self._block = block
+        self._ids: list[int] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        """The next id, 0..65535."""
+        with self._lock:
+            if not self._ids:
+                self._ids = array.array("H", secrets.token_bytes(2 * self._block)).tolist()
+            return self._ids.pop()
+
+
+#: The ids of every query cname-flow sends.
+query_id = QueryIds()
+
+
 def make_query(name: str, rdtype: dns.rdatatype.RdataType, payload: int) -> dns.message.Message:
     """A non-recursive (RD=0) query for ``name``/``rdtype`` with EDNS(0) and an NSID request."""
     nsid = dns.edns.GenericOption(dns.edns.OptionType.NSID, b"")
     return dns.message.make_query(
-        name, rdtype, use_edns=0, payload=payload, options=[nsid], flags=0
+        name, rdtype, use_edns=0, payload=payload, options=[nsid], flags=0, id=query_id()
     )
 
 

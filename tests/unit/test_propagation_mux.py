@@ -4,17 +4,21 @@ matched to their queries by id and question whatever their order, forgeries drop
 from __future__ import annotations
 
 import asyncio
+import secrets
+from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.rdatatype
 import dns.rrset
 import pytest
 
+from cname_flow import propagation_wire
 from cname_flow.propagation_model import NameserverAddress, PropagationPolicy
 from cname_flow.propagation_mux import SharedUdpTransport
-from cname_flow.propagation_wire import make_query
+from cname_flow.propagation_wire import QueryIds, make_query
 
 
 class ReorderingServer(asyncio.DatagramProtocol):
@@ -99,3 +103,33 @@ def test_no_answer_times_out_then_tcp_is_refused() -> None:
             silent.close()
 
     asyncio.run(scenario())
+
+
+def test_query_ids_should_be_16_bit_and_drawn_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws: list[int] = []
+    real = secrets.token_bytes
+
+    def counting(n: int) -> bytes:
+        draws.append(n)
+        return real(n)
+
+    monkeypatch.setattr(secrets, "token_bytes", counting)
+    ids = QueryIds(block=64)
+    got = [ids() for _ in range(200)]
+    assert all(0 <= i <= 0xFFFF for i in got)
+    assert draws == [128] * 4                       # one syscall per 64 ids
+    assert len(set(got)) > 150                      # random, not a counter or a constant
+
+
+def test_query_ids_should_hand_each_drawn_id_out_once_across_threads() -> None:
+    ids = QueryIds(block=32)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: ids(), range(32 * 50)))
+    assert len(got) == 32 * 50 and all(0 <= i <= 0xFFFF for i in got)
+
+
+def test_make_query_should_take_its_id_from_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(propagation_wire, "query_id", lambda: 4242)
+    query = make_query("_dnsauth.a.example.com", dns.rdatatype.TXT, 1232)
+    assert query.id == 4242
+    assert query.flags & dns.flags.RD == 0
