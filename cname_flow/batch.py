@@ -246,7 +246,8 @@ def _run(
 
 
 def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]:
-    """A step context per binding; every certificate pre-flighted before anything runs.
+    """A step context per binding (first ListCname reads shared per bucket, see
+    :meth:`BatchOss.recent_list`); every certificate pre-flighted before anything runs.
 
     Raises:
         ConfigError: every binding whose certificate fails pre-flight, with its manifest line.
@@ -254,7 +255,10 @@ def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]
     contexts, reasons = [], []
     for binding in manifest.bindings:
         try:
-            contexts.append(service.step_context(clients, binding))
+            ctx = service.step_context(clients, binding)
+            if isinstance(clients.oss, BatchOss):
+                ctx.shared_listing = clients.oss.recent_list
+            contexts.append(ctx)
         except CnameFlowError as exc:
             reasons.append(f"{manifest.lines.get(binding.key, manifest.source)}: {exc}")
     if reasons:

@@ -167,6 +167,7 @@ class _Listing:
     generation: int = 0  # completed calls
     result: list[CnameEntry] | None = None
     error: BaseException | None = None
+    started_at: float = 0.0  # monotonic start of the call that gave ``result``
 
 
 class BatchOss:
@@ -225,11 +226,13 @@ class BatchOss:
                 if not listing.running:
                     listing.running = True
                     listing.cond.release()
+                    started_at = time.monotonic()
                     try:
                         result, error = self._list_once(bucket)
                     finally:
                         listing.cond.acquire()
                     listing.result, listing.error = result, error
+                    listing.started_at = started_at
                     listing.running = False
                     listing.generation += 1
                     listing.cond.notify_all()
@@ -238,6 +241,27 @@ class BatchOss:
             if listing.error is not None:
                 raise listing.error
             return list(listing.result or [])
+
+    def recent_list(self, bucket: str, max_age_s: float = 30.0) -> list[CnameEntry]:
+        """The bucket's last ListCname if it started at most ``max_age_s`` seconds ago, else a
+        new one (:meth:`list_cnames`).
+
+        For reads that only save work when they see a binding (the fast path of a domain already
+        bound): a stale answer costs nothing there, since CreateCnameToken answers
+        NoNeedCreateCnameToken / CnameAlreadyExists for a domain bound meanwhile. Verification
+        and certificate plans use :meth:`list_cnames`.
+
+        Raises:
+            OssError: the call that would have answered failed.
+        """
+        with self._lock:
+            listing = self._lists.get(bucket)
+        if listing is not None:
+            with listing.cond:
+                if (listing.result is not None and listing.error is None
+                        and time.monotonic() - listing.started_at <= max_age_s):
+                    return list(listing.result)
+        return self.list_cnames(bucket)
 
     def _list_once(self, bucket: str) -> tuple[list[CnameEntry] | None, BaseException | None]:
         try:

@@ -9,6 +9,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from cname_flow import batch_limits
 from cname_flow.batch import JobResult, outcome
 from cname_flow.batch_commit import GroupCommitter
 from cname_flow.batch_engine import BackoffPolicy, Engine
@@ -101,6 +104,47 @@ def test_list_cname_failure_reaches_every_waiter() -> None:
         assert exc.code == "InternalError"
     else:
         raise AssertionError("the failure was swallowed")
+
+
+def test_recent_list_reuses_a_young_listing_and_reads_again_once_it_aged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inner = FakeOss(("b",))
+    oss = BatchOss(inner, lambda action: None)
+    now = [100.0]
+    monkeypatch.setattr(batch_limits.time, "monotonic", lambda: now[0])
+    assert oss.recent_list("b") == []                 # nothing listed yet: one call
+    inner.bind("b", "a.example.com")
+    now[0] += 29.0
+    assert oss.recent_list("b", max_age_s=30) == []   # 29 s old: served as is
+    assert inner.calls["ListCname"] == 1
+    now[0] += 2.0
+    assert [e.domain for e in oss.recent_list("b", max_age_s=30)] == ["a.example.com"]
+    assert inner.calls["ListCname"] == 2
+    assert len(oss.list_cnames("b")) == 1 and inner.calls["ListCname"] == 3  # never cached
+
+
+def test_recent_list_never_serves_a_failed_listing() -> None:
+    inner = FakeOss(("b",))
+    inner.fail("ListCname", _oss_error())
+    oss = BatchOss(inner, lambda action: None)
+    with pytest.raises(OssError):
+        oss.recent_list("b")
+    assert oss.recent_list("b") == [] and inner.calls["ListCname"] == 2
+
+
+def test_shared_listing_is_trusted_for_absence_and_a_listed_domain_is_read_afresh() -> None:
+    inner = FakeOss(("b",))
+    shared: list[list[CnameEntry]] = [[]]
+    binding = Binding(domain="a.example.com", bucket="b", region="cn-hangzhou")
+    ctx = StepContext(binding=binding, oss=inner, dns=FakeDnsProvider(),
+                      checker=PropagationChecker(), shared_listing=lambda bucket: shared[0])
+    assert ctx.listed() is None and inner.calls["ListCname"] == 0
+    stale = CnameEntry("a.example.com", "Enabled", datetime.now(UTC), None)
+    ctx2 = StepContext(binding=binding, oss=inner, dns=FakeDnsProvider(),
+                       checker=PropagationChecker(), shared_listing=lambda bucket: [stale])
+    assert ctx2.listed() is None          # the shared listing showed it; OSS no longer does
+    assert inner.calls["ListCname"] == 1
 
 
 def _oss_error() -> OssError:
