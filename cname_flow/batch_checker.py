@@ -84,6 +84,7 @@ class CachingChecker(PropagationChecker):
         self._pool = pool
         self._transport = transport
         self._targets: dict[tuple[str, tuple[str, ...]], list[NameserverAddress]] = {}
+        self._discovering: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False  # aclose ran: no loop is attached again
@@ -91,13 +92,20 @@ class CachingChecker(PropagationChecker):
         self.delays = PropagationDelays()
 
     def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
-        """As :meth:`PropagationChecker.targets`, cached per (zone, provider nameservers)."""
+        """As :meth:`PropagationChecker.targets`, discovered once per (zone, provider
+        nameservers): workers asking at once wait for the one discovery in flight.
+
+        Raises:
+            StepError: as :meth:`PropagationChecker.targets` (not cached; the next caller
+                tries again).
+        """
         key = (zone, tuple(provider_nameservers))
         with self._lock:
+            gate = self._discovering.setdefault(key, threading.Lock())
+        with gate:
             found = self._targets.get(key)
-        if found is None:
-            found = super().targets(zone, provider_nameservers)
-            with self._lock:
+            if found is None:
+                found = super().targets(zone, provider_nameservers)
                 self._targets[key] = found
         return list(found)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from cname_flow import batch_limits
 from cname_flow.batch import JobResult, outcome
+from cname_flow.batch_checker import CachingChecker
 from cname_flow.batch_commit import GroupCommitter
 from cname_flow.batch_engine import BackoffPolicy, Engine
 from cname_flow.batch_limits import ApiStats, BatchOss, RateLimiter, TokenBucket
@@ -20,7 +22,7 @@ from cname_flow.batch_pool import PriorityGate, Workers
 from cname_flow.errors import OssError
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CnameEntry, Phase
-from cname_flow.propagation import PropagationChecker
+from cname_flow.propagation import NameserverAddress, PropagationChecker
 from cname_flow.steps import StepContext
 from tests.fakes import FakeDnsProvider, FakeOss
 
@@ -237,3 +239,28 @@ def test_exit_status_prefers_failed_over_retryable() -> None:
     assert result(("BOUND", None)).exit_status == "ok"
     assert result(("BOUND", None), ("TOKEN_READY", "failed")).exit_status == "retryable"
     assert result(("FAILED", "failed"), ("TOKEN_READY", "failed")).exit_status == "failed"
+
+
+def test_targets_are_discovered_once_however_many_workers_ask_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def slow_discovery(self: PropagationChecker, zone: str,
+                       provider_nameservers: list[str]) -> list[NameserverAddress]:
+        calls.append(zone)
+        time.sleep(0.05)
+        return [NameserverAddress("ns1.example.net", "127.0.0.1", 53)]
+
+    monkeypatch.setattr(PropagationChecker, "targets", slow_discovery)
+    checker = CachingChecker(PropagationChecker(), threads=2)
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            got = list(pool.map(lambda _: checker.targets("example.com", ["ns1.example.net"]),
+                                range(16)))
+        assert calls == ["example.com"]
+        assert all(g == got[0] for g in got)
+        checker.targets("example.org", ["ns1.example.net"])
+        assert calls == ["example.com", "example.org"]          # per zone
+    finally:
+        checker.close()
