@@ -32,6 +32,7 @@ from cname_flow.propagation import NameserverAddress, PropagationChecker, Round
 
 log = structlog.get_logger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """Where a step leads and what it learned (journaled as the event's outputs)."""
