@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 
 import structlog
 
-from cname_flow import ownership, service
-from cname_flow.certs import plan_certificate
+from cname_flow import service
+from cname_flow.certs.pem import plan_certificate
 from cname_flow.errors import VerificationFailed
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CnameEntry, Phase
+from cname_flow.workflow import putcname as ownership
 
 log = structlog.get_logger(__name__)
 

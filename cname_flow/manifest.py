@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from cname_flow.config.yaml_source import format_path, load_located
 from cname_flow.errors import CnameFlowError, ConfigError
 from cname_flow.model import Binding, BindingOptions, CertificateSpec, normalize_domain
-from cname_flow.yaml_source import format_path, load_located
 
 
 class _Entry(BaseModel):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import structlog
 
-from cname_flow.certs import LocalCertificate, check_cas_cert_id, check_certificate
-from cname_flow.config import Settings, resolve_credentials
+from cname_flow.certs.pem import LocalCertificate, check_cas_cert_id, check_certificate
+from cname_flow.config.settings import Settings, resolve_credentials
 from cname_flow.dns.alidns import Alidns
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import InputError
@@ -27,11 +27,11 @@ from cname_flow.model import (
     normalize_domain,
     txt_name,
 )
-from cname_flow.oss import AlibabaOss, OssCnameApi
-from cname_flow.ownership import OwnershipPolicy
-from cname_flow.propagation import PropagationChecker, PropagationPolicy, Round
-from cname_flow.runner import Runner
-from cname_flow.steps import StepContext
+from cname_flow.oss.adapter import AlibabaOss, OssCnameApi
+from cname_flow.propagation.checker import PropagationChecker, PropagationPolicy, Round
+from cname_flow.workflow.putcname import OwnershipPolicy
+from cname_flow.workflow.runner import Runner
+from cname_flow.workflow.steps import StepContext
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,7 @@ UpdateDomainRecordRemark, DeleteDomainRecord
 (https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir).
 
 The SDK does not retry by default; this adapter retries throttling, 5xx and network failures
-under :class:`~cname_flow.retry.RetryPolicy` (honouring ``x-acs-retry-after``) and calls the
+under :class:`~cname_flow.dns.retry.RetryPolicy` (honouring ``x-acs-retry-after``) and calls the
 optional ``rate_limiter(action)`` before every attempt.
 """
 
@@ -21,11 +21,11 @@ from alibabacloud_alidns20150109 import models as dns_models
 from alibabacloud_alidns20150109.client import Client
 from alibabacloud_tea_openapi import models as openapi_models
 
-from cname_flow.credentials import Credentials, secret_values
+from cname_flow.config.credentials import Credentials, secret_values
 from cname_flow.dns.alidns_errors import ALIDNS_SDK_ERRORS, map_alidns_error, retry_after_s
 from cname_flow.dns.base import BaseDnsProvider, RecordRef, Zone
+from cname_flow.dns.retry import RetryPolicy
 from cname_flow.errors import DnsProviderError
-from cname_flow.retry import RetryPolicy
 
 _T = TypeVar("_T")
 _PAGE_SIZE = 100  # DescribeDomains and DescribeSubDomainRecords accept at most 100

@@ -14,7 +14,7 @@ from __future__ import annotations
 from darabonba import exceptions as dara_exc
 from Tea import exceptions as tea_exc
 
-from cname_flow.credentials import scrub
+from cname_flow.config.credentials import scrub
 from cname_flow.errors import DnsAuthError, DnsProviderError, ZoneNotFound
 
 PROVIDER = "alidns"

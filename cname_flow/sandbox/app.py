@@ -26,11 +26,11 @@ from typing import Any, Self
 import uvicorn
 import yaml
 
-from cname_flow.sandbox.alidns_api import create_alidns_app
+from cname_flow.sandbox.alidns.api import create_alidns_app
 from cname_flow.sandbox.config import SandboxConfig
-from cname_flow.sandbox.dns_server import DnsFleet
 from cname_flow.sandbox.faults import FaultPlan
-from cname_flow.sandbox.oss_api import create_oss_app
+from cname_flow.sandbox.nameservers.server import DnsFleet
+from cname_flow.sandbox.oss.api import create_oss_app
 from cname_flow.sandbox.state import SandboxState
 
 #: How often a sandbox with a state file writes a snapshot when something changed, seconds.

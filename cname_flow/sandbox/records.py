@@ -10,7 +10,7 @@ import math
 import secrets
 from dataclasses import dataclass, field
 
-from cname_flow.sandbox.dns_index import ZoneIndex
+from cname_flow.sandbox.nameservers.index import ZoneIndex
 
 
 def new_request_id() -> str:

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cname_flow.sandbox.config import SandboxConfig
-from cname_flow.sandbox.dns_index import ZoneIndex
+from cname_flow.sandbox.nameservers.index import ZoneIndex
 from cname_flow.sandbox.records import (
     BoundCertificate,
     Bucket,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cname_flow.credentials import Credentials
+from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns
 from cname_flow.sandbox.app import Sandbox
 from tests.contract.dns_provider_contract import DnsProviderContract

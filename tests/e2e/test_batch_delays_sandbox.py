@@ -13,10 +13,10 @@ from dataclasses import replace
 
 import pytest
 
-from cname_flow.batch_checker import CachingChecker
-from cname_flow.propagation import AnswerState, PropagationChecker, PropagationPolicy, Round
+from cname_flow.batch.checker import CachingChecker
+from cname_flow.propagation.checker import AnswerState, PropagationChecker, PropagationPolicy, Round
 from cname_flow.sandbox.config import NameserverConfig, SandboxConfig, ZoneConfig
-from cname_flow.sandbox.dns_server import DnsFleet
+from cname_flow.sandbox.nameservers.server import DnsFleet
 from cname_flow.sandbox.state import SandboxState
 
 pytestmark = pytest.mark.e2e

@@ -10,10 +10,10 @@ import alibabacloud_oss_v2 as oss
 import pytest
 
 from cname_flow import service
-from cname_flow.config import load_settings
+from cname_flow.config.settings import load_settings
 from cname_flow.journal import Journal
 from cname_flow.model import Phase
-from cname_flow.propagation import AnswerState, Round
+from cname_flow.propagation.checker import AnswerState, Round
 from tests.e2e.bindkit import count_calls, sandbox_env, world
 
 pytestmark = pytest.mark.e2e

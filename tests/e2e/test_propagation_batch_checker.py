@@ -20,11 +20,11 @@ import pytest
 import uvloop
 from structlog.testing import capture_logs
 
-from cname_flow import batch_checker
-from cname_flow.batch_checker import CachingChecker, pre_state_bound_s
+from cname_flow.batch import checker as batch_checker
+from cname_flow.batch.checker import CachingChecker, pre_state_bound_s
 from cname_flow.errors import StepError
-from cname_flow.propagation import NameserverAddress, PreState, PropagationChecker
-from cname_flow.propagation_model import PropagationPolicy
+from cname_flow.propagation.checker import NameserverAddress, PreState, PropagationChecker
+from cname_flow.propagation.model import PropagationPolicy
 from cname_flow.sandbox.app import Sandbox
 from cname_flow.sandbox.config import RecordConfig, ZoneConfig
 from tests.e2e.bindkit import world

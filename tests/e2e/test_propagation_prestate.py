@@ -20,14 +20,14 @@ import pytest
 from dns.rdatatype import RdataType
 
 from cname_flow.errors import StepError
-from cname_flow.propagation import (
+from cname_flow.propagation.checker import (
     AddressAnswer,
     NameserverAddress,
     PreState,
     PropagationChecker,
 )
-from cname_flow.propagation_model import PropagationPolicy, fold_pre_state
-from cname_flow.propagation_wire import (
+from cname_flow.propagation.model import PropagationPolicy, fold_pre_state
+from cname_flow.propagation.wire import (
     QueryFn,
     ask,
     async_udp_then_tcp,

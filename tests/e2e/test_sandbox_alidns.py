@@ -32,8 +32,8 @@ from darabonba.exceptions import RetryError, UnretryableException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cname_flow.sandbox.alidns_api import create_alidns_app
-from cname_flow.sandbox.alidns_ops import OPERATIONS
+from cname_flow.sandbox.alidns.api import create_alidns_app
+from cname_flow.sandbox.alidns.ops import OPERATIONS
 from cname_flow.sandbox.config import (
     AccountConfig,
     AlidnsLimits,

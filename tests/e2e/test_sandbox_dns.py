@@ -34,8 +34,8 @@ from cname_flow.sandbox.config import (
     SandboxConfig,
     ZoneConfig,
 )
-from cname_flow.sandbox.dns_server import DnsFleet
 from cname_flow.sandbox.faults import FaultPlan
+from cname_flow.sandbox.nameservers.server import DnsFleet
 from cname_flow.sandbox.state import SandboxState, Zone
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cname_flow.sandbox.dns_transport import render
+from cname_flow.sandbox.nameservers.transport import render
 from cname_flow.sandbox.state import SandboxState
 from tests.e2e.test_sandbox_dns import (
     BASE_SERIAL,

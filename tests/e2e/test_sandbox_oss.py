@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cname_flow.certs import sha1_fingerprint
+from cname_flow.certs.pem import sha1_fingerprint
 from cname_flow.sandbox.config import (
     CasCertificateConfig,
     FaultsConfig,
@@ -46,7 +46,7 @@ from cname_flow.sandbox.config import (
     StsConfig,
 )
 from cname_flow.sandbox.faults import FaultPlan
-from cname_flow.sandbox.oss_api import create_oss_app, uvicorn_config
+from cname_flow.sandbox.oss.api import create_oss_app, uvicorn_config
 from cname_flow.sandbox.state import SandboxState
 
 pytestmark = pytest.mark.e2e

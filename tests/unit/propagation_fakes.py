@@ -11,7 +11,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from cname_flow.propagation_model import NameserverAddress
+from cname_flow.propagation.model import NameserverAddress
 
 ZONE = "example.com"
 NAME = "_dnsauth.www.example.com"

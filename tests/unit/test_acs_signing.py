@@ -11,7 +11,7 @@ from alibabacloud_tea_openapi.utils import Utils
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cname_flow.sandbox.acs_signing import (
+from cname_flow.sandbox.alidns.signing import (
     EMPTY_SHA256,
     MalformedAuthorization,
     acs3_canonical_headers,

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from cname_flow import batch_limits
-from cname_flow.batch import JobResult, outcome
-from cname_flow.batch_checker import CachingChecker
-from cname_flow.batch_commit import GroupCommitter
-from cname_flow.batch_engine import BackoffPolicy, Engine
-from cname_flow.batch_limits import ApiStats, BatchOss, RateLimiter, TokenBucket
-from cname_flow.batch_pool import PriorityGate, Workers
+from cname_flow.batch import limits as batch_limits
+from cname_flow.batch.checker import CachingChecker
+from cname_flow.batch.commit import GroupCommitter
+from cname_flow.batch.engine import BackoffPolicy, Engine
+from cname_flow.batch.jobs import JobResult, outcome
+from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter, TokenBucket
+from cname_flow.batch.pool import PriorityGate, Workers
 from cname_flow.errors import OssError
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CnameEntry, Phase
-from cname_flow.propagation import NameserverAddress, PropagationChecker
-from cname_flow.steps import StepContext
+from cname_flow.propagation.checker import NameserverAddress, PropagationChecker
+from cname_flow.workflow.steps import StepContext
 from tests.fakes import FakeDnsProvider, FakeOss
 
 

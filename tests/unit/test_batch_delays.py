@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cname_flow.batch_delays import PropagationDelays
+from cname_flow.batch.delays import PropagationDelays
 
 KEY = ("127.0.0.1:53", "127.0.0.2:53")
 

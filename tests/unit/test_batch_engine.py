@@ -8,14 +8,14 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from cname_flow.batch_commit import GroupCommitter
-from cname_flow.batch_engine import BackoffPolicy, Engine
-from cname_flow.batch_pool import Workers
+from cname_flow.batch.commit import GroupCommitter
+from cname_flow.batch.engine import BackoffPolicy, Engine
+from cname_flow.batch.pool import Workers
 from cname_flow.errors import PropagationTimeout
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CertificateRequest, CnameToken, Phase
-from cname_flow.propagation import NameserverAddress, PreState, Round
-from cname_flow.steps import StepContext
+from cname_flow.propagation.checker import NameserverAddress, PreState, Round
+from cname_flow.workflow.steps import StepContext
 from tests.fakes import FakeDnsProvider, FakeOss, oss_error
 
 BUCKET = "examplebucket"

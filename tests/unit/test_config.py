@@ -9,8 +9,8 @@ import pydantic
 import pytest
 import yaml
 
-from cname_flow.config import Settings, load_settings
-from cname_flow.config_models import DEFAULT_RATE_LIMITS
+from cname_flow.config.sections import DEFAULT_RATE_LIMITS
+from cname_flow.config.settings import Settings, load_settings
 from cname_flow.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

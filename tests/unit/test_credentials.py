@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 from alibabacloud_credentials.utils import auth_util
 
-from cname_flow.config import Credentials, Settings, load_settings, resolve_credentials
-from cname_flow.credentials import NOTHING_FOUND_HINT, scrub, sdk_default_chain, secret_values
+from cname_flow.config.credentials import (
+    NOTHING_FOUND_HINT,
+    scrub,
+    sdk_default_chain,
+    secret_values,
+)
+from cname_flow.config.settings import Credentials, Settings, load_settings, resolve_credentials
 from cname_flow.errors import ConfigError, SecretNotFound
 
 SECRET = "SENTINEL-secret-4b1d"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cname_flow.sandbox.dns_index import WILDCARDS, Timeline, ZoneIndex
+from cname_flow.sandbox.nameservers.index import WILDCARDS, Timeline, ZoneIndex
 
 
 def test_timeline_counts_changes_and_live_versions_at_any_instant() -> None:

@@ -27,7 +27,7 @@ from cname_flow.errors import (
     OssThrottled,
     ZoneNotFound,
 )
-from cname_flow.oss_errors import hint_for, map_oss_error
+from cname_flow.oss.errors import hint_for, map_oss_error
 
 SECRET = "SENTINEL-secret-7f3a"
 TOKEN = "SENTINEL-sts-token-55c1"

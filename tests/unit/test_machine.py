@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cname_flow import machine
 from cname_flow.errors import TransitionNotAllowed
 from cname_flow.model import Phase, Step
+from cname_flow.workflow import machine
 
 
 def test_table_when_walked_from_pending_should_reach_bound_through_every_step() -> None:

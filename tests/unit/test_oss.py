@@ -8,7 +8,7 @@ import pytest
 
 from cname_flow.errors import OssError
 from cname_flow.model import CertificateRequest
-from cname_flow.oss import _certificate_config, _needs_path_style, parse_http_date
+from cname_flow.oss.adapter import _certificate_config, _needs_path_style, parse_http_date
 from tests.fakes import FakeOss, oss_error
 
 

@@ -9,7 +9,7 @@ import pytest
 from alibabacloud_oss_v2.signer import SignerV1, SignerV4
 from alibabacloud_oss_v2.types import Credentials, HttpRequest, SigningContext
 
-from cname_flow.sandbox.oss_signing import (
+from cname_flow.sandbox.oss.signing import (
     AuthFailure,
     SignedRequest,
     v1_canonical_resource,

@@ -17,7 +17,7 @@ import urllib3
 from alibabacloud_oss_v2 import exceptions as oss_exc
 from alibabacloud_oss_v2.types import HttpRequest
 
-from cname_flow.oss_transport import Urllib3HttpClient, http_client_for, proxy_applies
+from cname_flow.oss.transport import Urllib3HttpClient, http_client_for, proxy_applies
 from tests.certgen import make_ca, make_cert, write_pem
 
 BODY = bytes(range(256)) * 400  # 100 KiB: several iter_bytes chunks

@@ -21,7 +21,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from cname_flow.errors import PropagationTimeout, StepError
-from cname_flow.propagation import (
+from cname_flow.propagation.checker import (
     AddressAnswer,
     AnswerState,
     NameserverAddress,
@@ -30,8 +30,8 @@ from cname_flow.propagation import (
     PropagationPolicy,
     Round,
 )
-from cname_flow.propagation_model import fold_pre_state
-from cname_flow.propagation_wire import classify
+from cname_flow.propagation.model import fold_pre_state
+from cname_flow.propagation.wire import classify
 from tests.unit.propagation_fakes import (
     NAME,
     TOKEN,

@@ -15,10 +15,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from cname_flow import propagation_wire
-from cname_flow.propagation_model import NameserverAddress, PropagationPolicy
-from cname_flow.propagation_mux import SharedUdpTransport
-from cname_flow.propagation_wire import QueryIds, make_query
+from cname_flow.propagation import wire as propagation_wire
+from cname_flow.propagation.model import NameserverAddress, PropagationPolicy
+from cname_flow.propagation.mux import SharedUdpTransport
+from cname_flow.propagation.wire import QueryIds, make_query
 
 
 class ReorderingServer(asyncio.DatagramProtocol):

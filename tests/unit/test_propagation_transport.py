@@ -16,7 +16,7 @@ import dns.message
 import dns.query
 import pytest
 
-from cname_flow.propagation import (
+from cname_flow.propagation.checker import (
     AnswerState,
     NameserverAddress,
     PropagationChecker,

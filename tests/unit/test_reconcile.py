@@ -9,7 +9,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cname_flow.dns.base import OWNER_REMARK, RecordRef
-from cname_flow.drift import (
+from cname_flow.errors import InputError, LockBusy, StalePlan, UnsafePlan
+from cname_flow.journal import BindingRecord
+from cname_flow.model import Binding, BindingOptions, CertificateInfo, CnameEntry
+from cname_flow.reconcile.drift import (
     Action,
     DesiredState,
     DriftKind,
@@ -18,12 +21,9 @@ from cname_flow.drift import (
     Policy,
     detect,
 )
-from cname_flow.errors import InputError, LockBusy, StalePlan, UnsafePlan
-from cname_flow.journal import BindingRecord
-from cname_flow.metrics import previous_success, write_metrics
-from cname_flow.model import Binding, BindingOptions, CertificateInfo, CnameEntry
-from cname_flow.reconcile import BindingStatus, ItemResult, ReconcileReport, run_lock
-from cname_flow.reconcile_plan import ReconcilePlan, default_max_changes
+from cname_flow.reconcile.metrics import previous_success, write_metrics
+from cname_flow.reconcile.plan import ReconcilePlan, default_max_changes
+from cname_flow.reconcile.run import BindingStatus, ItemResult, ReconcileReport, run_lock
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 B = "examplebucket"

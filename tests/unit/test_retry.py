@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from cname_flow.credentials import Credentials
+from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns, split_endpoint
+from cname_flow.dns.retry import RetryPolicy
 from cname_flow.errors import DnsProviderError, RemoteError
-from cname_flow.retry import RetryPolicy
 
 
 def failing(errors: list[BaseException], result: str = "ok") -> tuple[list[int], Callable[[], str]]:

@@ -12,9 +12,9 @@ import pytest
 from cname_flow.errors import DomainBoundElsewhere, PropagationTimeout, ZoneNotFound
 from cname_flow.journal import Journal
 from cname_flow.model import Binding, Phase, txt_name
-from cname_flow.propagation import NameserverAddress, PreState, Round
-from cname_flow.runner import Runner
-from cname_flow.steps import StepContext
+from cname_flow.propagation.checker import NameserverAddress, PreState, Round
+from cname_flow.workflow.runner import Runner
+from cname_flow.workflow.steps import StepContext
 from tests.fakes import FakeDnsProvider, FakeOss, utc_now
 
 DOMAIN = "www.example.com"

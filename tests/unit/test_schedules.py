@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from croniter import croniter
 
-from cname_flow.cli_reconcile import reconcile
+from cname_flow.cli.reconcile import reconcile
 from cname_flow.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[2] / "workflows"

@@ -1,0 +1,349 @@
+"""The asyncio engine of batch jobs: many bindings through the machine at once (architecture §6).
+
+Design:
+
+* One task per binding drives it with the runner's discipline: ``running`` is journaled
+  before each step, ``done``/``failed`` after; the steps are :data:`runner.STEP_FUNCTIONS`.
+* A binding's consecutive synchronous steps run in one *hop* on one worker thread
+  (create_token → write_txt, then put_cname → verify → finish): the worker journals each
+  transition itself through the group committer (a step's ``running`` shares a group with
+  the previous step's ``done`` and is durable before the step starts), so the event loop
+  sees a binding only at the start of a hop and for its propagation wait.
+* Synchronous SDK calls run in a bounded thread pool (``concurrency`` workers,
+  :class:`~cname_flow.batch.pool.Workers`) behind a priority gate that hands a freed worker
+  to the binding furthest along the machine, so bindings finish instead of all crowding the
+  first steps; no step kind may hold more than half the workers (a step blocked on its API's
+  token bucket cannot starve the others).
+* WAIT_PROPAGATION holds no worker: it runs :meth:`PropagationChecker.wait_async` on the
+  loop, so thousands of waiting bindings cost a few sockets and objects each.
+* Journal writes go through a :class:`~cname_flow.batch.commit.GroupCommitter`: every
+  event that lands while the previous ``fsync`` runs is written with the next one.
+* A retryable failure is journaled with ``next_attempt_at`` and retried after an exponential
+  backoff, at most ``max_attempts`` times per run; a resumed job first waits out a recorded
+  backoff. A permanent failure ends only its own binding (phase FAILED).
+* :meth:`Engine.stop` stops new work: propagation waits and backoffs are cancelled at once
+  (their ``running`` step is re-run on resume, which is safe because steps observe first);
+  steps already in a worker are given ``grace_s`` to finish and be journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from cname_flow.batch.commit import GroupCommitter
+from cname_flow.batch.pool import Workers
+from cname_flow.errors import CnameFlowError, StepError, TokenExpired
+from cname_flow.journal import BindingRecord, JournalEvent, OutputValue
+from cname_flow.model import Phase, Step, txt_name
+from cname_flow.propagation.checker import NameserverAddress
+from cname_flow.workflow import machine
+from cname_flow.workflow.runner import (
+    MAX_TOKEN_RENEWALS,
+    STEP_FUNCTIONS,
+    failure_event,
+    start_event,
+)
+from cname_flow.workflow.steps import StepContext, monotonic_of, valid_token
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    """Backoff between attempts of a binding's failing step (seconds).
+
+    Attributes:
+        initial_s: delay after the first failure.
+        factor: growth per further failure.
+        max_s: cap of one delay.
+        max_attempts: failures of one binding within one run before it is left for a resume.
+    """
+
+    initial_s: float = 2.0
+    factor: float = 2.0
+    max_s: float = 60.0
+    max_attempts: int = 5
+
+    def delay_s(self, failures: int) -> float:
+        """Delay before the next attempt after ``failures`` consecutive failures (≥ 1)."""
+        return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
+
+
+class Engine:
+    """Drives a job's bindings concurrently; see the module docstring.
+
+    Args:
+        committer: the job's journal writer.
+        workers: the thread pool.
+        backoff: retry schedule of failing bindings.
+        on_change: called with (binding key, phase) after every journaled transition, from a
+            worker thread or the loop: it must be thread-safe.
+        grace_s: after :meth:`stop`, how long steps already in a worker may take to finish.
+    """
+
+    def __init__(
+        self, committer: GroupCommitter, workers: Workers, *,
+        backoff: BackoffPolicy | None = None,
+        on_change: Callable[[str, str], None] | None = None, grace_s: float = 20.0,
+    ) -> None:
+        self.committer = committer
+        self.workers = workers
+        self.backoff = backoff or BackoffPolicy()
+        self.on_change = on_change
+        self.grace_s = grace_s
+        self.stopping = False
+        self._idle: set[asyncio.Task[None]] = set()  # tasks in a wait or backoff: cancel at stop
+        self._tasks: list[asyncio.Task[None]] = []
+        self.step_times: Counter[str] = Counter()
+
+    async def run(self, contexts: Sequence[StepContext]) -> None:
+        """Drive every binding until BOUND, FAILED, retries exhausted, or :meth:`stop`."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._guarded(ctx)) for ctx in contexts]
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    def stop(self) -> None:
+        """Stop new work; cancel waits and backoffs; leave worker steps ``grace_s`` to finish."""
+        if self.stopping:
+            return
+        self.stopping = True
+        for task in list(self._idle):
+            task.cancel()
+        asyncio.get_running_loop().call_later(self.grace_s, self._abandon)
+
+    def _abandon(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def _guarded(self, ctx: StepContext) -> None:
+        try:
+            await self._drive(ctx)
+        except asyncio.CancelledError:
+            log.info("binding.interrupted", binding=ctx.binding.key)
+        except Exception:  # isolation: a bug in one binding must not stop the others
+            log.exception("binding.crashed", binding=ctx.binding.key)
+
+    async def _drive(self, ctx: StepContext) -> None:
+        """Alternate worker hops and propagation waits until the binding is done or stopped.
+
+        ``carry`` holds the events to journal with the next hop's first ``running`` (a new
+        binding's start, a finished wait's ``done``): one group, durable before that step.
+        """
+        key = ctx.binding.key
+        record = self.committer.journal.get(key)
+        carry: list[JournalEvent] = []
+        if record is None:
+            carry.append(start_event(ctx.binding))
+            phase = Phase.PENDING
+        else:
+            await self._wait_backoff(record)
+            phase = machine.resume_phase(Phase(record.phase))
+        renewals = failures = 0
+        try:
+            while phase not in machine.TERMINAL and not self.stopping:
+                try:
+                    phase, carry = await self._leg(ctx, phase, carry)
+                except TokenExpired:
+                    renewals += 1
+                    if renewals > MAX_TOKEN_RENEWALS:
+                        raise
+                    record = await self._commit(JournalEvent(
+                        key=key, step="token", status="done",
+                        phase=str(machine.ON_TOKEN_EXPIRED),
+                        outputs={"token": None, "token_expires_at": None}))
+                    phase = Phase(record.phase)
+                except CnameFlowError as exc:
+                    failures += 1
+                    record = await self._failed(key, exc, failures)
+                    if not exc.retryable or failures >= self.backoff.max_attempts:
+                        return
+                    await self._wait_backoff(record)
+                    phase = Phase(record.phase)
+        finally:
+            if carry:  # a finished wait whose next hop never started (stop): keep its outcome
+                await self._commit(*carry)
+
+    async def _leg(self, ctx: StepContext, phase: Phase,
+                   carry: list[JournalEvent]) -> tuple[Phase, list[JournalEvent]]:
+        """One leg: a propagation wait on the loop, or a hop of synchronous steps in a worker.
+
+        Returns:
+            (the phase reached, the events still to journal).
+        """
+        hop = await self._hop(ctx, phase, carry)
+        if hop.wait is None:
+            return Phase(hop.record.phase), []
+        return Phase.TXT_VISIBLE, [await self._wait_propagation(ctx, hop.wait)]
+
+    async def _hop(self, ctx: StepContext, phase: Phase, carry: list[JournalEvent]) -> Hop:
+        """Take a worker for the step leaving ``phase`` and run :meth:`_run_hop` in it."""
+        step = machine.transition(phase).step
+        async with self._worker(step):
+            carry_now = list(carry)
+            carry.clear()  # from here the hop owns them (it journals them first)
+            return await self.workers.call(
+                ctx.binding.key, lambda: self._run_hop(ctx, phase, carry_now))
+
+    def _run_hop(self, ctx: StepContext, phase: Phase, carry: list[JournalEvent]) -> Hop:
+        """In a worker: run consecutive synchronous steps from ``phase``, journaling each.
+
+        Each step's ``running`` is durable before the step starts (it shares a group commit
+        with the previous step's ``done``). Stops before WAIT_PROPAGATION (returning what the
+        wait needs), at a terminal phase, or when the engine is stopping.
+
+        Raises:
+            CnameFlowError: the step that failed (``binding_key``/``step`` set); its
+                ``running`` is journaled, so the journal's phase is the failed step's.
+        """
+        key = ctx.binding.key
+        while True:
+            t = machine.transition(phase)
+            record = self._commit_blocking(
+                *carry, JournalEvent(key, str(t.step), "running", str(phase)))
+            with _naming_errors(t.step, key):
+                if t.step is Step.WAIT_PROPAGATION:
+                    return Hop(record, _plan_wait(ctx, record))
+                result = STEP_FUNCTIONS[t.step](ctx, record)
+                target = machine.check_target(phase, result.phase)
+            carry = [JournalEvent(key, str(t.step), "done", str(target), result.outputs)]
+            phase = target
+            if phase in machine.TERMINAL or self.stopping:
+                return Hop(self._commit_blocking(*carry), None)
+
+    @contextlib.asynccontextmanager
+    async def _worker(self, step: Step) -> AsyncIterator[None]:
+        """Hold a worker for ``step``; waiting for it is cancelled by :meth:`stop`."""
+        with self._idle_while():
+            await self.workers.acquire(step)
+        try:
+            yield
+        finally:
+            self.workers.release(step)
+
+    async def _wait_propagation(self, ctx: StepContext, plan: WaitPlan) -> JournalEvent:
+        """The WAIT_PROPAGATION step on the loop; returns its ``done`` event (not journaled).
+
+        Raises:
+            PropagationTimeout: the deadline passed (``binding_key``/``step`` set).
+        """
+        key = ctx.binding.key
+        try:
+            with self._idle_while():
+                final = await ctx.checker.wait_async(
+                    txt_name(ctx.binding.domain), plan.token, plan.targets,
+                    written_at=plan.written_at, on_round=ctx.on_round)
+        except CnameFlowError as exc:
+            exc.binding_key, exc.step = key, str(Step.WAIT_PROPAGATION)
+            raise
+        return JournalEvent(key, str(Step.WAIT_PROPAGATION), "done", str(Phase.TXT_VISIBLE),
+                            {"converged_at": ctx.now().isoformat(),
+                             "nameserver_addresses": len(final.answers)})
+
+    async def _failed(self, key: str, exc: CnameFlowError, failures: int) -> BindingRecord:
+        """Journal the failure of the step whose ``running`` is the binding's last event."""
+        record = self.committer.journal.get(key)
+        assert record is not None  # the failed step's running event was journaled
+        phase = Phase(record.phase)
+        outputs: dict[str, OutputValue] = {}
+        if exc.retryable:
+            delay = self.backoff.delay_s(record.attempts + 1)
+            outputs["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
+        log.warning("step.failed", binding=key, step=exc.step, code=getattr(exc, "code", ""),
+                    retryable=exc.retryable, failures=failures, error=str(exc))
+        step = machine.transition(phase).step
+        return await self._commit(failure_event(key, step, phase, exc, outputs))
+
+    async def _wait_backoff(self, record: BindingRecord) -> None:
+        """Sleep until the binding's persisted ``next_attempt_at`` (if it is in the future)."""
+        due = record.next_attempt_at
+        if due is None or record.last_status != "failed":
+            return
+        delay = (due - datetime.now(UTC)).total_seconds()
+        if delay > 0:
+            log.info("binding.backoff", binding=record.key, wait_s=round(delay, 1))
+            with self._idle_while():
+                await asyncio.sleep(delay)
+
+    @contextlib.contextmanager
+    def _idle_while(self) -> Iterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        if self.stopping:
+            raise asyncio.CancelledError
+        self._idle.add(task)
+        try:
+            yield
+        finally:
+            self._idle.discard(task)
+
+    async def _commit(self, *events: JournalEvent) -> BindingRecord:
+        record = await self.committer.commit(*events)
+        self._changed(events)
+        return record
+
+    def _commit_blocking(self, *events: JournalEvent) -> BindingRecord:
+        record = self.committer.commit_blocking(*events)
+        self._changed(events)
+        return record
+
+    def _changed(self, events: Sequence[JournalEvent]) -> None:
+        if self.on_change is not None:
+            for event in events:
+                self.on_change(event.key, event.phase)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitPlan:
+    """What a propagation wait needs, read in a worker (token, targets, write time)."""
+
+    token: str
+    targets: list[NameserverAddress]
+    written_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """The outcome of a worker hop: the record after it, and the wait it stopped before."""
+
+    record: BindingRecord
+    wait: WaitPlan | None
+
+
+def _plan_wait(ctx: StepContext, record: BindingRecord) -> WaitPlan:
+    """The synchronous part of WAIT_PROPAGATION (:func:`steps.wait_propagation`).
+
+    Raises:
+        TokenExpired: the token ran out while we were away.
+    """
+    token = valid_token(ctx, record)
+    return WaitPlan(token, ctx.targets(),
+                    monotonic_of(record.get("txt_written_at"), ctx.now()))
+
+
+@contextlib.contextmanager
+def _naming_errors(step: Step, key: str) -> Iterator[None]:
+    """Errors of ``step`` of binding ``key`` name both.
+
+    Raises:
+        CnameFlowError: from the block, with ``binding_key`` and ``step`` set; any other
+            exception (a bug) becomes a permanent StepError.
+    """
+    try:
+        yield
+    except CnameFlowError as exc:
+        exc.binding_key, exc.step = key, str(step)
+        raise
+    except Exception as exc:  # a bug: journal it like a permanent failure
+        log.exception("step.crashed", binding=key, step=str(step))
+        error = StepError(f"internal error in {step}: {type(exc).__name__}: {exc}",
+                          retryable=False)
+        error.binding_key, error.step = key, str(step)
+        raise error from exc

@@ -1,0 +1,365 @@
+"""Batch jobs: bind every domain of a manifest at once, resumably (issue 4, architecture §6).
+
+A job is one journal, ``<journal.dir>/jobs/<job-id>.jsonl``, whose metadata holds the manifest
+path and the options it was started with; :func:`resume_job` reloads both. The engine is in
+:mod:`cname_flow.batch.engine`, the API discipline (token buckets, coalesced ListCname) in
+:mod:`cname_flow.batch.limits`. Nothing here prints or exits: the CLI renders a
+:class:`JobResult` and picks the exit code from :attr:`JobResult.exit_status`.
+
+Outcomes of a binding at the end of a run (:func:`outcome`): ``bound``; ``failed`` (for good:
+phase FAILED, the reason and hint in its last error); ``retryable`` (its last step failed and
+may succeed later: ``next_attempt_at`` is journaled and a resume waits for it); ``pending``
+(not finished: the run was interrupted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from cname_flow import service
+from cname_flow.batch.checker import CachingChecker
+from cname_flow.batch.commit import GroupCommitter
+from cname_flow.batch.engine import BackoffPolicy, Engine
+from cname_flow.batch.limits import ApiStats, BatchOss, CountingAlidns, RateLimiter
+from cname_flow.batch.pool import Workers
+from cname_flow.config.settings import Settings, resolve_credentials
+from cname_flow.errors import CnameFlowError, ConfigError, InputError
+from cname_flow.journal import BindingRecord, Journal
+from cname_flow.manifest import Manifest, load_manifest
+from cname_flow.model import Phase
+from cname_flow.workflow.steps import StepContext
+
+log = structlog.get_logger(__name__)
+
+Outcome = Literal["bound", "failed", "retryable", "pending"]
+ExitStatus = Literal["ok", "failed", "retryable", "interrupted"]
+OUTCOMES: tuple[Outcome, ...] = ("bound", "failed", "retryable", "pending")
+JOBS_DIR = "jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What a run of a job left behind.
+
+    Attributes:
+        job_id: the job's id.
+        journal: the job's journal file.
+        records: every binding of the manifest, in manifest order (``None`` if never started).
+        keys: binding keys in manifest order.
+        lines: binding key → ``"<file>:<line>"`` in the manifest.
+        elapsed_s: wall time of this run, seconds.
+        interrupted: the signal number that stopped the run, or ``None``.
+        stats: API calls and throttled answers per action (see :class:`ApiStats`).
+        journal_flushes: fsyncs the group committer made.
+    """
+
+    job_id: str
+    journal: Path
+    records: tuple[BindingRecord | None, ...]
+    keys: tuple[str, ...]
+    lines: Mapping[str, str]
+    elapsed_s: float
+    interrupted: int | None = None
+    stats: ApiStats = field(default_factory=ApiStats)
+    journal_flushes: int = 0
+
+    @property
+    def counts(self) -> Counter[Outcome]:
+        """How many bindings ended in each outcome."""
+        return Counter(outcome(r) for r in self.records)
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        """``interrupted``, else ``failed`` if any failed for good, ``retryable`` if any is not
+        bound, else ``ok``."""
+        counts = self.counts
+        if self.interrupted is not None:
+            return "interrupted"
+        if counts["failed"]:
+            return "failed"
+        if counts["retryable"] or counts["pending"]:
+            return "retryable"
+        return "ok"
+
+
+def outcome(record: BindingRecord | None) -> Outcome:
+    """The outcome of one binding from its journal record (see the module docstring)."""
+    if record is None:
+        return "pending"
+    if record.phase == Phase.BOUND:
+        return "bound"
+    if record.phase == Phase.FAILED:
+        return "failed"
+    if record.last_status == "failed":
+        return "retryable"
+    return "pending"
+
+
+def jobs_dir(settings: Settings) -> Path:
+    """``<journal.dir>/jobs``: where every job's journal lives."""
+    return Path(settings.journal.dir) / JOBS_DIR
+
+
+def job_journal(settings: Settings, job_id: str) -> Path:
+    """The journal file of ``job_id``.
+
+    Raises:
+        InputError: the id is not a plain name (letters, digits, ``-``, ``_``, ``.``).
+    """
+    if not job_id or not all(c.isalnum() or c in "-_." for c in job_id) or job_id[0] == ".":
+        raise InputError(f"job id {job_id!r}: use letters, digits, '-', '_' and '.' only")
+    return jobs_dir(settings) / f"{job_id}.jsonl"
+
+
+def new_job_id(now: datetime | None = None) -> str:
+    """A fresh job id: ``YYYYmmdd-HHMMSS-<4 hex>`` (UTC)."""
+    moment = now or datetime.now(UTC)
+    return f"{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def resume_command(job_id: str, config: Path | None = None) -> str:
+    """The exact command that resumes ``job_id``."""
+    prefix = f"cname-flow --config {config} " if config else "cname-flow "
+    return f"{prefix}batch resume {job_id}"
+
+
+def batch_clients(settings: Settings, stats: ApiStats, env: Mapping[str, str] | None = None,
+                  ) -> tuple[service.Clients, CachingChecker]:
+    """The adapters of a batch run: rate-limited, counted, ListCname coalesced, targets cached.
+
+    Returns:
+        (the clients, their checker, which the caller closes when the job ends).
+
+    Raises:
+        ConfigError: no usable credentials.
+    """
+    base = service.Clients.from_settings(settings, env)
+    limiter = RateLimiter(settings.batch.rate_limits, stats)
+    dns = CountingAlidns(
+        stats=stats, credentials=resolve_credentials(settings, env),
+        endpoint=settings.alidns.endpoint, region=settings.alidns.region,
+        protocol=settings.alidns.protocol, rate_limiter=limiter,
+    )
+    checker = CachingChecker(base.checker, threads=settings.batch.concurrency)
+    return service.Clients(settings, BatchOss(base.oss, limiter, stats), dns, checker), checker
+
+
+def run_job(
+    settings: Settings, manifest_path: Path, *, job_id: str | None = None,
+    concurrency: int | None = None, bucket: str | None = None, region: str | None = None,
+    env: Mapping[str, str] | None = None, on_change: Callable[[str, str], None] | None = None,
+    on_start: Callable[[JobResult], None] | None = None,
+) -> JobResult:
+    """Validate the manifest, then run (or continue) the job ``job_id`` to its end.
+
+    Args:
+        settings: loaded settings (``batch.concurrency``, ``batch.rate_limits``, journal dir).
+        manifest_path: YAML or CSV manifest.
+        job_id: reuse this id (the job continues if its journal exists); default: a new id.
+        concurrency: worker threads; default ``settings.batch.concurrency``.
+        bucket, region: fallbacks for manifest entries that name none.
+        env: environment for credential references (default ``os.environ``).
+        on_change: called with (binding key, phase) on every journaled transition.
+        on_start: called once with the job's initial state (for progress displays).
+
+    Raises:
+        ConfigError: the manifest (every problem with its line) or the credentials.
+        JournalLocked: another process drives this job.
+    """
+    manifest = load_manifest(manifest_path, bucket=bucket, region=region)
+    job_id = job_id or new_job_id()
+    meta = {"manifest": str(manifest_path.resolve()), "bucket": bucket, "region": region,
+            "concurrency": concurrency}
+    return _run(settings, manifest, job_id, meta, concurrency, env, on_change, on_start)
+
+
+def resume_job(
+    settings: Settings, job_id: str, *, concurrency: int | None = None,
+    retry_failed: bool = False, env: Mapping[str, str] | None = None,
+    on_change: Callable[[str, str], None] | None = None,
+    on_start: Callable[[JobResult], None] | None = None,
+) -> JobResult:
+    """Continue ``job_id`` from its journal with the manifest and options it was started with.
+
+    Bound bindings are skipped; bindings FAILED for good are skipped unless ``retry_failed``;
+    a binding with a journaled backoff waits until its ``next_attempt_at``.
+
+    Raises:
+        InputError: no such job, or its journal names no manifest.
+        ConfigError: the manifest no longer validates.
+        JournalLocked: another process drives this job.
+    """
+    path = job_journal(settings, job_id)
+    if not path.exists():
+        raise InputError(f"no batch job {job_id!r} (no journal at {path})",
+                         hint="`cname-flow batch list` shows the jobs")
+    meta = Journal.read_only(path).meta
+    manifest_file = meta.get("manifest")
+    if not isinstance(manifest_file, str):
+        raise InputError(f"job {job_id}: its journal names no manifest")
+    bucket, region = meta.get("bucket"), meta.get("region")
+    manifest = load_manifest(Path(manifest_file),
+                             bucket=bucket if isinstance(bucket, str) else None,
+                             region=region if isinstance(region, str) else None)
+    saved = meta.get("concurrency")
+    workers = concurrency or (saved if isinstance(saved, int) else None)
+    return _run(settings, manifest, job_id, {}, workers, env, on_change, on_start,
+                retry_failed=retry_failed)
+
+
+def _run(
+    settings: Settings, manifest: Manifest, job_id: str, meta: dict[str, str | int | None],
+    concurrency: int | None, env: Mapping[str, str] | None,
+    on_change: Callable[[str, str], None] | None,
+    on_start: Callable[[JobResult], None] | None, *, retry_failed: bool = False,
+) -> JobResult:
+    stats = ApiStats()
+    clients, checker = batch_clients(settings, stats, env)
+    contexts = _contexts(clients, manifest)
+    path = job_journal(settings, job_id)
+    started = time.monotonic()
+    with Journal(path) as journal, contextlib.closing(checker):
+        if meta:
+            journal.set_meta(created=datetime.now(UTC).isoformat(), job_id=job_id, **meta)
+        todo = [c for c in contexts if _needs_run(journal.get(c.binding.key), retry_failed)]
+        if on_start is not None:
+            on_start(_result(job_id, path, journal, manifest, 0.0, None, stats, 0))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            signum, flushes = runner.run(_drive(journal, todo, concurrency
+                                                or settings.batch.concurrency, on_change,
+                                                checker))
+        return _result(job_id, path, journal, manifest, time.monotonic() - started, signum,
+                       stats, flushes)
+
+
+def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]:
+    """A step context per binding (first ListCname reads shared per bucket, see
+    :meth:`BatchOss.recent_list`); every certificate pre-flighted before anything runs.
+
+    Raises:
+        ConfigError: every binding whose certificate fails pre-flight, with its manifest line.
+    """
+    contexts, reasons = [], []
+    for binding in manifest.bindings:
+        try:
+            ctx = service.step_context(clients, binding)
+            if isinstance(clients.oss, BatchOss):
+                ctx.shared_listing = clients.oss.recent_list
+            contexts.append(ctx)
+        except CnameFlowError as exc:
+            reasons.append(f"{manifest.lines.get(binding.key, manifest.source)}: {exc}")
+    if reasons:
+        raise ConfigError(reasons, source=str(manifest.source))
+    return contexts
+
+
+def _needs_run(record: BindingRecord | None, retry_failed: bool) -> bool:
+    state = outcome(record)
+    return state in ("pending", "retryable") or (state == "failed" and retry_failed)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (a faster loop for thousands of waits), else None."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+async def _drive(journal: Journal, contexts: Sequence[StepContext], concurrency: int,
+                 on_change: Callable[[str, str], None] | None,
+                 checker: CachingChecker) -> tuple[int | None, int]:
+    """Run the engine with SIGINT/SIGTERM wired to :meth:`Engine.stop`.
+
+    Returns:
+        (the signal that stopped the run or None, journal flushes).
+    """
+    loop = asyncio.get_running_loop()
+    checker.attach_loop(loop)  # pre-states of the workers go through the loop's shared sockets
+    committer = GroupCommitter(journal)
+    committer.start()
+    workers = Workers(concurrency)
+    engine = Engine(committer, workers, backoff=BackoffPolicy(), on_change=on_change)
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        log.warning("batch.stopping", signal=signal.Signals(signum).name)
+        engine.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await engine.run(contexts)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await committer.close()
+        await checker.aclose()
+        workers.shutdown()
+    return (received[0] if received else None), committer.flushes
+
+
+def _result(job_id: str, path: Path, journal: Journal, manifest: Manifest, elapsed_s: float,
+            signum: int | None, stats: ApiStats, flushes: int) -> JobResult:
+    keys = tuple(b.key for b in manifest.bindings)
+    return JobResult(job_id, path, tuple(journal.get(k) for k in keys), keys, manifest.lines,
+                     elapsed_s, signum, stats, flushes)
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """One job as ``batch list`` / ``batch status`` show it (read without the lock)."""
+
+    job_id: str
+    journal: Path
+    meta: Mapping[str, object]
+    records: tuple[BindingRecord, ...]
+
+    @property
+    def counts(self) -> Counter[Outcome]:
+        """Bindings per outcome."""
+        return Counter(outcome(r) for r in self.records)
+
+    @property
+    def phases(self) -> Counter[str]:
+        """Bindings per phase."""
+        return Counter(r.phase for r in self.records)
+
+
+def job_status(settings: Settings, job_id: str) -> JobInfo:
+    """Read a job's journal (safe while it runs).
+
+    Raises:
+        InputError: no such job.
+        JournalCorrupt: unreadable journal.
+    """
+    path = job_journal(settings, job_id)
+    if not path.exists():
+        raise InputError(f"no batch job {job_id!r} (no journal at {path})",
+                         hint="`cname-flow batch list` shows the jobs")
+    snap = Journal.read_only(path)
+    return JobInfo(job_id, path, dict(snap.meta), tuple(snap.bindings().values()))
+
+
+def list_jobs(settings: Settings) -> list[JobInfo]:
+    """Every job under ``<journal.dir>/jobs``, oldest first."""
+    folder = jobs_dir(settings)
+    if not folder.is_dir():
+        return []
+    paths = sorted(folder.glob("*.jsonl"), key=lambda p: (os.stat(p).st_mtime, p.name))
+    return [job_status(settings, p.stem) for p in paths]

@@ -1,0 +1,1 @@
+"""The command line: every command, rendering, exit codes, logging set-up and the demo."""

@@ -1,0 +1,241 @@
+"""The command-line interface: parse, build objects from Settings, call one library entry, render.
+
+Exit codes and error rendering live in :mod:`cname_flow.cli.common`; batch jobs and reconciliation
+live in :mod:`cname_flow.cli.batch` and :mod:`cname_flow.cli.reconcile`, mounted here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cname_flow import service
+from cname_flow.cli import log, render
+from cname_flow.cli.batch import batch
+from cname_flow.cli.common import Ctx, guarded
+from cname_flow.cli.reconcile import reconcile
+from cname_flow.errors import InputError
+from cname_flow.journal import Journal
+from cname_flow.model import Binding, BindingOptions, CertificateSpec
+from cname_flow.workflow.plan import plan_binding
+
+
+@click.group()
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="CNAME_FLOW_CONFIG", help="cname-flow config file (YAML).")
+@click.option("--verbose", "-v", is_flag=True, help="Log debug events too.")
+@click.option("--json-logs/--console-logs", default=None,
+              help="Log format (default: console on a terminal, JSON otherwise).")
+@click.version_option(package_name="cname-flow")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, verbose: bool, json_logs: bool | None) -> None:
+    """Bind custom domains to Alibaba Cloud OSS buckets, resumably."""
+    log.configure(json_logs=json_logs, verbose=verbose)
+    ctx.obj = Ctx(config)
+
+
+def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by bind and plan."""
+    for opt in reversed([
+        click.argument("domain"),
+        click.option("--bucket", help="OSS bucket (default: defaults.bucket)."),
+        click.option("--region", help="OSS region of the bucket (default: oss.region)."),
+        click.option("--route", is_flag=True, help="Also upsert <domain> CNAME <bucket endpoint>."),
+        click.option("--route-target", help="CNAME target for --route."),
+        click.option("--remove-txt", is_flag=True, help="Delete our _dnsauth record once bound."),
+        click.option("--cert-file", type=click.Path(path_type=Path), help="PEM chain, leaf first."),
+        click.option("--key-file", type=click.Path(path_type=Path), help="PEM private key."),
+        click.option("--cert-id", help="CAS certificate id, region suffixed: 4930000-cn-hangzhou."),
+        click.option("--force-cert", is_flag=True, help="Overwrite the bound certificate (Force)."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _binding(obj: Ctx, kw: dict[str, Any]) -> Binding:
+    cert = None
+    if kw["cert_file"] or kw["key_file"] or kw["cert_id"]:
+        cert = CertificateSpec(cert_file=kw["cert_file"], key_file=kw["key_file"],
+                               cert_id=kw["cert_id"])
+    options = BindingOptions(route=kw["route"], remove_txt=kw["remove_txt"],
+                             route_target=kw["route_target"] or obj.settings.defaults.route_target,
+                             force_cert=kw["force_cert"])
+    return service.make_binding(obj.settings, kw["domain"], bucket=kw["bucket"],
+                                region=kw["region"], options=options, certificate=cert)
+
+
+@main.command()
+@binding_options
+@click.option("--dry-run", is_flag=True, help="Only show the plan; change nothing.")
+@click.pass_obj
+@guarded
+def bind(obj: Ctx, dry_run: bool, **kw: Any) -> None:
+    """Bind DOMAIN to a bucket: token, TXT, propagation, PutCname, verification (resumable)."""
+    if dry_run:
+        return _plan(obj, kw)
+    binding = _binding(obj, kw)
+    clients = service.Clients.from_settings(obj.settings)
+    human = sys.stderr.isatty() and not kw["as_json"]
+    with Journal(service.journal_path(obj.settings)) as journal, \
+            render.propagation_progress(human) as on_round:
+        record = service.bind(clients, binding, journal, on_round=on_round,
+                              on_step=render.StepPrinter(render.err_console) if human else None)
+    if kw["as_json"]:
+        render.emit_json(render.record_json(record))
+        return None
+    render.console.print(f"[green]bound[/green] {binding.domain} → {binding.bucket}")
+    entries = clients.oss.list_cnames(binding.bucket)
+    render.console.print(render.cname_table(binding.bucket, entries))
+    return None
+
+
+@main.command()
+@binding_options
+@click.pass_obj
+@guarded
+def plan(obj: Ctx, **kw: Any) -> None:
+    """Show what `bind` would do for DOMAIN and why (read-only)."""
+    _plan(obj, kw)
+
+
+def _plan(obj: Ctx, kw: dict[str, Any]) -> None:
+    binding = _binding(obj, kw)
+    clients = service.Clients.from_settings(obj.settings)
+    ctx = service.step_context(clients, binding)
+    record = Journal.read_only(service.journal_path(obj.settings)).get(binding.key)
+    result = plan_binding(ctx, record)
+    if kw["as_json"]:
+        render.emit_json(result.to_json())
+    else:
+        render.console.print(render.plan_table(result))
+
+
+@main.command()
+@click.argument("domain")
+@click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def unbind(obj: Ctx, domain: str, bucket: str | None, as_json: bool) -> None:
+    """Unbind DOMAIN (DeleteCname), then delete the DNS records cname-flow created for it."""
+    binding = service.make_binding(obj.settings, domain, bucket=bucket)
+    clients = service.Clients.from_settings(obj.settings)
+    with Journal(service.journal_path(obj.settings)) as journal:
+        done = service.unbind(clients, binding, journal)
+    if as_json:
+        render.emit_json({"binding": binding.key, "done": done})
+    else:
+        for line in done:
+            render.console.print(line)
+
+
+@main.command()
+@click.argument("domain", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def status(obj: Ctx, domain: str | None, as_json: bool) -> None:
+    """Show each binding's phase, timestamps, token expiry and last error (from the journal)."""
+    from cname_flow.model import normalize_domain
+
+    snapshot = Journal.read_only(service.journal_path(obj.settings))
+    records = [r for r in snapshot.bindings().values()
+               if domain is None or r.domain == normalize_domain(domain)]
+    if as_json:
+        render.emit_json([render.record_json(r) for r in records])
+    else:
+        render.console.print(render.status_table(records))
+
+
+@main.command()
+@click.option("--workflow", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="Manifest to bind (default: workflows/demo.yaml).")
+@click.option("--lag", type=float, default=2.0, show_default=True,
+              help="Propagation lag of the second nameserver, seconds.")
+@click.option("--verbose", "-v", is_flag=True, help="Show every log event too.")
+@guarded
+def demo(workflow: Path | None, lag: float, verbose: bool) -> None:
+    """Start the sandbox in-process and bind the demo domains, showing each step."""
+    from cname_flow.cli.demo import run_demo
+
+    log.configure(json_logs=False, level="info" if verbose else "warning")
+    run_demo(workflow, lag=lag, console=render.console)
+
+
+@main.group()
+def sandbox() -> None:
+    """The local Alibaba Cloud (OSS CNAME API, Alidns API, authoritative DNS)."""
+
+
+@sandbox.command("serve")
+@click.option("--config", "sandbox_config", type=click.Path(path_type=Path, exists=True),
+              help="Sandbox config (YAML); default: the built-in world.")
+@click.option("--state", type=click.Path(path_type=Path), help="Persist state to this file.")
+@click.option("--info-file", type=click.Path(path_type=Path), help="Write endpoints as JSON here.")
+@click.option("--write-config", type=click.Path(path_type=Path),
+              help="Write a cname-flow config pointing at the sandbox here.")
+@guarded
+def sandbox_serve(sandbox_config: Path | None, state: Path | None, info_file: Path | None,
+                  write_config: Path | None) -> None:
+    """Run the sandbox until SIGINT/SIGTERM."""
+    from cname_flow.sandbox.app import serve
+    from cname_flow.sandbox.config import SandboxConfig
+
+    cfg = SandboxConfig.load(sandbox_config) if sandbox_config else SandboxConfig()
+    serve(cfg, state_file=state, info_file=info_file, config_out=write_config,
+          echo=render.console.print)
+
+
+@main.group()
+def cert() -> None:
+    """Certificates of bound domains (attach and rotate with `bind --cert-file/--cert-id`)."""
+
+
+@cert.command("remove")
+@click.argument("domain")
+@click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
+@click.pass_obj
+@guarded
+def cert_remove(obj: Ctx, domain: str, bucket: str | None) -> None:
+    """Unbind DOMAIN's certificate (PutCname with DeleteCertificate)."""
+    from cname_flow.cert_service import remove_certificate
+
+    binding = service.make_binding(obj.settings, domain, bucket=bucket)
+    clients = service.Clients.from_settings(obj.settings)
+    with Journal(service.journal_path(obj.settings)) as journal:
+        render.console.print(remove_certificate(clients, binding, journal))
+
+
+@cert.command("status")
+@click.option("--bucket", "buckets", multiple=True,
+              help="Bucket to list (repeatable; default: every bucket in the journal and "
+                   "defaults.bucket).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def cert_status(obj: Ctx, buckets: tuple[str, ...], as_json: bool) -> None:
+    """List each bound domain's certificate, fingerprint and days left."""
+    from cname_flow.cert_service import certificate_rows
+
+    chosen = set(buckets)
+    if not chosen:
+        snapshot = Journal.read_only(service.journal_path(obj.settings))
+        chosen = {r.bucket for r in snapshot.bindings().values()}
+        if obj.settings.defaults.bucket:
+            chosen.add(obj.settings.defaults.bucket)
+    if not chosen:
+        raise InputError("no bucket to list: pass --bucket or set defaults.bucket")
+    rows = certificate_rows(service.Clients.from_settings(obj.settings), chosen)
+    if as_json:
+        render.emit_json([r.to_json() for r in rows])
+    else:
+        render.console.print(render.certificate_table(rows))
+
+
+main.add_command(batch)
+main.add_command(reconcile)

@@ -1,0 +1,1 @@
+"""Settings: the YAML config with locations, its sections, credentials."""

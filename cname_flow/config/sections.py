@@ -1,0 +1,378 @@
+"""Sections of :class:`cname_flow.config.settings.Settings`: frozen pydantic models with defaults.
+
+Units are in the names: ``*_s`` seconds, ``payload`` bytes, ``rate_limits`` requests per second.
+Defaults come from the reference notes: OSS SDK defaults (alibaba-apis.md §1.1), the Alidns SDK
+(§6.1), dns-propagation.md "Defaults at a glance", and the Alidns API quotas (§8.3).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from cname_flow.propagation.model import PropagationPolicy
+from cname_flow.quotas import ALIDNS_RATE_LIMITS
+
+_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+_BUCKET = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_LABEL = r"[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
+
+
+def _region(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError("not a region id (lowercase, like cn-hangzhou or ap-southeast-1)")
+    return value
+
+
+Region = Annotated[str, AfterValidator(_region)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+#: Client-side pacing, requests/s: the documented Alidns quotas, plus guesses where nothing is
+#: published (DescribeDomainInfo, DescribeDomains, the OSS CNAME operations: 100 each, kept well
+#: under what the services serve).
+DEFAULT_RATE_LIMITS: dict[str, float] = {
+    **ALIDNS_RATE_LIMITS,
+    "DescribeDomainInfo": 100,
+    "DescribeDomains": 100,
+    "CreateCnameToken": 100,
+    "GetCnameToken": 100,
+    "PutCname": 100,
+    "ListCname": 100,
+    "DeleteCname": 100,
+}
+
+
+class SettingsModel(BaseModel):
+    """Base of every settings section: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _host_port(value: str, *, what: str) -> str:
+    """Check ``host`` or ``host:port`` (IPv6 in brackets); return it unchanged."""
+    try:
+        parts = urlsplit(f"//{value}")
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{what}: the port is not a number in 1..65535") from None
+    host = parts.hostname or ""
+    if not host or parts.path or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{what}: expected host or host:port")
+    if port == 0:
+        raise ValueError(f"{what}: the port is not a number in 1..65535")
+    if not _HOST.match(host.lower()):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{what}: {host!r} is neither a host name nor an IP address") from None
+    return value
+
+
+class OssSettings(SettingsModel):
+    """How to reach OSS (alibabacloud-oss-v2 ``Config``).
+
+    Attributes:
+        region: OSS region id, also the V4 signing scope.
+        endpoint: ``None`` → the SDK default for ``region`` over https (production). Otherwise
+            ``host[:port]`` (https) or ``http://host:port`` / ``https://host:port``.
+        use_path_style: path-style addressing; needed for a host name such as ``localhost``.
+        signature_version: ``"v4"`` (SDK default) or ``"v1"``.
+        connect_timeout_s: TCP connect timeout, seconds (SDK default 10).
+        read_timeout_s: read timeout, seconds (SDK default 20).
+    """
+
+    region: Region = "cn-hangzhou"
+    endpoint: str | None = None
+    use_path_style: bool = False
+    signature_version: Literal["v4", "v1"] = "v4"
+    connect_timeout_s: PositiveFloat = 10.0
+    read_timeout_s: PositiveFloat = 20.0
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if sep and scheme.lower() not in ("http", "https"):
+            raise ValueError("the scheme must be http or https")
+        _host_port(rest.rstrip("/") if sep else value, what="endpoint")
+        return value
+
+
+class AlidnsSettings(SettingsModel):
+    """How to reach Alidns (alibabacloud-tea-openapi ``Config``).
+
+    Attributes:
+        endpoint: ``host[:port]`` with NO scheme (the SDK signs the endpoint as the host header);
+            ``None`` → :attr:`effective_endpoint` derived from ``region``.
+        protocol: ``"https"`` (production) or ``"http"`` (the sandbox).
+        region: Alidns region id.
+        connect_timeout_s: seconds (SDK default 5).
+        read_timeout_s: seconds (SDK default 10).
+    """
+
+    endpoint: str | None = None
+    protocol: Literal["https", "http"] = "https"
+    region: Region = "cn-hangzhou"
+    connect_timeout_s: PositiveFloat = 5.0
+    read_timeout_s: PositiveFloat = 10.0
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "://" in value:
+            raise ValueError("give host[:port] without a scheme; set protocol: http|https instead")
+        return _host_port(value, what="endpoint")
+
+    @property
+    def effective_endpoint(self) -> str:
+        """The endpoint to use: the configured one or the production default for the region."""
+        if self.endpoint is not None:
+            return self.endpoint
+        if self.region == "cn-hangzhou":
+            return "alidns.aliyuncs.com"
+        return f"alidns.{self.region}.aliyuncs.com"
+
+
+class EnvRef(SettingsModel):
+    """A reference to an environment variable holding a secret: ``{env: NAME, optional: false}``."""
+
+    env: Annotated[str, Field(pattern=_ENV_NAME)]
+    optional: bool = False
+
+
+def _env_ref(value: Any) -> Any:
+    """Accept ``{env: NAME}`` or ``"env/NAME"``; refuse anything else without echoing it."""
+    if value is None or isinstance(value, dict | EnvRef):
+        return value
+    if isinstance(value, str) and value.startswith("env/"):
+        return {"env": value[len("env/") :]}
+    raise PydanticCustomError(
+        "literal_secret",
+        "a literal value is not allowed here (it is not shown); secrets come only from the "
+        "environment: write {env: NAME} and export NAME",
+    )
+
+
+class CredentialSettings(SettingsModel):
+    """Where the AccessKey comes from. Only references; the secret itself never is a setting.
+
+    All ``None`` (the default) means: ``OSS_ACCESS_KEY_ID``/``OSS_ACCESS_KEY_SECRET``, then
+    ``ALIBABA_CLOUD_ACCESS_KEY_ID``/``..._SECRET``, then the alibabacloud-credentials chain.
+    """
+
+    access_key_id: EnvRef | None = None
+    access_key_secret: EnvRef | None = None
+    security_token: EnvRef | None = None
+
+    @field_validator("access_key_id", "access_key_secret", "security_token", mode="before")
+    @classmethod
+    def _refs(cls, value: Any) -> Any:
+        return _env_ref(value)
+
+    @model_validator(mode="after")
+    def _pair(self) -> CredentialSettings:
+        if (self.access_key_id is None) != (self.access_key_secret is None):
+            raise ValueError("give access_key_id and access_key_secret together, or neither")
+        if self.security_token is not None and self.access_key_id is None:
+            raise ValueError("security_token needs access_key_id and access_key_secret")
+        return self
+
+    @property
+    def explicit(self) -> bool:
+        """True when the configuration names the environment variables itself."""
+        return self.access_key_id is not None
+
+
+def _ns_host(value: str) -> str:
+    name = value.lower().rstrip(".")
+    if not _HOST.match(name):
+        raise ValueError("not a host name")
+    return name
+
+
+def _address(value: str) -> str:
+    parse_address(value, 53)
+    return value
+
+
+NameserverHost = Annotated[str, AfterValidator(_ns_host)]
+Address = Annotated[str, AfterValidator(_address)]
+
+
+#: The checker's own defaults are the settings' defaults (one source of truth).
+_POLICY = PropagationPolicy()
+
+
+class PropagationSettings(SettingsModel):
+    """Polling the authoritative nameservers (dns-propagation.md "Defaults at a glance").
+
+    Attributes:
+        query_timeout_s / tcp_timeout_s: per-query timeouts, UDP then the TCP retry, seconds.
+        payload: EDNS UDP payload size, bytes.
+        first_poll_s: wait after the write before the first round, seconds.
+        backoff_*: ``wait_exponential_jitter(initial, exp_base, max, jitter)`` between rounds.
+        confirmations: green rounds needed, at least ``confirmation_gap_s`` seconds apart.
+        deadline_s: give up (PropagationTimeout) after this many seconds.
+        max_parallel: queries in flight at once.
+        strict: lame or unreachable nameservers fail the check instead of warning.
+        dns_port: port of the authoritative servers (53; injectable for the sandbox).
+        nameserver_addresses: NS host name → ``["ip", "ip:port", "[v6]:port"]``, overriding
+            address lookup (split horizon, sandbox).
+    """
+
+    query_timeout_s: PositiveFloat = _POLICY.query_timeout_s
+    tcp_timeout_s: PositiveFloat = _POLICY.tcp_timeout_s
+    payload: Annotated[int, Field(ge=512, le=65535)] = _POLICY.payload
+    first_poll_s: Annotated[float, Field(ge=0)] = _POLICY.first_poll_s
+    backoff_initial_s: PositiveFloat = _POLICY.backoff_initial_s
+    backoff_exp_base: Annotated[float, Field(ge=1)] = _POLICY.backoff_exp_base
+    backoff_max_s: PositiveFloat = _POLICY.backoff_max_s
+    backoff_jitter_s: Annotated[float, Field(ge=0)] = _POLICY.backoff_jitter_s
+    confirmations: Annotated[int, Field(ge=1)] = _POLICY.confirmations
+    confirmation_gap_s: Annotated[float, Field(ge=0)] = _POLICY.confirmation_gap_s
+    deadline_s: PositiveFloat = _POLICY.deadline_s
+    max_parallel: Annotated[int, Field(ge=1, le=1024)] = _POLICY.max_parallel
+    strict: bool = _POLICY.strict
+    dns_port: Port = _POLICY.dns_port
+    nameserver_addresses: dict[NameserverHost, Annotated[list[Address], Field(min_length=1)]] = (
+        Field(default_factory=dict)
+    )
+
+    @model_validator(mode="after")
+    def _backoff(self) -> PropagationSettings:
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError("backoff_initial_s must not exceed backoff_max_s")
+        return self
+
+    def addresses_for(self, host: str) -> list[tuple[str, int]]:
+        """Configured ``(ip, port)`` pairs for a nameserver host name; ``[]`` if none.
+
+        Addresses without a port use :attr:`dns_port`.
+        """
+        addrs = self.nameserver_addresses.get(host.lower().rstrip("."), [])
+        return [parse_address(addr, self.dns_port) for addr in addrs]
+
+
+def parse_address(addr: str, default_port: int) -> tuple[str, int]:
+    """Parse ``"ip"``, ``"ip:port"`` or ``"[ipv6]:port"`` into ``(ip, port)``.
+
+    Raises:
+        ValueError: not an IP address, or a port outside 1..65535.
+    """
+    text = addr.strip()
+    try:
+        return str(ipaddress.ip_address(text)), default_port
+    except ValueError:
+        pass
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        ip = str(ipaddress.ip_address(host)) if sep else ""
+        number = int(port)
+    except ValueError:
+        ip, number = "", 0
+    if not ip or not 1 <= number <= 65535:
+        raise ValueError(f"{addr!r} is not an address (ip, ip:port or [ipv6]:port)")
+    return ip, number
+
+
+class OwnershipSettings(SettingsModel):
+    """Retrying PutCname while OSS answers NeedVerifyDomainOwnership (dns-propagation.md).
+
+    ``wait_exponential_jitter(initial_s, max=max_s, exp_base, jitter=jitter_s)`` until
+    ``max(min_window_s, cache_floor + 15)`` seconds have passed, never beyond ``cap_s``.
+    """
+
+    initial_s: PositiveFloat = 5.0
+    exp_base: Annotated[float, Field(ge=1)] = 2.0
+    max_s: PositiveFloat = 60.0
+    jitter_s: Annotated[float, Field(ge=0)] = 2.0
+    min_window_s: PositiveFloat = 60.0
+    cap_s: PositiveFloat = 900.0
+
+    @model_validator(mode="after")
+    def _order(self) -> OwnershipSettings:
+        if self.initial_s > self.max_s:
+            raise ValueError("initial_s must not exceed max_s")
+        if self.min_window_s > self.cap_s:
+            raise ValueError("min_window_s must not exceed cap_s")
+        return self
+
+
+class JournalSettings(SettingsModel):
+    """Where the journal lives; a relative ``dir`` is resolved against the config file's folder."""
+
+    dir: Path = Field(default=Path(".cname-flow"), validate_default=True)
+
+    @field_validator("dir")
+    @classmethod
+    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
+        base = (info.context or {}).get("base_dir")
+        if value.is_absolute() or base is None:
+            return value
+        return Path(base) / value
+
+
+class DefaultSettings(SettingsModel):
+    """Values a binding takes when the command line or the manifest leaves them out.
+
+    Attributes:
+        bucket: OSS bucket name.
+        region: the bucket's region; ``None`` → ``oss.region``.
+        txt_ttl: TTL of the ``_dnsauth`` TXT record, seconds; ``None`` → the provider's minimum.
+        route_target: CNAME target for ``--route``;
+            ``None`` → ``<bucket>.oss-<region>.aliyuncs.com``.
+    """
+
+    bucket: Annotated[str, Field(pattern=_BUCKET)] | None = None
+    region: Region | None = None
+    txt_ttl: Annotated[int, Field(ge=1, le=86400)] | None = None
+    route_target: str | None = None
+
+    @field_validator("route_target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.lower().rstrip(".")
+        if not _HOST.match(name) or "." not in name:
+            raise ValueError("not a fully qualified host name")
+        return name
+
+
+class BatchSettings(SettingsModel):
+    """Batch runs: bindings driven at once and client-side rate limits (requests/s per API).
+
+    ``rate_limits`` given in the file are merged over :data:`DEFAULT_RATE_LIMITS`.
+    """
+
+    concurrency: Annotated[int, Field(ge=1, le=10000)] = 64
+    rate_limits: dict[str, PositiveFloat] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _merge(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {**DEFAULT_RATE_LIMITS, **value}
+        return value

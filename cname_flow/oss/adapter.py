@@ -1,0 +1,272 @@
+"""The OSS CNAME port (:class:`OssCnameApi`) and its adapter over alibabacloud-oss-v2.
+
+The five OSS bucket-CNAME operations: CreateCnameToken, GetCnameToken, PutCname, ListCname,
+DeleteCname (https://www.alibabacloud.com/help/en/oss/developer-reference/putcname and
+siblings). Every SDK failure leaves this module as an :class:`~cname_flow.errors.OssError`
+(see :mod:`cname_flow.oss.errors`). The SDK's own retryer (3 tries, full jitter) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import alibabacloud_oss_v2 as oss
+import structlog
+
+from cname_flow.config.credentials import Credentials, secret_values
+from cname_flow.errors import OssError
+from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken
+from cname_flow.oss.errors import OSS_SDK_ERRORS, SERVICE, map_oss_error
+from cname_flow.oss.transport import http_client_for
+
+_log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
+
+
+class OssCnameApi(Protocol):
+    """Port: the OSS bucket-CNAME API. All methods raise :class:`OssError` (or a subclass)."""
+
+    def create_token(self, bucket: str, domain: str) -> CnameToken:
+        """CreateCnameToken: mint (or, within 72 h, return the same) ownership token."""
+        ...
+
+    def get_token(self, bucket: str, domain: str) -> CnameToken | None:
+        """GetCnameToken: the current token, or ``None`` when none is valid."""
+        ...
+
+    def put_cname(
+        self, bucket: str, domain: str, certificate: CertificateRequest | None = None
+    ) -> str:
+        """PutCname: bind ``domain`` (optionally with a certificate); returns the request id."""
+        ...
+
+    def list_cnames(self, bucket: str) -> list[CnameEntry]:
+        """ListCname: every domain bound to ``bucket`` (``[]`` when none)."""
+        ...
+
+    def delete_cname(self, bucket: str, domain: str) -> None:
+        """DeleteCname: unbind ``domain``; a domain that is not bound counts as done."""
+        ...
+
+
+class AlibabaOss:
+    """:class:`OssCnameApi` over the synchronous ``alibabacloud_oss_v2.Client`` (one region).
+
+    Args:
+        region: OSS region id (``"cn-hangzhou"``); part of the V4 signing scope.
+        credentials: AccessKey pair, optionally with an STS token.
+        endpoint: ``None`` for the SDK's production endpoint (https), or an explicit one such
+            as ``"http://127.0.0.1:PORT"`` (the sandbox). A host outside ``aliyuncs.com`` is
+            addressed path-style (``/<bucket>/?cname``); a scheme-less endpoint means https.
+        signature_version: ``"v4"`` (default) or ``"v1"``.
+        connect_timeout_s: TCP connect timeout, seconds.
+        read_timeout_s: read/write timeout, seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        credentials: Credentials,
+        endpoint: str | None = None,
+        signature_version: str = "v4",
+        connect_timeout_s: float = 10,
+        read_timeout_s: float = 20,
+    ) -> None:
+        cfg = oss.config.load_default()
+        cfg.region = region
+        cfg.signature_version = signature_version
+        cfg.connect_timeout = connect_timeout_s
+        cfg.readwrite_timeout = read_timeout_s
+        cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
+            credentials.access_key_id,
+            credentials.access_key_secret,
+            credentials.security_token,
+        )
+        if endpoint:
+            cfg.endpoint = endpoint
+            cfg.use_path_style = _needs_path_style(endpoint)
+        http_client = http_client_for(
+            endpoint,
+            region=region,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+        )
+        if http_client is not None:  # None: a proxy applies; the SDK's requests client does it
+            cfg.http_client = http_client
+        self.region = region
+        self._secrets = secret_values(credentials)
+        self._client = oss.Client(cfg)
+
+    def create_token(self, bucket: str, domain: str) -> CnameToken:
+        """CreateCnameToken. Returns the token with its aware-UTC expiry.
+
+        Raises:
+            OssError: e.g. ``NoNeedCreateCnameToken`` (already bound), ``TooManyCnameToken``.
+        """
+        request = oss.models.CreateCnameTokenRequest(
+            bucket=bucket, bucket_cname_configuration=_cname_config(domain)
+        )
+        result = self._call("CreateCnameToken", lambda: self._client.create_cname_token(request))
+        return _token(result.cname_token, bucket, domain, "CreateCnameToken")
+
+    def get_token(self, bucket: str, domain: str) -> CnameToken | None:
+        """GetCnameToken. ``None`` when OSS answers ``CnameTokenNotFound`` (none or expired).
+
+        Raises:
+            OssError: any other failure.
+        """
+        request = oss.models.GetCnameTokenRequest(bucket=bucket, cname=domain)
+        try:
+            result = self._call("GetCnameToken", lambda: self._client.get_cname_token(request))
+        except OssError as exc:
+            if exc.code == "CnameTokenNotFound":
+                return None
+            raise
+        return _token(result.cname_token, bucket, domain, "GetCnameToken")
+
+    def put_cname(
+        self, bucket: str, domain: str, certificate: CertificateRequest | None = None
+    ) -> str:
+        """PutCname, optionally with a CertificateConfiguration. Returns the request id.
+
+        Raises:
+            OssError: e.g. ``NeedVerifyDomainOwnership`` (TXT proof not visible to OSS yet),
+                ``CnameAlreadyExists`` (bound to another bucket), ``NoSuchCnameInRecord`` (no ICP).
+        """
+        request = oss.models.PutCnameRequest(
+            bucket=bucket, bucket_cname_configuration=_cname_config(domain, certificate)
+        )
+        result = self._call("PutCname", lambda: self._client.put_cname(request))
+        _log.info("oss.cname.put", bucket=bucket, domain=domain, request_id=result.request_id)
+        return str(result.request_id or "")
+
+    def list_cnames(self, bucket: str) -> list[CnameEntry]:
+        """ListCname. Returns one :class:`CnameEntry` per bound domain, ``[]`` when none.
+
+        Raises:
+            OssError: e.g. ``NoSuchBucket``.
+        """
+        request = oss.models.ListCnameRequest(bucket=bucket)
+        result = self._call("ListCname", lambda: self._client.list_cname(request))
+        return [_entry(info) for info in result.cnames or []]
+
+    def delete_cname(self, bucket: str, domain: str) -> None:
+        """DeleteCname; ``NoSuchCname`` (not bound here) counts as success.
+
+        Raises:
+            OssError: any other failure (``NoSuchBucket`` included).
+        """
+        request = oss.models.DeleteCnameRequest(
+            bucket=bucket, bucket_cname_configuration=_cname_config(domain)
+        )
+        try:
+            self._call("DeleteCname", lambda: self._client.delete_cname(request))
+        except OssError as exc:
+            if exc.code != "NoSuchCname":
+                raise
+            _log.debug("oss.cname.absent", bucket=bucket, domain=domain)
+            return
+        _log.info("oss.cname.deleted", bucket=bucket, domain=domain)
+
+    def _call(self, op: str, fn: Callable[[], _T]) -> _T:
+        try:
+            return fn()
+        except OSS_SDK_ERRORS as exc:
+            raise map_oss_error(exc, op, self._secrets) from exc
+
+
+def _needs_path_style(endpoint: str) -> bool:
+    host = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").hostname or ""
+    return not host.endswith(".aliyuncs.com")
+
+
+def _cname_config(
+    domain: str, certificate: CertificateRequest | None = None
+) -> oss.models.BucketCnameConfiguration:
+    cert = _certificate_config(certificate) if certificate is not None else None
+    return oss.models.BucketCnameConfiguration(
+        cname=oss.models.Cname(domain=domain, certificate_configuration=cert)
+    )
+
+
+def _certificate_config(req: CertificateRequest) -> oss.models.CertificateConfiguration:
+    """The SDK model of a CertificateRequest; false booleans are left out of the XML."""
+    return oss.models.CertificateConfiguration(
+        cert_id=req.cert_id,
+        certificate=req.certificate,
+        private_key=req.private_key,
+        previous_cert_id=req.previous_cert_id,
+        force=True if req.force else None,
+        delete_certificate=True if req.delete_certificate else None,
+    )
+
+
+def _invalid(op: str, what: str) -> OssError:
+    return OssError(f"OSS {op}: {what}", service=SERVICE, code="InvalidResponse", retryable=False)
+
+
+def _token(raw: oss.models.CnameToken | None, bucket: str, domain: str, op: str) -> CnameToken:
+    if raw is None or not raw.token:
+        raise _invalid(op, "the answer carries no CnameToken")
+    expires = parse_http_date(raw.expire_time)
+    if expires is None:
+        raise _invalid(op, f"unreadable ExpireTime {raw.expire_time!r}")
+    return CnameToken(
+        bucket=raw.bucket or bucket,
+        domain=_domain(raw.cname or domain),
+        token=raw.token,
+        expires_at=expires,
+    )
+
+
+def _entry(info: oss.models.CnameInfo) -> CnameEntry:
+    return CnameEntry(
+        domain=_domain(info.domain or ""),
+        status=info.status or "",
+        last_modified=parse_http_date(info.last_modified),
+        certificate=_certificate_info(info.certificate),
+    )
+
+
+def _certificate_info(raw: oss.models.CnameCertificate | None) -> CertificateInfo | None:
+    if raw is None or not (raw.cert_id or raw.fingerprint):
+        return None
+    return CertificateInfo(
+        type=raw.type or "",
+        cert_id=raw.cert_id or "",
+        status=raw.status or "",
+        fingerprint=raw.fingerprint or "",
+        valid_start=parse_http_date(raw.valid_start_date),
+        valid_end=parse_http_date(raw.valid_end_date),
+    )
+
+
+def _domain(raw: str) -> str:
+    return raw.strip().rstrip(".").lower()
+
+
+def parse_http_date(raw: str | None) -> datetime | None:
+    """Parse an OSS date into an aware UTC datetime, or ``None`` when absent or unreadable.
+
+    Accepts RFC 1123 (``"Wed, 23 Feb 2022 21:16:37 GMT"``, also with a one-digit day, as in
+    ListCname certificate dates) and ISO 8601 (``"2021-09-15T02:35:07.000Z"``, LastModified).
+    A datetime without a zone is taken as UTC.
+    """
+    if not raw or not raw.strip():
+        return None
+    text = raw.strip()
+    try:
+        parsed = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)

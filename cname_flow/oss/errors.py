@@ -1,0 +1,199 @@
+"""Every exception the OSS SDK (alibabacloud-oss-v2) raises, mapped once to ``errors.py`` classes.
+
+The SDK wraps each failure of an operation in ``OperationError``; the cause is ``unwrap()``:
+``ServiceError`` (the service answered an error), ``RequestError``/``ResponseError`` (transport),
+``Credentials*Error``, ``Param*Error``/``BucketNameInvalidError`` (client-side validation),
+``DeserializationError`` (an answer it could not read). Failures after the operation (parsing a
+2xx body) arrive unwrapped, including ``xml.etree.ElementTree.ParseError``.
+
+Messages are built from the error's fields, never from ``str(exc)`` alone, and scrubbed of the
+caller's secrets.
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import ParseError
+
+from alibabacloud_oss_v2 import exceptions as oss_exc
+
+from cname_flow.config.credentials import scrub
+from cname_flow.errors import OssAuthError, OssError, OssThrottled
+
+SERVICE = "oss"
+
+#: Exceptions the adapter catches at its boundary.
+OSS_SDK_ERRORS: tuple[type[BaseException], ...] = (oss_exc.BaseError, ParseError)
+
+AUTH_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "InvalidSecurityToken",
+        "SecurityTokenExpired",
+        "InvalidCredentials",
+    }
+)
+THROTTLE_CODES = frozenset(
+    {"SlowDown", "Throttling", "TooManyRequests", "RequestRateLimitExceeded"}
+)
+_RETRYABLE_STATUS = frozenset({408, 429})
+
+#: Remediation per OSS error code (alibaba-apis.md §4.2, landscape.md §0 and §3 item 4).
+HINTS: dict[str, str] = {
+    "NeedVerifyDomainOwnership": (
+        "publish the CNAME token as TXT _dnsauth.<domain> and wait until every authoritative"
+        " nameserver serves it before calling PutCname again"
+    ),
+    "CnameAlreadyExists": (
+        "the domain is bound to another bucket of this account (or to legacy image processing);"
+        " a domain maps to one bucket: DeleteCname it there first"
+    ),
+    "CnameDenied": "the domain is bound to a bucket of another account; it must be released there",
+    "CnameIsForbidden": "OSS reserves this domain; choose another custom domain",
+    "CnameIsRisk": "OSS flags this domain as high-risk; contact Alibaba Cloud support",
+    "NoSuchCnameInRecord": (
+        "buckets in mainland China regions need an ICP filing for the domain; file it, or use a"
+        " bucket outside mainland China"
+    ),
+    "TooManyCnameToken": "the bucket holds 1000 CNAME tokens; wait for old ones to expire (72 h)",
+    "TooManyCname": "a bucket takes at most 100 custom domains; unbind some or use another bucket",
+    "CertificateInvalidCasId": (
+        "the CAS certificate id is unknown or not the bucket owner's; a CertId needs its CAS"
+        " region suffix, e.g. 4930000-cn-hangzhou"
+    ),
+    "NoNeedCreateCnameToken": "the domain is already bound; check it with ListCname",
+    "CnameTokenNotFound": "no valid token: it was never created or expired (72 h); create one",
+    "NoSuchCname": "the domain is not bound to this bucket",
+    "NoSuchBucket": "the bucket does not exist in this region; check the bucket name and region",
+    "InvalidAccessKeyId": "the AccessKey id is unknown or disabled; check the configured key",
+    "SignatureDoesNotMatch": "the AccessKey secret does not match the id; check the secret",
+    "AccessDenied": (
+        "the RAM identity lacks permission: grant oss:CreateCnameToken, oss:GetCnameToken,"
+        " oss:PutCname, oss:ListCname, oss:DeleteCname (and yundun-cert:* to attach certificates)"
+    ),
+    "InvalidSecurityToken": "the STS token is invalid or expired; get fresh temporary credentials",
+    "SecurityTokenExpired": "the STS token expired; obtain fresh temporary credentials",
+    "RequestTimeTooSkewed": "the local clock is off by more than 15 minutes; synchronise it (NTP)",
+    "InvalidArgument": (
+        "OSS rejected the CNAME configuration; a CAS CertId needs its CAS region suffix,"
+        " e.g. 4930000-cn-hangzhou"
+    ),
+    "MalformedXML": "DeleteCertificate cannot be combined with Force; send one of them",
+    "CasRenewCertificateConflict": (
+        "the bound certificate changed since it was read; re-read ListCname and retry, or Force"
+    ),
+    "NetworkError": "OSS could not be reached; check the endpoint, proxy settings and network",
+}
+
+#: Remediation per OSS EC code, for codes whose name alone is ambiguous.
+EC_HINTS: dict[str, str] = {
+    "0018-00000115": HINTS["NeedVerifyDomainOwnership"],
+    "0018-00000204": (
+        "the CAS certificate id is unknown or not the bucket owner's; a CertId needs its CAS"
+        " region suffix, e.g. 4930000-cn-hangzhou"
+    ),
+    "0018-00000209": (
+        "PreviousCertId no longer matches the bound certificate (changed out of band);"
+        " re-read ListCname, or rotate with Force"
+    ),
+    "0018-00000302": HINTS["NoNeedCreateCnameToken"],
+}
+
+
+def hint_for(code: str, ec: str = "") -> str:
+    """The remediation sentence for an OSS error code (or EC code), or ``""``."""
+    return EC_HINTS.get(ec) or HINTS.get(code, "")
+
+
+def map_oss_error(exc: BaseException, op: str, secrets: tuple[str, ...] = ()) -> OssError:
+    """Translate one OSS SDK exception into the ``errors.py`` class it means.
+
+    Args:
+        exc: what the SDK raised (``OperationError`` is unwrapped first).
+        op: the OSS API action, e.g. ``"PutCname"``; it leads the message.
+        secrets: values scrubbed from the message (AccessKey secret, STS token).
+
+    Returns:
+        ``OssAuthError`` for refused credentials, ``OssThrottled`` for throttling, else
+        ``OssError``; ``.retryable`` is True for 5xx, 408/429, throttling and transport errors.
+    """
+    cause = _unwrap(exc)
+    if isinstance(cause, oss_exc.ServiceError):
+        return _from_service_error(cause, op, secrets)
+    if isinstance(cause, oss_exc.CredentialsBaseError):
+        return OssAuthError(
+            f"OSS {op}: credentials unavailable ({type(cause).__name__})",
+            service=SERVICE,
+            code="InvalidCredentials",
+            hint="configure an AccessKey id and secret (or STS credentials) for OSS",
+        )
+    code, retryable = _classify_client_side(cause)
+    detail = scrub(str(cause), secrets)
+    return OssError(
+        f"OSS {op}: {detail}",
+        service=SERVICE,
+        code=code,
+        hint=hint_for(code),
+        retryable=retryable,
+    )
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, oss_exc.OperationError):
+        inner = exc.unwrap()
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
+def _classify_client_side(cause: BaseException) -> tuple[str, bool]:
+    """(code, retryable) for a failure that is not a service answer."""
+    if isinstance(cause, oss_exc.RequestError | oss_exc.ResponseError):
+        return "NetworkError", True
+    if isinstance(cause, oss_exc.InconsistentError):
+        return "InconsistentResponse", True
+    if isinstance(cause, oss_exc.DeserializationError | ParseError):
+        return "InvalidResponse", False
+    if isinstance(
+        cause,
+        oss_exc.ParamInvalidError
+        | oss_exc.ParamNullError
+        | oss_exc.ParamNullOrEmptyError
+        | oss_exc.ParamRequiredError
+        | oss_exc.BucketNameInvalidError
+        | oss_exc.ObjectNameInvalidError
+        | oss_exc.PresignExpirationError
+        | oss_exc.SerializationError,
+    ):
+        return "InvalidRequest", False
+    return "ClientError", False
+
+
+def _from_service_error(err: oss_exc.ServiceError, op: str, secrets: tuple[str, ...]) -> OssError:
+    code = str(err.code or "Unknown")
+    status = int(err.status_code or 0)
+    ec = str(err.ec or "")
+    text = scrub(str(err.message or code), secrets)
+    message = f"OSS {op}: {code} (HTTP {status}): {text}" + (f" [EC {ec}]" if ec else "")
+    cls = _class_for(code, status)
+    retryable = cls is OssThrottled or status >= 500 or status in _RETRYABLE_STATUS
+    return cls(
+        message,
+        service=SERVICE,
+        code=code,
+        request_id=str(err.request_id or ""),
+        status=status,
+        hint=hint_for(code, ec),
+        retryable=retryable and cls is not OssAuthError,
+        ec=ec,
+    )
+
+
+def _class_for(code: str, status: int) -> type[OssError]:
+    if code in AUTH_CODES:
+        return OssAuthError
+    if code in THROTTLE_CODES or status == 429:
+        return OssThrottled
+    return OssError

@@ -1,0 +1,1 @@
+"""Propagation: the TXT record asked of every authoritative nameserver address."""

@@ -1,0 +1,1 @@
+"""Reconciliation: desired bindings against actual, drift, plans and metrics."""

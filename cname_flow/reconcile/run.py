@@ -1,0 +1,374 @@
+"""Reconciliation for cron: desired bindings (a manifest) against the actual state; plan; apply.
+
+One run: take the run lock (``<journal.dir>/reconcile.lock``, non-blocking: a second run gets
+:class:`~cname_flow.errors.LockBusy` at once), observe (ListCname per manifest bucket, the
+``_dnsauth`` and routing records at the DNS provider, the bind journal), build the
+:class:`~cname_flow.reconcile.plan.ReconcilePlan` (:mod:`cname_flow.reconcile.drift`), then, with
+``apply``, check the change budget (and a reviewed plan), and run the allowed actions in order
+(unbind, delete leftover TXT, journal bookkeeping, bind) until done or the deadline.
+
+Fixes reuse the bind flow: ``bind`` drives a binding to BOUND through observe-first steps, so
+"binding missing", "not Enabled", "certificate drift", "route drift" and "stuck job" are all the
+same call. The bind journal (``service.journal_path``) is shared: it is what tells which
+bindings this tool made, and ``sync`` unbinds only those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from filelock import FileLock, Timeout
+
+from cname_flow import service
+from cname_flow.dns.base import RecordRef
+from cname_flow.errors import CnameFlowError, JournalError, LockBusy, ZoneNotFound
+from cname_flow.journal import BindingRecord, Journal, JournalEvent
+from cname_flow.manifest import Manifest
+from cname_flow.model import Binding, CnameEntry, txt_name
+from cname_flow.reconcile.drift import Action, DesiredState, Finding, Observed, Policy, detect
+from cname_flow.reconcile.plan import ReconcilePlan
+
+log = structlog.get_logger(__name__)
+
+LOCK_NAME = "reconcile.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileOptions:
+    """How one run behaves.
+
+    Attributes:
+        policy: ``upsert-only`` (default), ``sync`` or ``report-only``.
+        apply: act; without it the run only plans.
+        max_changes: change budget; None means 10 % of the desired bindings, at least 1.
+        force: accept a plan over budget.
+        deadline_s: seconds for the whole run; no new fix starts after it. None: no limit.
+        expiry_days: a bound certificate ending within this many days is drift.
+    """
+
+    policy: Policy = Policy.UPSERT_ONLY
+    apply: bool = False
+    max_changes: int | None = None
+    force: bool = False
+    deadline_s: float | None = None
+    expiry_days: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """What happened to one (key, action) of the plan.
+
+    Attributes:
+        key: ``"<bucket>/<domain>"``.
+        action: the action.
+        status: ``"fixed"``, ``"failed"`` or ``"skipped"`` (deadline passed).
+        code: error code for ``failed`` (``"DomainBoundElsewhere"``, an OSS code…), else ``""``.
+        message: what happened, one line.
+        retryable: a later run may succeed.
+    """
+
+    key: str
+    action: Action
+    status: str
+    code: str = ""
+    message: str = ""
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BindingStatus:
+    """A desired binding's state after the run (for metrics).
+
+    Attributes:
+        key: ``"<bucket>/<domain>"``.
+        status: ListCname status (``"Enabled"``, ``"Disabled"``) or ``"missing"``.
+        cert_not_after: the bound certificate's ValidEndDate, or None.
+    """
+
+    key: str
+    status: str
+    cert_not_after: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """The outcome of one run.
+
+    Attributes:
+        plan: the plan that was made (or the reviewed one that was applied).
+        applied: whether actions were run.
+        results: one per (key, action) run or skipped by the deadline.
+        statuses: every desired binding's state after the run.
+        duration_s: wall time of the run, seconds.
+    """
+
+    plan: ReconcilePlan
+    applied: bool
+    results: tuple[ItemResult, ...] = ()
+    statuses: tuple[BindingStatus, ...] = ()
+    duration_s: float = 0.0
+
+    def remaining(self) -> list[Finding]:
+        """Drift findings not fixed by this run."""
+        fixed = {(r.key, r.action) for r in self.results if r.status == "fixed"}
+        return [f for f in self.plan.drift if (f.key, f.action) not in fixed]
+
+    def outcome(self) -> str:
+        """``"clean"`` (no drift left), ``"retry"`` (only retryable failures or deadline skips
+        left), or ``"drift"`` (anything else left)."""
+        left = self.remaining()
+        if not left:
+            return "clean"
+        by_key = {(r.key, r.action): r for r in self.results}
+        later = [by_key.get((f.key, f.action)) for f in left]
+        if all(r is not None and (r.retryable or r.status == "skipped") for r in later):
+            return "retry"
+        return "drift"
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-able form for ``--json``."""
+        return {
+            "outcome": self.outcome(),
+            "applied": self.applied,
+            "duration_s": round(self.duration_s, 3),
+            "plan": self.plan.to_json(),
+            "results": [{"key": r.key, "action": str(r.action), "status": r.status,
+                         "code": r.code, "message": r.message, "retryable": r.retryable}
+                        for r in self.results],
+            "remaining": [f.to_json() for f in self.remaining()],
+        }
+
+
+@contextlib.contextmanager
+def run_lock(directory: Path) -> Iterator[Path]:
+    """Hold ``<directory>/reconcile.lock`` (filelock, non-blocking) for one run.
+
+    Raises:
+        LockBusy: another run holds it; the message names the lock file and the holder's pid.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / LOCK_NAME
+    holder = path.with_suffix(".holder")
+    lock = FileLock(str(path), mode=0o600, thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = holder.read_text(encoding="utf-8").strip() if holder.exists() else "unknown"
+        raise LockBusy(f"another reconcile run holds {path} ({who}); nothing was done",
+                       hint="cron will try again; check for a run that hangs") from None
+    try:
+        holder.write_text(f"pid {os.getpid()}", encoding="utf-8")
+        yield path
+    finally:
+        lock.release()
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """SHA-256 hex of the manifest file's bytes."""
+    return hashlib.sha256(Path(manifest.source).read_bytes()).hexdigest()
+
+
+def observe(clients: service.Clients, manifest: Manifest,
+            records: Mapping[str, BindingRecord]) -> list[Observed]:
+    """Observe every key on the manifest's buckets: desired, journaled, or listed by ListCname.
+
+    Only read APIs are called (ListCname, DescribeDomains, DescribeSubDomainRecords).
+
+    Raises:
+        RemoteError: a ListCname or DNS provider call failed (ZoneNotFound only skips DNS reads).
+    """
+    buckets = sorted(manifest.buckets)
+    listed = {b: {e.domain: e for e in clients.oss.list_cnames(b)} for b in buckets}
+    desired = {b.key: b for b in manifest.bindings}
+    keys = set(desired) | {k for k in records if k.partition("/")[0] in listed}
+    keys |= {f"{b}/{d}" for b, rows in listed.items() for d in rows}
+    return [_observe_key(clients, k, desired.get(k), listed, records.get(k)) for k in sorted(keys)]
+
+
+def _observe_key(clients: service.Clients, key: str, binding: Binding | None,
+                 listed: Mapping[str, Mapping[str, CnameEntry]],
+                 record: BindingRecord | None) -> Observed:
+    bucket, _, domain = key.partition("/")
+    entry = listed[bucket].get(domain)
+    elsewhere = next((b for b, rows in listed.items() if b != bucket and domain in rows), None)
+    want_txt = record is not None and (
+        (binding is not None and record.txt_record_id is not None)
+        or (binding is None and entry is None))
+    want_route = binding is not None and binding.options.route
+    txt, route = _records(clients, domain, want_txt, want_route)
+    return Observed(key, entry, elsewhere, txt, route, record)
+
+
+def _records(clients: service.Clients, domain: str, want_txt: bool,
+             want_route: bool) -> tuple[tuple[RecordRef, ...], tuple[RecordRef, ...]]:
+    if not (want_txt or want_route):
+        return (), ()
+    try:
+        zone = clients.dns.find_zone(txt_name(domain))
+    except ZoneNotFound:
+        return (), ()
+    txt = tuple(clients.dns.list_records(zone, txt_name(domain), "TXT")) if want_txt else ()
+    route = tuple(clients.dns.list_records(zone, domain, "CNAME")) if want_route else ()
+    return txt, route
+
+
+def desired_state(manifest: Manifest, policy: Policy, expiry_days: float) -> DesiredState:
+    """The manifest's bindings with their certificates pre-flighted.
+
+    Raises:
+        CertificateError: a certificate file or CAS id of the manifest fails pre-flight.
+    """
+    certs = {}
+    for b in manifest.bindings:
+        cert = service.preflight_certificate(b)
+        if cert is not None:
+            certs[b.key] = cert
+    return DesiredState({b.key: b for b in manifest.bindings}, certs, expiry_days, policy)
+
+
+def build_plan(clients: service.Clients, manifest: Manifest, records: Mapping[str, BindingRecord],
+               opts: ReconcileOptions, now: datetime | None = None) -> ReconcilePlan:
+    """Observe and plan; read-only.
+
+    Raises:
+        CertificateError: a manifest certificate fails pre-flight.
+        RemoteError: an observation failed.
+    """
+    now = now or datetime.now(UTC)
+    desired = desired_state(manifest, opts.policy, opts.expiry_days)
+    findings = detect(desired, observe(clients, manifest, records), now)
+    return ReconcilePlan(str(manifest.source), manifest_digest(manifest), opts.policy,
+                         len(manifest.bindings), tuple(findings), now)
+
+
+@dataclass(slots=True)
+class _Applier:
+    """Runs the plan's allowed actions against one open journal."""
+
+    clients: service.Clients
+    manifest: Manifest
+    journal: Journal
+    expires: float | None
+    clock: Callable[[], float] = time.monotonic
+    results: list[ItemResult] = field(default_factory=list)
+
+    def run(self, plan: ReconcilePlan) -> tuple[ItemResult, ...]:
+        for key, action in plan.actions():
+            if self.expires is not None and self.clock() >= self.expires:
+                self.results.append(ItemResult(key, action, "skipped",
+                                               message="deadline passed before it could start",
+                                               retryable=True))
+                continue
+            self.results.append(self._one(key, action))
+        return tuple(self.results)
+
+    def _one(self, key: str, action: Action) -> ItemResult:
+        log.info("reconcile.action", key=key, action=str(action))
+        try:
+            message = self._act(key, action)
+        except CnameFlowError as exc:
+            code = getattr(exc, "code", type(exc).__name__)
+            log.warning("reconcile.failed", key=key, action=str(action), code=code,
+                        error=exc.message)
+            return ItemResult(key, action, "failed", code, exc.message, exc.retryable)
+        return ItemResult(key, action, "fixed", message=message)
+
+    def _act(self, key: str, action: Action) -> str:
+        bucket, _, domain = key.partition("/")
+        if action is Action.BIND:
+            binding = next(b for b in self.manifest.bindings if b.key == key)
+            record = service.bind(self.clients, binding, self.journal)
+            return f"{record.phase}"
+        if action is Action.UNBIND:
+            region = str(self._record(key).get("region") or self.clients.settings.oss.region)
+            done = service.unbind(self.clients, Binding(domain, bucket, region), self.journal)
+            return "; ".join(done)
+        if action is Action.DELETE_TXT:
+            return self._delete_txt(key, domain)
+        self._forget_txt(key)
+        return "stopped tracking the missing _dnsauth record"
+
+    def _record(self, key: str) -> BindingRecord:
+        record = self.journal.get(key)
+        if record is None:
+            raise JournalError(f"{key}: no journal record")
+        return record
+
+    def _delete_txt(self, key: str, domain: str) -> str:
+        record = self._record(key)
+        zone = self.clients.dns.find_zone(txt_name(domain))
+        probe = Observed(key, None, None, (), (), record)
+        gone = []
+        for ref in self.clients.dns.list_records(zone, txt_name(domain), "TXT"):
+            if probe.ours(ref):
+                self.clients.dns.delete_record(ref)
+                gone.append(ref.record_id)
+        self._forget_txt(key)
+        return f"deleted TXT record(s) {', '.join(gone) or 'none left'}"
+
+    def _forget_txt(self, key: str) -> None:
+        record = self._record(key)
+        self.journal.record(JournalEvent(key=key, step="reconcile", status="done",
+                                         phase=record.phase, outputs={"txt_record_id": None}))
+
+
+def statuses(clients: service.Clients, manifest: Manifest) -> tuple[BindingStatus, ...]:
+    """Each desired binding's ListCname status and certificate end (one ListCname per bucket)."""
+    listed = {b: {e.domain: e for e in clients.oss.list_cnames(b)}
+              for b in sorted(manifest.buckets)}
+    out = []
+    for b in manifest.bindings:
+        e = listed[b.bucket].get(b.domain)
+        cert_end = e.certificate.valid_end if e and e.certificate else None
+        out.append(BindingStatus(b.key, e.status if e else "missing", cert_end))
+    return tuple(out)
+
+
+def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptions, *,
+              reviewed: ReconcilePlan | None = None,
+              clock: Callable[[], float] = time.monotonic) -> ReconcileReport:
+    """One reconcile run: lock, observe, plan, and with ``opts.apply`` act.
+
+    Args:
+        clients: adapters built from the settings.
+        manifest: the desired state.
+        opts: policy, apply, budget, deadline, expiry threshold.
+        reviewed: a plan from ``--plan-out`` to apply exactly (``opts.apply`` must be set).
+        clock: monotonic seconds (injected for tests).
+
+    Returns:
+        The report; its :meth:`ReconcileReport.outcome` decides the exit code.
+
+    Raises:
+        LockBusy: another run holds the run lock (nothing was read or written).
+        JournalLocked: a ``bind`` holds the journal.
+        UnsafePlan: over the change budget without ``force``.
+        StalePlan: ``reviewed`` no longer matches the observed state.
+        CnameFlowError: observation failed (ListCname, DNS provider) or bad certificate input.
+    """
+    started = clock()
+    expires = None if opts.deadline_s is None else started + opts.deadline_s
+    path = service.journal_path(clients.settings)
+    with run_lock(path.parent):
+        if not opts.apply:
+            records = Journal.read_only(path).bindings() if path.exists() else {}
+            plan = build_plan(clients, manifest, records, opts)
+            return ReconcileReport(plan, False, (), statuses(clients, manifest),
+                                   clock() - started)
+        with Journal(path) as journal:
+            plan = build_plan(clients, manifest, journal.bindings(), opts)
+            if reviewed is not None:
+                reviewed.check_same(plan)
+            plan.check_budget(opts.max_changes, force=opts.force)
+            results = _Applier(clients, manifest, journal, expires, clock).run(plan)
+        return ReconcileReport(plan, True, results, statuses(clients, manifest),
+                               clock() - started)
+

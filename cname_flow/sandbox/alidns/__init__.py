@@ -1,0 +1,1 @@
+"""The sandbox's Alidns API: the RPC endpoint, its signature check, operations, rules."""

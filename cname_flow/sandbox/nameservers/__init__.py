@@ -1,0 +1,1 @@
+"""The sandbox's authoritative nameservers and resolver, over UDP and TCP."""

@@ -1,0 +1,280 @@
+"""The sandbox's OSS operations over :class:`SandboxState`: buckets and the five CNAME calls.
+
+Each method takes the authenticated :class:`Caller` and returns the response body (or ``b""``),
+or raises :class:`OssError`. Mutations hold ``state.lock`` and call ``state.touch()``; the only
+await (the ownership proof in PutCname) happens outside the lock. Error codes, statuses and ECs
+follow alibaba-apis.md §4; every guess is listed in ``docs/sandbox-oss.md``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cname_flow.errors import InputError
+from cname_flow.model import normalize_domain, txt_name
+from cname_flow.sandbox.oss import xml as oss_xml
+from cname_flow.sandbox.oss.certs import resolve_certificate
+from cname_flow.sandbox.oss.xml import MalformedXml, OssError
+from cname_flow.sandbox.state import (
+    Bucket,
+    CnameRecord,
+    SandboxState,
+    TokenRecord,
+)
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+class OwnershipVerifier(Protocol):
+    """Reads TXT records the way OSS's verifier does (through a caching resolver)."""
+
+    async def txt_values(self, name: str) -> frozenset[str]:
+        """TXT values (character-strings joined) the verifier's caching resolver returns for
+        `name`; empty on NXDOMAIN/NODATA/failure."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who signed the request: account id and, for V4, the signing region."""
+
+    account: str
+    region: str | None = field(default=None)
+
+
+def malformed(reason: str = "The XML you provided was not well-formed.") -> OssError:
+    """400 MalformedXML."""
+    return OssError(400, "MalformedXML", reason)
+
+
+class OssOperations:
+    """Bucket and CNAME operations of the sandbox.
+
+    Args:
+        state: the shared store.
+        verifier: TXT lookups for PutCname's ownership proof.
+    """
+
+    def __init__(self, state: SandboxState, verifier: OwnershipVerifier) -> None:
+        self.state = state
+        self.verifier = verifier
+        self.limits = state.config.oss
+
+    # -- buckets ------------------------------------------------------------------------------
+
+    def put_bucket(self, caller: Caller, name: str) -> None:
+        """PutBucket: create ``name`` for the caller (idempotent for its owner).
+
+        Raises:
+            OssError: 400 InvalidBucketName, 409 BucketAlreadyExists (another account's).
+        """
+        if not _BUCKET_NAME.match(name):
+            raise OssError(400, "InvalidBucketName", "The specified bucket is not valid.")
+        with self.state.lock:
+            existing = self.state.buckets.get(name)
+            if existing is not None:
+                if existing.owner != caller.account:
+                    raise OssError(
+                        409, "BucketAlreadyExists", "The requested bucket name is not available."
+                    )
+                return
+            region = caller.region or self.state.config.region
+            self.state.buckets[name] = Bucket(name, region, caller.account, self.state.clock())
+            self.state.touch()
+
+    def list_buckets(self, caller: Caller, query: Mapping[str, str]) -> bytes:
+        """ListBuckets: the caller's buckets by name, filtered by ``prefix``, after ``marker``.
+
+        Raises:
+            OssError: 400 InvalidArgument for ``max-keys`` outside 1..1000.
+        """
+        prefix, marker = query.get("prefix", ""), query.get("marker", "")
+        max_keys = _max_keys(query.get("max-keys"))
+        with self.state.lock:
+            names = sorted(
+                b.name
+                for b in self.state.buckets.values()
+                if b.owner == caller.account and b.name.startswith(prefix) and b.name > marker
+            )
+            page = [self.state.buckets[n] for n in names[:max_keys]]
+        next_marker = page[-1].name if len(names) > max_keys else None
+        return oss_xml.list_buckets_body(
+            caller.account, page, prefix, marker, max_keys, next_marker
+        )
+
+    def get_bucket_info(self, caller: Caller, name: str) -> bytes:
+        """GetBucketInfo. Raises OssError 404 NoSuchBucket / 403 AccessDenied."""
+        with self.state.lock:
+            return oss_xml.bucket_info_body(self._bucket(caller, name))
+
+    def delete_bucket(self, caller: Caller, name: str) -> None:
+        """DeleteBucket; refused (409 BucketNotEmpty) while domains are bound to it."""
+        with self.state.lock:
+            bucket = self._bucket(caller, name)
+            if bucket.cnames:
+                raise OssError(409, "BucketNotEmpty", "The bucket has custom domains bound to it.")
+            del self.state.buckets[name]
+            self.state.touch()
+
+    def _bucket(self, caller: Caller, name: str) -> Bucket:
+        bucket = self.state.buckets.get(name)
+        if bucket is None:
+            raise OssError(
+                404,
+                "NoSuchBucket",
+                "The specified bucket does not exist.",
+                fields={"BucketName": oss_xml.xml_text(name)},
+            )
+        if bucket.owner != caller.account:
+            raise OssError(403, "AccessDenied", "You have no right to access this bucket.")
+        return bucket
+
+    # -- CNAME tokens ---------------------------------------------------------------------------
+
+    def create_cname_token(self, caller: Caller, bucket_name: str, body: bytes) -> bytes:
+        """CreateCnameToken: a token valid ``token_validity_s``; the same one while valid.
+
+        Raises:
+            OssError: 403 NoNeedCreateCnameToken (bound here), 409 CnameAlreadyExists (bound to
+                another bucket), 400 TooManyCnameToken, plus the bucket and body errors.
+        """
+        domain = _domain(_parse(body).domain)
+        with self.state.lock:
+            bucket = self._bucket(caller, bucket_name)
+            if domain in bucket.cnames:
+                raise OssError(
+                    403,
+                    "NoNeedCreateCnameToken",
+                    "The CNAME is already bound to this bucket.",
+                    "0018-00000302",
+                )
+            self._not_bound_elsewhere(bucket, domain)
+            now = self.state.clock()
+            token = self._valid_token(bucket, domain, now) or self._new_token(bucket, domain, now)
+            return oss_xml.cname_token_body(bucket.name, token)
+
+    def _new_token(self, bucket: Bucket, domain: str, now: float) -> TokenRecord:
+        for stale in [d for d, t in bucket.tokens.items() if t.expires_at <= now]:
+            del bucket.tokens[stale]
+        if len(bucket.tokens) >= self.limits.max_tokens_per_bucket:
+            raise OssError(
+                400, "TooManyCnameToken", "The number of CNAME tokens exceeds the limit."
+            )
+        token = TokenRecord(domain, secrets.token_hex(16), now, now + self.limits.token_validity_s)
+        bucket.tokens[domain] = token
+        self.state.touch()
+        return token
+
+    def get_cname_token(self, caller: Caller, bucket_name: str, raw_domain: str) -> bytes:
+        """GetCnameToken: the valid token for the domain, else 404 CnameTokenNotFound."""
+        domain = _domain(raw_domain)
+        with self.state.lock:
+            bucket = self._bucket(caller, bucket_name)
+            token = self._valid_token(bucket, domain, self.state.clock())
+            if token is None:
+                raise OssError(
+                    404,
+                    "CnameTokenNotFound",
+                    "The CNAME token does not exist.",
+                    "0018-00000301",
+                    {"Bucket": bucket.name, "Cname": domain},
+                )
+            return oss_xml.cname_token_body(bucket.name, token)
+
+    @staticmethod
+    def _valid_token(bucket: Bucket, domain: str, now: float) -> TokenRecord | None:
+        token = bucket.tokens.get(domain)
+        return token if token is not None and token.expires_at > now else None
+
+    def _not_bound_elsewhere(self, bucket: Bucket, domain: str) -> None:
+        holder = self.state.bucket_binding(domain)
+        if holder is not None and holder is not bucket:
+            raise OssError(
+                409,
+                "CnameAlreadyExists",
+                "The CNAME already exists on another bucket.",
+                fields={"Cname": domain, "CnameType": "CNAME_OSS"},
+            )
+
+    # -- CNAME bindings -------------------------------------------------------------------------
+
+    async def put_cname(self, caller: Caller, bucket_name: str, body: bytes) -> None:
+        """PutCname: bind (or update the certificate of) a domain after the TXT ownership proof.
+
+        Order: bucket → bound elsewhere (409) → ownership (403 NeedVerifyDomainOwnership; skipped
+        when the domain is already bound to this bucket) → domain limit → certificate.
+        """
+        conf = _parse(body)
+        domain = _domain(conf.domain)
+        with self.state.lock:
+            bucket = self._bucket(caller, bucket_name)
+            self._not_bound_elsewhere(bucket, domain)
+            bound_here = domain in bucket.cnames
+            token = self._valid_token(bucket, domain, self.state.clock())
+        if not bound_here:
+            await self._prove_ownership(domain, token)
+        with self.state.lock:
+            bucket = self._bucket(caller, bucket_name)
+            self._not_bound_elsewhere(bucket, domain)
+            current = bucket.cnames.get(domain)
+            if current is None and len(bucket.cnames) >= self.limits.max_cnames_per_bucket:
+                raise OssError(
+                    400, "TooManyCname", "The number of CNAMEs exceeds the bucket limit."
+                )
+            now = self.state.clock()
+            cert = resolve_certificate(self.state, bucket, current, conf.certificate, now)
+            bucket.cnames[domain] = CnameRecord(domain, "Enabled", now, cert)
+            self.state.touch()
+
+    async def _prove_ownership(self, domain: str, token: TokenRecord | None) -> None:
+        if token is not None and token.token in await self.verifier.txt_values(txt_name(domain)):
+            return
+        raise OssError(
+            403,
+            "NeedVerifyDomainOwnership",
+            "Please verify domain ownership by CreateCnameToken and try again.",
+            "0018-00000115",
+        )
+
+    def list_cname(self, caller: Caller, bucket_name: str) -> bytes:
+        """ListCname: every domain bound to the bucket, with its certificate block."""
+        with self.state.lock:
+            return oss_xml.list_cname_body(self._bucket(caller, bucket_name))
+
+    def delete_cname(self, caller: Caller, bucket_name: str, body: bytes) -> None:
+        """DeleteCname: remove the binding, or the pending token when not bound; else 404."""
+        domain = _domain(_parse(body).domain)
+        with self.state.lock:
+            bucket = self._bucket(caller, bucket_name)
+            if bucket.cnames.pop(domain, None) is None and bucket.tokens.pop(domain, None) is None:
+                raise OssError(404, "NoSuchCname", "The specified CNAME does not exist.")
+            self.state.touch()
+
+
+def _parse(body: bytes) -> oss_xml.CnameConfiguration:
+    try:
+        return oss_xml.parse_cname_configuration(body)
+    except MalformedXml as exc:
+        raise malformed() from exc
+
+
+def _domain(raw: str) -> str:
+    """The domain lowercased as an A-label; ``*.`` kept for wildcard domains."""
+    wildcard = raw.startswith("*.")
+    try:
+        name = normalize_domain(raw[2:] if wildcard else raw)
+    except (InputError, UnicodeError):
+        raise OssError(400, "InvalidArgument", "The domain name is not valid.") from None
+    return f"*.{name}" if wildcard else name
+
+
+def _max_keys(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 100
+    if not (len(raw) <= 4 and raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
+        raise OssError(400, "InvalidArgument", "max-keys must be an integer from 1 to 1000.")
+    return int(raw)

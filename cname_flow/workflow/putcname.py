@@ -1,0 +1,115 @@
+"""Handing over to OSS: PutCname with a bounded retry on NeedVerifyDomainOwnership.
+
+Once every authoritative nameserver serves the token, only caches upstream of the OSS verifier
+can still be wrong, and they cannot outlive the TTLs involved (dns-propagation.md §5 Phase D):
+retry until ``max(min_window, cache_floor + 15)`` seconds have passed, capped at ``cap``, where
+``cache_floor`` is the old TTL of a stale TXT RRset, or the zone's negative TTL when a PutCname
+for this domain already failed within that TTL (its lookup may have primed the verifier's cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from cname_flow.errors import CertificateConflict, OssError, OwnershipNotVerified
+from cname_flow.journal import BindingRecord
+from cname_flow.model import CertificateRequest
+
+if TYPE_CHECKING:
+    from cname_flow.workflow.steps import StepContext
+
+log = structlog.get_logger(__name__)
+
+NEED_VERIFY = "NeedVerifyDomainOwnership"
+
+#: OSS codes that mean "the bound certificate is not the one PreviousCertId named".
+CERT_CONFLICT_CODES = frozenset({"CasRenewCertificateConflict"})
+#: The EC OSS documents for a PreviousCertId that does not match (its code is not documented).
+CERT_CONFLICT_EC = "0018-00000209"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnershipPolicy:
+    """Bounds of the NeedVerifyDomainOwnership retry, in seconds (dns-propagation.md defaults)."""
+
+    initial_s: float = 5.0
+    exp_base: float = 2.0
+    max_s: float = 60.0
+    jitter_s: float = 2.0
+    min_window_s: float = 60.0
+    cap_s: float = 900.0
+
+    def window_s(self, record: BindingRecord, now: datetime | None = None) -> float:
+        """How long to keep retrying, from the TTLs journaled by the write step."""
+        floor = 0.0
+        old_ttl = record.get("old_ttl")
+        if isinstance(old_ttl, int | float):
+            floor = max(floor, float(old_ttl))
+        neg_ttl = record.get("neg_ttl")
+        last_fail = record.get("ownership_failed_at")
+        if isinstance(neg_ttl, int | float) and isinstance(last_fail, str):
+            age = ((now or datetime.now(UTC)) - datetime.fromisoformat(last_fail)).total_seconds()
+            if age < neg_ttl:
+                floor = max(floor, float(neg_ttl))
+        return min(self.cap_s, max(self.min_window_s, floor + 15.0))
+
+
+def _is_need_verify(exc: BaseException) -> bool:
+    return isinstance(exc, OssError) and exc.code == NEED_VERIFY
+
+
+def put_with_retry(ctx: StepContext, request: CertificateRequest | None, window_s: float) -> str:
+    """Call PutCname; on NeedVerifyDomainOwnership back off and retry for ``window_s`` seconds.
+
+    Returns:
+        The request id of the successful PutCname.
+
+    Raises:
+        OwnershipNotVerified: still NeedVerifyDomainOwnership when the window closed.
+        CertificateConflict: PreviousCertId no longer matches the bound certificate.
+        OssError: any other OSS failure, unchanged.
+    """
+    policy = ctx.ownership_policy
+
+    def _log_retry(state: RetryCallState) -> None:
+        log.info("putcname.ownership_pending", attempt=state.attempt_number,
+                 next_in_s=round(state.upcoming_sleep, 1))
+
+    retrying = Retrying(
+        retry=retry_if_exception(_is_need_verify),
+        wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s,
+                                     exp_base=policy.exp_base, jitter=policy.jitter_s),
+        stop=stop_after_delay(window_s),
+        sleep=ctx.sleep,
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    b = ctx.binding
+    try:
+        return retrying(ctx.oss.put_cname, b.bucket, b.domain, request)
+    except OssError as exc:
+        if exc.code == NEED_VERIFY:
+            raise OwnershipNotVerified(
+                f"OSS still cannot see TXT _dnsauth.{b.domain} after {window_s:.0f} s although "
+                "every authoritative nameserver serves it",
+                hint="a resolver on OSS's side still caches an old answer; run the same command "
+                "again in a few minutes (the journal resumes at PutCname)",
+            ) from exc
+        if exc.code in CERT_CONFLICT_CODES or exc.ec == CERT_CONFLICT_EC:
+            raise CertificateConflict(
+                f"the certificate bound to {b.domain} changed since it was read (OSS {exc.code}); "
+                "nothing was changed",
+                hint="check who changed it; re-run with --force-cert to overwrite it",
+            ) from exc
+        raise
