@@ -75,7 +75,7 @@ class _Bucket:
 
 
 class FakeOss:
-    """An in-memory :class:`~cname_flow.oss.adapter.OssCnameApi`.
+    """An in-memory :class:`~cname_flow.oss.base.OssCnameApi`.
 
     Args:
         buckets: names of the buckets that exist.

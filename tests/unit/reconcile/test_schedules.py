@@ -12,7 +12,7 @@ from croniter import croniter
 from cname_flow.cli.reconcile import reconcile
 from cname_flow.manifest import load_manifest
 
-ROOT = Path(__file__).resolve().parents[2] / "workflows"
+ROOT = Path(__file__).resolve().parents[3] / "workflows"
 SCHEDULES = ROOT / "schedules"
 OPTIONS = {o for p in reconcile.params for o in (*p.opts, *p.secondary_opts)}
 

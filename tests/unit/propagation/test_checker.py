@@ -32,7 +32,7 @@ from cname_flow.propagation.checker import (
 )
 from cname_flow.propagation.model import fold_pre_state
 from cname_flow.propagation.wire import classify
-from tests.unit.propagation_fakes import (
+from tests.unit.propagation.fakes import (
     NAME,
     TOKEN,
     ZONE,

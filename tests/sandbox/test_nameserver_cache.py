@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from cname_flow.sandbox.nameservers.transport import render
 from cname_flow.sandbox.state import SandboxState
-from tests.e2e.test_sandbox_dns import (
+from tests.sandbox.test_nameservers import (
     BASE_SERIAL,
     TIMEOUT,
     ZONE,

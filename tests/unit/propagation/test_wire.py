@@ -23,7 +23,7 @@ from cname_flow.propagation.checker import (
     PropagationPolicy,
     Round,
 )
-from tests.unit.propagation_fakes import NAME, TOKEN, quoted, respond
+from tests.unit.propagation.fakes import NAME, TOKEN, quoted, respond
 
 FAST = PropagationPolicy(query_timeout_s=0.3, tcp_timeout_s=1.0)
 

@@ -13,7 +13,7 @@ from cname_flow.config.sections import DEFAULT_RATE_LIMITS
 from cname_flow.config.settings import Settings, load_settings
 from cname_flow.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "config.example.yaml"
 SENTINEL = "SENTINEL-7f3a9c-do-not-echo"
 
