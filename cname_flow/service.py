@@ -27,7 +27,8 @@ from cname_flow.model import (
     normalize_domain,
     txt_name,
 )
-from cname_flow.oss.adapter import AlibabaOss, OssCnameApi
+from cname_flow.oss.adapter import AlibabaOss
+from cname_flow.oss.base import OssCnameApi
 from cname_flow.propagation.checker import PropagationChecker, PropagationPolicy, Round
 from cname_flow.workflow.putcname import OwnershipPolicy
 from cname_flow.workflow.runner import Runner

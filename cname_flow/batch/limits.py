@@ -6,7 +6,7 @@
   (the documented per-second quota) can never be overrun by a client bucket with the same rate
   and a smaller burst, even when network jitter bunches requests together.
 * :class:`ApiStats` counts calls and throttled answers per action (the bench prints them).
-* :class:`BatchOss` wraps an :class:`~cname_flow.oss.adapter.OssCnameApi`: each call goes through
+* :class:`BatchOss` wraps an :class:`~cname_flow.oss.base.OssCnameApi`: each call goes through
   the limiter, and ListCname is coalesced per bucket so one call answers every binding of the
   bucket that asked meanwhile.
 * :class:`CountingAlidns` is the Alidns adapter counting every attempt and throttled answer.
@@ -26,7 +26,7 @@ from typing import TypeVar
 from cname_flow.dns.alidns import Alidns
 from cname_flow.errors import CnameFlowError
 from cname_flow.model import CertificateRequest, CnameEntry, CnameToken
-from cname_flow.oss.adapter import OssCnameApi
+from cname_flow.oss.base import OssCnameApi
 
 _T = TypeVar("_T")
 

@@ -1,4 +1,5 @@
-"""The OSS CNAME port (:class:`OssCnameApi`) and its adapter over alibabacloud-oss-v2.
+"""The adapter of the OSS CNAME port (:class:`~cname_flow.oss.base.OssCnameApi`) over
+alibabacloud-oss-v2.
 
 The five OSS bucket-CNAME operations: CreateCnameToken, GetCnameToken, PutCname, ListCname,
 DeleteCname (https://www.alibabacloud.com/help/en/oss/developer-reference/putcname and
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import alibabacloud_oss_v2 as oss
@@ -25,32 +26,6 @@ from cname_flow.oss.transport import http_client_for
 
 _log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
-
-
-class OssCnameApi(Protocol):
-    """Port: the OSS bucket-CNAME API. All methods raise :class:`OssError` (or a subclass)."""
-
-    def create_token(self, bucket: str, domain: str) -> CnameToken:
-        """CreateCnameToken: mint (or, within 72 h, return the same) ownership token."""
-        ...
-
-    def get_token(self, bucket: str, domain: str) -> CnameToken | None:
-        """GetCnameToken: the current token, or ``None`` when none is valid."""
-        ...
-
-    def put_cname(
-        self, bucket: str, domain: str, certificate: CertificateRequest | None = None
-    ) -> str:
-        """PutCname: bind ``domain`` (optionally with a certificate); returns the request id."""
-        ...
-
-    def list_cnames(self, bucket: str) -> list[CnameEntry]:
-        """ListCname: every domain bound to ``bucket`` (``[]`` when none)."""
-        ...
-
-    def delete_cname(self, bucket: str, domain: str) -> None:
-        """DeleteCname: unbind ``domain``; a domain that is not bound counts as done."""
-        ...
 
 
 class AlibabaOss:

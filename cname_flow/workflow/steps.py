@@ -26,7 +26,7 @@ from cname_flow.errors import (
 )
 from cname_flow.journal import BindingRecord, OutputValue
 from cname_flow.model import Binding, CnameEntry, CnameToken, Phase, txt_name
-from cname_flow.oss.adapter import OssCnameApi
+from cname_flow.oss.base import OssCnameApi
 from cname_flow.propagation.checker import NameserverAddress, PropagationChecker, Round
 from cname_flow.workflow import putcname as ownership
 
