@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import structlog
 
 from cname_flow import service
-from cname_flow.certs.pem import plan_certificate
+from cname_flow.certs import plan_certificate
 from cname_flow.errors import VerificationFailed
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CnameEntry, Phase

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from cname_flow.certs.pem import LocalCertificate, check_cas_cert_id, check_certificate
+from cname_flow.certs import LocalCertificate, check_cas_cert_id, check_certificate
 from cname_flow.config.settings import Settings, resolve_credentials
 from cname_flow.dns.alidns import Alidns
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from cname_flow.certs.pem import parse_certificate_chain, sha1_fingerprint
+from cname_flow.certs import parse_certificate_chain, sha1_fingerprint
 from cname_flow.dns.base import BaseDnsProvider, RecordRef, Zone, canonical_name
 from cname_flow.errors import DnsProviderError, OssError, ZoneNotFound
 from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken, txt_name

@@ -5,7 +5,7 @@ against ListCname afterwards) and by the sandbox (to derive Fingerprint, ValidSt
 ValidEndDate from an uploaded PEM).
 
 Name matching and CAS ids live in :mod:`cname_flow.certs.names`, rotation rules in
-:mod:`cname_flow.certs.rotation`; both are re-exported here: callers import from this module only.
+:mod:`cname_flow.certs.rotation`; :mod:`cname_flow.certs` re-exports all three.
 
 Private keys are read only to check that they match the leaf and to be sent in PutCname: no message,
 ``repr`` or plan built here ever contains key material.
@@ -24,25 +24,17 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from cname_flow.certs.names import CAS_CERT_ID, certificate_names, check_cas_cert_id, covers
-from cname_flow.certs.rotation import CertificatePlan, plan_certificate, verify_bound_certificate
+from cname_flow.certs.names import certificate_names, covers
 from cname_flow.errors import CertificateError
 
 __all__ = [
-    "CAS_CERT_ID",
     "EXPIRY_WARNING_DAYS",
-    "CertificatePlan",
     "LocalCertificate",
-    "certificate_names",
-    "check_cas_cert_id",
     "check_certificate",
-    "covers",
     "load_private_key",
     "parse_certificate_chain",
-    "plan_certificate",
     "private_key_matches",
     "sha1_fingerprint",
-    "verify_bound_certificate",
 ]
 
 #: A certificate closer than this to its NotAfter gets an "expires in N days" warning.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from cname_flow.certs.pem import LocalCertificate, plan_certificate
+from cname_flow.certs import LocalCertificate, plan_certificate
 from cname_flow.dns.base import OWNER_REMARK, RecordRef
 from cname_flow.errors import UnsafePlan
 from cname_flow.journal import BindingRecord

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cname_flow.certs.pem import LocalCertificate, plan_certificate
+from cname_flow.certs import LocalCertificate, plan_certificate
 from cname_flow.dns.base import OWNER_REMARK
 from cname_flow.errors import CnameFlowError
 from cname_flow.journal import BindingRecord

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from cname_flow.certs.pem import LocalCertificate, plan_certificate, verify_bound_certificate
+from cname_flow.certs import LocalCertificate, plan_certificate, verify_bound_certificate
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider, RecordRef, Zone
 from cname_flow.errors import (
     CertificateConflict,

@@ -34,7 +34,7 @@ def _pem_files(tmp: Path, name: str, names: list[str] | None = None, **kw: objec
 
 
 def _fingerprint(args: list[str]) -> str:
-    from cname_flow.certs.pem import parse_certificate_chain, sha1_fingerprint
+    from cname_flow.certs import parse_certificate_chain, sha1_fingerprint
 
     return sha1_fingerprint(parse_certificate_chain(Path(args[1]).read_bytes())[0])
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import pytest
 
-from cname_flow.certs.pem import (
+from cname_flow.certs import (
     CertificatePlan,
     LocalCertificate,
     check_cas_cert_id,
