@@ -123,7 +123,7 @@ class CasCertificate:
 
 
 @dataclass(slots=True)
-class Zone:
+class HostedZone:
     """A hosted zone. NS and SOA at the apex are synthesized from these fields by the servers."""
 
     name: str

@@ -30,9 +30,9 @@ from cname_flow.sandbox.records import (
     CnameRecord,
     Credential,
     DnsRecord,
+    HostedZone,
     RecordVersion,
     TokenRecord,
-    Zone,
     new_request_id,
     owner_name,
 )
@@ -47,10 +47,10 @@ __all__ = [
     "CnameRecord",
     "Credential",
     "DnsRecord",
+    "HostedZone",
     "RecordVersion",
     "SandboxState",
     "TokenRecord",
-    "Zone",
     "new_request_id",
     "owner_name",
 ]
@@ -76,7 +76,7 @@ class SandboxState:
         self._next_record_id = 100000
         self.credentials: dict[str, Credential] = {}
         self.buckets: dict[str, Bucket] = {}
-        self.zones: dict[str, Zone] = {}
+        self.zones: dict[str, HostedZone] = {}
         self.cas: dict[str, CasCertificate] = {}
         self.uploaded_certs = 0
         self._load_config()
@@ -100,7 +100,7 @@ class SandboxState:
             self.buckets[b.name] = bucket
         ns = tuple(n.name for n in cfg.nameservers)
         for i, z in enumerate(cfg.zones):
-            zone = Zone(
+            zone = HostedZone(
                 name=z.name.lower().rstrip("."),
                 owner=z.owner,
                 edition=z.edition,
@@ -145,11 +145,11 @@ class SandboxState:
 
     # -- zones and records ----------------------------------------------------------------------
 
-    def zone_for(self, name: str) -> Zone | None:
+    def zone_for(self, name: str) -> HostedZone | None:
         """The hosted zone whose name is the longest label-boundary suffix of ``name``."""
         n = name.lower().rstrip(".")
         with self.lock:
-            best: Zone | None = None
+            best: HostedZone | None = None
             for zone in self.zones.values():
                 if (n == zone.name or n.endswith("." + zone.name)) and (
                     best is None or len(zone.name) > len(best.name)
@@ -157,7 +157,7 @@ class SandboxState:
                     best = zone
             return best
 
-    def find_record(self, record_id: str) -> tuple[Zone, DnsRecord] | None:
+    def find_record(self, record_id: str) -> tuple[HostedZone, DnsRecord] | None:
         """The zone and record for a RecordId, or None."""
         with self.lock:
             for zone in self.zones.values():
@@ -167,7 +167,7 @@ class SandboxState:
             return None
 
     def add_record(
-        self, zone: Zone, rr: str, rtype: str, value: str, ttl: int, line: str = "default",
+        self, zone: HostedZone, rr: str, rtype: str, value: str, ttl: int, line: str = "default",
         remark: str = "",
     ) -> DnsRecord:
         """Add a record now; the caller has validated it. Returns the stored record."""
@@ -175,7 +175,7 @@ class SandboxState:
             return self._insert(zone, rr, rtype, value, ttl, line, remark, self.clock())
 
     def _insert(
-        self, zone: Zone, rr: str, rtype: str, value: str, ttl: int, line: str, remark: str,
+        self, zone: HostedZone, rr: str, rtype: str, value: str, ttl: int, line: str, remark: str,
         at: float,
     ) -> DnsRecord:
         ms = int(max(at, self.started_at) * 1000)
@@ -189,7 +189,7 @@ class SandboxState:
         return rec
 
     def update_record(
-        self, zone: Zone, rec: DnsRecord, rr: str, rtype: str, value: str, ttl: int,
+        self, zone: HostedZone, rec: DnsRecord, rr: str, rtype: str, value: str, ttl: int,
         line: str = "default",
     ) -> None:
         """Change a record in place now (RecordId kept); servers see it after their lag."""
@@ -203,7 +203,7 @@ class SandboxState:
             rec.updated_ms = int(now * 1000)
             self._open_version(zone, rec, now)
 
-    def delete_record(self, zone: Zone, rec: DnsRecord) -> None:
+    def delete_record(self, zone: HostedZone, rec: DnsRecord) -> None:
         """Remove a record now; servers stop serving it after their lag."""
         with self.lock:
             self._close_version(zone, rec, self.clock())
@@ -211,18 +211,18 @@ class SandboxState:
             self._unlist(zone, rec)
 
     @staticmethod
-    def _unlist(zone: Zone, rec: DnsRecord) -> None:
+    def _unlist(zone: HostedZone, rec: DnsRecord) -> None:
         same_owner = zone.owners.get(rec.fqdn, {})
         same_owner.pop(rec.record_id, None)
         if not same_owner:
             zone.owners.pop(rec.fqdn, None)
 
-    def records_at(self, zone: Zone, name: str) -> list[DnsRecord]:
+    def records_at(self, zone: HostedZone, name: str) -> list[DnsRecord]:
         """The current records (any status) owned by ``name`` in ``zone``, in RecordId order."""
         with self.lock:
             return list(zone.owners.get(name.lower().rstrip("."), {}).values())
 
-    def _open_version(self, zone: Zone, rec: DnsRecord, at: float) -> None:
+    def _open_version(self, zone: HostedZone, rec: DnsRecord, at: float) -> None:
         if rec.status != "ENABLE":
             return
         version = RecordVersion(rec.record_id, rec.fqdn, rec.type, rec.value, rec.ttl, at)
@@ -230,14 +230,14 @@ class SandboxState:
         zone.index.record(version.fqdn, at, 1)
         self._changed(zone, at)
 
-    def _close_version(self, zone: Zone, rec: DnsRecord, at: float) -> None:
+    def _close_version(self, zone: HostedZone, rec: DnsRecord, at: float) -> None:
         for version in zone.versions.get(rec.fqdn, []):
             if version.record_id == rec.record_id and version.valid_to == math.inf:
                 version.valid_to = at
                 zone.index.record(version.fqdn, at, -1)
         self._changed(zone, at)
 
-    def _changed(self, zone: Zone, at: float) -> None:
+    def _changed(self, zone: HostedZone, at: float) -> None:
         self.mutations += 1
         zone.index.touch(at)
         if at > -math.inf:
@@ -249,22 +249,22 @@ class SandboxState:
         """The point in time a nameserver with this lag (None: never updates) serves."""
         return self.started_at if lag is None else self.clock() - lag
 
-    def rrsets_at(self, zone: Zone, name: str, at: float) -> list[RecordVersion]:
+    def rrsets_at(self, zone: HostedZone, name: str, at: float) -> list[RecordVersion]:
         """Record versions at owner ``name`` that a server at time ``at`` serves."""
         with self.lock:
             return [v for v in zone.versions.get(name.lower().rstrip("."), []) if v.visible_at(at)]
 
-    def name_exists_at(self, zone: Zone, name: str, at: float) -> bool:
+    def name_exists_at(self, zone: HostedZone, name: str, at: float) -> bool:
         """True when ``name`` owns records at ``at`` or is an empty non-terminal (RFC 8020)."""
         with self.lock:
             return zone.index.exists_at(name.lower().rstrip("."), at)
 
-    def serial_at(self, zone: Zone, at: float) -> int:
+    def serial_at(self, zone: HostedZone, at: float) -> int:
         """SOA serial a server at ``at`` reports: base serial plus changes it has seen."""
         with self.lock:
             return zone.base_serial + bisect.bisect_right(zone.change_times, at)
 
-    def iter_zones(self) -> Iterator[Zone]:
+    def iter_zones(self) -> Iterator[HostedZone]:
         """Zones in name order."""
         with self.lock:
             yield from sorted(self.zones.values(), key=lambda z: z.name)

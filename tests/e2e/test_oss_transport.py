@@ -193,7 +193,7 @@ def test_wire_should_carry_identity_encoding(
     seen: list[dict[str, str]] = []
     original = sandbox_oss_api.parse_scope
 
-    def parse_scope(scope: Any) -> sandbox_oss_api.Incoming:
+    def parse_scope(scope: Any) -> sandbox_oss_api.OssRequest:
         incoming = original(scope)
         seen.append(incoming.headers)
         return incoming

@@ -36,7 +36,7 @@ from cname_flow.sandbox.config import (
 )
 from cname_flow.sandbox.faults import FaultPlan
 from cname_flow.sandbox.nameservers.server import DnsFleet
-from cname_flow.sandbox.state import SandboxState, Zone
+from cname_flow.sandbox.state import HostedZone, SandboxState
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +102,7 @@ class Sandbox:
         self.loop.close()
 
     @property
-    def zone(self) -> Zone:
+    def zone(self) -> HostedZone:
         return self.state.zones[ZONE]
 
     def port(self, server: int) -> int:

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cname_flow.certs.pem import sha1_fingerprint
+from cname_flow.certs import sha1_fingerprint
 from cname_flow.sandbox.config import (
     CasCertificateConfig,
     FaultsConfig,

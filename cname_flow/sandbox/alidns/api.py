@@ -58,7 +58,7 @@ JSON_TYPE = "application/json;charset=utf-8"
 
 
 @dataclass(frozen=True, slots=True)
-class Incoming:
+class RpcRequest:
     """One request as received: decoded query/form pairs, lowercase multi-valued headers."""
 
     method: str
@@ -191,7 +191,7 @@ class Authenticator:
         self._state = state
         self._nonces = NonceCache()
 
-    def __call__(self, req: Incoming) -> Credential:
+    def __call__(self, req: RpcRequest) -> Credential:
         """Authenticate with ACS3 (``Authorization`` header) or RPC v1 (``Signature`` param)."""
         if req.header("authorization") is not None:
             return self._acs3(req)
@@ -209,7 +209,7 @@ class Authenticator:
         if nonce and not self._nonces.first_use(nonce, time.time()):
             raise AlidnsError("SignatureNonceUsed", "Specified signature nonce was used already.")
 
-    def _acs3(self, req: Incoming) -> Credential:
+    def _acs3(self, req: RpcRequest) -> Credential:
         try:
             auth = parse_acs3_authorization(req.header("authorization") or "")
         except MalformedAuthorization:
@@ -227,7 +227,7 @@ class Authenticator:
         _check_token(cred, req.header("x-acs-security-token"))
         return cred
 
-    def _rpc(self, req: Incoming) -> Credential:
+    def _rpc(self, req: RpcRequest) -> Credential:
         params = Params(dict(req.pairs))
         cred = self._credential(params.required("AccessKeyId"))
         signature = params.required("Signature")
@@ -243,7 +243,7 @@ class Authenticator:
         return cred
 
 
-async def _incoming(request: Request) -> Incoming:
+async def _incoming(request: Request) -> RpcRequest:
     body = await request.body()
     pairs = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"),
                       keep_blank_values=True)
@@ -254,7 +254,7 @@ async def _incoming(request: Request) -> Incoming:
         headers.setdefault(raw_name.decode("latin-1").lower(), []).append(
             raw_value.decode("latin-1")
         )
-    return Incoming(request.method, request.url.path, pairs, headers, body)
+    return RpcRequest(request.method, request.url.path, pairs, headers, body)
 
 
 def _action_not_found() -> AlidnsError:
@@ -265,7 +265,7 @@ def _action_not_found() -> AlidnsError:
     )
 
 
-def _check_action(req: Incoming) -> str:
+def _check_action(req: RpcRequest) -> str:
     action = req.action
     if not action:
         raise AlidnsError("MissingAction", "Action is mandatory for this action.")
@@ -319,7 +319,7 @@ class AlidnsService:
         except AlidnsError as err:
             return error_response(err, request_id)
 
-    def _serve(self, req: Incoming, request_id: str) -> Response:
+    def _serve(self, req: RpcRequest, request_id: str) -> Response:
         action = _check_action(req)
         account = self.auth(req).account_id
         cfg = self.state.config.alidns

@@ -21,7 +21,7 @@ from cname_flow.sandbox.alidns.rules import (
     owned_record,
     owned_zone,
 )
-from cname_flow.sandbox.state import DnsRecord, SandboxState, Zone
+from cname_flow.sandbox.state import DnsRecord, HostedZone, SandboxState
 
 JsonBody = dict[str, object]
 T = TypeVar("T")
@@ -49,15 +49,15 @@ def _page(items: Sequence[T], p: Params, max_size: int) -> tuple[JsonBody, Seque
     return envelope, items[(number - 1) * size : number * size]
 
 
-def _account_zones(state: SandboxState, account: str) -> list[Zone]:
+def _account_zones(state: SandboxState, account: str) -> list[HostedZone]:
     return [z for z in state.iter_zones() if z.owner == account]
 
 
-def _dns_servers(zone: Zone) -> JsonBody:
+def _dns_servers(zone: HostedZone) -> JsonBody:
     return {"DnsServer": list(zone.nameservers)}
 
 
-def _domain_common(zone: Zone) -> JsonBody:
+def _domain_common(zone: HostedZone) -> JsonBody:
     created = datetime.fromtimestamp(zone.created_at, UTC)
     return {
         "DomainId": zone.domain_id,
@@ -71,7 +71,7 @@ def _domain_common(zone: Zone) -> JsonBody:
     }
 
 
-def _domain_json(zone: Zone) -> JsonBody:
+def _domain_json(zone: HostedZone) -> JsonBody:
     return _domain_common(zone) | {
         "CreateTimestamp": int(zone.created_at * 1000),
         "RecordCount": len(zone.records),
@@ -80,7 +80,7 @@ def _domain_json(zone: Zone) -> JsonBody:
     }
 
 
-def _record_json(zone: Zone, rec: DnsRecord) -> JsonBody:
+def _record_json(zone: HostedZone, rec: DnsRecord) -> JsonBody:
     body: JsonBody = {
         "RecordId": rec.record_id,
         "DomainName": zone.name,
@@ -99,7 +99,7 @@ def _record_json(zone: Zone, rec: DnsRecord) -> JsonBody:
     return body
 
 
-def _timestamped(zone: Zone, rec: DnsRecord) -> JsonBody:
+def _timestamped(zone: HostedZone, rec: DnsRecord) -> JsonBody:
     return _record_json(zone, rec) | {
         "CreateTimestamp": rec.created_ms,
         "UpdateTimestamp": rec.updated_ms,
@@ -212,7 +212,7 @@ def describe_domain_records(state: SandboxState, account: str, p: Params) -> Jso
         return envelope | {"DomainRecords": {"Record": [_timestamped(zone, r) for r in page]}}
 
 
-def _sub_domain_zone(state: SandboxState, account: str, sub: str, p: Params) -> Zone:
+def _sub_domain_zone(state: SandboxState, account: str, sub: str, p: Params) -> HostedZone:
     given = p.get("DomainName")
     if given is not None:
         return owned_zone(state.zones, account, domain_name(given))

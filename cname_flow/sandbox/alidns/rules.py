@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cname_flow.errors import InputError
 from cname_flow.model import normalize_domain
-from cname_flow.sandbox.state import DnsRecord, SandboxState, Zone
+from cname_flow.sandbox.state import DnsRecord, HostedZone, SandboxState
 
 MAX_TTL = 86400
 MAX_RECORDS_PER_RRSET = 90  # same RR + Type + Line (old AddDomainRecord error table)
@@ -136,7 +136,7 @@ def host_name(raw: str) -> str:
     return name
 
 
-def owned_zone(zones: Mapping[str, Zone], account: str, name: str) -> Zone:
+def owned_zone(zones: Mapping[str, HostedZone], account: str, name: str) -> HostedZone:
     """The zone called ``name`` hosted by ``account``.
 
     Raises:
@@ -159,7 +159,7 @@ def owned_zone(zones: Mapping[str, Zone], account: str, name: str) -> Zone:
     )
 
 
-def owned_record(state: SandboxState, account: str, record_id: str) -> tuple[Zone, DnsRecord]:
+def owned_record(state: SandboxState, account: str, record_id: str) -> tuple[HostedZone, DnsRecord]:
     """The zone and record for a RecordId the account owns.
 
     Raises:
@@ -171,7 +171,7 @@ def owned_record(state: SandboxState, account: str, record_id: str) -> tuple[Zon
     return found
 
 
-def normalize_rr(raw: str, zone: Zone) -> str:
+def normalize_rr(raw: str, zone: HostedZone) -> str:
     """A host record (RR) lowercased and checked: ``@``, or dot-separated labels.
 
     Labels are letters, digits, ``-``, ``_`` or ``*`` (1–63 characters, no leading or
@@ -189,7 +189,7 @@ def normalize_rr(raw: str, zone: Zone) -> str:
     return rr
 
 
-def check_ttl(raw: str | None, zone: Zone) -> int:
+def check_ttl(raw: str | None, zone: HostedZone) -> int:
     """The TTL in seconds (default 600), within ``[zone.min_ttl, 86400]``.
 
     Raises:
@@ -286,7 +286,7 @@ def check_value(raw: str, rtype: str) -> str:
 
 
 def check_conflicts(
-    zone: Zone, rr: str, rtype: str, line: str, value: str, skip: str | None = None
+    zone: HostedZone, rr: str, rtype: str, line: str, value: str, skip: str | None = None
 ) -> None:
     """Duplicate, type-conflict and per-RRset quota checks against the zone's other records.
 

@@ -33,7 +33,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rrset
 
 from cname_flow.sandbox.nameservers.index import WILDCARDS, ZONE_CHANGES
-from cname_flow.sandbox.state import RecordVersion, SandboxState, Zone
+from cname_flow.sandbox.state import HostedZone, RecordVersion, SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Validity:
 
     epoch: object
     at: float
-    zone: Zone | None = None
+    zone: HostedZone | None = None
     seen: tuple[tuple[str, int], ...] = ()
     soa_rdata: bytes = b""
     serial: int = 0
@@ -167,7 +167,7 @@ class ZoneAnswerer:
                qtype: dns.rdatatype.RdataType, at: float) -> Validity:
         """Fill ``response`` (sections, rcode, AA) for ``qname``/``qtype`` as served at ``at``.
 
-        Names outside every zone get REFUSED without AA. Zone transfers are REFUSED.
+        Names outside every zone get REFUSED without AA. HostedZone transfers are REFUSED.
 
         Returns:
             What the answer depended on (see :class:`Validity`).
@@ -189,7 +189,7 @@ class ZoneAnswerer:
             soa = b"" if trace.soa is None else trace.soa[0].to_digestable()
             return Validity(self.state.epoch, at, zone, seen, soa, trace.serial)
 
-    def _exists(self, zone: Zone, name: str, at: float, trace: _Trace) -> bool:
+    def _exists(self, zone: HostedZone, name: str, at: float, trace: _Trace) -> bool:
         trace.keys.add(name)
         return zone.index.exists_at(name, at)
 
@@ -204,7 +204,7 @@ class ZoneAnswerer:
         if qtype in (rrset.rdtype, dns.rdatatype.ANY):
             response.answer.append(rrset)
 
-    def _answer_in_zone(self, response: dns.message.Message, zone: Zone, qname: dns.name.Name,
+    def _answer_in_zone(self, response: dns.message.Message, zone: HostedZone, qname: dns.name.Name,
                         qtype: dns.rdatatype.RdataType, at: float, trace: _Trace) -> None:
         name, seen = qname, {qname}
         for _ in range(MAX_CNAME_HOPS):
@@ -231,7 +231,7 @@ class ZoneAnswerer:
                 return  # loop, or the target is another zone's business
             seen.add(name)
 
-    def _lookup(self, zone: Zone, name: dns.name.Name, at: float,
+    def _lookup(self, zone: HostedZone, name: dns.name.Name, at: float,
                 trace: _Trace) -> dict[int, dns.rrset.RRset] | None:
         """RRsets at ``name`` (apex SOA/NS included, wildcards applied); None for NXDOMAIN."""
         text = name.to_text(omit_final_dot=True).lower()
@@ -245,7 +245,7 @@ class ZoneAnswerer:
             return rrsets
         return self._wildcard(zone, name, at, trace)
 
-    def _wildcard(self, zone: Zone, name: dns.name.Name, at: float,
+    def _wildcard(self, zone: HostedZone, name: dns.name.Name, at: float,
                   trace: _Trace) -> dict[int, dns.rrset.RRset] | None:
         """RFC 4592 §3.3.1: the wildcard child of the closest encloser, renamed to ``name``."""
         trace.keys.add(WILDCARDS)
@@ -262,7 +262,7 @@ class ZoneAnswerer:
         versions = self.state.rrsets_at(zone, source, at)
         return _rrsets(name, versions) if versions else None
 
-    def _soa(self, zone: Zone, at: float, ttl: int) -> dns.rrset.RRset:
+    def _soa(self, zone: HostedZone, at: float, ttl: int) -> dns.rrset.RRset:
         """The zone's SOA as served at ``at`` (built once per serial and TTL)."""
         serial = self.state.serial_at(zone, at)
         key = (zone.name, serial, ttl)
@@ -284,14 +284,14 @@ class ZoneAnswerer:
             rrset = self._soas[key] = dns.rrset.from_rdata(apex, ttl, rendered)
         return rrset
 
-    def _negative_soa(self, zone: Zone, at: float, trace: _Trace) -> dns.rrset.RRset:
+    def _negative_soa(self, zone: HostedZone, at: float, trace: _Trace) -> dns.rrset.RRset:
         """The SOA for a negative answer, TTL min(SOA TTL, MINIMUM) (RFC 2308 §3)."""
         trace.soa = self._soa(zone, at, zone.negative_ttl)
         trace.serial = self.state.serial_at(zone, at)
         return trace.soa
 
     @staticmethod
-    def _ns(zone: Zone) -> dns.rrset.RRset:
+    def _ns(zone: HostedZone) -> dns.rrset.RRset:
         return _ns_rrset(zone.name, zone.nameservers)
 
     def _glue(self, ns: dns.rrset.RRset) -> list[dns.rrset.RRset]:

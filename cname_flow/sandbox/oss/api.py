@@ -30,7 +30,7 @@ from cname_flow.sandbox.faults import FaultKind, FaultPlan
 from cname_flow.sandbox.oss import xml as oss_xml
 from cname_flow.sandbox.oss.ops import Caller, OssOperations, OwnershipVerifier
 from cname_flow.sandbox.oss.signing import AuthFailure, SignedRequest, verify
-from cname_flow.sandbox.oss.xml import OssError
+from cname_flow.sandbox.oss.xml import OssErrorResponse
 from cname_flow.sandbox.state import SandboxState, new_request_id
 
 __all__ = ["DroppedConnection", "OssApp", "OwnershipVerifier", "create_oss_app", "uvicorn_config"]
@@ -46,7 +46,7 @@ class DroppedConnection(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Incoming:
+class OssRequest:
     """One HTTP request as the router sees it.
 
     Attributes:
@@ -112,7 +112,7 @@ class OssApp:
             response = await self._serve(scope, receive, request_id)
         except Exception:
             _log.exception("oss.internal_error", request_id=request_id)
-            failure = OssError(500, "InternalError", "We encountered an internal error.")
+            failure = OssErrorResponse(500, "InternalError", "We encountered an internal error.")
             response = self._error(failure, request_id, None)
         if response is None:
             _log.info("oss.fault.drop", request_id=request_id)
@@ -129,7 +129,7 @@ class OssApp:
         req = parse_scope(scope)
         op = route(req)
         if op is None:
-            failure = OssError(
+            failure = OssErrorResponse(
                 501, "NotImplemented", "The sandbox does not emulate this operation."
             )
             return self._error(failure, request_id, req.bucket)
@@ -144,13 +144,13 @@ class OssApp:
             body = check_body(req, raw_body)
             status, content = await self._handlers[op](caller, req, body)
         except AuthFailure as exc:
-            failure = OssError(exc.status, exc.code, exc.message, fields=exc.fields)
+            failure = OssErrorResponse(exc.status, exc.code, exc.message, fields=exc.fields)
             return self._error(failure, request_id, req.bucket)
-        except OssError as exc:
+        except OssErrorResponse as exc:
             return self._error(exc, request_id, req.bucket)
         return self._response(status, content, request_id)
 
-    def _authenticate(self, req: Incoming) -> Caller:
+    def _authenticate(self, req: OssRequest) -> Caller:
         signed = SignedRequest(req.method, req.raw_query, req.headers, req.bucket)
         auth = verify(
             signed, self.state.credential, self.state.clock(), self.state.config.oss.max_skew_s
@@ -171,7 +171,7 @@ class OssApp:
             headers.update(extra)
         return Response(body, status, headers, "application/xml" if body else None)
 
-    def _error(self, exc: OssError, request_id: str, bucket: str | None) -> Response:
+    def _error(self, exc: OssErrorResponse, request_id: str, bucket: str | None) -> Response:
         region = self.state.config.region
         host = f"oss-{region}.aliyuncs.com"
         host_id = f"{oss_xml.xml_text(bucket)}.{host}" if bucket else host
@@ -184,39 +184,39 @@ class OssApp:
 
     def _handler_table(
         self,
-    ) -> dict[str, Callable[[Caller, Incoming, bytes], Awaitable[tuple[int, bytes]]]]:
+    ) -> dict[str, Callable[[Caller, OssRequest, bytes], Awaitable[tuple[int, bytes]]]]:
         ops = self.ops
 
-        async def list_buckets(c: Caller, r: Incoming, _: bytes) -> tuple[int, bytes]:
+        async def list_buckets(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
             return 200, ops.list_buckets(c, r.query)
 
-        async def put_bucket(c: Caller, r: Incoming, body: bytes) -> tuple[int, bytes]:
+        async def put_bucket(c: Caller, r: OssRequest, body: bytes) -> tuple[int, bytes]:
             if body.strip():
                 _parse_or_malformed(body, "CreateBucketConfiguration")
             ops.put_bucket(c, _bucket(r))
             return 200, b""
 
-        async def get_bucket_info(c: Caller, r: Incoming, _: bytes) -> tuple[int, bytes]:
+        async def get_bucket_info(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
             return 200, ops.get_bucket_info(c, _bucket(r))
 
-        async def delete_bucket(c: Caller, r: Incoming, _: bytes) -> tuple[int, bytes]:
+        async def delete_bucket(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
             ops.delete_bucket(c, _bucket(r))
             return 204, b""
 
-        async def create_token(c: Caller, r: Incoming, body: bytes) -> tuple[int, bytes]:
+        async def create_token(c: Caller, r: OssRequest, body: bytes) -> tuple[int, bytes]:
             return 200, ops.create_cname_token(c, _bucket(r), body)
 
-        async def get_token(c: Caller, r: Incoming, _: bytes) -> tuple[int, bytes]:
+        async def get_token(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
             return 200, ops.get_cname_token(c, _bucket(r), r.query.get("cname", ""))
 
-        async def put_cname(c: Caller, r: Incoming, body: bytes) -> tuple[int, bytes]:
+        async def put_cname(c: Caller, r: OssRequest, body: bytes) -> tuple[int, bytes]:
             await ops.put_cname(c, _bucket(r), body)
             return 200, b""
 
-        async def list_cname(c: Caller, r: Incoming, _: bytes) -> tuple[int, bytes]:
+        async def list_cname(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
             return 200, ops.list_cname(c, _bucket(r))
 
-        async def delete_cname(c: Caller, r: Incoming, body: bytes) -> tuple[int, bytes]:
+        async def delete_cname(c: Caller, r: OssRequest, body: bytes) -> tuple[int, bytes]:
             ops.delete_cname(c, _bucket(r), body)
             return 200, b""
 
@@ -236,13 +236,13 @@ class OssApp:
 # -- request parsing and routing ------------------------------------------------------------
 
 
-def parse_scope(scope: Scope) -> Incoming:
-    """Turn an ASGI HTTP scope into an :class:`Incoming` (no I/O)."""
+def parse_scope(scope: Scope) -> OssRequest:
+    """Turn an ASGI HTTP scope into an :class:`OssRequest` (no I/O)."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     raw_query = scope["query_string"].decode("latin-1")
     query = dict(parse_qsl(raw_query, keep_blank_values=True))
     bucket, key = address(headers.get("host", ""), scope["path"])
-    return Incoming(scope["method"].upper(), bucket, key, raw_query, query, headers)
+    return OssRequest(scope["method"].upper(), bucket, key, raw_query, query, headers)
 
 
 def address(host: str, path: str) -> tuple[str | None, str]:
@@ -277,7 +277,7 @@ def _hostname(host: str) -> str:
     return name if sep and port.isdigit() and ":" not in name else host
 
 
-def route(req: Incoming) -> str | None:
+def route(req: OssRequest) -> str | None:
     """The operation name for a request (alibaba-apis.md §1.2), or None when not emulated."""
     q, method = req.query, req.method
     if req.bucket is None:
@@ -312,25 +312,29 @@ async def read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def check_body(req: Incoming, body: bytes | None) -> bytes:
+def check_body(req: OssRequest, body: bytes | None) -> bytes:
     """The body, checked: size cap (400 MalformedXML) and Content-MD5 (400 InvalidDigest).
 
     Raises:
-        OssError: as above.
+        OssErrorResponse: as above.
     """
     if body is None:
-        raise OssError(400, "MalformedXML", f"The body exceeds {oss_xml.MAX_BODY_BYTES} bytes.")
+        raise OssErrorResponse(
+            400, "MalformedXML", f"The body exceeds {oss_xml.MAX_BODY_BYTES} bytes."
+        )
     sent = req.headers.get("content-md5")
     if sent is not None:
         actual = base64.b64encode(hashlib.md5(body).digest()).decode("ascii")
         if not hmac.compare_digest(actual, sent):
-            raise OssError(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
+            raise OssErrorResponse(
+                400, "InvalidDigest", "The Content-MD5 you specified was invalid."
+            )
     return body
 
 
-def _bucket(req: Incoming) -> str:
+def _bucket(req: OssRequest) -> str:
     if req.bucket is None:  # route() never sends a bucket-less request to a bucket operation
-        raise OssError(400, "InvalidBucketName", "The specified bucket is not valid.")
+        raise OssErrorResponse(400, "InvalidBucketName", "The specified bucket is not valid.")
     return req.bucket
 
 
@@ -338,10 +342,12 @@ def _parse_or_malformed(body: bytes, root: str) -> None:
     try:
         oss_xml.parse_xml(body, root)
     except oss_xml.MalformedXml:
-        raise OssError(400, "MalformedXML", "The XML you provided was not well-formed.") from None
+        raise OssErrorResponse(
+            400, "MalformedXML", "The XML you provided was not well-formed."
+        ) from None
 
 
-def _fault_error(kind: FaultKind) -> OssError:
+def _fault_error(kind: FaultKind) -> OssErrorResponse:
     if kind is FaultKind.THROTTLE:
-        return OssError(503, "SlowDown", "Please reduce your request rate.")
-    return OssError(503, "ServiceUnavailable", "Service is temporarily unavailable.")
+        return OssErrorResponse(503, "SlowDown", "Please reduce your request rate.")
+    return OssErrorResponse(503, "ServiceUnavailable", "Service is temporarily unavailable.")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from cname_flow.certs.pem import (
+from cname_flow.certs import (
     load_private_key,
     parse_certificate_chain,
     private_key_matches,
     sha1_fingerprint,
 )
-from cname_flow.sandbox.oss.xml import CertificateConfiguration, OssError
+from cname_flow.sandbox.oss.xml import CertificateConfiguration, OssErrorResponse
 from cname_flow.sandbox.state import BoundCertificate, Bucket, CnameRecord, SandboxState
 
 #: First number of uploaded-certificate ids (``<n>-<region>``), shaped like the docs' samples.
@@ -40,8 +40,9 @@ def resolve_certificate(
         now: Unix seconds (CreationDate).
 
     Raises:
-        OssError: 400 InvalidArgument (EC 0018-00000209 PreviousCertId mismatch, 0018-00000210
-            key without certificate, bad PEM, key mismatch), 400 CertificateInvalidCasId.
+        OssErrorResponse: 400 InvalidArgument (EC 0018-00000209 PreviousCertId mismatch,
+            0018-00000210 key without certificate, bad PEM, key mismatch), 400
+            CertificateInvalidCasId.
     """
     existing = current.certificate if current is not None else None
     if conf is None:
@@ -50,7 +51,7 @@ def resolve_certificate(
         return None
     bound_id = existing.cert_id if existing is not None else None
     if not conf.force and conf.previous_cert_id != bound_id:
-        raise OssError(
+        raise OssErrorResponse(
             400,
             "InvalidArgument",
             "PreviousCertId does not match the certificate in use.",
@@ -60,7 +61,7 @@ def resolve_certificate(
         return _uploaded(state, bucket, conf, now)
     if conf.cert_id:
         return _cas(state, conf.cert_id, now)
-    raise OssError(
+    raise OssErrorResponse(
         400,
         "InvalidArgument",
         "CertificateConfiguration needs CertId, Certificate with PrivateKey, or DeleteCertificate.",
@@ -71,23 +72,27 @@ def _uploaded(
     state: SandboxState, bucket: Bucket, conf: CertificateConfiguration, now: float
 ) -> BoundCertificate:
     if not conf.certificate:
-        raise OssError(
+        raise OssErrorResponse(
             400, "InvalidArgument", "Certificate is required with PrivateKey.", "0018-00000210"
         )
     if not conf.private_key:
-        raise OssError(400, "InvalidArgument", "PrivateKey is required with Certificate.")
+        raise OssErrorResponse(400, "InvalidArgument", "PrivateKey is required with Certificate.")
     try:
         leaf = parse_certificate_chain(conf.certificate)[0]
     except ValueError:
-        raise OssError(400, "InvalidArgument", "The certificate is not valid PEM X.509.") from None
+        raise OssErrorResponse(
+            400, "InvalidArgument", "The certificate is not valid PEM X.509."
+        ) from None
     try:
         key = load_private_key(conf.private_key)
     except (ValueError, TypeError):
-        raise OssError(
+        raise OssErrorResponse(
             400, "InvalidArgument", "The private key is not an unencrypted PEM key."
         ) from None
     if not private_key_matches(leaf, key):
-        raise OssError(400, "InvalidArgument", "The certificate and private key do not match.")
+        raise OssErrorResponse(
+            400, "InvalidArgument", "The certificate and private key do not match."
+        )
     state.uploaded_certs += 1
     cert_id = f"{_UPLOAD_CERT_BASE + state.uploaded_certs}-{bucket.region}"
     return _bound("Upload", cert_id, now, leaf)
@@ -96,7 +101,7 @@ def _uploaded(
 def _cas(state: SandboxState, cert_id: str, now: float) -> BoundCertificate:
     cas = state.cas.get(cert_id)
     if cas is None:
-        raise OssError(
+        raise OssErrorResponse(
             400,
             "CertificateInvalidCasId",
             "The CAS ID is invalid: not exist or not belong to the owner of the bucket",

@@ -1,8 +1,8 @@
 """The sandbox's OSS operations over :class:`SandboxState`: buckets and the five CNAME calls.
 
 Each method takes the authenticated :class:`Caller` and returns the response body (or ``b""``),
-or raises :class:`OssError`. Mutations hold ``state.lock`` and call ``state.touch()``; the only
-await (the ownership proof in PutCname) happens outside the lock. Error codes, statuses and ECs
+or raises :class:`OssErrorResponse`. Mutations hold ``state.lock`` and call ``state.touch()``; the
+only await (the ownership proof in PutCname) happens outside the lock. Error codes, statuses and ECs
 follow alibaba-apis.md §4; every guess is listed in ``docs/sandbox-oss.md``.
 """
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cname_flow.errors import InputError
-from cname_flow.model import normalize_domain, txt_name
+from cname_flow.model import normalize_domain
 from cname_flow.sandbox.oss import xml as oss_xml
 from cname_flow.sandbox.oss.certs import resolve_certificate
-from cname_flow.sandbox.oss.xml import MalformedXml, OssError
+from cname_flow.sandbox.oss.xml import MalformedXml, OssErrorResponse
 from cname_flow.sandbox.state import (
     Bucket,
     CnameRecord,
@@ -27,6 +27,12 @@ from cname_flow.sandbox.state import (
 )
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+#: OSS reads the CNAME token from the TXT record ``_dnsauth.<domain>`` ("Map a custom domain name",
+#: https://www.alibabacloud.com/help/en/oss/user-guide/map-custom-domain-names-5). Spelled here on
+#: its own rather than through the client's ``txt_name``, so a client bug cannot hide in the
+#: emulator.
+PROOF_PREFIX = "_dnsauth."
 
 
 class OwnershipVerifier(Protocol):
@@ -46,9 +52,9 @@ class Caller:
     region: str | None = field(default=None)
 
 
-def malformed(reason: str = "The XML you provided was not well-formed.") -> OssError:
+def malformed(reason: str = "The XML you provided was not well-formed.") -> OssErrorResponse:
     """400 MalformedXML."""
-    return OssError(400, "MalformedXML", reason)
+    return OssErrorResponse(400, "MalformedXML", reason)
 
 
 class OssOperations:
@@ -70,15 +76,15 @@ class OssOperations:
         """PutBucket: create ``name`` for the caller (idempotent for its owner).
 
         Raises:
-            OssError: 400 InvalidBucketName, 409 BucketAlreadyExists (another account's).
+            OssErrorResponse: 400 InvalidBucketName, 409 BucketAlreadyExists (another account's).
         """
         if not _BUCKET_NAME.match(name):
-            raise OssError(400, "InvalidBucketName", "The specified bucket is not valid.")
+            raise OssErrorResponse(400, "InvalidBucketName", "The specified bucket is not valid.")
         with self.state.lock:
             existing = self.state.buckets.get(name)
             if existing is not None:
                 if existing.owner != caller.account:
-                    raise OssError(
+                    raise OssErrorResponse(
                         409, "BucketAlreadyExists", "The requested bucket name is not available."
                     )
                 return
@@ -90,7 +96,7 @@ class OssOperations:
         """ListBuckets: the caller's buckets by name, filtered by ``prefix``, after ``marker``.
 
         Raises:
-            OssError: 400 InvalidArgument for ``max-keys`` outside 1..1000.
+            OssErrorResponse: 400 InvalidArgument for ``max-keys`` outside 1..1000.
         """
         prefix, marker = query.get("prefix", ""), query.get("marker", "")
         max_keys = _max_keys(query.get("max-keys"))
@@ -107,7 +113,7 @@ class OssOperations:
         )
 
     def get_bucket_info(self, caller: Caller, name: str) -> bytes:
-        """GetBucketInfo. Raises OssError 404 NoSuchBucket / 403 AccessDenied."""
+        """GetBucketInfo. Raises OssErrorResponse 404 NoSuchBucket / 403 AccessDenied."""
         with self.state.lock:
             return oss_xml.bucket_info_body(self._bucket(caller, name))
 
@@ -116,21 +122,23 @@ class OssOperations:
         with self.state.lock:
             bucket = self._bucket(caller, name)
             if bucket.cnames:
-                raise OssError(409, "BucketNotEmpty", "The bucket has custom domains bound to it.")
+                raise OssErrorResponse(
+                    409, "BucketNotEmpty", "The bucket has custom domains bound to it."
+                )
             del self.state.buckets[name]
             self.state.touch()
 
     def _bucket(self, caller: Caller, name: str) -> Bucket:
         bucket = self.state.buckets.get(name)
         if bucket is None:
-            raise OssError(
+            raise OssErrorResponse(
                 404,
                 "NoSuchBucket",
                 "The specified bucket does not exist.",
                 fields={"BucketName": oss_xml.xml_text(name)},
             )
         if bucket.owner != caller.account:
-            raise OssError(403, "AccessDenied", "You have no right to access this bucket.")
+            raise OssErrorResponse(403, "AccessDenied", "You have no right to access this bucket.")
         return bucket
 
     # -- CNAME tokens ---------------------------------------------------------------------------
@@ -139,14 +147,14 @@ class OssOperations:
         """CreateCnameToken: a token valid ``token_validity_s``; the same one while valid.
 
         Raises:
-            OssError: 403 NoNeedCreateCnameToken (bound here), 409 CnameAlreadyExists (bound to
-                another bucket), 400 TooManyCnameToken, plus the bucket and body errors.
+            OssErrorResponse: 403 NoNeedCreateCnameToken (bound here), 409 CnameAlreadyExists
+                (bound to another bucket), 400 TooManyCnameToken, plus the bucket and body errors.
         """
         domain = _domain(_parse(body).domain)
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
             if domain in bucket.cnames:
-                raise OssError(
+                raise OssErrorResponse(
                     403,
                     "NoNeedCreateCnameToken",
                     "The CNAME is already bound to this bucket.",
@@ -161,7 +169,7 @@ class OssOperations:
         for stale in [d for d, t in bucket.tokens.items() if t.expires_at <= now]:
             del bucket.tokens[stale]
         if len(bucket.tokens) >= self.limits.max_tokens_per_bucket:
-            raise OssError(
+            raise OssErrorResponse(
                 400, "TooManyCnameToken", "The number of CNAME tokens exceeds the limit."
             )
         token = TokenRecord(domain, secrets.token_hex(16), now, now + self.limits.token_validity_s)
@@ -176,7 +184,7 @@ class OssOperations:
             bucket = self._bucket(caller, bucket_name)
             token = self._valid_token(bucket, domain, self.state.clock())
             if token is None:
-                raise OssError(
+                raise OssErrorResponse(
                     404,
                     "CnameTokenNotFound",
                     "The CNAME token does not exist.",
@@ -193,7 +201,7 @@ class OssOperations:
     def _not_bound_elsewhere(self, bucket: Bucket, domain: str) -> None:
         holder = self.state.bucket_binding(domain)
         if holder is not None and holder is not bucket:
-            raise OssError(
+            raise OssErrorResponse(
                 409,
                 "CnameAlreadyExists",
                 "The CNAME already exists on another bucket.",
@@ -222,7 +230,7 @@ class OssOperations:
             self._not_bound_elsewhere(bucket, domain)
             current = bucket.cnames.get(domain)
             if current is None and len(bucket.cnames) >= self.limits.max_cnames_per_bucket:
-                raise OssError(
+                raise OssErrorResponse(
                     400, "TooManyCname", "The number of CNAMEs exceeds the bucket limit."
                 )
             now = self.state.clock()
@@ -231,9 +239,11 @@ class OssOperations:
             self.state.touch()
 
     async def _prove_ownership(self, domain: str, token: TokenRecord | None) -> None:
-        if token is not None and token.token in await self.verifier.txt_values(txt_name(domain)):
-            return
-        raise OssError(
+        if token is not None:
+            proof = await self.verifier.txt_values(PROOF_PREFIX + domain)
+            if token.token in proof:
+                return
+        raise OssErrorResponse(
             403,
             "NeedVerifyDomainOwnership",
             "Please verify domain ownership by CreateCnameToken and try again.",
@@ -251,7 +261,7 @@ class OssOperations:
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
             if bucket.cnames.pop(domain, None) is None and bucket.tokens.pop(domain, None) is None:
-                raise OssError(404, "NoSuchCname", "The specified CNAME does not exist.")
+                raise OssErrorResponse(404, "NoSuchCname", "The specified CNAME does not exist.")
             self.state.touch()
 
 
@@ -268,7 +278,7 @@ def _domain(raw: str) -> str:
     try:
         name = normalize_domain(raw[2:] if wildcard else raw)
     except (InputError, UnicodeError):
-        raise OssError(400, "InvalidArgument", "The domain name is not valid.") from None
+        raise OssErrorResponse(400, "InvalidArgument", "The domain name is not valid.") from None
     return f"*.{name}" if wildcard else name
 
 
@@ -276,5 +286,7 @@ def _max_keys(raw: str | None) -> int:
     if raw is None or raw == "":
         return 100
     if not (len(raw) <= 4 and raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 1000:
-        raise OssError(400, "InvalidArgument", "max-keys must be an integer from 1 to 1000.")
+        raise OssErrorResponse(
+            400, "InvalidArgument", "max-keys must be an integer from 1 to 1000."
+        )
     return int(raw)
