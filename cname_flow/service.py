@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 
 from cname_flow.certs.pem import LocalCertificate, check_cas_cert_id, check_certificate
-from cname_flow.config.settings import Settings, resolve_credentials
+from cname_flow.config import Credentials, Settings, resolve_credentials
 from cname_flow.dns.alidns import Alidns
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import InputError
@@ -56,7 +56,7 @@ class Clients:
         Raises:
             ConfigError: no usable credentials.
         """
-        creds = resolve_credentials(settings, env)
+        creds = credentials(settings, env)
         oss = AlibabaOss(
             region=settings.oss.region, credentials=creds, endpoint=settings.oss.endpoint,
             signature_version=settings.oss.signature_version,
@@ -66,6 +66,16 @@ class Clients:
         dns = Alidns(credentials=creds, endpoint=settings.alidns.endpoint,
                      region=settings.alidns.region, protocol=settings.alidns.protocol)
         return cls(settings, oss, dns, PropagationChecker(propagation_policy(settings)))
+
+
+def credentials(settings: Settings, env: Mapping[str, str] | None = None) -> Credentials:
+    """The AccessKey for ``settings`` (:func:`~cname_flow.config.resolve_credentials`).
+
+    Raises:
+        ConfigError: no usable credentials; SecretNotFound names the key's ``file:line``.
+    """
+    return resolve_credentials(settings.credentials, env, where=settings.where,
+                               source=str(settings.source or ""))
 
 
 def propagation_policy(settings: Settings) -> PropagationPolicy:

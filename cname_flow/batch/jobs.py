@@ -35,7 +35,7 @@ from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.engine import BackoffPolicy, Engine
 from cname_flow.batch.limits import ApiStats, BatchOss, CountingAlidns, RateLimiter
 from cname_flow.batch.pool import Workers
-from cname_flow.config.settings import Settings, resolve_credentials
+from cname_flow.config import Settings
 from cname_flow.errors import CnameFlowError, ConfigError, InputError
 from cname_flow.journal import BindingRecord, Journal
 from cname_flow.manifest import Manifest, load_manifest
@@ -149,7 +149,7 @@ def batch_clients(settings: Settings, stats: ApiStats, env: Mapping[str, str] | 
     base = service.Clients.from_settings(settings, env)
     limiter = RateLimiter(settings.batch.rate_limits, stats)
     dns = CountingAlidns(
-        stats=stats, credentials=resolve_credentials(settings, env),
+        stats=stats, credentials=service.credentials(settings, env),
         endpoint=settings.alidns.endpoint, region=settings.alidns.region,
         protocol=settings.alidns.protocol, rate_limiter=limiter,
     )

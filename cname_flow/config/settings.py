@@ -6,7 +6,7 @@ problem is reported at once in one :class:`~cname_flow.errors.ConfigError` whose
 ``"<file>:<line>: <dotted.key>: <what is wrong>"`` (architecture §7 rule 8, octoDNS
 ``ContextLoader``). Secrets never appear in the file: credentials are references to environment
 variables (``{env: NAME}``), resolved later by
-:func:`cname_flow.config.credentials.resolve_credentials`.
+:func:`cname_flow.config.credentials.resolve_credentials`, which this module does not import.
 
 With no file the defaults talk to the production endpoints: OSS over https at the SDK's default
 endpoint for the region, Alidns at ``alidns.aliyuncs.com``.
@@ -25,7 +25,6 @@ import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
-from cname_flow.config.credentials import Credentials, resolve_credentials
 from cname_flow.config.sections import (
     AlidnsSettings,
     BatchSettings,
@@ -100,7 +99,8 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     Args:
         path: the YAML file, or ``None`` for defaults plus environment overrides only.
         env: the environment to read ``CNAME_FLOW__*`` overrides from; ``os.environ`` if ``None``.
-            Credentials are not resolved here (see :func:`resolve_credentials`).
+            Credentials are not resolved here (see
+            :func:`cname_flow.config.credentials.resolve_credentials`).
 
     Returns:
         Frozen settings. Relative ``journal.dir`` is resolved against the file's directory (the
@@ -240,7 +240,6 @@ __all__ = [
     "AlidnsSettings",
     "BatchSettings",
     "CredentialSettings",
-    "Credentials",
     "DefaultSettings",
     "EnvRef",
     "JournalSettings",
@@ -249,5 +248,4 @@ __all__ = [
     "PropagationSettings",
     "Settings",
     "load_settings",
-    "resolve_credentials",
 ]
