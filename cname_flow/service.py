@@ -29,7 +29,7 @@ from cname_flow.model import (
 )
 from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.base import OssCnameApi
-from cname_flow.propagation.checker import PropagationChecker, PropagationPolicy, Round
+from cname_flow.propagation.checker import PropagationChecker, Round
 from cname_flow.workflow.putcname import OwnershipPolicy
 from cname_flow.workflow.runner import Runner
 from cname_flow.workflow.steps import StepContext
@@ -65,7 +65,7 @@ class Clients:
         )
         dns = Alidns(credentials=creds, endpoint=settings.alidns.endpoint,
                      region=settings.alidns.region, protocol=settings.alidns.protocol)
-        return cls(settings, oss, dns, PropagationChecker(propagation_policy(settings)))
+        return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()))
 
 
 def credentials(settings: Settings, env: Mapping[str, str] | None = None) -> Credentials:
@@ -76,27 +76,6 @@ def credentials(settings: Settings, env: Mapping[str, str] | None = None) -> Cre
     """
     return resolve_credentials(settings.credentials, env, where=settings.where,
                                source=str(settings.source or ""))
-
-
-def propagation_policy(settings: Settings) -> PropagationPolicy:
-    """The checker's policy from the ``propagation`` settings."""
-    p = settings.propagation
-    return PropagationPolicy(
-        query_timeout_s=p.query_timeout_s, tcp_timeout_s=p.tcp_timeout_s, payload=p.payload,
-        first_poll_s=p.first_poll_s, backoff_initial_s=p.backoff_initial_s,
-        backoff_exp_base=p.backoff_exp_base, backoff_max_s=p.backoff_max_s,
-        backoff_jitter_s=p.backoff_jitter_s, confirmations=p.confirmations,
-        confirmation_gap_s=p.confirmation_gap_s, deadline_s=p.deadline_s,
-        max_parallel=p.max_parallel, strict=p.strict, dns_port=p.dns_port,
-        nameserver_addresses={k: tuple(v) for k, v in p.nameserver_addresses.items()},
-    )
-
-
-def ownership_policy(settings: Settings) -> OwnershipPolicy:
-    """The PutCname retry bounds from the ``ownership`` settings."""
-    o = settings.ownership
-    return OwnershipPolicy(initial_s=o.initial_s, exp_base=o.exp_base, max_s=o.max_s,
-                           jitter_s=o.jitter_s, min_window_s=o.min_window_s, cap_s=o.cap_s)
 
 
 def journal_path(settings: Settings, name: str = BIND_JOURNAL) -> Path:
@@ -153,7 +132,8 @@ def step_context(
     certificate = preflight_certificate(binding)
     return StepContext(
         binding=binding, oss=clients.oss, dns=clients.dns, checker=clients.checker,
-        ownership_policy=ownership_policy(clients.settings), certificate=certificate,
+        ownership_policy=OwnershipPolicy.from_settings(clients.settings.ownership),
+        certificate=certificate,
         txt_ttl=clients.settings.defaults.txt_ttl, on_round=on_round,
     )
 

@@ -56,7 +56,7 @@ class Settings(SettingsModel):
         oss: OSS client settings (region, endpoint, signature version, timeouts).
         alidns: Alidns client settings (endpoint ``host:port``, protocol, region).
         credentials: where the AccessKey comes from (environment references only).
-        propagation: authoritative-nameserver polling (dns-propagation.md "Defaults at a glance").
+        propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
         journal: where the durable step log lives.
         defaults: values a binding takes when the command line or manifest leaves them out.
