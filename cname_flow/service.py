@@ -14,7 +14,7 @@ import structlog
 
 from cname_flow.certs.pem import LocalCertificate, check_cas_cert_id, check_certificate
 from cname_flow.config import Credentials, Settings, resolve_credentials
-from cname_flow.dns.alidns import Alidns
+from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import InputError
 from cname_flow.journal import BindingRecord, Journal, JournalEvent
@@ -51,20 +51,22 @@ class Clients:
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Clients:
-        """Resolve credentials and build the OSS and Alidns adapters and the checker.
+        """Resolve credentials and build the OSS adapter, the DNS provider and the checker.
+
+        The DNS provider is the ``dns.provider`` setting, built by
+        :func:`cname_flow.dns.build_provider`.
 
         Raises:
-            ConfigError: no usable credentials.
+            ConfigError: no usable credentials, or an unknown ``dns.provider``.
         """
         creds = credentials(settings, env)
+        o = settings.oss
         oss = AlibabaOss(
-            region=settings.oss.region, credentials=creds, endpoint=settings.oss.endpoint,
-            signature_version=settings.oss.signature_version,
-            connect_timeout_s=settings.oss.connect_timeout_s,
-            read_timeout_s=settings.oss.read_timeout_s,
+            region=o.region, credentials=creds, endpoint=o.endpoint,
+            signature_version=o.signature_version, use_path_style=o.use_path_style,
+            connect_timeout_s=o.connect_timeout_s, read_timeout_s=o.read_timeout_s,
         )
-        dns = Alidns(credentials=creds, endpoint=settings.alidns.endpoint,
-                     region=settings.alidns.region, protocol=settings.alidns.protocol)
+        dns = build_provider(settings.dns.provider, settings, creds)
         return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()))
 
 

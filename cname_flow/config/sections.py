@@ -101,7 +101,10 @@ class OssSettings(SettingsModel):
         region: OSS region id, also the V4 signing scope.
         endpoint: ``None`` → the SDK default for ``region`` over https (production). Otherwise
             ``host[:port]`` (https) or ``http://host:port`` / ``https://host:port``.
-        use_path_style: path-style addressing; needed for a host name such as ``localhost``.
+        use_path_style: ``None`` (default) → inferred from the endpoint: path-style
+            (``https://host/<bucket>/?cname``) off ``*.aliyuncs.com``, virtual-hosted
+            (``https://<bucket>.host/?cname``) on it. ``True``/``False`` forces one style, e.g.
+            ``True`` for a proxy in front of OSS without wildcard DNS.
         signature_version: ``"v4"`` (SDK default) or ``"v1"``.
         connect_timeout_s: TCP connect timeout, seconds (SDK default 10).
         read_timeout_s: read timeout, seconds (SDK default 20).
@@ -109,7 +112,7 @@ class OssSettings(SettingsModel):
 
     region: Region = "cn-hangzhou"
     endpoint: str | None = None
-    use_path_style: bool = False
+    use_path_style: bool | None = None
     signature_version: Literal["v4", "v1"] = "v4"
     connect_timeout_s: PositiveFloat = 10.0
     read_timeout_s: PositiveFloat = 20.0
@@ -161,6 +164,18 @@ class AlidnsSettings(SettingsModel):
         if self.region == "cn-hangzhou":
             return "alidns.aliyuncs.com"
         return f"alidns.{self.region}.aliyuncs.com"
+
+
+class DnsSettings(SettingsModel):
+    """Which DNS provider publishes the ``_dnsauth`` TXT record (and the ``--route`` CNAME).
+
+    Attributes:
+        provider: a provider id of :data:`cname_flow.dns.PROVIDERS`; only ``"alidns"`` exists,
+            configured by the ``alidns`` section. An unknown id is refused, naming the known
+            ones, when the clients are built (:func:`cname_flow.dns.build_provider`).
+    """
+
+    provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")] = "alidns"
 
 
 class EnvRef(SettingsModel):

@@ -30,6 +30,7 @@ from cname_flow.config.sections import (
     BatchSettings,
     CredentialSettings,
     DefaultSettings,
+    DnsSettings,
     EnvRef,
     JournalSettings,
     OssSettings,
@@ -55,6 +56,7 @@ class Settings(SettingsModel):
     Attributes:
         oss: OSS client settings (region, endpoint, signature version, timeouts).
         alidns: Alidns client settings (endpoint ``host:port``, protocol, region).
+        dns: which DNS provider publishes the records (``provider: alidns``).
         credentials: where the AccessKey comes from (environment references only).
         propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
@@ -66,6 +68,7 @@ class Settings(SettingsModel):
 
     oss: OssSettings = Field(default_factory=OssSettings)
     alidns: AlidnsSettings = Field(default_factory=AlidnsSettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     propagation: PropagationSettings = Field(default_factory=PropagationSettings)
     ownership: OwnershipSettings = Field(default_factory=OwnershipSettings)
@@ -241,6 +244,7 @@ __all__ = [
     "BatchSettings",
     "CredentialSettings",
     "DefaultSettings",
+    "DnsSettings",
     "EnvRef",
     "JournalSettings",
     "OssSettings",
