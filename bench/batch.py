@@ -38,7 +38,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cname_flow.config.sections import DEFAULT_RATE_LIMITS  # noqa: E402
+from cname_flow.config import DEFAULT_RATE_LIMITS  # noqa: E402
 from cname_flow.sandbox.app import SandboxInfo  # noqa: E402
 from tests.e2e.batch_world import (  # noqa: E402
     CLI,
@@ -123,7 +123,7 @@ def baseline_run(config: Path, offset: int, names: list[str]) -> None:
     import dns.rdatatype
 
     from cname_flow.cli import log
-    from cname_flow.config.settings import load_settings
+    from cname_flow.config import load_settings
     from cname_flow.service import Clients
 
     log.configure(json_logs=True, level="error")

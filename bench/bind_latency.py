@@ -26,7 +26,7 @@ import dns.rdatatype
 
 from cname_flow import service
 from cname_flow.cli import log
-from cname_flow.config.settings import load_settings
+from cname_flow.config import load_settings
 from cname_flow.journal import Journal
 from cname_flow.sandbox.app import Sandbox, write_cname_flow_config
 from cname_flow.sandbox.config import NameserverConfig, SandboxConfig

@@ -116,7 +116,6 @@ class Binding:
         domain: A-label, lowercase, no trailing dot.
         bucket: OSS bucket name.
         region: OSS region id, e.g. ``"cn-hangzhou"``.
-        dns_provider: DNS provider id (``"alidns"``).
         certificate: certificate to attach, or ``None``.
         options: route / TXT / certificate options.
     """
@@ -124,7 +123,6 @@ class Binding:
     domain: str
     bucket: str
     region: str
-    dns_provider: str = "alidns"
     certificate: CertificateSpec | None = None
     options: BindingOptions = field(default_factory=BindingOptions)
 

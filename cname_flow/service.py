@@ -13,8 +13,8 @@ from pathlib import Path
 import structlog
 
 from cname_flow.certs import LocalCertificate, check_cas_cert_id, check_certificate
-from cname_flow.config.settings import Settings, resolve_credentials
-from cname_flow.dns.alidns import Alidns
+from cname_flow.config import Credentials, Settings, resolve_credentials
+from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import InputError
 from cname_flow.journal import BindingRecord, Journal, JournalEvent
@@ -29,7 +29,7 @@ from cname_flow.model import (
 )
 from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.base import OssCnameApi
-from cname_flow.propagation.checker import PropagationChecker, PropagationPolicy, Round
+from cname_flow.propagation.checker import PropagationChecker, Round
 from cname_flow.workflow.putcname import OwnershipPolicy
 from cname_flow.workflow.runner import Runner
 from cname_flow.workflow.steps import StepContext
@@ -51,42 +51,33 @@ class Clients:
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Clients:
-        """Resolve credentials and build the OSS and Alidns adapters and the checker.
+        """Resolve credentials and build the OSS adapter, the DNS provider and the checker.
+
+        The DNS provider is the ``dns.provider`` setting, built by
+        :func:`cname_flow.dns.build_provider`.
 
         Raises:
-            ConfigError: no usable credentials.
+            ConfigError: no usable credentials, or an unknown ``dns.provider``.
         """
-        creds = resolve_credentials(settings, env)
+        creds = credentials(settings, env)
+        o = settings.oss
         oss = AlibabaOss(
-            region=settings.oss.region, credentials=creds, endpoint=settings.oss.endpoint,
-            signature_version=settings.oss.signature_version,
-            connect_timeout_s=settings.oss.connect_timeout_s,
-            read_timeout_s=settings.oss.read_timeout_s,
+            region=o.region, credentials=creds, endpoint=o.endpoint,
+            signature_version=o.signature_version, use_path_style=o.use_path_style,
+            connect_timeout_s=o.connect_timeout_s, read_timeout_s=o.read_timeout_s,
         )
-        dns = Alidns(credentials=creds, endpoint=settings.alidns.endpoint,
-                     region=settings.alidns.region, protocol=settings.alidns.protocol)
-        return cls(settings, oss, dns, PropagationChecker(propagation_policy(settings)))
+        dns = build_provider(settings.dns.provider, settings, creds)
+        return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()))
 
 
-def propagation_policy(settings: Settings) -> PropagationPolicy:
-    """The checker's policy from the ``propagation`` settings."""
-    p = settings.propagation
-    return PropagationPolicy(
-        query_timeout_s=p.query_timeout_s, tcp_timeout_s=p.tcp_timeout_s, payload=p.payload,
-        first_poll_s=p.first_poll_s, backoff_initial_s=p.backoff_initial_s,
-        backoff_exp_base=p.backoff_exp_base, backoff_max_s=p.backoff_max_s,
-        backoff_jitter_s=p.backoff_jitter_s, confirmations=p.confirmations,
-        confirmation_gap_s=p.confirmation_gap_s, deadline_s=p.deadline_s,
-        max_parallel=p.max_parallel, strict=p.strict, dns_port=p.dns_port,
-        nameserver_addresses={k: tuple(v) for k, v in p.nameserver_addresses.items()},
-    )
+def credentials(settings: Settings, env: Mapping[str, str] | None = None) -> Credentials:
+    """The AccessKey for ``settings`` (:func:`~cname_flow.config.resolve_credentials`).
 
-
-def ownership_policy(settings: Settings) -> OwnershipPolicy:
-    """The PutCname retry bounds from the ``ownership`` settings."""
-    o = settings.ownership
-    return OwnershipPolicy(initial_s=o.initial_s, exp_base=o.exp_base, max_s=o.max_s,
-                           jitter_s=o.jitter_s, min_window_s=o.min_window_s, cap_s=o.cap_s)
+    Raises:
+        ConfigError: no usable credentials; SecretNotFound names the key's ``file:line``.
+    """
+    return resolve_credentials(settings.credentials, env, where=settings.where,
+                               source=str(settings.source or ""))
 
 
 def journal_path(settings: Settings, name: str = BIND_JOURNAL) -> Path:
@@ -143,7 +134,8 @@ def step_context(
     certificate = preflight_certificate(binding)
     return StepContext(
         binding=binding, oss=clients.oss, dns=clients.dns, checker=clients.checker,
-        ownership_policy=ownership_policy(clients.settings), certificate=certificate,
+        ownership_policy=OwnershipPolicy.from_settings(clients.settings.ownership),
+        certificate=certificate,
         txt_ttl=clients.settings.defaults.txt_ttl, on_round=on_round,
     )
 

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from cname_flow.config.settings import Settings
+from cname_flow.config import Settings
 from cname_flow.errors import (
     CnameFlowError,
     ConfigError,
@@ -63,7 +63,7 @@ class Ctx:
     def settings(self) -> Settings:
         """Settings, loaded once (ConfigError on a bad file)."""
         if self._settings is None:
-            from cname_flow.config.settings import load_settings
+            from cname_flow.config import load_settings
 
             self._settings = load_settings(self.config_path)
         return self._settings

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from cname_flow import service
 from cname_flow.cli import render
-from cname_flow.config.settings import load_settings
+from cname_flow.config import load_settings
 from cname_flow.journal import Journal
 from cname_flow.manifest import load_manifest
 from cname_flow.model import txt_name

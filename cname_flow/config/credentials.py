@@ -2,7 +2,13 @@
 
 The configuration only ever names environment variables; this module reads them. The resolved
 :class:`Credentials` keep the secret and the STS token out of ``repr``/``str``, and no error raised
-here carries a secret value (alibaba-apis.md §1.1 and §6.1 show where the adapters put them).
+here carries a secret value. The variable names and the default chain are those of the SDKs:
+alibabacloud-oss-v2 (https://www.alibabacloud.com/help/en/oss/developer-reference/oss-sdk-for-python-v2-configure-access-credentials)
+and alibabacloud-credentials
+(https://www.alibabacloud.com/help/en/sdk/developer-reference/v2-manage-python-access-credentials).
+
+This module does not know :class:`~cname_flow.config.settings.Settings`: it takes the
+``credentials`` section and a :class:`Locator` that says where each key was written.
 """
 
 from __future__ import annotations
@@ -10,13 +16,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from cname_flow.config.sections import CredentialSettings, EnvRef
 from cname_flow.errors import ConfigError, SecretNotFound
-
-if TYPE_CHECKING:
-    from cname_flow.config.sections import EnvRef
-    from cname_flow.config.settings import Settings
 
 #: The environment pairs tried in order when the configuration names none:
 #: (access key id, access key secret, security token).
@@ -64,6 +67,23 @@ class Credentials:
 DefaultChain = Callable[[], "Credentials | None"]
 
 
+class Locator(Protocol):
+    """Where a setting was given, for error messages.
+
+    Called with a key path such as ``("credentials", "access_key_id")``; returns a location like
+    ``"config.yaml:3"`` or ``"env CNAME_FLOW__CREDENTIALS__ACCESS_KEY_ID"``.
+    :meth:`cname_flow.config.settings.Settings.where` is one.
+    """
+
+    def __call__(self, *path: str) -> str:
+        """The location of the setting at ``path``."""
+        ...
+
+
+def _nowhere(*path: str) -> str:
+    return "<config>"
+
+
 def sdk_default_chain() -> Credentials | None:
     """Ask ``alibabacloud_credentials.client.Client()`` (profile file, ECS RAM role, OIDC, URI).
 
@@ -91,9 +111,11 @@ def sdk_default_chain() -> Credentials | None:
 
 
 def resolve_credentials(
-    settings: Settings,
+    refs: CredentialSettings,
     env: Mapping[str, str] | None = None,
     *,
+    where: Locator = _nowhere,
+    source: str = "",
     default_chain: DefaultChain = sdk_default_chain,
 ) -> Credentials:
     """Find the AccessKey to use.
@@ -104,8 +126,10 @@ def resolve_credentials(
     ``default_chain`` (only if nothing else matched). Empty variables count as unset.
 
     Args:
-        settings: validated settings; ``settings.credentials`` holds the references.
+        refs: the ``credentials`` section of the settings (environment references only).
         env: the environment; ``os.environ`` if ``None``.
+        where: where each setting was given (``settings.where``), quoted in errors.
+        source: the configuration file's name for :class:`SecretNotFound`, ``""`` if none.
         default_chain: last resort; injectable so tests never reach the ECS metadata service.
 
     Returns:
@@ -118,8 +142,8 @@ def resolve_credentials(
             (the reason lists the variables to set).
     """
     environ = os.environ if env is None else env
-    if settings.credentials.explicit:
-        return _from_config(settings, environ)
+    if refs.explicit:
+        return _from_config(refs, environ, where, source)
     for id_var, secret_var, token_var in ENV_PAIRS:
         found = _from_env_pair(environ, id_var, secret_var, token_var)
         if found is not None:
@@ -130,8 +154,9 @@ def resolve_credentials(
     return chained
 
 
-def _from_config(settings: Settings, env: Mapping[str, str]) -> Credentials:
-    refs = settings.credentials
+def _from_config(
+    refs: CredentialSettings, env: Mapping[str, str], where: Locator, source: str
+) -> Credentials:
     assert refs.access_key_id is not None and refs.access_key_secret is not None
     missing: list[str] = []
     values: dict[str, str | None] = {}
@@ -142,10 +167,10 @@ def _from_config(settings: Settings, env: Mapping[str, str]) -> Credentials:
     ):
         values[key] = _lookup(ref, env)
         if ref is not None and values[key] is None and not ref.optional:
-            where = settings.where("credentials", key)
-            missing.append(f"{where}: credentials.{key}: environment variable {ref.env} is not set")
+            at = where("credentials", key)
+            missing.append(f"{at}: credentials.{key}: environment variable {ref.env} is not set")
     if missing:
-        raise SecretNotFound(missing, source=str(settings.source or ""))
+        raise SecretNotFound(missing, source=source)
     return Credentials(
         access_key_id=values["access_key_id"] or "",
         access_key_secret=values["access_key_secret"] or "",

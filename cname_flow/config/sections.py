@@ -1,8 +1,17 @@
 """Sections of :class:`cname_flow.config.settings.Settings`: frozen pydantic models with defaults.
 
 Units are in the names: ``*_s`` seconds, ``payload`` bytes, ``rate_limits`` requests per second.
-Defaults come from the reference notes: OSS SDK defaults (alibaba-apis.md §1.1), the Alidns SDK
-(§6.1), dns-propagation.md "Defaults at a glance", and the Alidns API quotas (§8.3).
+Defaults come from: the OSS SDK for Python V2 (connect 10 s, read/write 20 s;
+https://www.alibabacloud.com/help/en/oss/developer-reference/configure-client-using-oss-sdk-for-python-v2),
+the Alibaba Cloud SDK V2.0 for Python behind Alidns (connect 5 s, read 10 s;
+https://www.alibabacloud.com/help/en/sdk/developer-reference/configure-a-timeout-period),
+the checker's own :class:`~cname_flow.propagation.model.PropagationPolicy` (this module's
+``propagation`` defaults are read from it, not restated), and the Alidns API quotas of
+:mod:`cname_flow.quotas`.
+
+The ``ownership`` section is the one source of the PutCname retry bounds:
+:class:`cname_flow.workflow.putcname.OwnershipPolicy` reads its defaults from it. Config sits
+between the two: it knows the checker's pure values below it and nothing of the workflow above.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from cname_flow.propagation.model import PropagationPolicy
+from cname_flow.propagation.model import PropagationPolicy, parse_address
 from cname_flow.quotas import ALIDNS_RATE_LIMITS
 
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
@@ -92,7 +101,10 @@ class OssSettings(SettingsModel):
         region: OSS region id, also the V4 signing scope.
         endpoint: ``None`` → the SDK default for ``region`` over https (production). Otherwise
             ``host[:port]`` (https) or ``http://host:port`` / ``https://host:port``.
-        use_path_style: path-style addressing; needed for a host name such as ``localhost``.
+        use_path_style: ``None`` (default) → inferred from the endpoint: path-style
+            (``https://host/<bucket>/?cname``) off ``*.aliyuncs.com``, virtual-hosted
+            (``https://<bucket>.host/?cname``) on it. ``True``/``False`` forces one style, e.g.
+            ``True`` for a proxy in front of OSS without wildcard DNS.
         signature_version: ``"v4"`` (SDK default) or ``"v1"``.
         connect_timeout_s: TCP connect timeout, seconds (SDK default 10).
         read_timeout_s: read timeout, seconds (SDK default 20).
@@ -100,7 +112,7 @@ class OssSettings(SettingsModel):
 
     region: Region = "cn-hangzhou"
     endpoint: str | None = None
-    use_path_style: bool = False
+    use_path_style: bool | None = None
     signature_version: Literal["v4", "v1"] = "v4"
     connect_timeout_s: PositiveFloat = 10.0
     read_timeout_s: PositiveFloat = 20.0
@@ -152,6 +164,18 @@ class AlidnsSettings(SettingsModel):
         if self.region == "cn-hangzhou":
             return "alidns.aliyuncs.com"
         return f"alidns.{self.region}.aliyuncs.com"
+
+
+class DnsSettings(SettingsModel):
+    """Which DNS provider publishes the ``_dnsauth`` TXT record (and the ``--route`` CNAME).
+
+    Attributes:
+        provider: a provider id of :data:`cname_flow.dns.PROVIDERS`; only ``"alidns"`` exists,
+            configured by the ``alidns`` section. An unknown id is refused, naming the known
+            ones, when the clients are built (:func:`cname_flow.dns.build_provider`).
+    """
+
+    provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")] = "alidns"
 
 
 class EnvRef(SettingsModel):
@@ -212,7 +236,11 @@ def _ns_host(value: str) -> str:
 
 
 def _address(value: str) -> str:
-    parse_address(value, 53)
+    """Check one nameserver address with the checker's own parser; return it unchanged."""
+    try:
+        parse_address(value, 53)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an address (ip, ip:port or [ipv6]:port)") from None
     return value
 
 
@@ -225,7 +253,10 @@ _POLICY = PropagationPolicy()
 
 
 class PropagationSettings(SettingsModel):
-    """Polling the authoritative nameservers (dns-propagation.md "Defaults at a glance").
+    """Polling the authoritative nameservers; fields and defaults are the checker's.
+
+    The same fields as :class:`~cname_flow.propagation.model.PropagationPolicy`, whose defaults
+    these are; this model adds range checks and ``file:line`` errors. :meth:`to_policy` converts.
 
     Attributes:
         query_timeout_s / tcp_timeout_s: per-query timeouts, UDP then the TCP retry, seconds.
@@ -265,43 +296,29 @@ class PropagationSettings(SettingsModel):
             raise ValueError("backoff_initial_s must not exceed backoff_max_s")
         return self
 
-    def addresses_for(self, host: str) -> list[tuple[str, int]]:
-        """Configured ``(ip, port)`` pairs for a nameserver host name; ``[]`` if none.
+    def to_policy(self) -> PropagationPolicy:
+        """The checker's :class:`~cname_flow.propagation.model.PropagationPolicy` from this section.
 
-        Addresses without a port use :attr:`dns_port`.
+        Every field carries over under its own name (the two declare the same fields, and the
+        settings' defaults are the policy's); the addresses become tuples, as the frozen policy
+        wants. :meth:`PropagationPolicy.overrides_for` answers the per-host address lookups.
         """
-        addrs = self.nameserver_addresses.get(host.lower().rstrip("."), [])
-        return [parse_address(addr, self.dns_port) for addr in addrs]
-
-
-def parse_address(addr: str, default_port: int) -> tuple[str, int]:
-    """Parse ``"ip"``, ``"ip:port"`` or ``"[ipv6]:port"`` into ``(ip, port)``.
-
-    Raises:
-        ValueError: not an IP address, or a port outside 1..65535.
-    """
-    text = addr.strip()
-    try:
-        return str(ipaddress.ip_address(text)), default_port
-    except ValueError:
-        pass
-    host, sep, port = text.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    try:
-        ip = str(ipaddress.ip_address(host)) if sep else ""
-        number = int(port)
-    except ValueError:
-        ip, number = "", 0
-    if not ip or not 1 <= number <= 65535:
-        raise ValueError(f"{addr!r} is not an address (ip, ip:port or [ipv6]:port)")
-    return ip, number
+        fields = self.model_dump(exclude={"nameserver_addresses"})
+        addresses = {host: tuple(addrs) for host, addrs in self.nameserver_addresses.items()}
+        return PropagationPolicy(**fields, nameserver_addresses=addresses)
 
 
 class OwnershipSettings(SettingsModel):
-    """Retrying PutCname while OSS answers NeedVerifyDomainOwnership (dns-propagation.md).
+    """Retrying PutCname while OSS answers NeedVerifyDomainOwnership.
 
     ``wait_exponential_jitter(initial_s, max=max_s, exp_base, jitter=jitter_s)`` until
-    ``max(min_window_s, cache_floor + 15)`` seconds have passed, never beyond ``cap_s``.
+    ``max(min_window_s, cache_floor + 15)`` seconds have passed, never beyond ``cap_s``, where
+    ``cache_floor`` is a TTL the OSS verifier's resolver may still be caching (RFC 2181 §8 for
+    positive answers, RFC 2308 §5 for negative ones). PutCname:
+    https://www.alibabacloud.com/help/en/oss/developer-reference/putcname. All values are seconds.
+
+    These are the single source of the bounds: the workflow's
+    :class:`~cname_flow.workflow.putcname.OwnershipPolicy` takes its defaults from here.
     """
 
     initial_s: PositiveFloat = 5.0

@@ -6,7 +6,7 @@ problem is reported at once in one :class:`~cname_flow.errors.ConfigError` whose
 ``"<file>:<line>: <dotted.key>: <what is wrong>"`` (architecture §7 rule 8, octoDNS
 ``ContextLoader``). Secrets never appear in the file: credentials are references to environment
 variables (``{env: NAME}``), resolved later by
-:func:`cname_flow.config.credentials.resolve_credentials`.
+:func:`cname_flow.config.credentials.resolve_credentials`, which this module does not import.
 
 With no file the defaults talk to the production endpoints: OSS over https at the SDK's default
 endpoint for the region, Alidns at ``alidns.aliyuncs.com``.
@@ -25,12 +25,12 @@ import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
-from cname_flow.config.credentials import Credentials, resolve_credentials
 from cname_flow.config.sections import (
     AlidnsSettings,
     BatchSettings,
     CredentialSettings,
     DefaultSettings,
+    DnsSettings,
     EnvRef,
     JournalSettings,
     OssSettings,
@@ -56,8 +56,9 @@ class Settings(SettingsModel):
     Attributes:
         oss: OSS client settings (region, endpoint, signature version, timeouts).
         alidns: Alidns client settings (endpoint ``host:port``, protocol, region).
+        dns: which DNS provider publishes the records (``provider: alidns``).
         credentials: where the AccessKey comes from (environment references only).
-        propagation: authoritative-nameserver polling (dns-propagation.md "Defaults at a glance").
+        propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
         journal: where the durable step log lives.
         defaults: values a binding takes when the command line or manifest leaves them out.
@@ -67,6 +68,7 @@ class Settings(SettingsModel):
 
     oss: OssSettings = Field(default_factory=OssSettings)
     alidns: AlidnsSettings = Field(default_factory=AlidnsSettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     propagation: PropagationSettings = Field(default_factory=PropagationSettings)
     ownership: OwnershipSettings = Field(default_factory=OwnershipSettings)
@@ -100,7 +102,8 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     Args:
         path: the YAML file, or ``None`` for defaults plus environment overrides only.
         env: the environment to read ``CNAME_FLOW__*`` overrides from; ``os.environ`` if ``None``.
-            Credentials are not resolved here (see :func:`resolve_credentials`).
+            Credentials are not resolved here (see
+            :func:`cname_flow.config.credentials.resolve_credentials`).
 
     Returns:
         Frozen settings. Relative ``journal.dir`` is resolved against the file's directory (the
@@ -240,8 +243,8 @@ __all__ = [
     "AlidnsSettings",
     "BatchSettings",
     "CredentialSettings",
-    "Credentials",
     "DefaultSettings",
+    "DnsSettings",
     "EnvRef",
     "JournalSettings",
     "OssSettings",
@@ -249,5 +252,4 @@ __all__ = [
     "PropagationSettings",
     "Settings",
     "load_settings",
-    "resolve_credentials",
 ]

@@ -40,6 +40,8 @@ class AlibabaOss:
         signature_version: ``"v4"`` (default) or ``"v1"``.
         connect_timeout_s: TCP connect timeout, seconds.
         read_timeout_s: read/write timeout, seconds.
+        use_path_style: ``None`` infers the style from ``endpoint`` as above; ``True``/``False``
+            forces path-style / virtual-hosted addressing (the ``oss.use_path_style`` setting).
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class AlibabaOss:
         signature_version: str = "v4",
         connect_timeout_s: float = 10,
         read_timeout_s: float = 20,
+        use_path_style: bool | None = None,
     ) -> None:
         cfg = oss.config.load_default()
         cfg.region = region
@@ -65,6 +68,8 @@ class AlibabaOss:
         if endpoint:
             cfg.endpoint = endpoint
             cfg.use_path_style = _needs_path_style(endpoint)
+        if use_path_style is not None:
+            cfg.use_path_style = use_path_style
         http_client = http_client_for(
             endpoint,
             region=region,

@@ -22,6 +22,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from cname_flow.config.sections import OwnershipSettings
 from cname_flow.errors import CertificateConflict, OssError, OwnershipNotVerified
 from cname_flow.journal import BindingRecord
 from cname_flow.model import CertificateRequest
@@ -39,16 +40,30 @@ CERT_CONFLICT_CODES = frozenset({"CasRenewCertificateConflict"})
 CERT_CONFLICT_EC = "0018-00000209"
 
 
+#: The ``ownership`` settings' defaults are the policy's (one source of truth, validated there).
+_DEFAULTS = OwnershipSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class OwnershipPolicy:
-    """Bounds of the NeedVerifyDomainOwnership retry, in seconds (dns-propagation.md defaults)."""
+    """Bounds of the NeedVerifyDomainOwnership retry, in seconds.
 
-    initial_s: float = 5.0
-    exp_base: float = 2.0
-    max_s: float = 60.0
-    jitter_s: float = 2.0
-    min_window_s: float = 60.0
-    cap_s: float = 900.0
+    The fields and their defaults are those of
+    :class:`~cname_flow.config.sections.OwnershipSettings` (``ownership:`` in the config), which
+    validates them; :meth:`from_settings` carries a loaded section over.
+    """
+
+    initial_s: float = _DEFAULTS.initial_s
+    exp_base: float = _DEFAULTS.exp_base
+    max_s: float = _DEFAULTS.max_s
+    jitter_s: float = _DEFAULTS.jitter_s
+    min_window_s: float = _DEFAULTS.min_window_s
+    cap_s: float = _DEFAULTS.cap_s
+
+    @classmethod
+    def from_settings(cls, section: OwnershipSettings) -> OwnershipPolicy:
+        """The policy of a validated ``ownership`` settings section (same fields, same names)."""
+        return cls(**section.model_dump())
 
     def window_s(self, record: BindingRecord, now: datetime | None = None) -> float:
         """How long to keep retrying, from the TTLs journaled by the write step."""

@@ -10,7 +10,7 @@ import alibabacloud_oss_v2 as oss
 import pytest
 
 from cname_flow import service
-from cname_flow.config.settings import load_settings
+from cname_flow.config import load_settings
 from cname_flow.journal import Journal
 from cname_flow.model import Phase
 from cname_flow.propagation.checker import AnswerState, Round

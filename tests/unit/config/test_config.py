@@ -9,8 +9,7 @@ import pydantic
 import pytest
 import yaml
 
-from cname_flow.config.sections import DEFAULT_RATE_LIMITS
-from cname_flow.config.settings import Settings, load_settings
+from cname_flow.config import DEFAULT_RATE_LIMITS, Settings, load_settings
 from cname_flow.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -80,7 +79,8 @@ def test_example_file_should_load_cleanly() -> None:
     assert settings.source == EXAMPLE
     assert settings.credentials.access_key_secret is not None
     assert settings.credentials.access_key_secret.env == "OSS_ACCESS_KEY_SECRET"
-    assert settings.propagation.addresses_for("NS1.example.net.") == [("127.0.0.1", 5301)]
+    policy = settings.propagation.to_policy()
+    assert policy.overrides_for("NS1.example.net.") == [("127.0.0.1", 5301)]
     assert settings.journal.dir == REPO / ".cname-flow"
     assert settings.batch.rate_limits == DEFAULT_RATE_LIMITS
 
@@ -300,8 +300,10 @@ def test_nameserver_addresses_should_normalize_host_and_use_dns_port(tmp_path: P
         "    NS2.Example.NET.: ['127.0.0.2', '[::1]:5301']\n",
     )
     prop = load_settings(path, env={}).propagation
-    assert prop.addresses_for("ns2.example.net") == [("127.0.0.2", 5300), ("::1", 5301)]
-    assert prop.addresses_for("ns9.example.net") == []
+    assert list(prop.nameserver_addresses) == ["ns2.example.net"]
+    policy = prop.to_policy()
+    assert policy.overrides_for("ns2.example.net") == [("127.0.0.2", 5300), ("::1", 5301)]
+    assert policy.overrides_for("ns9.example.net") is None  # no override: look the name up
 
 
 def test_cross_field_rules_should_name_the_section(tmp_path: Path) -> None:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from alibabacloud_credentials.utils import auth_util
 
+from cname_flow.config import (
+    Credentials,
+    CredentialSettings,
+    Settings,
+    load_settings,
+    resolve_credentials,
+)
 from cname_flow.config.credentials import (
     NOTHING_FOUND_HINT,
+    DefaultChain,
     scrub,
     sdk_default_chain,
     secret_values,
 )
-from cname_flow.config.settings import Credentials, Settings, load_settings, resolve_credentials
 from cname_flow.errors import ConfigError, SecretNotFound
 
 SECRET = "SENTINEL-secret-4b1d"
@@ -42,6 +50,19 @@ class ChainSpy:
         return self.result
 
 
+def resolve(
+    settings: Settings, env: Mapping[str, str], default_chain: DefaultChain = sdk_default_chain
+) -> Credentials:
+    """resolve_credentials as the service calls it: the section, its locator and its file."""
+    return resolve_credentials(
+        settings.credentials,
+        env,
+        where=settings.where,
+        source=str(settings.source or ""),
+        default_chain=default_chain,
+    )
+
+
 @pytest.fixture
 def ref_settings(tmp_path: Path) -> Settings:
     path = tmp_path / "config.yaml"
@@ -52,7 +73,7 @@ def ref_settings(tmp_path: Path) -> Settings:
 def test_config_refs_should_be_read_from_the_named_variables(ref_settings: Settings) -> None:
     spy = ChainSpy(None)
     env = {"MY_ID": "LTAIcfg", "MY_SECRET": SECRET, "MY_TOKEN": TOKEN, **OSS_ENV}
-    creds = resolve_credentials(ref_settings, env, default_chain=spy)
+    creds = resolve(ref_settings, env, default_chain=spy)
 
     assert (creds.access_key_id, creds.access_key_secret, creds.security_token) == (
         "LTAIcfg",
@@ -65,7 +86,7 @@ def test_config_refs_should_be_read_from_the_named_variables(ref_settings: Setti
 
 
 def test_optional_token_when_unset_should_give_a_long_term_key(ref_settings: Settings) -> None:
-    creds = resolve_credentials(ref_settings, {"MY_ID": "LTAIcfg", "MY_SECRET": SECRET})
+    creds = resolve(ref_settings, {"MY_ID": "LTAIcfg", "MY_SECRET": SECRET})
     assert creds.security_token is None and not creds.is_sts
 
 
@@ -73,7 +94,7 @@ def test_missing_named_variables_should_raise_secret_not_found_with_file_line_ke
     ref_settings: Settings,
 ) -> None:
     with pytest.raises(SecretNotFound) as info:
-        resolve_credentials(ref_settings, {**OSS_ENV}, default_chain=ChainSpy(None))
+        resolve(ref_settings, {**OSS_ENV}, default_chain=ChainSpy(None))
 
     path = ref_settings.source
     assert info.value.reasons == [
@@ -87,16 +108,31 @@ def test_required_token_when_unset_should_raise(tmp_path: Path) -> None:
     path.write_text(REFS.replace(", optional: true", ""), encoding="utf-8")
     settings = load_settings(path, env={})
     with pytest.raises(SecretNotFound) as info:
-        resolve_credentials(settings, {"MY_ID": "LTAIcfg", "MY_SECRET": SECRET})
+        resolve(settings, {"MY_ID": "LTAIcfg", "MY_SECRET": SECRET})
     [reason] = info.value.reasons
     assert reason.startswith(f"{path}:4: credentials.security_token: ")
     assert "MY_TOKEN" in reason
 
 
+def test_a_bare_credentials_section_should_resolve_without_settings() -> None:
+    """resolve_credentials needs the section and a locator, not the whole Settings."""
+    refs = CredentialSettings.model_validate(
+        {"access_key_id": "env/MY_ID", "access_key_secret": "env/MY_SECRET"}
+    )
+    creds = resolve_credentials(refs, {"MY_ID": "LTAIcfg", "MY_SECRET": SECRET})
+    assert (creds.access_key_id, creds.source) == ("LTAIcfg", "env MY_ID (named in config)")
+
+    with pytest.raises(SecretNotFound) as info:
+        resolve_credentials(refs, {}, where=lambda *path: "here:7")
+    assert info.value.reasons[0] == (
+        "here:7: credentials.access_key_id: environment variable MY_ID is not set"
+    )
+
+
 def test_oss_variables_should_win_over_alibaba_cloud_variables() -> None:
     settings = load_settings(None, env={})
     env = {**ALI_ENV, **OSS_ENV, "OSS_SESSION_TOKEN": TOKEN, "ALIBABA_CLOUD_SECURITY_TOKEN": "x"}
-    creds = resolve_credentials(settings, env, default_chain=ChainSpy(None))
+    creds = resolve(settings, env, default_chain=ChainSpy(None))
     assert (creds.access_key_id, creds.security_token) == ("LTAIoss", TOKEN)
     assert creds.source == "env OSS_ACCESS_KEY_ID"
 
@@ -104,7 +140,7 @@ def test_oss_variables_should_win_over_alibaba_cloud_variables() -> None:
 def test_alibaba_cloud_variables_when_no_oss_pair_should_be_used() -> None:
     settings = load_settings(None, env={})
     env = {**ALI_ENV, "ALIBABA_CLOUD_SECURITY_TOKEN": TOKEN, "OSS_SESSION_TOKEN": "stray"}
-    creds = resolve_credentials(settings, env, default_chain=ChainSpy(None))
+    creds = resolve(settings, env, default_chain=ChainSpy(None))
     assert (creds.access_key_id, creds.security_token) == ("LTAIali", TOKEN)
     assert creds.source == "env ALIBABA_CLOUD_ACCESS_KEY_ID"
 
@@ -114,16 +150,16 @@ def test_default_chain_should_run_only_when_nothing_else_matched() -> None:
     chained = Credentials("LTAIchain", SECRET, None, "alibabacloud-credentials chain (profile)")
     spy = ChainSpy(chained)
 
-    assert resolve_credentials(settings, {**OSS_ENV}, default_chain=spy).access_key_id == "LTAIoss"
+    assert resolve(settings, {**OSS_ENV}, default_chain=spy).access_key_id == "LTAIoss"
     assert spy.calls == 0
-    assert resolve_credentials(settings, {"OSS_ACCESS_KEY_ID": ""}, default_chain=spy) is chained
+    assert resolve(settings, {"OSS_ACCESS_KEY_ID": ""}, default_chain=spy) is chained
     assert spy.calls == 1
 
 
 def test_nothing_found_should_raise_config_error_listing_the_variables() -> None:
     settings = load_settings(None, env={})
     with pytest.raises(ConfigError) as info:
-        resolve_credentials(settings, {}, default_chain=ChainSpy(None))
+        resolve(settings, {}, default_chain=ChainSpy(None))
     assert info.value.reasons == [NOTHING_FOUND_HINT]
     for name in ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_ACCESS_KEY_ID"):
         assert name in str(info.value)
@@ -132,7 +168,7 @@ def test_nothing_found_should_raise_config_error_listing_the_variables() -> None
 def test_half_an_environment_pair_should_be_an_error_without_the_value() -> None:
     settings = load_settings(None, env={})
     with pytest.raises(ConfigError) as info:
-        resolve_credentials(
+        resolve(
             settings, {"OSS_ACCESS_KEY_SECRET": SECRET}, default_chain=ChainSpy(None)
         )
     [reason] = info.value.reasons
