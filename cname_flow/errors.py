@@ -6,7 +6,8 @@ Exit codes are decided in ``cli.py`` only.
 
 ::
 
-    CnameFlowError                    root; .binding_key and .step filled in by the runner
+    CnameFlowError                    root; .code .request_id .retryable; .binding_key and
+                                      .step filled in by the runner
     ├── ConfigError                   .reasons: every problem, each "file:line: key: what"
     │   └── SecretNotFound            an environment variable named by the config is unset
     ├── InputError                    bad domain name, manifest row, certificate file (exit 2)
@@ -45,7 +46,14 @@ from collections.abc import Sequence
 class CnameFlowError(Exception):
     """Root of every error cname-flow raises on purpose.
 
+    Every error carries ``code``, ``request_id`` and ``retryable``, so no caller needs
+    ``getattr(exc, "code", ...)``: the journal, the logs and the metrics read them directly.
+
     Attributes:
+        code: the remote service's error code (:class:`RemoteError`), else the class name
+            (``"TokenExpired"``).
+        request_id: the remote service's request id, or ``""`` (none, or not a remote error).
+        retryable: True when trying the same thing again later can succeed (exit 75).
         binding_key: ``"<bucket>/<domain>"`` of the binding being driven, when known.
         step: name of the step that failed, when known.
         hint: one sentence telling the user what to do about it, or ``""``.
@@ -57,6 +65,8 @@ class CnameFlowError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.code: str = type(self).__name__
+        self.request_id: str = ""
         self.binding_key: str | None = None
         self.step: str | None = None
 

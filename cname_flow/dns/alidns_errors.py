@@ -112,8 +112,10 @@ def map_alidns_error(
         return _error(DnsProviderError, action, "NetworkError", str(exc.message), secrets, True)
     if isinstance(exc, tea_exc.ValidateException | dara_exc.ValidateException):
         return _error(DnsProviderError, action, "InvalidRequest", str(exc), secrets, False)
-    code = str(getattr(exc, "code", None) or "ClientError")
-    return _error(DnsProviderError, action, code, str(getattr(exc, "message", exc)), secrets, False)
+    if isinstance(exc, tea_exc.TeaException):  # DaraException included
+        code, text = _field(exc.code) or "ClientError", _field(exc.message) or str(exc)
+        return _error(DnsProviderError, action, code, text, secrets, False)
+    return _error(DnsProviderError, action, "ClientError", str(exc), secrets, False)
 
 
 def _from_response(

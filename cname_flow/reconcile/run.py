@@ -275,10 +275,9 @@ class _Applier:
         try:
             message = self._act(key, action)
         except CnameFlowError as exc:
-            code = getattr(exc, "code", type(exc).__name__)
-            log.warning("reconcile.failed", key=key, action=str(action), code=code,
+            log.warning("reconcile.failed", key=key, action=str(action), code=exc.code,
                         error=exc.message)
-            return ItemResult(key, action, "failed", code, exc.message, exc.retryable)
+            return ItemResult(key, action, "failed", exc.code, exc.message, exc.retryable)
         return ItemResult(key, action, "fixed", message=message)
 
     def _act(self, key: str, action: Action) -> str:

@@ -20,11 +20,14 @@ from Tea import exceptions as tea_exc
 
 from cname_flow.dns.alidns_errors import map_alidns_error, retry_after_s
 from cname_flow.errors import (
+    CnameFlowError,
+    ConfigError,
     DnsAuthError,
     DnsProviderError,
     OssAuthError,
     OssError,
     OssThrottled,
+    TokenExpired,
     ZoneNotFound,
 )
 from cname_flow.oss.errors import hint_for, map_oss_error
@@ -32,6 +35,25 @@ from cname_flow.oss.errors import hint_for, map_oss_error
 SECRET = "SENTINEL-secret-7f3a"
 TOKEN = "SENTINEL-sts-token-55c1"
 SECRETS = (SECRET, TOKEN)
+
+# ---------------------------------------------------------------------------------- root
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "request_id", "retryable"),
+    [
+        (CnameFlowError("m"), "CnameFlowError", "", False),
+        (TokenExpired("m"), "TokenExpired", "", True),
+        (ConfigError(["a.yaml:1: oss: missing"]), "ConfigError", "", False),
+        (OssError("m", service="oss", code="NoSuchBucket", request_id="R1"), "NoSuchBucket",
+         "R1", False),
+    ],
+)
+def test_every_error_should_carry_code_request_id_and_retryable(
+    error: CnameFlowError, code: str, request_id: str, retryable: bool
+) -> None:
+    assert (error.code, error.request_id, error.retryable) == (code, request_id, retryable)
+
 
 # ----------------------------------------------------------------------------------- OSS
 
