@@ -1,8 +1,9 @@
 """The whole exception tree of cname-flow.
 
-Adapters (``oss.py``, ``dns/*.py``, ``propagation.py``) are the only places that catch SDK,
-HTTP or dnspython exceptions; they map them once, with ``raise OurError(...) from exc``.
-Exit codes are decided in ``cli.py`` only.
+Adapters (``oss/``, ``dns/``, ``propagation/``) are the only places that catch SDK, HTTP or
+dnspython exceptions; they map them once, with ``raise OurError(...) from exc``, into the class
+that says what happened (a vendor code string means nothing outside its adapter).
+Exit codes are decided in ``cli/`` only.
 
 ::
 
@@ -24,7 +25,12 @@ Exit codes are decided in ``cli.py`` only.
         ├── RemoteError               a remote API call failed; .service .code .request_id .status
         │   ├── OssError
         │   │   ├── OssAuthError      credentials refused; retryable=False
-        │   │   └── OssThrottled      retryable=True
+        │   │   ├── OssThrottled      retryable=True
+        │   │   ├── CnameTaken        CnameAlreadyExists: bound to some bucket (maybe ours)
+        │   │   ├── CnameAlreadyBound NoNeedCreateCnameToken: bound here, no token needed
+        │   │   ├── OwnershipPending  NeedVerifyDomainOwnership: TXT proof not seen; retryable
+        │   │   ├── IcpFilingMissing  NoSuchCnameInRecord: the domain has no ICP filing
+        │   │   └── OssCertificateConflict  also a CertificateConflict (below)
         │   └── DnsProviderError      .provider
         │       ├── DnsAuthError      retryable=False
         │       └── ZoneNotFound      retryable=False
@@ -33,6 +39,7 @@ Exit codes are decided in ``cli.py`` only.
         ├── PropagationTimeout        retryable=True; .name, .expected, .table
         ├── OwnershipNotVerified      PutCname kept answering NeedVerifyDomainOwnership
         ├── CertificateConflict       PreviousCertId no longer matches (changed out of band)
+        │   └── OssCertificateConflict  OSS's answer: CasRenewCertificateConflict / EC ...209
         └── VerificationFailed        ListCname lacks the domain or its status is wrong
 
 No exception message ever carries an AccessKey secret, an STS token or a private key.
@@ -203,6 +210,40 @@ class OssThrottled(OssError):
     retryable = True
 
 
+class CnameTaken(OssError):
+    """OSS answered ``CnameAlreadyExists``: the domain is bound to a bucket already.
+
+    That bucket may be another one (of this account or of legacy image processing), or this
+    very bucket: only ListCname tells, so the workflow checks it and raises
+    :class:`DomainBoundElsewhere` when the binding is not ours.
+    """
+
+    retryable = False
+
+
+class CnameAlreadyBound(OssError):
+    """OSS answered ``NoNeedCreateCnameToken``: no token is needed, the domain is bound here."""
+
+    retryable = False
+
+
+class OwnershipPending(OssError):
+    """OSS answered ``NeedVerifyDomainOwnership``: it cannot see the TXT proof yet.
+
+    Retryable: the proof (TXT ``_dnsauth.<domain>``) may still be propagating or cached away
+    from OSS's verifier. :class:`OwnershipNotVerified` is what the workflow raises once its
+    bounded retry of PutCname gives up.
+    """
+
+    retryable = True
+
+
+class IcpFilingMissing(OssError):
+    """OSS answered ``NoSuchCnameInRecord``: a mainland-China bucket needs an ICP filing."""
+
+    retryable = False
+
+
 class DnsProviderError(RemoteError):
     """A DNS provider API call failed."""
 
@@ -262,6 +303,14 @@ class OwnershipNotVerified(StepError):
 
 class CertificateConflict(StepError):
     """The certificate bound now is not the one the rotation expected (PreviousCertId mismatch)."""
+
+    retryable = False
+
+
+class OssCertificateConflict(OssError, CertificateConflict):
+    """OSS's own answer to a PreviousCertId mismatch (``CasRenewCertificateConflict``, EC
+    ``0018-00000209``): both an :class:`OssError` (``.code``, ``.ec``, ``.request_id``) and a
+    :class:`CertificateConflict`."""
 
     retryable = False
 

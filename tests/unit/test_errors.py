@@ -20,13 +20,19 @@ from Tea import exceptions as tea_exc
 
 from cname_flow.dns.alidns_errors import map_alidns_error, retry_after_s
 from cname_flow.errors import (
+    CertificateConflict,
+    CnameAlreadyBound,
     CnameFlowError,
+    CnameTaken,
     ConfigError,
     DnsAuthError,
     DnsProviderError,
+    IcpFilingMissing,
     OssAuthError,
+    OssCertificateConflict,
     OssError,
     OssThrottled,
+    OwnershipPending,
     TokenExpired,
     ZoneNotFound,
 )
@@ -76,9 +82,11 @@ def service_error(status: int, code: str, message: str = "msg", ec: str = "") ->
 @pytest.mark.parametrize(
     ("status", "code", "cls", "retryable"),
     [
-        (403, "NeedVerifyDomainOwnership", OssError, False),
-        (409, "CnameAlreadyExists", OssError, False),
-        (404, "NoSuchCnameInRecord", OssError, False),
+        (403, "NeedVerifyDomainOwnership", OwnershipPending, True),
+        (409, "CnameAlreadyExists", CnameTaken, False),
+        (404, "NoSuchCnameInRecord", IcpFilingMissing, False),
+        (403, "NoNeedCreateCnameToken", CnameAlreadyBound, False),
+        (409, "CasRenewCertificateConflict", OssCertificateConflict, False),
         (400, "TooManyCnameToken", OssError, False),
         (404, "NoSuchBucket", OssError, False),
         (403, "InvalidAccessKeyId", OssAuthError, False),
@@ -128,6 +136,24 @@ def test_oss_hints_should_name_the_fix() -> None:
     assert "100" in hint_for("TooManyCname")
     assert "one bucket" in hint_for("CnameAlreadyExists")
     assert "PreviousCertId" in hint_for("InvalidArgument", "0018-00000209")
+
+
+def test_oss_previous_cert_id_mismatch_ec_should_be_a_certificate_conflict() -> None:
+    sdk = service_error(400, "InvalidArgument", ec="0018-00000209")
+    mapped = map_oss_error(sdk, "PutCname")
+    assert type(mapped) is OssCertificateConflict
+    assert isinstance(mapped, CertificateConflict) and isinstance(mapped, OssError)
+    assert (mapped.code, mapped.ec, mapped.retryable) == ("InvalidArgument", "0018-00000209", False)
+    assert mapped.request_id == "5C3D8D2A0ACA54D87B43ABCD"
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_oss_specific_class_should_keep_its_own_retryability_whatever_the_status(
+    status: int,
+) -> None:
+    assert map_oss_error(service_error(status, "CnameAlreadyExists"), "PutCname").retryable is False
+    pending = map_oss_error(service_error(status, "NeedVerifyDomainOwnership"), "PutCname")
+    assert pending.retryable is True
 
 
 def test_oss_ec_code_should_refine_the_hint() -> None:
