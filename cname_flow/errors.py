@@ -23,15 +23,17 @@ Exit codes are decided in ``cli/`` only.
     ├── LockBusy                      another run holds the lock (exit 75)
     └── StepError                     anything that fails a step; .retryable
         ├── RemoteError               a remote API call failed; .service .code .request_id .status
+        │   ├── Throttled             rate limited; retryable=True; base of every *Throttled
         │   ├── OssError
         │   │   ├── OssAuthError      credentials refused; retryable=False
-        │   │   ├── OssThrottled      retryable=True
+        │   │   ├── OssThrottled      also Throttled
         │   │   ├── CnameTaken        CnameAlreadyExists: bound to some bucket (maybe ours)
         │   │   ├── CnameAlreadyBound NoNeedCreateCnameToken: bound here, no token needed
         │   │   ├── OwnershipPending  NeedVerifyDomainOwnership: TXT proof not seen; retryable
         │   │   ├── IcpFilingMissing  NoSuchCnameInRecord: the domain has no ICP filing
         │   │   └── OssCertificateConflict  also a CertificateConflict (below)
         │   └── DnsProviderError      .provider
+        │       ├── DnsThrottled      also Throttled
         │       ├── DnsAuthError      retryable=False
         │       └── ZoneNotFound      retryable=False
         ├── DomainBoundElsewhere      the domain belongs to another bucket or owner; not retryable
@@ -194,6 +196,18 @@ class RemoteError(StepError):
         self.status = status
 
 
+class Throttled(RemoteError):
+    """The service asked us to slow down (rate limit): trying again after a pause succeeds.
+
+    The one notion of throttling: every adapter's throttle class derives from it
+    (:class:`OssThrottled`, :class:`DnsThrottled`), and each adapter's error module holds
+    its API's list of throttle codes. Rate accounting and backoff test
+    ``isinstance(exc, Throttled)``, never a code string.
+    """
+
+    retryable = True
+
+
 class OssError(RemoteError):
     """An OSS API call failed."""
 
@@ -204,10 +218,8 @@ class OssAuthError(OssError):
     retryable = False
 
 
-class OssThrottled(OssError):
-    """OSS asked us to slow down."""
-
-    retryable = True
+class OssThrottled(OssError, Throttled):
+    """OSS asked us to slow down (``SlowDown``, ``QpsLimitExceeded``…, HTTP 429)."""
 
 
 class CnameTaken(OssError):
@@ -251,6 +263,10 @@ class DnsProviderError(RemoteError):
     def provider(self) -> str:
         """The provider id, e.g. ``"alidns"``."""
         return self.service
+
+
+class DnsThrottled(DnsProviderError, Throttled):
+    """The DNS provider asked us to slow down (Alidns ``Throttling.User``…)."""
 
 
 class DnsAuthError(DnsProviderError):

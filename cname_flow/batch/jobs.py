@@ -33,9 +33,10 @@ from cname_flow import service
 from cname_flow.batch.checker import CachingChecker
 from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.engine import BackoffPolicy, Engine
-from cname_flow.batch.limits import ApiStats, BatchOss, CountingAlidns, RateLimiter
+from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter
 from cname_flow.batch.pool import Workers
 from cname_flow.config.settings import Settings, resolve_credentials
+from cname_flow.dns.alidns import Alidns
 from cname_flow.errors import CnameFlowError, ConfigError, InputError
 from cname_flow.journal import BindingRecord, Journal
 from cname_flow.manifest import Manifest, load_manifest
@@ -148,10 +149,10 @@ def batch_clients(settings: Settings, stats: ApiStats, env: Mapping[str, str] | 
     """
     base = service.Clients.from_settings(settings, env)
     limiter = RateLimiter(settings.batch.rate_limits, stats)
-    dns = CountingAlidns(
-        stats=stats, credentials=resolve_credentials(settings, env),
+    dns = Alidns(
+        credentials=resolve_credentials(settings, env),
         endpoint=settings.alidns.endpoint, region=settings.alidns.region,
-        protocol=settings.alidns.protocol, rate_limiter=limiter,
+        protocol=settings.alidns.protocol, rate_limiter=limiter, on_error=stats.count_error,
     )
     checker = CachingChecker(base.checker, threads=settings.batch.concurrency)
     return service.Clients(settings, BatchOss(base.oss, limiter, stats), dns, checker), checker

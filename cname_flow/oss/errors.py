@@ -43,8 +43,21 @@ AUTH_CODES = frozenset(
         "InvalidCredentials",
     }
 )
+#: OSS codes that mean "slow down" (with HTTP 429, whatever its code): the QPS limits of
+#: https://www.alibabacloud.com/help/en/oss/user-guide/429-error and
+#: https://www.alibabacloud.com/help/doc-detail/185813.htm (503), plus the S3-style
+#: ``SlowDown``. ``RequestRateLimitExceeded`` / ``RequestRateExceeded``, listed before, are
+#: in neither page and were dropped.
 THROTTLE_CODES = frozenset(
-    {"SlowDown", "Throttling", "TooManyRequests", "RequestRateLimitExceeded"}
+    {
+        "SlowDown",
+        "Throttling",
+        "TooManyRequests",
+        "QpsLimitExceeded",
+        "TotalQpsLimitExceeded",
+        "MetaOperationQpsLimitExceeded",
+        "ActiveRequestLimitExceeded",
+    }
 )
 _RETRYABLE_STATUS = frozenset({408, 429})
 

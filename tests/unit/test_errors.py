@@ -18,6 +18,7 @@ from darabonba import exceptions as dara_exc
 from darabonba.policy.retry import RetryPolicyContext
 from Tea import exceptions as tea_exc
 
+from cname_flow.dns import alidns_errors
 from cname_flow.dns.alidns_errors import map_alidns_error, retry_after_s
 from cname_flow.errors import (
     CertificateConflict,
@@ -27,15 +28,18 @@ from cname_flow.errors import (
     ConfigError,
     DnsAuthError,
     DnsProviderError,
+    DnsThrottled,
     IcpFilingMissing,
     OssAuthError,
     OssCertificateConflict,
     OssError,
     OssThrottled,
     OwnershipPending,
+    Throttled,
     TokenExpired,
     ZoneNotFound,
 )
+from cname_flow.oss import errors as oss_errors
 from cname_flow.oss.errors import hint_for, map_oss_error
 
 SECRET = "SENTINEL-secret-7f3a"
@@ -281,8 +285,10 @@ def client_exception(
         ("QuotaExceeded.TTL", 400, DnsProviderError, False),
         ("DomainRecordLocked", 400, DnsProviderError, False),
         ("LastOperationNotFinished", 400, DnsProviderError, True),
-        ("Throttling.User", 400, DnsProviderError, True),
-        ("Throttling", 400, DnsProviderError, True),
+        ("Throttling.User", 400, DnsThrottled, True),
+        ("Throttling", 400, DnsThrottled, True),
+        ("Throttling.Api", 400, DnsThrottled, True),
+        ("AnyCode", 429, DnsThrottled, True),
         ("InternalError", 500, DnsProviderError, True),
         ("ServiceUnavailable", 503, DnsProviderError, True),
         ("SignatureDoesNotMatch", 400, DnsAuthError, False),
@@ -316,6 +322,45 @@ def test_alidns_throttling_exception_should_be_retryable_and_carry_retry_after()
         assert (mapped.code, mapped.retryable) == ("Throttling.User", True)
         assert retry_after_s(mapped) == 1.5
         assert "rate" in mapped.hint
+
+
+@pytest.mark.parametrize("code", ["Throttling.User", "Throttling", "Throttling.Api", "Whatever"])
+def test_alidns_throttling_exception_should_be_dns_throttled_whatever_its_code(code: str) -> None:
+    sdk = client_exception(code, 400, openapi_exc.ThrottlingException, retry_after=200)
+    mapped = map_alidns_error(sdk, "DescribeDomains")
+    assert type(mapped) is DnsThrottled
+    assert (mapped.code, mapped.retryable) == (code, True)
+
+
+# ------------------------------------------------------------------- one notion of throttling
+
+
+@pytest.mark.parametrize("code", sorted(oss_errors.THROTTLE_CODES))
+def test_every_oss_throttle_code_should_map_to_a_retryable_throttled(code: str) -> None:
+    mapped = map_oss_error(service_error(503, code), "PutCname")
+    assert isinstance(mapped, OssThrottled) and isinstance(mapped, Throttled)
+    assert mapped.retryable is True
+
+
+@pytest.mark.parametrize("code", sorted(alidns_errors.THROTTLE_CODES))
+def test_every_alidns_throttle_code_should_map_to_a_retryable_throttled(code: str) -> None:
+    mapped = map_alidns_error(client_exception(code), "AddDomainRecord")
+    assert isinstance(mapped, DnsThrottled) and isinstance(mapped, Throttled)
+    assert mapped.retryable is True
+
+
+@pytest.mark.parametrize(
+    "mapped",
+    [
+        map_oss_error(service_error(503, "ServiceUnavailable"), "PutCname"),
+        map_oss_error(service_error(400, "RequestRateLimitExceeded"), "PutCname"),
+        map_alidns_error(client_exception("InternalError", 500, openapi_exc.ServerException),
+                         "AddDomainRecord"),
+        map_alidns_error(client_exception("DomainRecordDuplicate"), "AddDomainRecord"),
+    ],
+)
+def test_other_answers_should_not_be_throttled(mapped: BaseException) -> None:
+    assert not isinstance(mapped, Throttled)
 
 
 def test_alidns_retry_after_should_be_none_without_server_hint() -> None:
