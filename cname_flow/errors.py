@@ -14,13 +14,13 @@ Exit codes are decided in ``cli/`` only.
     ├── InputError                    bad domain name, manifest row, certificate file (exit 2)
     │   └── CertificateError          a certificate or key fails pre-flight; names the file
     ├── JournalError
-    │   ├── JournalCorrupt            unreadable journal (not a torn last line, which is dropped)
-    │   └── JournalLocked             another process holds the journal; .holder
+    │   └── JournalCorrupt            unreadable journal (not a torn last line, which is dropped)
+    ├── Locked                        another process holds the journal or the run lock; .holder
+                                      (exit 75)
     ├── TransitionNotAllowed          .phase; a bug or a tampered journal
     ├── UnsafePlan                    refused without --force (exit 3)
     │   ├── ForeignTxtValue           _dnsauth.<domain> holds a record we did not write
     │   └── StalePlan                 a reviewed reconcile plan no longer matches the state
-    ├── LockBusy                      another run holds the lock (exit 75)
     └── StepError                     anything that fails a step; .retryable
         ├── RemoteError               a remote API call failed; .service .code .request_id .status
         │   ├── Throttled             rate limited; retryable=True; base of every *Throttled
@@ -116,24 +116,22 @@ class JournalCorrupt(JournalError):
     """The journal holds something other than a torn last line that cannot be read."""
 
 
-class JournalLocked(JournalError):
-    """Another process holds the journal's lock.
+class Locked(CnameFlowError):
+    """Another process holds a lock we need: a journal's, or the reconcile run lock (exit 75).
+
+    Not a :class:`JournalError`: the journal is fine, only busy, and not every lock guards a
+    journal (the run lock guards a whole reconcile run). Raised at once, never after waiting.
 
     Attributes:
-        holder: description of the holder (pid and host) read from the lock's side file.
+        holder: the holder read from the lock's side file, ``"pid N on host H (since …)"``,
+            or ``""`` when unknown.
     """
 
     retryable = True
 
-    def __init__(self, message: str, *, holder: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, holder: str = "", hint: str = "") -> None:
+        super().__init__(message, hint=hint)
         self.holder = holder
-
-
-class LockBusy(CnameFlowError):
-    """Another run (reconcile, batch) holds the run lock; try again later (exit 75)."""
-
-    retryable = True
 
 
 class TransitionNotAllowed(CnameFlowError):

@@ -178,7 +178,7 @@ def run_job(
 
     Raises:
         ConfigError: the manifest (every problem with its line) or the credentials.
-        JournalLocked: another process drives this job.
+        Locked: another process drives this job.
     """
     manifest = load_manifest(manifest_path, bucket=bucket, region=region)
     job_id = job_id or new_job_id()
@@ -201,7 +201,7 @@ def resume_job(
     Raises:
         InputError: no such job, or its journal names no manifest.
         ConfigError: the manifest no longer validates.
-        JournalLocked: another process drives this job.
+        Locked: another process drives this job.
     """
     path = job_journal(settings, job_id)
     if not path.exists():
