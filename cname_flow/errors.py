@@ -19,7 +19,6 @@ Exit codes are decided in ``cli/`` only.
                                       (exit 75)
     ├── TransitionNotAllowed          .phase; a bug or a tampered journal
     ├── UnsafePlan                    refused without --force (exit 3)
-    │   ├── ForeignTxtValue           _dnsauth.<domain> holds a record we did not write
     │   └── StalePlan                 a reviewed reconcile plan no longer matches the state
     └── StepError                     anything that fails a step; .retryable
         ├── RemoteError               a remote API call failed; .service .code .request_id .status
@@ -144,10 +143,6 @@ class TransitionNotAllowed(CnameFlowError):
 
 class UnsafePlan(CnameFlowError):
     """A plan or situation that is refused unless the user insists (exit 3)."""
-
-
-class ForeignTxtValue(UnsafePlan):
-    """``_dnsauth.<domain>`` holds a TXT record that cname-flow did not write."""
 
 
 class StalePlan(UnsafePlan):
