@@ -25,7 +25,6 @@ from cname_flow import errors
 from cname_flow.dns import alidns_errors
 from cname_flow.dns.alidns_errors import map_alidns_error, retry_after_s
 from cname_flow.errors import (
-    CertificateConflict,
     CnameAlreadyBound,
     CnameFlowError,
     CnameTaken,
@@ -144,24 +143,6 @@ def test_oss_hints_should_name_the_fix() -> None:
     assert "100" in hint_for("TooManyCname")
     assert "one bucket" in hint_for("CnameAlreadyExists")
     assert "PreviousCertId" in hint_for("InvalidArgument", "0018-00000209")
-
-
-def test_oss_previous_cert_id_mismatch_ec_should_be_a_certificate_conflict() -> None:
-    sdk = service_error(400, "InvalidArgument", ec="0018-00000209")
-    mapped = map_oss_error(sdk, "PutCname")
-    assert type(mapped) is OssCertificateConflict
-    assert isinstance(mapped, CertificateConflict) and isinstance(mapped, OssError)
-    assert (mapped.code, mapped.ec, mapped.retryable) == ("InvalidArgument", "0018-00000209", False)
-    assert mapped.request_id == "5C3D8D2A0ACA54D87B43ABCD"
-
-
-@pytest.mark.parametrize("status", [500, 503])
-def test_oss_specific_class_should_keep_its_own_retryability_whatever_the_status(
-    status: int,
-) -> None:
-    assert map_oss_error(service_error(status, "CnameAlreadyExists"), "PutCname").retryable is False
-    pending = map_oss_error(service_error(status, "NeedVerifyDomainOwnership"), "PutCname")
-    assert pending.retryable is True
 
 
 def test_oss_ec_code_should_refine_the_hint() -> None:
@@ -328,29 +309,7 @@ def test_alidns_throttling_exception_should_be_retryable_and_carry_retry_after()
         assert "rate" in mapped.hint
 
 
-@pytest.mark.parametrize("code", ["Throttling.User", "Throttling", "Throttling.Api", "Whatever"])
-def test_alidns_throttling_exception_should_be_dns_throttled_whatever_its_code(code: str) -> None:
-    sdk = client_exception(code, 400, openapi_exc.ThrottlingException, retry_after=200)
-    mapped = map_alidns_error(sdk, "DescribeDomains")
-    assert type(mapped) is DnsThrottled
-    assert (mapped.code, mapped.retryable) == (code, True)
-
-
 # ------------------------------------------------------------------- one notion of throttling
-
-
-@pytest.mark.parametrize("code", sorted(oss_errors.THROTTLE_CODES))
-def test_every_oss_throttle_code_should_map_to_a_retryable_throttled(code: str) -> None:
-    mapped = map_oss_error(service_error(503, code), "PutCname")
-    assert isinstance(mapped, OssThrottled) and isinstance(mapped, Throttled)
-    assert mapped.retryable is True
-
-
-@pytest.mark.parametrize("code", sorted(alidns_errors.THROTTLE_CODES))
-def test_every_alidns_throttle_code_should_map_to_a_retryable_throttled(code: str) -> None:
-    mapped = map_alidns_error(client_exception(code), "AddDomainRecord")
-    assert isinstance(mapped, DnsThrottled) and isinstance(mapped, Throttled)
-    assert mapped.retryable is True
 
 
 @pytest.mark.parametrize(
