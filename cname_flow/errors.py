@@ -1,30 +1,38 @@
 """The whole exception tree of cname-flow.
 
-Adapters (``oss.py``, ``dns/*.py``, ``propagation.py``) are the only places that catch SDK,
-HTTP or dnspython exceptions; they map them once, with ``raise OurError(...) from exc``.
-Exit codes are decided in ``cli.py`` only.
+Adapters (``oss/``, ``dns/``, ``propagation/``) are the only places that catch SDK, HTTP or
+dnspython exceptions; they map them once, with ``raise OurError(...) from exc``, into the class
+that says what happened (a vendor code string means nothing outside its adapter).
+Exit codes are decided in ``cli/`` only.
 
 ::
 
-    CnameFlowError                    root; .binding_key and .step filled in by the runner
+    CnameFlowError                    root; .code .request_id .retryable; .binding_key and
+                                      .step filled in by the runner
     ├── ConfigError                   .reasons: every problem, each "file:line: key: what"
     │   └── SecretNotFound            an environment variable named by the config is unset
     ├── InputError                    bad domain name, manifest row, certificate file (exit 2)
     │   └── CertificateError          a certificate or key fails pre-flight; names the file
     ├── JournalError
-    │   ├── JournalCorrupt            unreadable journal (not a torn last line, which is dropped)
-    │   └── JournalLocked             another process holds the journal; .holder
+    │   └── JournalCorrupt            unreadable journal (not a torn last line, which is dropped)
+    ├── Locked                        another process holds the journal or the run lock; .holder
+                                      (exit 75)
     ├── TransitionNotAllowed          .phase; a bug or a tampered journal
     ├── UnsafePlan                    refused without --force (exit 3)
-    │   ├── ForeignTxtValue           _dnsauth.<domain> holds a record we did not write
     │   └── StalePlan                 a reviewed reconcile plan no longer matches the state
-    ├── LockBusy                      another run holds the lock (exit 75)
     └── StepError                     anything that fails a step; .retryable
         ├── RemoteError               a remote API call failed; .service .code .request_id .status
+        │   ├── Throttled             rate limited; retryable=True; base of every *Throttled
         │   ├── OssError
         │   │   ├── OssAuthError      credentials refused; retryable=False
-        │   │   └── OssThrottled      retryable=True
+        │   │   ├── OssThrottled      also Throttled
+        │   │   ├── CnameTaken        CnameAlreadyExists: bound to some bucket (maybe ours)
+        │   │   ├── CnameAlreadyBound NoNeedCreateCnameToken: bound here, no token needed
+        │   │   ├── OwnershipPending  NeedVerifyDomainOwnership: TXT proof not seen; retryable
+        │   │   ├── IcpFilingMissing  NoSuchCnameInRecord: the domain has no ICP filing
+        │   │   └── OssCertificateConflict  also a CertificateConflict (below)
         │   └── DnsProviderError      .provider
+        │       ├── DnsThrottled      also Throttled
         │       ├── DnsAuthError      retryable=False
         │       └── ZoneNotFound      retryable=False
         ├── DomainBoundElsewhere      the domain belongs to another bucket or owner; not retryable
@@ -32,6 +40,7 @@ Exit codes are decided in ``cli.py`` only.
         ├── PropagationTimeout        retryable=True; .name, .expected, .table
         ├── OwnershipNotVerified      PutCname kept answering NeedVerifyDomainOwnership
         ├── CertificateConflict       PreviousCertId no longer matches (changed out of band)
+        │   └── OssCertificateConflict  OSS's answer: CasRenewCertificateConflict / EC ...209
         └── VerificationFailed        ListCname lacks the domain or its status is wrong
 
 No exception message ever carries an AccessKey secret, an STS token or a private key.
@@ -45,7 +54,14 @@ from collections.abc import Sequence
 class CnameFlowError(Exception):
     """Root of every error cname-flow raises on purpose.
 
+    Every error carries ``code``, ``request_id`` and ``retryable``, so no caller needs
+    ``getattr(exc, "code", ...)``: the journal, the logs and the metrics read them directly.
+
     Attributes:
+        code: the remote service's error code (:class:`RemoteError`), else the class name
+            (``"TokenExpired"``).
+        request_id: the remote service's request id, or ``""`` (none, or not a remote error).
+        retryable: True when trying the same thing again later can succeed (exit 75).
         binding_key: ``"<bucket>/<domain>"`` of the binding being driven, when known.
         step: name of the step that failed, when known.
         hint: one sentence telling the user what to do about it, or ``""``.
@@ -57,6 +73,8 @@ class CnameFlowError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.code: str = type(self).__name__
+        self.request_id: str = ""
         self.binding_key: str | None = None
         self.step: str | None = None
 
@@ -97,24 +115,22 @@ class JournalCorrupt(JournalError):
     """The journal holds something other than a torn last line that cannot be read."""
 
 
-class JournalLocked(JournalError):
-    """Another process holds the journal's lock.
+class Locked(CnameFlowError):
+    """Another process holds a lock we need: a journal's, or the reconcile run lock (exit 75).
+
+    Not a :class:`JournalError`: the journal is fine, only busy, and not every lock guards a
+    journal (the run lock guards a whole reconcile run). Raised at once, never after waiting.
 
     Attributes:
-        holder: description of the holder (pid and host) read from the lock's side file.
+        holder: the holder read from the lock's side file, ``"pid N on host H (since …)"``,
+            or ``""`` when unknown.
     """
 
     retryable = True
 
-    def __init__(self, message: str, *, holder: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, holder: str = "", hint: str = "") -> None:
+        super().__init__(message, hint=hint)
         self.holder = holder
-
-
-class LockBusy(CnameFlowError):
-    """Another run (reconcile, batch) holds the run lock; try again later (exit 75)."""
-
-    retryable = True
 
 
 class TransitionNotAllowed(CnameFlowError):
@@ -127,10 +143,6 @@ class TransitionNotAllowed(CnameFlowError):
 
 class UnsafePlan(CnameFlowError):
     """A plan or situation that is refused unless the user insists (exit 3)."""
-
-
-class ForeignTxtValue(UnsafePlan):
-    """``_dnsauth.<domain>`` holds a TXT record that cname-flow did not write."""
 
 
 class StalePlan(UnsafePlan):
@@ -177,6 +189,18 @@ class RemoteError(StepError):
         self.status = status
 
 
+class Throttled(RemoteError):
+    """The service asked us to slow down (rate limit): trying again after a pause succeeds.
+
+    The one notion of throttling: every adapter's throttle class derives from it
+    (:class:`OssThrottled`, :class:`DnsThrottled`), and each adapter's error module holds
+    its API's list of throttle codes. Rate accounting and backoff test
+    ``isinstance(exc, Throttled)``, never a code string.
+    """
+
+    retryable = True
+
+
 class OssError(RemoteError):
     """An OSS API call failed."""
 
@@ -187,10 +211,42 @@ class OssAuthError(OssError):
     retryable = False
 
 
-class OssThrottled(OssError):
-    """OSS asked us to slow down."""
+class OssThrottled(OssError, Throttled):
+    """OSS asked us to slow down (``SlowDown``, ``QpsLimitExceeded``…, HTTP 429)."""
+
+
+class CnameTaken(OssError):
+    """OSS answered ``CnameAlreadyExists``: the domain is bound to a bucket already.
+
+    That bucket may be another one (of this account or of legacy image processing), or this
+    very bucket: only ListCname tells, so the workflow checks it and raises
+    :class:`DomainBoundElsewhere` when the binding is not ours.
+    """
+
+    retryable = False
+
+
+class CnameAlreadyBound(OssError):
+    """OSS answered ``NoNeedCreateCnameToken``: no token is needed, the domain is bound here."""
+
+    retryable = False
+
+
+class OwnershipPending(OssError):
+    """OSS answered ``NeedVerifyDomainOwnership``: it cannot see the TXT proof yet.
+
+    Retryable: the proof (TXT ``_dnsauth.<domain>``) may still be propagating or cached away
+    from OSS's verifier. :class:`OwnershipNotVerified` is what the workflow raises once its
+    bounded retry of PutCname gives up.
+    """
 
     retryable = True
+
+
+class IcpFilingMissing(OssError):
+    """OSS answered ``NoSuchCnameInRecord``: a mainland-China bucket needs an ICP filing."""
+
+    retryable = False
 
 
 class DnsProviderError(RemoteError):
@@ -200,6 +256,10 @@ class DnsProviderError(RemoteError):
     def provider(self) -> str:
         """The provider id, e.g. ``"alidns"``."""
         return self.service
+
+
+class DnsThrottled(DnsProviderError, Throttled):
+    """The DNS provider asked us to slow down (Alidns ``Throttling.User``…)."""
 
 
 class DnsAuthError(DnsProviderError):
@@ -252,6 +312,14 @@ class OwnershipNotVerified(StepError):
 
 class CertificateConflict(StepError):
     """The certificate bound now is not the one the rotation expected (PreviousCertId mismatch)."""
+
+    retryable = False
+
+
+class OssCertificateConflict(OssError, CertificateConflict):
+    """OSS's own answer to a PreviousCertId mismatch (``CasRenewCertificateConflict``, EC
+    ``0018-00000209``): both an :class:`OssError` (``.code``, ``.ec``, ``.request_id``) and a
+    :class:`CertificateConflict`."""
 
     retryable = False
 

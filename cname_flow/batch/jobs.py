@@ -33,11 +33,10 @@ from cname_flow import service
 from cname_flow.batch.checker import CachingChecker
 from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.engine import BackoffPolicy, Engine
-from cname_flow.batch.limits import ApiStats, BatchOss, CountingAlidns, RateLimiter
+from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter
 from cname_flow.batch.pool import Workers
 from cname_flow.config import Settings
-from cname_flow.dns import alidns_options, build_provider
-from cname_flow.dns.base import DnsProvider
+from cname_flow.dns import build_provider
 from cname_flow.errors import CnameFlowError, ConfigError, InputError
 from cname_flow.journal import BindingRecord, Journal
 from cname_flow.manifest import Manifest, load_manifest
@@ -150,11 +149,8 @@ def batch_clients(settings: Settings, stats: ApiStats, env: Mapping[str, str] | 
     """
     base = service.Clients.from_settings(settings, env)  # refuses an unknown dns.provider
     limiter = RateLimiter(settings.batch.rate_limits, stats)
-    creds, kind = service.credentials(settings, env), settings.dns.provider
-    dns: DnsProvider = (  # Alidns: counted throttles need its subclass until limits wraps ports
-        CountingAlidns(stats=stats, credentials=creds, rate_limiter=limiter,
-                       **alidns_options(settings.alidns)) if kind == "alidns"
-        else build_provider(kind, settings, creds, rate_limiter=limiter))
+    dns = build_provider(settings.dns.provider, settings, service.credentials(settings, env),
+                         rate_limiter=limiter, on_error=stats.count_error)
     checker = CachingChecker(base.checker, threads=settings.batch.concurrency)
     return service.Clients(settings, BatchOss(base.oss, limiter, stats), dns, checker), checker
 
@@ -179,7 +175,7 @@ def run_job(
 
     Raises:
         ConfigError: the manifest (every problem with its line) or the credentials.
-        JournalLocked: another process drives this job.
+        Locked: another process drives this job.
     """
     manifest = load_manifest(manifest_path, bucket=bucket, region=region)
     job_id = job_id or new_job_id()
@@ -202,7 +198,7 @@ def resume_job(
     Raises:
         InputError: no such job, or its journal names no manifest.
         ConfigError: the manifest no longer validates.
-        JournalLocked: another process drives this job.
+        Locked: another process drives this job.
     """
     path = job_journal(settings, job_id)
     if not path.exists():

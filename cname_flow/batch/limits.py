@@ -5,11 +5,14 @@
   Its burst is half a second of tokens: a service bucket whose burst is one second of tokens
   (the documented per-second quota) can never be overrun by a client bucket with the same rate
   and a smaller burst, even when network jitter bunches requests together.
-* :class:`ApiStats` counts calls and throttled answers per action (the bench prints them).
+* :class:`ApiStats` counts calls and throttled answers per action (the bench prints them); a
+  throttled answer is any :class:`~cname_flow.errors.Throttled` error, whichever adapter mapped
+  it. The Alidns adapter takes a :class:`RateLimiter` as its ``rate_limiter`` hook and
+  :meth:`ApiStats.count_error` as its ``on_error`` hook, so every attempt (retries included)
+  is limited and counted.
 * :class:`BatchOss` wraps an :class:`~cname_flow.oss.base.OssCnameApi`: each call goes through
   the limiter, and ListCname is coalesced per bucket so one call answers every binding of the
   bucket that asked meanwhile.
-* :class:`CountingAlidns` is the Alidns adapter counting every attempt and throttled answer.
 
 Everything here is called from worker threads and is thread-safe.
 """
@@ -23,8 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from cname_flow.dns.alidns import Alidns
-from cname_flow.errors import CnameFlowError
+from cname_flow.errors import CnameFlowError, Throttled
 from cname_flow.model import CertificateRequest, CnameEntry, CnameToken
 from cname_flow.oss.base import OssCnameApi
 
@@ -32,13 +34,6 @@ _T = TypeVar("_T")
 
 #: Seconds of tokens a client bucket may hold (its burst); see the module docstring.
 BURST_S = 0.5
-_THROTTLE_CODES = ("Throttling", "SlowDown", "RequestRateExceeded")
-
-
-def is_throttle(exc: BaseException) -> bool:
-    """True when ``exc`` is the service saying "too many requests" (Throttling.*, SlowDown)."""
-    code = str(getattr(exc, "code", ""))
-    return code.startswith(_THROTTLE_CODES)
 
 
 class TokenBucket:
@@ -100,6 +95,11 @@ class ApiStats:
         with self._lock:
             self.throttled[action] += 1
 
+    def count_error(self, action: str, exc: BaseException) -> None:
+        """Record a failed attempt of ``action``: counted when it is :class:`Throttled`."""
+        if isinstance(exc, Throttled):
+            self.count_throttled(action)
+
     def to_json(self) -> dict[str, object]:
         """``{"calls": {...}, "throttled": {...}, "total_calls": n, "total_throttled": n}``."""
         with self._lock:
@@ -136,26 +136,6 @@ class RateLimiter:
         bucket = self._buckets.get(action)
         waited = bucket.acquire() if bucket is not None else 0.0
         self.stats.count(action, waited_s=waited)
-
-
-class CountingAlidns(Alidns):
-    """:class:`~cname_flow.dns.alidns.Alidns` that counts throttled answers in ``stats``.
-
-    Takes the Alidns arguments plus ``stats``; pass the :class:`RateLimiter` as
-    ``rate_limiter`` so every attempt (retries included) is limited and counted.
-    """
-
-    def __init__(self, *, stats: ApiStats, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._stats = stats
-
-    def _attempt(self, action: str, fn: Callable[[], _T]) -> _T:
-        try:
-            return super()._attempt(action, fn)
-        except CnameFlowError as exc:
-            if is_throttle(exc):
-                self._stats.count_throttled(action)
-            raise
 
 
 @dataclass(slots=True)
@@ -274,6 +254,6 @@ class BatchOss:
         try:
             return fn()
         except CnameFlowError as exc:
-            if self._stats is not None and is_throttle(exc):
-                self._stats.count_throttled(action)
+            if self._stats is not None:
+                self._stats.count_error(action, exc)
             raise

@@ -21,8 +21,7 @@ from cname_flow.errors import (
     CnameFlowError,
     ConfigError,
     InputError,
-    JournalLocked,
-    LockBusy,
+    Locked,
     UnsafePlan,
 )
 
@@ -35,7 +34,7 @@ def exit_code(exc: BaseException) -> int:
         return EX_USAGE
     if isinstance(exc, UnsafePlan):
         return EX_UNSAFE
-    if isinstance(exc, LockBusy | JournalLocked):
+    if isinstance(exc, Locked):
         return EX_TEMPFAIL
     if isinstance(exc, CnameFlowError) and exc.retryable:
         return EX_TEMPFAIL

@@ -22,12 +22,18 @@ if TYPE_CHECKING:
     from cname_flow.config import Credentials, Settings
     from cname_flow.config.sections import AlidnsSettings
     from cname_flow.dns.base import DnsProvider
+    from cname_flow.errors import DnsProviderError
 
 #: Called with an API action name before each attempt (client-side rate limiting, counting).
 RateLimit = Callable[[str], None]
 
-#: Builds one provider: ``(settings, credentials, rate_limiter) -> DnsProvider``.
-ProviderFactory = Callable[["Settings", "Credentials", "RateLimit | None"], "DnsProvider"]
+#: Called with the action name and the mapped error after each failed attempt (counting).
+ErrorHook = Callable[[str, "DnsProviderError"], None]
+
+#: Builds one provider: ``(settings, credentials, rate_limiter, on_error) -> DnsProvider``.
+ProviderFactory = Callable[
+    ["Settings", "Credentials", "RateLimit | None", "ErrorHook | None"], "DnsProvider"
+]
 
 
 class AlidnsOptions(TypedDict):
@@ -57,12 +63,18 @@ def alidns_options(section: AlidnsSettings) -> AlidnsOptions:
 
 
 def _alidns(
-    settings: Settings, credentials: Credentials, rate_limiter: RateLimit | None
+    settings: Settings,
+    credentials: Credentials,
+    rate_limiter: RateLimit | None,
+    on_error: ErrorHook | None,
 ) -> DnsProvider:
     from cname_flow.dns.alidns import Alidns  # here, so the registry loads no SDK at import
 
     return Alidns(
-        credentials=credentials, rate_limiter=rate_limiter, **alidns_options(settings.alidns)
+        credentials=credentials,
+        rate_limiter=rate_limiter,
+        on_error=on_error,
+        **alidns_options(settings.alidns),
     )
 
 
@@ -76,6 +88,7 @@ def build_provider(
     credentials: Credentials,
     *,
     rate_limiter: RateLimit | None = None,
+    on_error: ErrorHook | None = None,
 ) -> DnsProvider:
     """Build the DNS provider adapter named ``kind`` from the settings.
 
@@ -84,6 +97,8 @@ def build_provider(
         settings: loaded settings; the provider reads its own section (``alidns`` for Alidns).
         credentials: the resolved AccessKey.
         rate_limiter: called with the action name before every API attempt, retries included.
+        on_error: called with the action name and the mapped error after every failed attempt
+            (a batch job counts throttled answers through it); it must not raise.
 
     Returns:
         The adapter, typed as the :class:`~cname_flow.dns.base.DnsProvider` port.
@@ -100,8 +115,8 @@ def build_provider(
             [f"{where}: dns.provider: unknown DNS provider {kind!r} (known: {known})"],
             source=str(settings.source or ""),
         )
-    return factory(settings, credentials, rate_limiter)
+    return factory(settings, credentials, rate_limiter, on_error)
 
 
-__all__ = ["PROVIDERS", "AlidnsOptions", "ProviderFactory", "RateLimit", "alidns_options",
-           "build_provider"]
+__all__ = ["PROVIDERS", "AlidnsOptions", "ErrorHook", "ProviderFactory", "RateLimit",
+           "alidns_options", "build_provider"]

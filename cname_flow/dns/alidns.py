@@ -6,8 +6,10 @@ UpdateDomainRecordRemark, DeleteDomainRecord
 (https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir).
 
 The SDK does not retry by default; this adapter retries throttling, 5xx and network failures
-under :class:`~cname_flow.dns.retry.RetryPolicy` (honouring ``x-acs-retry-after``) and calls the
-optional ``rate_limiter(action)`` before every attempt.
+under :class:`~cname_flow.dns.retry.RetryPolicy` (honouring ``x-acs-retry-after``), calls the
+optional ``rate_limiter(action)`` before every attempt and the optional
+``on_error(action, error)`` after every failed one: the hooks a caller composes (a batch job
+limits and counts calls through them) instead of subclassing the adapter.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Alidns(BaseDnsProvider):
         region: region id, used to pick the default endpoint.
         protocol: ``"https"`` or ``"http"``.
         rate_limiter: called with the action name before every API attempt (may block).
+        on_error: called with the action name and the mapped error after every failed
+            attempt, retried or not (e.g. ``ApiStats.count_error``); it must not raise.
         retry: retry policy for retryable failures.
         sleep: the sleep used between retries, seconds (injected in tests).
         connect_timeout_s: TCP connect timeout, seconds.
@@ -61,6 +65,7 @@ class Alidns(BaseDnsProvider):
         region: str = "cn-hangzhou",
         protocol: str = "https",
         rate_limiter: Callable[[str], None] | None = None,
+        on_error: Callable[[str, DnsProviderError], None] | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         connect_timeout_s: float = 5,
@@ -81,6 +86,7 @@ class Alidns(BaseDnsProvider):
         self._client = Client(config)
         self._secrets = secret_values(credentials)
         self._rate_limiter = rate_limiter
+        self._on_error = on_error
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 
@@ -200,7 +206,10 @@ class Alidns(BaseDnsProvider):
         try:
             return fn()
         except ALIDNS_SDK_ERRORS as exc:
-            raise map_alidns_error(exc, action, self._secrets) from exc
+            error = map_alidns_error(exc, action, self._secrets)
+            if self._on_error is not None:
+                self._on_error(action, error)
+            raise error from exc
 
 
 def _paged(page: Callable[[int], tuple[list[Any], int]]) -> Iterator[Any]:

@@ -11,11 +11,12 @@ with the cause in ``.inner_exception``; argument checks raise ``ValidateExceptio
 
 from __future__ import annotations
 
+from alibabacloud_tea_openapi import exceptions as openapi_exc
 from darabonba import exceptions as dara_exc
 from Tea import exceptions as tea_exc
 
 from cname_flow.config.credentials import scrub
-from cname_flow.errors import DnsAuthError, DnsProviderError, ZoneNotFound
+from cname_flow.errors import DnsAuthError, DnsProviderError, DnsThrottled, ZoneNotFound
 
 PROVIDER = "alidns"
 
@@ -46,16 +47,13 @@ AUTH_CODES = frozenset(
     }
 )
 ZONE_CODES = frozenset({"InvalidDomainName.NoExist", "IncorrectDomainUser"})
-RETRYABLE_CODES = frozenset(
-    {
-        "Throttling",
-        "Throttling.User",
-        "Throttling.Api",
-        "ServiceUnavailable",
-        "InternalError",
-        "LastOperationNotFinished",
-    }
-)
+#: Alidns codes that mean "slow down" (with HTTP 429 or a ``ThrottlingException``, the SDK's
+#: name for an answer carrying ``x-acs-retry-after``): ``Throttling.User`` and ``Throttling``
+#: per https://www.alibabacloud.com/en/notice/notice_on_api_throttling_of_alibaba_cloud_dns_444,
+#: ``Throttling.Api`` the OpenAPI gateway's per-API flow control.
+THROTTLE_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api"})
+#: Other codes worth trying again (5xx statuses are, whatever their code).
+RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "LastOperationNotFinished"})
 
 #: Remediation per Alidns error code (alibaba-apis.md §8.1).
 HINTS: dict[str, str] = {
@@ -99,8 +97,9 @@ def map_alidns_error(
         secrets: values scrubbed from the message (AccessKey secret, STS token).
 
     Returns:
-        ``DnsAuthError`` (refused credentials), ``ZoneNotFound`` (zone not in the account) or
-        ``DnsProviderError``; ``.retryable`` for throttling, 5xx, transient codes and network.
+        ``DnsAuthError`` (refused credentials), ``ZoneNotFound`` (zone not in the account),
+        ``DnsThrottled`` (:data:`THROTTLE_CODES`, HTTP 429, ``ThrottlingException``; retryable)
+        or ``DnsProviderError``, retryable for 5xx, :data:`RETRYABLE_CODES` and network errors.
     """
     if isinstance(exc, tea_exc.UnretryableException) and not isinstance(
         exc, dara_exc.ResponseException
@@ -112,8 +111,10 @@ def map_alidns_error(
         return _error(DnsProviderError, action, "NetworkError", str(exc.message), secrets, True)
     if isinstance(exc, tea_exc.ValidateException | dara_exc.ValidateException):
         return _error(DnsProviderError, action, "InvalidRequest", str(exc), secrets, False)
-    code = str(getattr(exc, "code", None) or "ClientError")
-    return _error(DnsProviderError, action, code, str(getattr(exc, "message", exc)), secrets, False)
+    if isinstance(exc, tea_exc.TeaException):  # DaraException included
+        code, text = _field(exc.code) or "ClientError", _field(exc.message) or str(exc)
+        return _error(DnsProviderError, action, code, text, secrets, False)
+    return _error(DnsProviderError, action, "ClientError", str(exc), secrets, False)
 
 
 def _from_response(
@@ -124,16 +125,9 @@ def _from_response(
     status = int(exc.status_code or data.get("statusCode") or 0)
     text = _field(data.get("Message")) or _field(data.get("message")) or _field(exc.message)
     request_id = _field(getattr(exc, "request_id", None)) or _field(data.get("RequestId"))
-    cls = _class_for(code)
-    retryable = (
-        cls is DnsProviderError
-        and (
-            code in RETRYABLE_CODES
-            or status >= 500
-            or status == 429
-            or getattr(exc, "retry_after", None) is not None
-        )
-    )
+    throttled = status == 429 or isinstance(exc, openapi_exc.ThrottlingException)
+    cls = _class_for(code, throttled)
+    by_code = code in RETRYABLE_CODES or status >= 500
     return cls(
         scrub(f"Alidns {action}: {code} (HTTP {status}): {text}", secrets),
         service=PROVIDER,
@@ -141,7 +135,7 @@ def _from_response(
         request_id=request_id,
         status=status,
         hint=HINTS.get(code, ""),
-        retryable=retryable,
+        retryable=by_code if cls is DnsProviderError else None,  # None: the class's own
     )
 
 
@@ -174,11 +168,13 @@ def _error(
     )
 
 
-def _class_for(code: str) -> type[DnsProviderError]:
+def _class_for(code: str, throttled: bool) -> type[DnsProviderError]:
     if code in AUTH_CODES or code.startswith(("InvalidAccessKeyId", "InvalidSecurityToken")):
         return DnsAuthError
     if code in ZONE_CODES:
         return ZoneNotFound
+    if throttled or code in THROTTLE_CODES:
+        return DnsThrottled
     return DnsProviderError
 
 

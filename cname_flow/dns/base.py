@@ -308,7 +308,7 @@ class BaseDnsProvider(ABC):
                 raise DnsProviderError(
                     f"{self.id}: record {rr} {kind} reported as duplicate but not found",
                     service=self.id,
-                    code="DomainRecordDuplicate",
+                    code="DuplicateRecordNotFound",
                     retryable=True,
                 )
             return found, False

@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from cname_flow.errors import RemoteError
+from cname_flow.errors import CnameFlowError, RemoteError
 
 _log = structlog.get_logger(__name__)
 
@@ -103,7 +103,7 @@ def _log_retry(fields: dict[str, str]) -> Callable[[RetryCallState], None]:
             "api.retry",
             attempt=state.attempt_number,
             wait_s=round(state.upcoming_sleep, 3),
-            code=getattr(exc, "code", type(exc).__name__),
+            code=exc.code if isinstance(exc, CnameFlowError) else type(exc).__name__,
             **fields,
         )
 

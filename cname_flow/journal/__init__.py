@@ -19,7 +19,7 @@ Guarantees (architecture §4):
   events with one ``write`` and one ``fsync`` (group commit). :meth:`Journal.compact` rewrites
   atomically, one synthetic event per binding.
 * A non-blocking ``filelock`` on ``<journal>.lock`` keeps a second process out with
-  :class:`~cname_flow.errors.JournalLocked`, naming the holder kept in ``<journal>.holder``.
+  :class:`~cname_flow.errors.Locked`, naming the holder kept in ``<journal>.holder``.
 * Files are created ``0600``, a missing directory ``0700``. Outputs whose key names a secret
   (``secret``, ``private_key``, ``security_token``, ``password``) or whose value holds a PEM
   block are refused with ``ValueError`` and never written.

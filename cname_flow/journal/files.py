@@ -1,5 +1,7 @@
 """File-system helpers of the journal: the holder-naming lock, modes, atomic replace, fsync.
 
+:class:`HolderLock` is also the reconcile run lock (:func:`cname_flow.reconcile.run.run_lock`).
+
 Files are created ``0600`` and a missing directory ``0700``, whatever the umask.
 """
 
@@ -11,50 +13,66 @@ import json
 import os
 import socket
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from types import TracebackType
+from typing import Final, Self
 
 from filelock import FileLock, Timeout
 
-from cname_flow.errors import JournalLocked
+from cname_flow.errors import Locked
 from cname_flow.journal.records import format_ts
 
 FILE_MODE: Final = 0o600
 DIR_MODE: Final = 0o700
 
 
-class JournalLock:
-    """Non-blocking ``filelock`` on ``<journal>.lock`` plus a ``<journal>.holder`` side file.
+class HolderLock:
+    """A non-blocking ``filelock`` plus a side file naming its holder (pid, host, since).
 
-    The holder (pid, host, since) goes in a side file because every contender opens the lock
-    file itself. The side file is advisory: a stale one left by a crash is simply overwritten
-    by the next holder.
+    The holder goes in a side file because every contender opens the lock file itself. The
+    side file is advisory: a stale one left by a crash is simply overwritten by the next
+    holder, and it is removed on release. Usable as a context manager.
 
     Args:
-        journal: the journal file the lock protects.
+        lock_path: the lock file, created ``0600``.
+        holder_path: the side file, JSON ``{"pid", "host", "since"}``, ``0600``.
+        busy: builds the :class:`~cname_flow.errors.Locked` message from the holder's
+            description (``"pid N on host H (since …)"``, or ``""`` when unknown).
+        hint: the hint of that error, or ``""``.
     """
 
-    def __init__(self, journal: Path) -> None:
-        self._journal = journal
-        lock_path = journal.with_suffix(journal.suffix + ".lock")
+    def __init__(
+        self, lock_path: Path, holder_path: Path, *, busy: Callable[[str], str], hint: str = ""
+    ) -> None:
         self._lock = FileLock(str(lock_path), mode=FILE_MODE, thread_local=False)
-        self._holder = journal.with_suffix(journal.suffix + ".holder")
+        self._holder = holder_path
+        self._busy = busy
+        self._hint = hint
+
+    @classmethod
+    def for_journal(cls, journal: Path) -> HolderLock:
+        """The lock of a journal file: ``<journal>.lock`` and ``<journal>.holder``."""
+        return cls(
+            journal.with_suffix(journal.suffix + ".lock"),
+            journal.with_suffix(journal.suffix + ".holder"),
+            busy=lambda holder: f"journal {journal} is in use by "
+            + (holder or "another process (holder unknown)"),
+        )
 
     def acquire(self) -> None:
         """Take the lock or fail at once.
 
         Raises:
-            JournalLocked: another process (or another ``Journal`` object) holds it; the
-                message and ``.holder`` read ``"pid N on host H (since …)"``.
+            Locked: another process (or another lock object over the same file) holds it;
+                ``.holder`` reads ``"pid N on host H (since …)"`` when the side file tells.
         """
         try:
             self._lock.acquire(blocking=False)
         except Timeout:
             holder = self._read_holder()
-            by = holder or "another process (holder unknown)"
-            message = f"journal {self._journal} is in use by {by}"
-            raise JournalLocked(message, holder=holder) from None
+            raise Locked(self._busy(holder), holder=holder, hint=self._hint) from None
         try:
             self._write_holder()
         except BaseException:
@@ -66,6 +84,18 @@ class JournalLock:
         with contextlib.suppress(FileNotFoundError):
             self._holder.unlink()
         self._lock.release()
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
 
     def _write_holder(self) -> None:
         since = format_ts(datetime.now(UTC))

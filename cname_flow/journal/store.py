@@ -14,7 +14,7 @@ from typing import Self
 from cname_flow.errors import JournalError
 from cname_flow.journal.codec import encode_event, encode_header, encode_meta, encode_snapshot
 from cname_flow.journal.files import (
-    JournalLock,
+    HolderLock,
     ensure_dir,
     fsync_dir,
     open_append,
@@ -42,7 +42,7 @@ class Journal(JournalView):
         self._fsync = fsync
         self._mutex = threading.RLock()
         self._fd: int | None = None
-        self._lock: JournalLock | None = None
+        self._lock: HolderLock | None = None
         self._created_at = datetime.now(UTC)
         self._size = 0  # bytes known written; a failed append is truncated back to this
         self._depth = 0  # nesting of open group() blocks
@@ -63,7 +63,7 @@ class Journal(JournalView):
         """Take the lock, replay the file, truncate a torn tail away, open for appending.
 
         Raises:
-            JournalLocked: another holder; the message names its pid, host and start time.
+            Locked: another holder; the message names its pid, host and start time.
             JournalCorrupt: unreadable line, missing header or unknown version.
             JournalError: this object is already open.
         """
@@ -71,7 +71,7 @@ class Journal(JournalView):
             if self._lock is not None:
                 raise JournalError(f"journal {self._path} is already open")
             ensure_dir(self._path.parent)
-            lock = JournalLock(self._path)
+            lock = HolderLock.for_journal(self._path)
             lock.acquire()
             try:
                 self._open_file()

@@ -86,7 +86,9 @@ class AlibabaOss:
         """CreateCnameToken. Returns the token with its aware-UTC expiry.
 
         Raises:
-            OssError: e.g. ``NoNeedCreateCnameToken`` (already bound), ``TooManyCnameToken``.
+            CnameAlreadyBound: ``NoNeedCreateCnameToken``, the domain is bound to this bucket.
+            CnameTaken: ``CnameAlreadyExists``, the domain is bound to a bucket (maybe this one).
+            OssError: any other failure, e.g. ``TooManyCnameToken``.
         """
         request = oss.models.CreateCnameTokenRequest(
             bucket=bucket, bucket_cname_configuration=_cname_config(domain)
@@ -115,8 +117,12 @@ class AlibabaOss:
         """PutCname, optionally with a CertificateConfiguration. Returns the request id.
 
         Raises:
-            OssError: e.g. ``NeedVerifyDomainOwnership`` (TXT proof not visible to OSS yet),
-                ``CnameAlreadyExists`` (bound to another bucket), ``NoSuchCnameInRecord`` (no ICP).
+            OwnershipPending: ``NeedVerifyDomainOwnership``, the TXT proof is not visible to
+                OSS yet (retryable).
+            CnameTaken: ``CnameAlreadyExists``, bound to a bucket (maybe this one).
+            IcpFilingMissing: ``NoSuchCnameInRecord``, the domain has no ICP filing.
+            OssCertificateConflict: ``PreviousCertId`` no longer matches the bound certificate.
+            OssError: any other failure.
         """
         request = oss.models.PutCnameRequest(
             bucket=bucket, bucket_cname_configuration=_cname_config(domain, certificate)

@@ -17,7 +17,16 @@ from xml.etree.ElementTree import ParseError
 from alibabacloud_oss_v2 import exceptions as oss_exc
 
 from cname_flow.config.credentials import scrub
-from cname_flow.errors import OssAuthError, OssError, OssThrottled
+from cname_flow.errors import (
+    CnameAlreadyBound,
+    CnameTaken,
+    IcpFilingMissing,
+    OssAuthError,
+    OssCertificateConflict,
+    OssError,
+    OssThrottled,
+    OwnershipPending,
+)
 
 SERVICE = "oss"
 
@@ -34,10 +43,37 @@ AUTH_CODES = frozenset(
         "InvalidCredentials",
     }
 )
+#: OSS codes that mean "slow down" (with HTTP 429, whatever its code): the QPS limits of
+#: https://www.alibabacloud.com/help/en/oss/user-guide/429-error and
+#: https://www.alibabacloud.com/help/doc-detail/185813.htm (503), plus the S3-style
+#: ``SlowDown``. ``RequestRateLimitExceeded`` / ``RequestRateExceeded``, listed before, are
+#: in neither page and were dropped.
 THROTTLE_CODES = frozenset(
-    {"SlowDown", "Throttling", "TooManyRequests", "RequestRateLimitExceeded"}
+    {
+        "SlowDown",
+        "Throttling",
+        "TooManyRequests",
+        "QpsLimitExceeded",
+        "TotalQpsLimitExceeded",
+        "MetaOperationQpsLimitExceeded",
+        "ActiveRequestLimitExceeded",
+    }
 )
 _RETRYABLE_STATUS = frozenset({408, 429})
+
+#: OSS codes whose meaning has its own class (PutCname, CreateCnameToken error tables:
+#: https://www.alibabacloud.com/help/en/oss/developer-reference/putcname,
+#: https://www.alibabacloud.com/help/en/oss/developer-reference/createcnametoken).
+CODE_CLASSES: dict[str, type[OssError]] = {
+    "CnameAlreadyExists": CnameTaken,
+    "NoNeedCreateCnameToken": CnameAlreadyBound,
+    "NeedVerifyDomainOwnership": OwnershipPending,
+    "NoSuchCnameInRecord": IcpFilingMissing,
+    "CasRenewCertificateConflict": OssCertificateConflict,
+}
+#: OSS EC codes whose meaning has its own class, whatever the code beside them: a
+#: PreviousCertId that no longer matches comes back as EC 0018-00000209.
+EC_CLASSES: dict[str, type[OssError]] = {"0018-00000209": OssCertificateConflict}
 
 #: Remediation per OSS error code (alibaba-apis.md §4.2, landscape.md §0 and §3 item 4).
 HINTS: dict[str, str] = {
@@ -115,8 +151,10 @@ def map_oss_error(exc: BaseException, op: str, secrets: tuple[str, ...] = ()) ->
         secrets: values scrubbed from the message (AccessKey secret, STS token).
 
     Returns:
-        ``OssAuthError`` for refused credentials, ``OssThrottled`` for throttling, else
-        ``OssError``; ``.retryable`` is True for 5xx, 408/429, throttling and transport errors.
+        The class :func:`oss_error_class` names (``OssAuthError``, ``OssThrottled``,
+        ``CnameTaken``, ``OwnershipPending``…), else ``OssError``. A specific class carries its
+        own ``.retryable``; a plain ``OssError`` is retryable for 5xx, 408/429 and transport
+        errors.
     """
     cause = _unwrap(exc)
     if isinstance(cause, oss_exc.ServiceError):
@@ -177,8 +215,8 @@ def _from_service_error(err: oss_exc.ServiceError, op: str, secrets: tuple[str, 
     ec = str(err.ec or "")
     text = scrub(str(err.message or code), secrets)
     message = f"OSS {op}: {code} (HTTP {status}): {text}" + (f" [EC {ec}]" if ec else "")
-    cls = _class_for(code, status)
-    retryable = cls is OssThrottled or status >= 500 or status in _RETRYABLE_STATUS
+    cls = oss_error_class(code, status, ec)
+    by_status = status >= 500 or status in _RETRYABLE_STATUS
     return cls(
         message,
         service=SERVICE,
@@ -186,14 +224,25 @@ def _from_service_error(err: oss_exc.ServiceError, op: str, secrets: tuple[str, 
         request_id=str(err.request_id or ""),
         status=status,
         hint=hint_for(code, ec),
-        retryable=retryable and cls is not OssAuthError,
+        retryable=by_status if cls is OssError else None,  # None: the class's own
         ec=ec,
     )
 
 
-def _class_for(code: str, status: int) -> type[OssError]:
+def oss_error_class(code: str, status: int, ec: str = "") -> type[OssError]:
+    """The ``errors.py`` class an OSS error answer means.
+
+    Args:
+        code: the answer's ``Code`` (``"CnameAlreadyExists"``).
+        status: its HTTP status.
+        ec: its ``EC`` (``"0018-00000209"``), or ``""``.
+
+    Returns:
+        ``OssAuthError`` (:data:`AUTH_CODES`), ``OssThrottled`` (:data:`THROTTLE_CODES` or HTTP
+        429), the class of :data:`EC_CLASSES` or :data:`CODE_CLASSES`, else ``OssError``.
+    """
     if code in AUTH_CODES:
         return OssAuthError
     if code in THROTTLE_CODES or status == 429:
         return OssThrottled
-    return OssError
+    return EC_CLASSES.get(ec) or CODE_CLASSES.get(code, OssError)

@@ -58,7 +58,7 @@ def write_metrics(path: Path, report: ReconcileReport | None, *, duration_s: flo
         path: the ``.prom`` file (its directory must exist).
         report: the run's report, or None when the run ended in an error before one was made.
         duration_s: wall time of the run, seconds.
-        error_code: code of the error that ended the run early (``"LockBusy"``…), if any.
+        error_code: code of the error that ended the run early (``"Locked"``…), if any.
         now: Unix seconds of the run's end (default: now).
     """
     now = time.time() if now is None else now

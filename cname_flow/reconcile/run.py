@@ -1,7 +1,7 @@
 """Reconciliation for cron: desired bindings (a manifest) against the actual state; plan; apply.
 
 One run: take the run lock (``<journal.dir>/reconcile.lock``, non-blocking: a second run gets
-:class:`~cname_flow.errors.LockBusy` at once), observe (ListCname per manifest bucket, the
+:class:`~cname_flow.errors.Locked` at once), observe (ListCname per manifest bucket, the
 ``_dnsauth`` and routing records at the DNS provider, the bind journal), build the
 :class:`~cname_flow.reconcile.plan.ReconcilePlan` (:mod:`cname_flow.reconcile.drift`), then, with
 ``apply``, check the change budget (and a reviewed plan), and run the allowed actions in order
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,12 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from filelock import FileLock, Timeout
 
 from cname_flow import service
 from cname_flow.dns.base import RecordRef
-from cname_flow.errors import CnameFlowError, JournalError, LockBusy, ZoneNotFound
+from cname_flow.errors import CnameFlowError, JournalError, ZoneNotFound
 from cname_flow.journal import BindingRecord, Journal, JournalEvent
+from cname_flow.journal.files import HolderLock, ensure_dir
 from cname_flow.manifest import Manifest
 from cname_flow.model import Binding, CnameEntry, txt_name
 from cname_flow.reconcile.drift import Action, DesiredState, Finding, Observed, Policy, detect
@@ -149,26 +148,22 @@ class ReconcileReport:
 
 @contextlib.contextmanager
 def run_lock(directory: Path) -> Iterator[Path]:
-    """Hold ``<directory>/reconcile.lock`` (filelock, non-blocking) for one run.
+    """Hold ``<directory>/reconcile.lock`` (the journal's :class:`HolderLock`) for one run.
 
     Raises:
-        LockBusy: another run holds it; the message names the lock file and the holder's pid.
+        Locked: another run holds it; the message names the lock file and the holder (pid,
+            host, since).
     """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_dir(directory)
     path = directory / LOCK_NAME
-    holder = path.with_suffix(".holder")
-    lock = FileLock(str(path), mode=0o600, thread_local=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        who = holder.read_text(encoding="utf-8").strip() if holder.exists() else "unknown"
-        raise LockBusy(f"another reconcile run holds {path} ({who}); nothing was done",
-                       hint="cron will try again; check for a run that hangs") from None
-    try:
-        holder.write_text(f"pid {os.getpid()}", encoding="utf-8")
+    lock = HolderLock(
+        path, path.with_suffix(".holder"),
+        busy=lambda who: f"another reconcile run holds {path} ({who or 'holder unknown'});"
+        " nothing was done",
+        hint="cron will try again; check for a run that hangs",
+    )
+    with lock:
         yield path
-    finally:
-        lock.release()
 
 
 def manifest_digest(manifest: Manifest) -> str:
@@ -275,10 +270,9 @@ class _Applier:
         try:
             message = self._act(key, action)
         except CnameFlowError as exc:
-            code = getattr(exc, "code", type(exc).__name__)
-            log.warning("reconcile.failed", key=key, action=str(action), code=code,
+            log.warning("reconcile.failed", key=key, action=str(action), code=exc.code,
                         error=exc.message)
-            return ItemResult(key, action, "failed", code, exc.message, exc.retryable)
+            return ItemResult(key, action, "failed", exc.code, exc.message, exc.retryable)
         return ItemResult(key, action, "fixed", message=message)
 
     def _act(self, key: str, action: Action) -> str:
@@ -348,8 +342,8 @@ def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptio
         The report; its :meth:`ReconcileReport.outcome` decides the exit code.
 
     Raises:
-        LockBusy: another run holds the run lock (nothing was read or written).
-        JournalLocked: a ``bind`` holds the journal.
+        Locked: another run holds the run lock (nothing was read or written), or a ``bind``
+            holds the journal.
         UnsafePlan: over the change budget without ``force``.
         StalePlan: ``reviewed`` no longer matches the observed state.
         CnameFlowError: observation failed (ListCname, DNS provider) or bad certificate input.

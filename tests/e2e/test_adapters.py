@@ -18,7 +18,14 @@ from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns
 from cname_flow.dns.base import Zone
 from cname_flow.dns.retry import RetryPolicy
-from cname_flow.errors import DnsAuthError, DnsProviderError, OssAuthError, OssError, ZoneNotFound
+from cname_flow.errors import (
+    DnsAuthError,
+    DnsProviderError,
+    OssAuthError,
+    OssError,
+    OwnershipPending,
+    ZoneNotFound,
+)
 from cname_flow.model import CertificateRequest, txt_name
 from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.sandbox.app import Sandbox
@@ -99,7 +106,8 @@ def test_put_cname_without_txt_proof_should_need_ownership(oss_api: AlibabaOss) 
     with pytest.raises(OssError) as info:
         oss_api.put_cname(BUCKET, domain)
     err = info.value
-    assert (err.code, err.status, err.retryable) == ("NeedVerifyDomainOwnership", 403, False)
+    assert (err.code, err.status, err.retryable) == ("NeedVerifyDomainOwnership", 403, True)
+    assert isinstance(err, OwnershipPending)
     assert "_dnsauth" in err.hint
     assert len(err.request_id) == 24
 

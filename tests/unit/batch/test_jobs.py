@@ -19,7 +19,7 @@ from cname_flow.batch.engine import BackoffPolicy, Engine
 from cname_flow.batch.jobs import JobResult, outcome
 from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter, TokenBucket
 from cname_flow.batch.pool import PriorityGate, Workers
-from cname_flow.errors import OssError
+from cname_flow.errors import DnsThrottled, OssError, OssThrottled, RemoteError
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CnameEntry, Phase
 from cname_flow.propagation.checker import NameserverAddress, PropagationChecker
@@ -58,6 +58,33 @@ def test_rate_limiter_counts_every_action_and_limits_only_listed_ones() -> None:
         limiter("Unlisted")
     assert stats.calls == {"AddDomainRecord": 3, "Unlisted": 3}
     assert len(clock.slept) == 2  # burst of one token, then one wait per call
+
+
+def _throttled(service: str) -> RemoteError:
+    if service == "oss":
+        return OssThrottled("slow down", service="oss", code="SlowDown", status=503)
+    return DnsThrottled("slow down", service="alidns", code="Throttling.User", status=400)
+
+
+@pytest.mark.parametrize("service", ["oss", "alidns"])
+def test_api_stats_counts_a_throttled_error_of_either_adapter(service: str) -> None:
+    stats = ApiStats()
+    stats.count_error("Act", _throttled(service))
+    stats.count_error("Act", OssError("gone", service="oss", code="NoSuchBucket", status=404))
+    assert stats.throttled == {"Act": 1}
+
+
+def test_batch_oss_counts_throttled_answers_by_class_not_by_code() -> None:
+    stats = ApiStats()
+    inner = FakeOss()
+    inner.fail("CreateCnameToken", _throttled("oss"), times=1)
+    inner.fail("GetCnameToken", OssError("x", service="oss", code="SlowDownish"), times=1)
+    oss = BatchOss(inner, lambda action: None, stats)
+    with pytest.raises(OssThrottled):
+        oss.create_token("examplebucket", "a.example.com")
+    with pytest.raises(OssError):
+        oss.get_token("examplebucket", "a.example.com")
+    assert stats.throttled == {"CreateCnameToken": 1}
 
 
 class SlowListOss(FakeOss):

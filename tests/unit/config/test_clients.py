@@ -84,17 +84,18 @@ def test_build_provider_alidns_should_pass_the_whole_alidns_section(
         "alidns:\n  endpoint: 127.0.0.1:8053\n  protocol: http\n  region: cn-shanghai\n"
         "  connect_timeout_s: 1.5\n  read_timeout_s: 7\n",
     )
-    limiter = print
-    provider = build_provider("alidns", settings, CREDS, rate_limiter=limiter)
+    limiter, on_error = print, repr  # two distinct callables: each must reach its own keyword
+    provider = build_provider("alidns", settings, CREDS, rate_limiter=limiter, on_error=on_error)
 
     assert isinstance(provider, AlidnsSpy)
     assert provider.kwargs == {
-        "credentials": CREDS, "rate_limiter": limiter, "endpoint": "127.0.0.1:8053",
-        "region": "cn-shanghai", "protocol": "http", "connect_timeout_s": 1.5,
-        "read_timeout_s": 7.0,
+        "credentials": CREDS, "rate_limiter": limiter, "on_error": on_error,
+        "endpoint": "127.0.0.1:8053", "region": "cn-shanghai", "protocol": "http",
+        "connect_timeout_s": 1.5, "read_timeout_s": 7.0,
     }
     assert alidns_options(settings.alidns) == {
-        k: v for k, v in provider.kwargs.items() if k not in ("credentials", "rate_limiter")
+        k: v for k, v in provider.kwargs.items()
+        if k not in ("credentials", "rate_limiter", "on_error")
     }
 
 

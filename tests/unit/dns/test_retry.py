@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns, split_endpoint
 from cname_flow.dns.retry import RetryPolicy
-from cname_flow.errors import DnsProviderError, RemoteError
+from cname_flow.errors import DnsProviderError, DnsThrottled, RemoteError
+from tests.unit.test_errors import client_exception
 
 
 def failing(errors: list[BaseException], result: str = "ok") -> tuple[list[int], Callable[[], str]]:
@@ -129,3 +130,23 @@ def test_split_endpoint_should_strip_the_scheme_the_sdk_cannot_take(
     endpoint: str | None, protocol: str, expected: tuple[str | None, str]
 ) -> None:
     assert split_endpoint(endpoint, protocol) == expected
+
+
+def test_alidns_on_error_should_see_every_failed_attempt_mapped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[str, DnsProviderError]] = []
+    dns = Alidns(credentials=Credentials("LTAIexample", "SENTINEL-secret"),
+                 endpoint="127.0.0.1:9", protocol="http",
+                 on_error=lambda action, exc: seen.append((action, exc)),
+                 retry=NO_JITTER, sleep=lambda _s: None)
+
+    def throttled(_request: object) -> object:
+        raise client_exception("Throttling.User")
+
+    monkeypatch.setattr(dns._client, "describe_domains", throttled)
+    with pytest.raises(DnsThrottled) as info:
+        dns.find_zone("img.example.com")
+    assert [action for action, _ in seen] == ["DescribeDomains"] * 4
+    assert all(isinstance(exc, DnsThrottled) for _, exc in seen)
+    assert seen[-1][1] is info.value

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cname_flow.errors import JournalCorrupt, JournalError, JournalLocked
+from cname_flow.cli.common import EX_TEMPFAIL, exit_code
+from cname_flow.errors import JournalCorrupt, JournalError, Locked
 from cname_flow.journal import BindingRecord, ErrorInfo, Journal, JournalEvent
 from cname_flow.journal.reader import read_events
 from cname_flow.model import Phase, Step
@@ -246,7 +247,7 @@ HOLDER = textwrap.dedent(
 )
 
 
-def test_second_process_gets_journal_locked_naming_the_holder(path: Path) -> None:
+def test_second_process_gets_locked_naming_the_holder(path: Path) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(path)],
         stdin=subprocess.PIPE,
@@ -255,7 +256,7 @@ def test_second_process_gets_journal_locked_naming_the_holder(path: Path) -> Non
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        with pytest.raises(JournalLocked) as caught:
+        with pytest.raises(Locked) as caught:
             Journal(path).open()
         assert f"pid {child.pid} on host " in caught.value.holder
         assert f"is in use by pid {child.pid}" in str(caught.value)
@@ -268,8 +269,16 @@ def test_second_process_gets_journal_locked_naming_the_holder(path: Path) -> Non
 
 
 def test_same_process_second_journal_object_is_refused_too(path: Path) -> None:
-    with Journal(path), pytest.raises(JournalLocked, match=f"pid {os.getpid()}"):
+    with Journal(path), pytest.raises(Locked, match=f"pid {os.getpid()}"):
         Journal(path).open()
+
+
+def test_journal_lock_refusal_is_locked_retryable_and_exits_75(path: Path) -> None:
+    with Journal(path), pytest.raises(Locked) as caught:
+        Journal(path).open()
+    assert caught.value.retryable and caught.value.code == "Locked"
+    assert exit_code(caught.value) == EX_TEMPFAIL
+    assert f"journal {path} is in use by pid {os.getpid()} on host " in str(caught.value)
 
 
 def test_using_a_closed_journal_is_an_error(path: Path) -> None:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alibabacloud_oss_v2 import exceptions as oss_exc
 
-from cname_flow.errors import OssError
+from cname_flow.config.credentials import Credentials
+from cname_flow.errors import (
+    CnameAlreadyBound,
+    CnameTaken,
+    IcpFilingMissing,
+    OssCertificateConflict,
+    OssError,
+    OssThrottled,
+    OwnershipPending,
+)
 from cname_flow.model import CertificateRequest
-from cname_flow.oss.adapter import _certificate_config, _needs_path_style, parse_http_date
+from cname_flow.oss.adapter import (
+    AlibabaOss,
+    _certificate_config,
+    _needs_path_style,
+    parse_http_date,
+)
 from tests.fakes import FakeOss, oss_error
 
 
@@ -107,3 +123,60 @@ def test_fake_oss_rebind_on_same_bucket_should_keep_certificate_rules() -> None:
                   CertificateRequest(cert_id="2-cn-hangzhou", previous_cert_id="1-cn-hangzhou"))
     [entry] = oss.list_cnames("examplebucket")
     assert entry.certificate is not None and entry.certificate.cert_id == "2-cn-hangzhou"
+
+
+# --- the adapter's boundary: SDK answers leave as the class they mean ---------------------------
+
+
+def _adapter() -> AlibabaOss:
+    """An adapter whose SDK client is never reached (each test replaces the one call it makes)."""
+    return AlibabaOss(region="cn-hangzhou", credentials=Credentials("AKID", "secret"),
+                      endpoint="http://127.0.0.1:9")
+
+
+def _answering(status: int, code: str, ec: str = "") -> Callable[[object], object]:
+    def call(_request: object) -> object:
+        err = oss_exc.ServiceError(status_code=status, code=code, message="m", request_id="RID",
+                                   ec=ec, timestamp=None, request_target="POST /")
+        raise oss_exc.OperationError(name="op", error=err)
+
+    return call
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "ec", "cls"),
+    [
+        (403, "NoNeedCreateCnameToken", "0018-00000302", CnameAlreadyBound),
+        (409, "CnameAlreadyExists", "", CnameTaken),
+        (503, "SlowDown", "", OssThrottled),
+    ],
+)
+def test_create_token_should_raise_the_class_of_the_oss_answer(
+    monkeypatch: pytest.MonkeyPatch, status: int, code: str, ec: str, cls: type[OssError]
+) -> None:
+    oss_api = _adapter()
+    monkeypatch.setattr(oss_api._client, "create_cname_token", _answering(status, code, ec))
+    with pytest.raises(cls) as info:
+        oss_api.create_token("examplebucket", "a.example.com")
+    assert (info.value.code, info.value.status, info.value.request_id) == (code, status, "RID")
+    assert isinstance(info.value.__cause__, oss_exc.OperationError)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "ec", "cls"),
+    [
+        (403, "NeedVerifyDomainOwnership", "0018-00000115", OwnershipPending),
+        (409, "CnameAlreadyExists", "", CnameTaken),
+        (404, "NoSuchCnameInRecord", "", IcpFilingMissing),
+        (409, "CasRenewCertificateConflict", "", OssCertificateConflict),
+        (400, "InvalidArgument", "0018-00000209", OssCertificateConflict),
+    ],
+)
+def test_put_cname_should_raise_the_class_of_the_oss_answer(
+    monkeypatch: pytest.MonkeyPatch, status: int, code: str, ec: str, cls: type[OssError]
+) -> None:
+    oss_api = _adapter()
+    monkeypatch.setattr(oss_api._client, "put_cname", _answering(status, code, ec))
+    with pytest.raises(cls) as info:
+        oss_api.put_cname("examplebucket", "a.example.com")
+    assert (info.value.code, info.value.ec, info.value.service) == (code, ec, "oss")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cname_flow.cli.common import EX_TEMPFAIL, exit_code
 from cname_flow.dns.base import OWNER_REMARK, RecordRef
-from cname_flow.errors import InputError, LockBusy, StalePlan, UnsafePlan
+from cname_flow.errors import InputError, Locked, StalePlan, UnsafePlan
 from cname_flow.journal import BindingRecord
 from cname_flow.model import Binding, BindingOptions, CertificateInfo, CnameEntry
 from cname_flow.reconcile.drift import (
@@ -250,8 +252,19 @@ def test_metrics_file_carries_the_figures_and_keeps_the_last_success(tmp_path: P
     assert previous_success(path) == 1000.0
 
 
+def test_run_lock_refusal_names_the_holder_and_exits_75(tmp_path: Path) -> None:
+    with run_lock(tmp_path / "j") as path, pytest.raises(Locked) as caught, \
+            run_lock(tmp_path / "j"):
+        pass
+    assert f"pid {os.getpid()} on host " in caught.value.holder
+    assert f"another reconcile run holds {path} (pid {os.getpid()} on host " in str(caught.value)
+    assert "cron will try again" in caught.value.hint
+    assert exit_code(caught.value) == EX_TEMPFAIL
+    assert not (tmp_path / "j" / "reconcile.holder").exists()  # forgotten on release
+
+
 def test_run_lock_is_exclusive_and_released(tmp_path: Path) -> None:
-    with run_lock(tmp_path / "j"), pytest.raises(LockBusy, match="another reconcile run holds"), \
+    with run_lock(tmp_path / "j"), pytest.raises(Locked, match="another reconcile run holds"), \
             run_lock(tmp_path / "j"):
         pass
     with run_lock(tmp_path / "j"):
