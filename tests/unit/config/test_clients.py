@@ -13,7 +13,7 @@ from cname_flow import service
 from cname_flow.config import Credentials, Settings, load_settings
 from cname_flow.dns import PROVIDERS, alidns_options, build_provider
 from cname_flow.dns import alidns as alidns_module
-from cname_flow.errors import ConfigError
+from cname_flow.errors import ConfigError, DnsProviderError
 
 ENV = {"OSS_ACCESS_KEY_ID": "LTAIid", "OSS_ACCESS_KEY_SECRET": "SENTINEL-secret"}
 CREDS = Credentials("LTAIid", "SENTINEL-secret")
@@ -84,7 +84,10 @@ def test_build_provider_alidns_should_pass_the_whole_alidns_section(
         "alidns:\n  endpoint: 127.0.0.1:8053\n  protocol: http\n  region: cn-shanghai\n"
         "  connect_timeout_s: 1.5\n  read_timeout_s: 7\n",
     )
-    limiter, on_error = print, repr  # two distinct callables: each must reach its own keyword
+    def limiter(action: str) -> None: ...
+
+    def on_error(action: str, error: DnsProviderError) -> None: ...
+
     provider = build_provider("alidns", settings, CREDS, rate_limiter=limiter, on_error=on_error)
 
     assert isinstance(provider, AlidnsSpy)
