@@ -2,7 +2,7 @@
 
 Adapters (``oss.py``, ``dns/*.py``, ``propagation.py``) are the only places that catch SDK,
 HTTP or dnspython exceptions; they map them once, with ``raise OurError(...) from exc``.
-Exit codes are decided in ``cli.py`` only.
+Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
 
 ::
 
