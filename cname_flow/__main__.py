@@ -1,5 +1,5 @@
 """``python -m cname_flow`` runs the command-line interface."""
 
-from cname_flow.cli.main import main
+from cname_flow.cli import main
 
 main()

@@ -3,7 +3,7 @@
 Adapters (``oss/``, ``dns/``, ``propagation/``) are the only places that catch SDK, HTTP or
 dnspython exceptions; they map them once, with ``raise OurError(...) from exc``, into the class
 that says what happened (a vendor code string means nothing outside its adapter).
-Exit codes are decided in ``cli/`` only.
+Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
 
 ::
 

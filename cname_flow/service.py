@@ -1,27 +1,36 @@
-"""Library entry points behind the commands: build clients from settings, bind, unbind, status.
+"""Library entry points behind the commands: clients from settings, bind, unbind, certificates.
 
 The CLI parses arguments, calls one function here, renders the result and picks the exit code;
-nothing here prints or exits.
+nothing here prints or exits. Attaching and rotating a certificate go through :func:`bind` (the
+PUT_CNAME step plans the change with PreviousCertId compare-and-swap); :func:`remove_certificate`
+and :func:`certificate_rows` are the certificate operations that are not a binding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
-from cname_flow.certs import LocalCertificate, check_cas_cert_id, check_certificate
+from cname_flow.certs import (
+    LocalCertificate,
+    check_cas_cert_id,
+    check_certificate,
+    plan_certificate,
+)
 from cname_flow.config import Credentials, Settings, resolve_credentials
 from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
-from cname_flow.errors import InputError
+from cname_flow.errors import InputError, VerificationFailed
 from cname_flow.journal import BindingRecord, Journal, JournalEvent
 from cname_flow.model import (
     Binding,
     BindingOptions,
     CertificateSpec,
+    CnameEntry,
     Phase,
     Step,
     normalize_domain,
@@ -30,6 +39,7 @@ from cname_flow.model import (
 from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.base import OssCnameApi
 from cname_flow.propagation.checker import PropagationChecker, Round
+from cname_flow.workflow import putcname
 from cname_flow.workflow.putcname import OwnershipPolicy
 from cname_flow.workflow.runner import Runner
 from cname_flow.workflow.steps import StepContext
@@ -177,3 +187,116 @@ def unbind(clients: Clients, binding: Binding, journal: Journal) -> list[str]:
                                 outputs={"txt_record_id": None, "route_record_id": None,
                                          "token": None, "token_expires_at": None}))
     return done
+
+
+def bucket_listing(clients: Clients, bucket: str) -> list[CnameEntry]:
+    """The bucket's ListCname rows as OSS reports them now (one ListCname call), e.g. to show
+    next to a binding just made.
+
+    Raises:
+        OssError: ListCname failed (``NoSuchBucket``, access denied, ...).
+    """
+    return clients.oss.list_cnames(bucket)
+
+
+# -- certificates -----------------------------------------------------------------------------
+
+def certificate_buckets(settings: Settings, requested: Iterable[str] = ()) -> list[str]:
+    """The buckets whose certificates ``cert status`` lists, sorted.
+
+    ``requested`` when given; otherwise every bucket of the bind journal plus
+    ``defaults.bucket``.
+
+    Raises:
+        InputError: nothing requested and neither the journal nor the settings name a bucket.
+    """
+    chosen = set(requested)
+    if not chosen:
+        snapshot = Journal.read_only(journal_path(settings))
+        chosen = {r.bucket for r in snapshot.bindings().values()}
+        if settings.defaults.bucket:
+            chosen.add(settings.defaults.bucket)
+    if not chosen:
+        raise InputError("no bucket to list: pass --bucket or set defaults.bucket")
+    return sorted(chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRow:
+    """One bound domain's certificate as ListCname reports it.
+
+    Attributes:
+        days_left: days until ValidEndDate (negative when expired), None without a certificate.
+    """
+
+    bucket: str
+    domain: str
+    status: str
+    type: str | None
+    cert_id: str | None
+    fingerprint: str | None
+    valid_end: datetime | None
+    days_left: float | None
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-able form for ``--json``."""
+        return {
+            "bucket": self.bucket, "domain": self.domain, "status": self.status,
+            "type": self.type, "cert_id": self.cert_id, "fingerprint": self.fingerprint,
+            "valid_end": self.valid_end.isoformat() if self.valid_end else None,
+            "days_left": None if self.days_left is None else round(self.days_left, 1),
+        }
+
+
+def certificate_rows(
+    clients: Clients, buckets: Iterable[str], *, now: datetime | None = None
+) -> list[CertificateRow]:
+    """One row per domain bound to each bucket (one ListCname per bucket)."""
+    now = now or datetime.now(UTC)
+    rows: list[CertificateRow] = []
+    for bucket in sorted(set(buckets)):
+        rows.extend(_row(bucket, e, now) for e in bucket_listing(clients, bucket))
+    return rows
+
+
+def _row(bucket: str, entry: CnameEntry, now: datetime) -> CertificateRow:
+    cert = entry.certificate
+    end = cert.valid_end if cert else None
+    return CertificateRow(
+        bucket=bucket, domain=entry.domain, status=entry.status,
+        type=cert.type if cert else None, cert_id=cert.cert_id if cert else None,
+        fingerprint=cert.fingerprint if cert else None, valid_end=end,
+        days_left=(end - now).total_seconds() / 86400 if end else None,
+    )
+
+
+def remove_certificate(clients: Clients, binding: Binding, journal: Journal) -> str:
+    """Unbind the domain's certificate (PutCname with DeleteCertificate, never with Force).
+
+    Returns:
+        What was done, as one sentence.
+
+    Raises:
+        VerificationFailed: ListCname still shows a certificate afterwards.
+        OssError: PutCname failed (e.g. the domain is not bound to the bucket).
+    """
+    ctx = step_context(clients, binding)
+    entry = ctx.listed(fresh=True)
+    if entry is None or entry.certificate is None:
+        return f"{binding.domain} on {binding.bucket} has no certificate; nothing to do"
+    plan = plan_certificate(entry.certificate, None, remove=True)
+    record = journal.get(binding.key)
+    window = ctx.ownership_policy.window_s(record) if record else ctx.ownership_policy.min_window_s
+    request_id = putcname.put_with_retry(ctx, plan.request, window)
+    after = ctx.listed(fresh=True)
+    if after is not None and after.certificate is not None:
+        raise VerificationFailed(
+            f"ListCname still shows certificate {after.certificate.cert_id} on {binding.domain}")
+    journal.record(JournalEvent(
+        key=binding.key, step="cert_remove", status="done",
+        phase=record.phase if record else str(Phase.BOUND),
+        outputs={"cert_id": None, "fingerprint": None, "cert_not_after": None,
+                 "put_request_id": request_id},
+    ))
+    log.info("certificate.removed", cert_id=entry.certificate.cert_id)
+    return f"removed certificate {entry.certificate.cert_id} from {binding.domain}"

@@ -1,11 +1,11 @@
 """``cname-flow batch``: run, resume, status and list batch jobs (thin: parse, call, render).
 
 Mounted by :mod:`cname_flow.cli.main` with ``main.add_command(batch)``; the root group's context
-object (:class:`cname_flow.cli.common.Ctx`, with ``settings`` and ``config_path``) is used here.
+object (:class:`cname_flow.cli.common.CliState`: ``settings``, ``config_path``) is used here.
 
-Exit codes: 0 all bound; 1 some failed for good; 75 only retryable failures (or unfinished
-bindings) remain; 130/143 interrupted by SIGINT/SIGTERM (the resume command is printed);
-2 usage, config or manifest errors.
+The exit code is :func:`cname_flow.cli.common.outcome_of` of the :class:`JobResult`: all bound,
+some failed for good, only retryable or unfinished bindings left (the resume command is
+printed), or interrupted by SIGINT/SIGTERM (the resume command is printed too).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -28,9 +27,7 @@ from cname_flow.cli.batch_report import (
     status_table,
     summary_table,
 )
-from cname_flow.cli.common import guarded
-
-_STATUS_EXIT = {"ok": 0, "failed": 1, "retryable": 75}
+from cname_flow.cli.common import CliState, Outcome, guarded, outcome_of
 
 
 @click.group("batch")
@@ -50,7 +47,7 @@ def batch() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.pass_obj
 @guarded
-def run(obj: Any, manifest: Path, concurrency: int | None, job_id: str | None,
+def run(obj: CliState, manifest: Path, concurrency: int | None, job_id: str | None,
         bucket: str | None, region: str | None, as_json: bool) -> None:
     """Validate the manifest, then bind every domain in it."""
     tracker = ProgressTracker()
@@ -68,7 +65,7 @@ def run(obj: Any, manifest: Path, concurrency: int | None, job_id: str | None,
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.pass_obj
 @guarded
-def resume(obj: Any, job_id: str, concurrency: int | None, retry_failed: bool,
+def resume(obj: CliState, job_id: str, concurrency: int | None, retry_failed: bool,
            as_json: bool) -> None:
     """Continue JOB_ID where it stopped (bound domains are skipped)."""
     tracker = ProgressTracker()
@@ -79,20 +76,18 @@ def resume(obj: Any, job_id: str, concurrency: int | None, retry_failed: bool,
     _finish(obj, result, as_json)
 
 
-def _finish(obj: Any, result: jobs.JobResult, as_json: bool) -> None:
+def _finish(obj: CliState, result: jobs.JobResult, as_json: bool) -> None:
     if as_json:
         render.emit_json(result_json(result))
     else:
-        render.console.print(summary_table(result))
+        render.console().print(summary_table(result))
+    code = outcome_of(result)
+    resume = jobs.resume_command(result.job_id, obj.config_path)
     if result.interrupted is not None:
         click.echo(f"interrupted by {signal.Signals(result.interrupted).name}; journal flushed."
-                   f" Resume with:\n  {jobs.resume_command(result.job_id, obj.config_path)}",
-                   err=True)
-        sys.exit(128 + result.interrupted)
-    code = _STATUS_EXIT[result.exit_status]
-    if code == 75:
-        click.echo("some bindings can still succeed; resume later with:\n  "
-                   f"{jobs.resume_command(result.job_id, obj.config_path)}", err=True)
+                   f" Resume with:\n  {resume}", err=True)
+    elif code is Outcome.RETRYABLE:
+        click.echo(f"some bindings can still succeed; resume later with:\n  {resume}", err=True)
     sys.exit(code)
 
 
@@ -101,24 +96,24 @@ def _finish(obj: Any, result: jobs.JobResult, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_obj
 @guarded
-def status(obj: Any, job_id: str, as_json: bool) -> None:
+def status(obj: CliState, job_id: str, as_json: bool) -> None:
     """Show every binding of JOB_ID: phase, outcome, attempts, last error."""
     info = jobs.job_status(obj.settings, job_id)
     if as_json:
         render.emit_json(info_json(info))
     else:
-        render.console.print(status_table(info))
+        render.console().print(status_table(info))
 
 
 @batch.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_obj
 @guarded
-def list_(obj: Any, as_json: bool) -> None:
+def list_(obj: CliState, as_json: bool) -> None:
     """List the batch jobs with their counts per outcome."""
     found = jobs.list_jobs(obj.settings)
     if as_json:
         render.emit_json([info_json(j, bindings=False) for j in found])
     else:
-        render.console.print(jobs_table(found))
+        render.console().print(jobs_table(found))
 

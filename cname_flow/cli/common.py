@@ -1,21 +1,28 @@
-"""What every command module shares: exit codes, error rendering, the global-options object.
+"""What every command module shares: the exit-code table, error rendering, the global options.
 
-Exit codes are decided here and only here (:func:`exit_code`):
-0 success / no drift; 1 a binding failed for good; 2 usage, config or input error;
-3 unsafe plan refused (re-run with ``--force``); 75 (EX_TEMPFAIL) every failure was retryable.
-Command modules (``cli``, ``cli_batch``, ``cli_reconcile``) import from here, never from each
-other, so ``cli`` can mount them without an import cycle.
+Exit codes are decided here and only here: :class:`Outcome` is the table, :func:`outcome_of`
+the one function that maps whatever ended a command into it (an exception, a batch
+:class:`~cname_flow.batch.jobs.JobResult`, a :class:`~cname_flow.reconcile.run.ReconcileReport`).
+Values follow the README's exit-code table, ``sysexits.h`` (75 = EX_TEMPFAIL) and the shell's
+``128 + signal number`` for a run stopped by a signal.
+
+Command modules (``main``, ``batch``, ``reconcile``) import from here, never from each other, so
+``main`` can mount them without an import cycle.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
+from enum import IntEnum
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from cname_flow import service
+from cname_flow.batch.jobs import JobResult
 from cname_flow.config import Settings
 from cname_flow.errors import (
     CnameFlowError,
@@ -24,38 +31,102 @@ from cname_flow.errors import (
     Locked,
     UnsafePlan,
 )
+from cname_flow.reconcile.run import ReconcileReport
 
-EX_OK, EX_FAILED, EX_USAGE, EX_UNSAFE, EX_TEMPFAIL = 0, 1, 2, 3, 75
+
+class Outcome(IntEnum):
+    """The process exit codes of every command (the README's table).
+
+    ``OK`` success (for ``reconcile``: no drift left); ``FAILED`` a binding failed for good (or
+    drift is left); ``USAGE`` usage, config, manifest or input error, nothing touched; ``UNSAFE``
+    an unsafe plan refused without ``--force``; ``RETRYABLE`` (EX_TEMPFAIL of ``sysexits.h``)
+    every failure was retryable or another run holds the lock; ``SIGINT`` / ``SIGTERM``
+    interrupted by that signal, ``128 + signum`` as a shell reports it.
+    """
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    UNSAFE = 3
+    RETRYABLE = 75
+    SIGINT = 128 + signal.SIGINT     # 130
+    SIGTERM = 128 + signal.SIGTERM   # 143
+
+    @classmethod
+    def interrupted(cls, signum: int) -> Outcome:
+        """The outcome of a run stopped by signal ``signum`` (``128 + signum``).
+
+        Raises:
+            ValueError: a signal the commands do not handle (only SIGINT and SIGTERM are).
+        """
+        return cls(128 + signum)
 
 
-def exit_code(exc: BaseException) -> int:
-    """The process exit code for an error that ended a command."""
+_JOB_STATUS = {"ok": Outcome.OK, "failed": Outcome.FAILED, "retryable": Outcome.RETRYABLE}
+_RECONCILE = {"clean": Outcome.OK, "retry": Outcome.RETRYABLE, "drift": Outcome.FAILED}
+
+
+def outcome_of(ended: BaseException | JobResult | ReconcileReport) -> Outcome:
+    """The one mapping into :class:`Outcome` of whatever ended a command.
+
+    Args:
+        ended: the exception that stopped a command (``KeyboardInterrupt`` is SIGINT); a batch
+            job's result, by its ``exit_status`` (``ok|failed|retryable|interrupted``); or a
+            reconcile report, by its ``outcome()`` (``clean|retry|drift``).
+
+    Raises:
+        KeyError: a status string this table does not know (a new vocabulary word).
+    """
+    if isinstance(ended, JobResult):
+        if ended.interrupted is not None:
+            return Outcome.interrupted(ended.interrupted)
+        return _JOB_STATUS[ended.exit_status]
+    if isinstance(ended, ReconcileReport):
+        return _RECONCILE[ended.outcome()]
+    return _error_outcome(ended)
+
+
+def _error_outcome(exc: BaseException) -> Outcome:
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome.SIGINT
     if isinstance(exc, ConfigError | InputError | click.UsageError):
-        return EX_USAGE
+        return Outcome.USAGE
     if isinstance(exc, UnsafePlan):
-        return EX_UNSAFE
+        return Outcome.UNSAFE
     if isinstance(exc, Locked):
-        return EX_TEMPFAIL
+        return Outcome.RETRYABLE
     if isinstance(exc, CnameFlowError) and exc.retryable:
-        return EX_TEMPFAIL
-    return EX_FAILED
+        return Outcome.RETRYABLE
+    return Outcome.FAILED
 
 
 def fail(exc: CnameFlowError) -> NoReturn:
-    """Print the error (and its hint) on stderr and exit with its code."""
+    """Print the error (and its hint) on stderr and exit with its :class:`Outcome`."""
     where = f"{exc.binding_key}: " if exc.binding_key else ""
     step = f" (step {exc.step})" if exc.step else ""
     click.echo(f"{click.style('error', fg='red')}{step}: {where}{exc.message}", err=True)
     if exc.hint:
         click.echo(f"hint: {exc.hint}", err=True)
-    sys.exit(exit_code(exc))
+    sys.exit(outcome_of(exc))
 
 
-class Ctx:
-    """What the global options give every command."""
+ClientsFactory = Callable[[Settings], service.Clients]
 
-    def __init__(self, config: Path | None) -> None:
+
+class CliState:
+    """What the global options give every command (the click context object).
+
+    Args:
+        config: the ``--config`` file, or None for the defaults.
+        clients_factory: builds the adapters from the settings (default: the real SDK adapters,
+            :meth:`cname_flow.service.Clients.from_settings`); tests pass fakes here through
+            ``CliRunner.invoke(main, ..., obj=CliState(clients_factory=...))``.
+    """
+
+    def __init__(self, config: Path | None = None, *,
+                 clients_factory: ClientsFactory | None = None) -> None:
         self.config_path = config
+        self.clients_factory = clients_factory or service.Clients.from_settings
         self._settings: Settings | None = None
 
     @property
@@ -67,14 +138,25 @@ class Ctx:
             self._settings = load_settings(self.config_path)
         return self._settings
 
+    def clients(self) -> service.Clients:
+        """The adapters of this command, built from :attr:`settings` by the factory.
+
+        Raises:
+            ConfigError: bad settings or no usable credentials.
+        """
+        return self.clients_factory(self.settings)
+
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our exceptions into a message and an exit code."""
+    """Turn our exceptions (and Ctrl-C) into a message and an :class:`Outcome` exit code."""
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except CnameFlowError as exc:
             fail(exc)
+        except KeyboardInterrupt as exc:
+            click.echo("interrupted", err=True)
+            sys.exit(outcome_of(exc))
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper

@@ -3,12 +3,16 @@
 Starts the sandbox in-process with the second nameserver lagging (so the propagation wait is
 visible), writes a cname-flow config pointing at it, binds every domain of the demo manifest
 through the real SDK clients, then prints ListCname and each nameserver's answer.
+
+The default manifest, ``demo.yaml`` beside this module, is package data: it is read through
+:mod:`importlib.resources`, so the command works from an installed wheel as from a checkout.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -17,13 +21,28 @@ from cname_flow import service
 from cname_flow.cli import render
 from cname_flow.config import load_settings
 from cname_flow.journal import Journal
-from cname_flow.manifest import load_manifest
+from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import txt_name
 from cname_flow.propagation.checker import Round
 from cname_flow.sandbox.app import Sandbox, write_cname_flow_config
 from cname_flow.sandbox.config import NameserverConfig, SandboxConfig
 
-DEFAULT_WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "demo.yaml"
+#: The default manifest's resource name inside this package (``cname_flow.cli``).
+DEFAULT_WORKFLOW = "demo.yaml"
+
+
+def load_workflow(workflow: Path | None = None) -> Manifest:
+    """The demo's manifest: ``workflow``, or the ``demo.yaml`` shipped in this package.
+
+    Raises:
+        ConfigError: the manifest does not validate (every problem with its line), or the
+            shipped file is missing from the installation.
+    """
+    if workflow is not None:
+        return load_manifest(workflow)
+    shipped = resources.files("cname_flow.cli").joinpath(DEFAULT_WORKFLOW)
+    with resources.as_file(shipped) as path:
+        return load_manifest(path)
 
 
 def demo_world(lag: float) -> SandboxConfig:
@@ -36,7 +55,7 @@ def demo_world(lag: float) -> SandboxConfig:
 
 def run_demo(workflow: Path | None, *, lag: float, console: Console) -> None:
     """Run the demo; raises the first binding's error if one fails."""
-    manifest = load_manifest(workflow or DEFAULT_WORKFLOW)
+    manifest = load_workflow(workflow)
     with tempfile.TemporaryDirectory(prefix="cname-flow-demo-") as tmp, \
             Sandbox(demo_world(lag)) as sandbox:
         info = sandbox.info
@@ -55,7 +74,7 @@ def run_demo(workflow: Path | None, *, lag: float, console: Console) -> None:
                 service.bind(clients, binding, journal, on_step=render.StepPrinter(console))
         console.rule(f"all bound in {time.monotonic() - started:.1f} s")
         for bucket in sorted(manifest.buckets):
-            console.print(render.cname_table(bucket, clients.oss.list_cnames(bucket)))
+            console.print(render.cname_table(bucket, service.bucket_listing(clients, bucket)))
         rounds: dict[str, Round] = {}
         for binding in manifest.bindings:
             zone = clients.dns.find_zone(txt_name(binding.domain))

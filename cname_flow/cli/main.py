@@ -1,7 +1,8 @@
 """The command-line interface: parse, build objects from Settings, call one library entry, render.
 
-Exit codes and error rendering live in :mod:`cname_flow.cli.common`; batch jobs and reconciliation
-live in :mod:`cname_flow.cli.batch` and :mod:`cname_flow.cli.reconcile`, mounted here.
+Exit codes (the one table, :class:`~cname_flow.cli.common.Outcome`) and error rendering live in
+:mod:`cname_flow.cli.common`; batch jobs and reconciliation live in :mod:`cname_flow.cli.batch` and
+:mod:`cname_flow.cli.reconcile`, mounted here.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import click
 from cname_flow import service
 from cname_flow.cli import log, render
 from cname_flow.cli.batch import batch
-from cname_flow.cli.common import Ctx, guarded
+from cname_flow.cli.common import CliState, guarded
 from cname_flow.cli.reconcile import reconcile
-from cname_flow.errors import InputError
 from cname_flow.journal import Journal
 from cname_flow.model import Binding, BindingOptions, CertificateSpec
 from cname_flow.workflow.plan import plan_binding
+
+#: Commands that set up logging themselves (the demo always logs to the console).
+OWN_LOGGING = frozenset({"demo"})
 
 
 @click.group()
@@ -34,8 +37,9 @@ from cname_flow.workflow.plan import plan_binding
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, verbose: bool, json_logs: bool | None) -> None:
     """Bind custom domains to Alibaba Cloud OSS buckets, resumably."""
-    log.configure(json_logs=json_logs, verbose=verbose)
-    ctx.obj = Ctx(config)
+    if ctx.invoked_subcommand not in OWN_LOGGING:
+        log.configure(json_logs=json_logs, verbose=verbose)
+    ctx.ensure_object(CliState).config_path = config  # an object given by a test is kept
 
 
 def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,7 +61,7 @@ def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _binding(obj: Ctx, kw: dict[str, Any]) -> Binding:
+def _binding(obj: CliState, kw: dict[str, Any]) -> Binding:
     cert = None
     if kw["cert_file"] or kw["key_file"] or kw["cert_id"]:
         cert = CertificateSpec(cert_file=kw["cert_file"], key_file=kw["key_file"],
@@ -74,23 +78,23 @@ def _binding(obj: Ctx, kw: dict[str, Any]) -> Binding:
 @click.option("--dry-run", is_flag=True, help="Only show the plan; change nothing.")
 @click.pass_obj
 @guarded
-def bind(obj: Ctx, dry_run: bool, **kw: Any) -> None:
+def bind(obj: CliState, dry_run: bool, **kw: Any) -> None:
     """Bind DOMAIN to a bucket: token, TXT, propagation, PutCname, verification (resumable)."""
     if dry_run:
         return _plan(obj, kw)
     binding = _binding(obj, kw)
-    clients = service.Clients.from_settings(obj.settings)
+    clients = obj.clients()
     human = sys.stderr.isatty() and not kw["as_json"]
     with Journal(service.journal_path(obj.settings)) as journal, \
             render.propagation_progress(human) as on_round:
         record = service.bind(clients, binding, journal, on_round=on_round,
-                              on_step=render.StepPrinter(render.err_console) if human else None)
+                              on_step=render.StepPrinter(render.err_console()) if human else None)
     if kw["as_json"]:
         render.emit_json(render.record_json(record))
         return None
-    render.console.print(f"[green]bound[/green] {binding.domain} → {binding.bucket}")
-    entries = clients.oss.list_cnames(binding.bucket)
-    render.console.print(render.cname_table(binding.bucket, entries))
+    out = render.console()
+    out.print(f"[green]bound[/green] {binding.domain} → {binding.bucket}")
+    out.print(render.cname_table(binding.bucket, service.bucket_listing(clients, binding.bucket)))
     return None
 
 
@@ -98,21 +102,20 @@ def bind(obj: Ctx, dry_run: bool, **kw: Any) -> None:
 @binding_options
 @click.pass_obj
 @guarded
-def plan(obj: Ctx, **kw: Any) -> None:
+def plan(obj: CliState, **kw: Any) -> None:
     """Show what `bind` would do for DOMAIN and why (read-only)."""
     _plan(obj, kw)
 
 
-def _plan(obj: Ctx, kw: dict[str, Any]) -> None:
+def _plan(obj: CliState, kw: dict[str, Any]) -> None:
     binding = _binding(obj, kw)
-    clients = service.Clients.from_settings(obj.settings)
-    ctx = service.step_context(clients, binding)
+    ctx = service.step_context(obj.clients(), binding)
     record = Journal.read_only(service.journal_path(obj.settings)).get(binding.key)
     result = plan_binding(ctx, record)
     if kw["as_json"]:
         render.emit_json(result.to_json())
     else:
-        render.console.print(render.plan_table(result))
+        render.console().print(render.plan_table(result))
 
 
 @main.command()
@@ -121,17 +124,18 @@ def _plan(obj: Ctx, kw: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @guarded
-def unbind(obj: Ctx, domain: str, bucket: str | None, as_json: bool) -> None:
+def unbind(obj: CliState, domain: str, bucket: str | None, as_json: bool) -> None:
     """Unbind DOMAIN (DeleteCname), then delete the DNS records cname-flow created for it."""
     binding = service.make_binding(obj.settings, domain, bucket=bucket)
-    clients = service.Clients.from_settings(obj.settings)
+    clients = obj.clients()
     with Journal(service.journal_path(obj.settings)) as journal:
         done = service.unbind(clients, binding, journal)
     if as_json:
         render.emit_json({"binding": binding.key, "done": done})
     else:
+        out = render.console()
         for line in done:
-            render.console.print(line)
+            out.print(line)
 
 
 @main.command()
@@ -139,7 +143,7 @@ def unbind(obj: Ctx, domain: str, bucket: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @guarded
-def status(obj: Ctx, domain: str | None, as_json: bool) -> None:
+def status(obj: CliState, domain: str | None, as_json: bool) -> None:
     """Show each binding's phase, timestamps, token expiry and last error (from the journal)."""
     from cname_flow.model import normalize_domain
 
@@ -149,12 +153,12 @@ def status(obj: Ctx, domain: str | None, as_json: bool) -> None:
     if as_json:
         render.emit_json([render.record_json(r) for r in records])
     else:
-        render.console.print(render.status_table(records))
+        render.console().print(render.status_table(records))
 
 
 @main.command()
 @click.option("--workflow", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="Manifest to bind (default: workflows/demo.yaml).")
+              default=None, help="Manifest to bind (default: the demo.yaml in the package).")
 @click.option("--lag", type=float, default=2.0, show_default=True,
               help="Propagation lag of the second nameserver, seconds.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every log event too.")
@@ -163,8 +167,9 @@ def demo(workflow: Path | None, lag: float, verbose: bool) -> None:
     """Start the sandbox in-process and bind the demo domains, showing each step."""
     from cname_flow.cli.demo import run_demo
 
+    # The one log set-up of this command: the group skips it (OWN_LOGGING).
     log.configure(json_logs=False, level="info" if verbose else "warning")
-    run_demo(workflow, lag=lag, console=render.console)
+    run_demo(workflow, lag=lag, console=render.console())
 
 
 @main.group()
@@ -188,7 +193,7 @@ def sandbox_serve(sandbox_config: Path | None, state: Path | None, info_file: Pa
 
     cfg = SandboxConfig.load(sandbox_config) if sandbox_config else SandboxConfig()
     serve(cfg, state_file=state, info_file=info_file, config_out=write_config,
-          echo=render.console.print)
+          echo=render.console().print)
 
 
 @main.group()
@@ -201,14 +206,12 @@ def cert() -> None:
 @click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
 @click.pass_obj
 @guarded
-def cert_remove(obj: Ctx, domain: str, bucket: str | None) -> None:
+def cert_remove(obj: CliState, domain: str, bucket: str | None) -> None:
     """Unbind DOMAIN's certificate (PutCname with DeleteCertificate)."""
-    from cname_flow.cert_service import remove_certificate
-
     binding = service.make_binding(obj.settings, domain, bucket=bucket)
-    clients = service.Clients.from_settings(obj.settings)
+    clients = obj.clients()
     with Journal(service.journal_path(obj.settings)) as journal:
-        render.console.print(remove_certificate(clients, binding, journal))
+        render.console().print(service.remove_certificate(clients, binding, journal))
 
 
 @cert.command("status")
@@ -218,23 +221,14 @@ def cert_remove(obj: Ctx, domain: str, bucket: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @guarded
-def cert_status(obj: Ctx, buckets: tuple[str, ...], as_json: bool) -> None:
+def cert_status(obj: CliState, buckets: tuple[str, ...], as_json: bool) -> None:
     """List each bound domain's certificate, fingerprint and days left."""
-    from cname_flow.cert_service import certificate_rows
-
-    chosen = set(buckets)
-    if not chosen:
-        snapshot = Journal.read_only(service.journal_path(obj.settings))
-        chosen = {r.bucket for r in snapshot.bindings().values()}
-        if obj.settings.defaults.bucket:
-            chosen.add(obj.settings.defaults.bucket)
-    if not chosen:
-        raise InputError("no bucket to list: pass --bucket or set defaults.bucket")
-    rows = certificate_rows(service.Clients.from_settings(obj.settings), chosen)
+    chosen = service.certificate_buckets(obj.settings, buckets)
+    rows = service.certificate_rows(obj.clients(), chosen)
     if as_json:
         render.emit_json([r.to_json() for r in rows])
     else:
-        render.console.print(render.certificate_table(rows))
+        render.console().print(render.certificate_table(rows))
 
 
 main.add_command(batch)

@@ -1,9 +1,10 @@
 """``cname-flow reconcile``: parse, :func:`cname_flow.reconcile.run.reconcile`, render, exit code.
 
-Exit codes: 0 no drift (or all of it fixed); 1 drift left (not applied, not allowed by the
-policy, not fixable, or a fix failed for good); 2 usage/config; 3 unsafe plan (over budget
-without ``--force``) or a reviewed plan that no longer matches the state; 75 another run holds
-the lock, the journal is busy, or only retryable failures / deadline skips are left.
+The exit code is :func:`cname_flow.cli.common.outcome_of` of the report (no drift left; drift
+left, not applied, not allowed by the policy, not fixable, or a fix failed for good; only
+retryable failures or deadline skips left) or of the error (usage/config; an unsafe plan over
+budget without ``--force`` or a reviewed plan that no longer matches the state; another run holds
+the lock or the journal is busy).
 
 Mounted in :mod:`cname_flow.cli.main` with ``main.add_command(reconcile)``.
 """
@@ -15,11 +16,9 @@ import time
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from cname_flow import service
 from cname_flow.cli import render
-from cname_flow.cli.common import EX_FAILED, EX_OK, EX_TEMPFAIL, Ctx, exit_code, fail
+from cname_flow.cli.common import CliState, Outcome, guarded, outcome_of
 from cname_flow.errors import CnameFlowError, InputError
 from cname_flow.manifest import load_manifest
 from cname_flow.reconcile.drift import Policy
@@ -27,8 +26,6 @@ from cname_flow.reconcile.metrics import write_metrics
 from cname_flow.reconcile.plan import ReconcilePlan
 from cname_flow.reconcile.run import ReconcileOptions, ReconcileReport
 from cname_flow.reconcile.run import reconcile as run_reconcile
-
-_EXIT = {"clean": EX_OK, "retry": EX_TEMPFAIL, "drift": EX_FAILED}
 
 
 @click.command()
@@ -54,7 +51,8 @@ _EXIT = {"clean": EX_OK, "retry": EX_TEMPFAIL, "drift": EX_FAILED}
 @click.option("--expiry-days", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="A bound certificate ending within this many days is drift.")
 @click.pass_obj
-def reconcile(obj: Ctx, manifest_file: Path, do_apply: bool, policy: str | None,
+@guarded
+def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | None,
               max_changes: int | None, force: bool, plan_out: Path | None,
               plan_in: Path | None, deadline: float | None, as_json: bool,
               metrics_file: Path | None, expiry_days: float) -> None:
@@ -68,19 +66,18 @@ def reconcile(obj: Ctx, manifest_file: Path, do_apply: bool, policy: str | None,
                                 force=force, deadline_s=deadline, expiry_days=expiry_days)
         manifest = load_manifest(manifest_file, bucket=obj.settings.defaults.bucket,
                                  region=obj.settings.defaults.region or obj.settings.oss.region)
-        clients = service.Clients.from_settings(obj.settings)
-        report = run_reconcile(clients, manifest, opts, reviewed=reviewed)
+        report = run_reconcile(obj.clients(), manifest, opts, reviewed=reviewed)
     except CnameFlowError as exc:
-        if metrics_file is not None and exit_code(exc) != 2:
+        if metrics_file is not None and outcome_of(exc) is not Outcome.USAGE:
             write_metrics(metrics_file, None, duration_s=time.monotonic() - started,
                           error_code=getattr(exc, "code", type(exc).__name__))
-        fail(exc)
+        raise
     if plan_out is not None:
         report.plan.write(plan_out)
     if metrics_file is not None:
         write_metrics(metrics_file, report, duration_s=report.duration_s)
     _render(report, as_json)
-    sys.exit(_EXIT[report.outcome()])
+    sys.exit(outcome_of(report))
 
 
 def _reviewed(plan_in: Path | None, do_apply: bool) -> ReconcilePlan | None:
@@ -95,35 +92,11 @@ def _render(report: ReconcileReport, as_json: bool) -> None:
     if as_json:
         render.emit_json(report.to_json())
         return
-    render.console.print(findings_table(report))
+    out = render.console()
+    out.print(render.findings_table(report))
     if report.results:
-        render.console.print(results_table(report))
+        out.print(render.results_table(report))
     left = len(report.remaining())
-    render.console.print(f"{report.outcome()}: {len(report.plan.drift)} drift finding(s), "
-                         f"{left} left; {report.plan.changes} change(s) planned under "
-                         f"{report.plan.policy}; {report.duration_s:.1f} s", highlight=False)
-
-
-def findings_table(report: ReconcileReport) -> Table:
-    """One row per finding: key, kind, action (and whether the policy allows it), detail."""
-    allowed = set(report.plan.actions())
-    table = Table(title=f"reconcile {report.plan.manifest} ({report.plan.policy})")
-    for col in ("binding", "kind", "action", "detail"):
-        table.add_column(col)
-    for f in report.plan.findings:
-        action = str(f.action)
-        if f.action != "none" and (f.key, f.action) not in allowed:
-            action += f" (not under {report.plan.policy})"
-        table.add_row(f.key, str(f.kind), action, f.detail)
-    return table
-
-
-def results_table(report: ReconcileReport) -> Table:
-    """One row per action run: key, action, status, code and message."""
-    table = Table(title="actions")
-    for col in ("binding", "action", "status", "code", "message"):
-        table.add_column(col)
-    for r in report.results:
-        table.add_row(r.key, str(r.action), r.status, r.code, r.message)
-    return table
-
+    out.print(f"{report.outcome()}: {len(report.plan.drift)} drift finding(s), {left} left; "
+              f"{report.plan.changes} change(s) planned under {report.plan.policy}; "
+              f"{report.duration_s:.1f} s", highlight=False)

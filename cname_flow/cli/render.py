@@ -1,4 +1,9 @@
-"""Human output for a terminal (rich) and JSON output for machines. No business logic here."""
+"""Human output for a terminal (rich) and JSON output for machines. No business logic here.
+
+Consoles are built when a command prints (:func:`console`, :func:`err_console`), not at import:
+whether stdout is a terminal is asked of the stream the command really writes to (a pipe, a
+terminal, click's ``CliRunner`` capture).
+"""
 
 from __future__ import annotations
 
@@ -14,16 +19,27 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from cname_flow.cert_service import CertificateRow
 from cname_flow.journal import BindingRecord
 from cname_flow.model import CnameEntry, Phase, Step
 from cname_flow.propagation.checker import AnswerState, Round
+from cname_flow.reconcile.run import ReconcileReport
+from cname_flow.service import CertificateRow
 from cname_flow.workflow.plan import Plan
 
-console = Console(highlight=False)
-if not console.is_terminal:     # piped or captured: do not squeeze tables into 80 columns
-    console = Console(highlight=False, width=160)
-err_console = Console(stderr=True, highlight=False)
+#: Width of tables written to a pipe or a capture (rich would squeeze them into 80 columns).
+PIPE_WIDTH = 160
+
+
+def console() -> Console:
+    """A console on the current ``sys.stdout``: terminal width on a terminal, else
+    :data:`PIPE_WIDTH` columns."""
+    out = Console(highlight=False)
+    return out if out.is_terminal else Console(highlight=False, width=PIPE_WIDTH)
+
+
+def err_console() -> Console:
+    """A console on the current ``sys.stderr`` (progress lines, step lines)."""
+    return Console(stderr=True, highlight=False)
 
 
 def emit_json(data: object) -> None:
@@ -122,7 +138,7 @@ def propagation_progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield None
         return
-    status = Status("waiting for the authoritative nameservers", console=err_console)
+    status = Status("waiting for the authoritative nameservers", console=err_console())
     rounds = 0
 
     def on_round(rnd: Round) -> None:
@@ -155,3 +171,28 @@ def certificate_table(rows: Sequence[CertificateRow]) -> Table:
         table.add_row(r.bucket, r.domain, r.type or "-", r.cert_id or "-", r.fingerprint or "-",
                       _short(r.valid_end), f"[{style}]{days}[/{style}]" if style else days)
     return table
+
+
+def findings_table(report: ReconcileReport) -> Table:
+    """One row per finding: key, kind, action (and whether the policy allows it), detail."""
+    allowed = set(report.plan.actions())
+    table = Table(title=f"reconcile {report.plan.manifest} ({report.plan.policy})")
+    for col in ("binding", "kind", "action", "detail"):
+        table.add_column(col)
+    for f in report.plan.findings:
+        action = str(f.action)
+        if f.action != "none" and (f.key, f.action) not in allowed:
+            action += f" (not under {report.plan.policy})"
+        table.add_row(f.key, str(f.kind), action, f.detail)
+    return table
+
+
+def results_table(report: ReconcileReport) -> Table:
+    """One row per action run: key, action, status, code and message."""
+    table = Table(title="actions")
+    for col in ("binding", "action", "status", "code", "message"):
+        table.add_column(col)
+    for r in report.results:
+        table.add_row(r.key, str(r.action), r.status, r.code, r.message)
+    return table
+

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cname_flow.cli.common import EX_TEMPFAIL, exit_code
+from cname_flow.cli.common import Outcome, outcome_of
 from cname_flow.errors import JournalCorrupt, JournalError, Locked
 from cname_flow.journal import BindingRecord, ErrorInfo, Journal, JournalEvent
 from cname_flow.journal.reader import read_events
@@ -277,7 +277,7 @@ def test_journal_lock_refusal_is_locked_retryable_and_exits_75(path: Path) -> No
     with Journal(path), pytest.raises(Locked) as caught:
         Journal(path).open()
     assert caught.value.retryable and caught.value.code == "Locked"
-    assert exit_code(caught.value) == EX_TEMPFAIL
+    assert outcome_of(caught.value) is Outcome.RETRYABLE
     assert f"journal {path} is in use by pid {os.getpid()} on host " in str(caught.value)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cname_flow.cli.common import EX_TEMPFAIL, exit_code
+from cname_flow.cli.common import Outcome, outcome_of
 from cname_flow.dns.base import OWNER_REMARK, RecordRef
 from cname_flow.errors import InputError, Locked, StalePlan, UnsafePlan
 from cname_flow.journal import BindingRecord
@@ -259,7 +259,7 @@ def test_run_lock_refusal_names_the_holder_and_exits_75(tmp_path: Path) -> None:
     assert f"pid {os.getpid()} on host " in caught.value.holder
     assert f"another reconcile run holds {path} (pid {os.getpid()} on host " in str(caught.value)
     assert "cron will try again" in caught.value.hint
-    assert exit_code(caught.value) == EX_TEMPFAIL
+    assert outcome_of(caught.value) is Outcome.RETRYABLE
     assert not (tmp_path / "j" / "reconcile.holder").exists()  # forgotten on release
 
 
