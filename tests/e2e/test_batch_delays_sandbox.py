@@ -15,9 +15,10 @@ import pytest
 
 from cname_flow.batch.checker import CachingChecker
 from cname_flow.propagation.checker import AnswerState, PropagationChecker, PropagationPolicy, Round
-from cname_flow.sandbox.config import NameserverConfig, SandboxConfig, ZoneConfig
+from cname_flow.sandbox.config import ZoneConfig
 from cname_flow.sandbox.nameservers.server import DnsFleet
 from cname_flow.sandbox.state import SandboxState
+from tests.e2e.bindkit import world
 
 pytestmark = pytest.mark.e2e
 
@@ -26,11 +27,8 @@ LAG_S = 1.0
 
 
 def lagging_state() -> SandboxState:
-    return SandboxState(SandboxConfig(
-        zones=[ZoneConfig(name=ZONE, soa_minimum=60)],
-        nameservers=[NameserverConfig(name="ns1.sandbox.cname-flow.test", lag=0.0),
-                     NameserverConfig(name="ns2.sandbox.cname-flow.test", lag=LAG_S)],
-    ))
+    """``example.com`` on ns1 (prompt) and ns2 (:data:`LAG_S` behind)."""
+    return SandboxState(world(0.0, LAG_S, zones=[ZoneConfig(name=ZONE, soa_minimum=60)]))
 
 
 async def two_waits(state: SandboxState) -> list[tuple[float, list[tuple[float, Round]]]]:
