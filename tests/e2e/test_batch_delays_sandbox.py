@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -31,6 +32,11 @@ def lagging_state() -> SandboxState:
     return SandboxState(world(0.0, LAG_S, zones=[ZoneConfig(name=ZONE, soa_minimum=60)]))
 
 
+def stamp(rounds: list[tuple[float, Round]], round_: Round) -> None:
+    """Record ``round_`` in ``rounds`` with the monotonic time it completed."""
+    rounds.append((time.monotonic(), round_))
+
+
 async def two_waits(state: SandboxState) -> list[tuple[float, list[tuple[float, Round]]]]:
     """Write and wait for two records in turn; per wait: (written_at, [(round time, round)])."""
     fleet = await DnsFleet.start(state)
@@ -46,7 +52,7 @@ async def two_waits(state: SandboxState) -> list[tuple[float, list[tuple[float, 
             state.add_record(zone, f"_dnsauth.{label}", "TXT", f"tok-{label}", 600)
             await checker.wait_async(
                 f"_dnsauth.{label}.{ZONE}", f"tok-{label}", targets, written_at=written_at,
-                on_round=lambda r, rounds=rounds: rounds.append((time.monotonic(), r)))
+                on_round=partial(stamp, rounds))
             waits.append((written_at, rounds))
         return waits
     finally:

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from base64 import b64encode
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -585,7 +586,7 @@ def test_certificate_errors(oss_sandbox: Sandbox) -> None:
         (oss.CertificateConfiguration(certificate=pem), None),
     ]
     for conf, ec_code in cases:
-        err = service_error(lambda conf=conf: put_cname(client, cert=conf))
+        err = service_error(partial(put_cname, client, cert=conf))
         assert (err.status_code, err.code, err.ec or None) == (400, "InvalidArgument", ec_code)
         assert key not in err.message and "PRIVATE" not in err.snapshot.decode()
     both = oss.CertificateConfiguration(delete_certificate=True, force=True)
@@ -648,7 +649,7 @@ def raw(
     bucket: str | None = BUCKET,
     host: str | None = None,
     headers: dict[str, str] | None = None,
-    session: Any = requests,
+    session: requests.Session | None = None,
 ) -> requests.Response:
     """A request signed with the SDK's V4 signer and sent as-is (path-style unless ``host``)."""
     path = "/" if host or not bucket else f"/{bucket}/"
@@ -671,7 +672,8 @@ def raw(
     sent = dict(request.headers)
     if host:
         sent["Host"] = host
-    return session.request(method, request.url, headers=sent, data=body, timeout=10)
+    send = session.request if session is not None else requests.request
+    return send(method, request.url, headers=sent, data=body, timeout=10)
 
 
 def assert_oss_answer(resp: requests.Response) -> None:
