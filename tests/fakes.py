@@ -6,6 +6,8 @@ times=1)`` makes the next ``times`` calls of that action raise ``error`` before 
 They follow the real services' rules where the flow depends on them (alibaba-apis.md §4, §8):
 same token within 72 h, ownership proof through a TXT lookup, one bucket per domain,
 DomainRecordDuplicate, TXT outer quotes stripped, TTL floor, idempotent deletes.
+
+:class:`FakeClock` is a wall clock the test moves by hand (the ``clock`` fixture).
 """
 
 from __future__ import annotations
@@ -339,3 +341,22 @@ class FakeDnsProvider(BaseDnsProvider):
     def _check_ttl(zone: Zone, ttl: int) -> None:
         if ttl < zone.min_ttl:
             raise dns_error("QuotaExceeded.TTL", f"TTL must be in {zone.min_ttl}..86400")
+
+
+class FakeClock:
+    """A wall clock the test moves by hand: call it for Unix seconds, :meth:`advance` to move it.
+
+    Starts at 1,800,000,000 s (2027-01-15, UTC), so timestamps look real; nothing else moves it.
+    Injected into :class:`cname_flow.sandbox.state.SandboxState` to make lags and TTLs exact.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        """The current time, Unix seconds."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds``."""
+        self.now += seconds

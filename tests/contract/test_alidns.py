@@ -5,8 +5,6 @@ Real alibabacloud-alidns20150109 client, real ACS3 signatures, real loopback soc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from cname_flow.config.credentials import Credentials
@@ -15,15 +13,6 @@ from cname_flow.sandbox.app import Sandbox
 from tests.contract.dns_provider_contract import DnsProviderContract
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with pytest.MonkeyPatch.context() as env:
-        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-            env.delenv(var, raising=False)  # the Alidns client ignores NO_PROXY
-        with Sandbox() as box:
-            yield box
 
 
 class TestAlidnsContract(DnsProviderContract):

@@ -37,20 +37,6 @@ pytestmark = pytest.mark.e2e
 BUCKET = "examplebucket"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def no_proxy() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-            env.delenv(var, raising=False)  # the Alidns client ignores NO_PROXY
-        yield
-
-
-@pytest.fixture(scope="module")
-def sandbox(no_proxy: None) -> Iterator[Sandbox]:
-    with Sandbox() as box:
-        yield box
-
-
 def creds(box: Sandbox, secret: str | None = None) -> Credentials:
     return Credentials(box.info.access_key_id, secret or box.info.access_key_secret)
 

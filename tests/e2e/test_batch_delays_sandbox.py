@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
 from cname_flow.batch.checker import CachingChecker
 from cname_flow.propagation.checker import AnswerState, PropagationChecker, PropagationPolicy, Round
-from cname_flow.sandbox.config import NameserverConfig, SandboxConfig, ZoneConfig
+from cname_flow.sandbox.config import ZoneConfig
 from cname_flow.sandbox.nameservers.server import DnsFleet
 from cname_flow.sandbox.state import SandboxState
+from tests.e2e.bindkit import world
 
 pytestmark = pytest.mark.e2e
 
@@ -26,11 +28,13 @@ LAG_S = 1.0
 
 
 def lagging_state() -> SandboxState:
-    return SandboxState(SandboxConfig(
-        zones=[ZoneConfig(name=ZONE, soa_minimum=60)],
-        nameservers=[NameserverConfig(name="ns1.sandbox.cname-flow.test", lag=0.0),
-                     NameserverConfig(name="ns2.sandbox.cname-flow.test", lag=LAG_S)],
-    ))
+    """``example.com`` on ns1 (prompt) and ns2 (:data:`LAG_S` behind)."""
+    return SandboxState(world(0.0, LAG_S, zones=[ZoneConfig(name=ZONE, soa_minimum=60)]))
+
+
+def stamp(rounds: list[tuple[float, Round]], round_: Round) -> None:
+    """Record ``round_`` in ``rounds`` with the monotonic time it completed."""
+    rounds.append((time.monotonic(), round_))
 
 
 async def two_waits(state: SandboxState) -> list[tuple[float, list[tuple[float, Round]]]]:
@@ -48,7 +52,7 @@ async def two_waits(state: SandboxState) -> list[tuple[float, list[tuple[float, 
             state.add_record(zone, f"_dnsauth.{label}", "TXT", f"tok-{label}", 600)
             await checker.wait_async(
                 f"_dnsauth.{label}.{ZONE}", f"tok-{label}", targets, written_at=written_at,
-                on_round=lambda r, rounds=rounds: rounds.append((time.monotonic(), r)))
+                on_round=partial(stamp, rounds))
             waits.append((written_at, rounds))
         return waits
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import alibabacloud_oss_v2 as oss
@@ -40,7 +41,7 @@ def _fingerprint(args: list[str]) -> str:
 
 
 @pytest.fixture
-def cas_world(tmp_path: Path) -> SandboxEnv:
+def cas_world(tmp_path: Path) -> Iterator[SandboxEnv]:
     leaf = make_cert([DOMAIN, f"*.{DOMAIN}"])
     cfg = world().model_copy(update={"cas_certificates": [
         CasCertificateConfig(cert_id=CAS_ID, pem=leaf.cert_pem)]})

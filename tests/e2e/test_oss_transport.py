@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,29 +23,9 @@ from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.transport import Urllib3HttpClient, http_client_for
 from cname_flow.sandbox.app import Sandbox
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_proxy")]
 
 BUCKET = "examplebucket"
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-def _clear_proxies(env: pytest.MonkeyPatch) -> None:
-    for var in _PROXY_VARS:
-        env.delenv(var, raising=False)
-        env.delenv(var.lower(), raising=False)
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with pytest.MonkeyPatch.context() as env:
-        _clear_proxies(env)
-        with Sandbox() as box:
-            yield box
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    _clear_proxies(monkeypatch)
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ import pytest
 
 from cname_flow.errors import PropagationTimeout
 from cname_flow.propagation.checker import AnswerState, PropagationChecker, PropagationPolicy, Round
-from cname_flow.sandbox.config import NameserverConfig, SandboxConfig, ZoneConfig
+from cname_flow.sandbox.config import ZoneConfig
 from cname_flow.sandbox.nameservers.server import DnsFleet
 from cname_flow.sandbox.state import SandboxState
+from tests.e2e.bindkit import world
 
 pytestmark = pytest.mark.e2e
 
@@ -29,15 +30,9 @@ LAG_S = 1.5
 SLACK_S = 0.75
 
 
-def sandbox(lag: float | None) -> SandboxState:
-    config = SandboxConfig(
-        zones=[ZoneConfig(name=ZONE, soa_minimum=60)],
-        nameservers=[
-            NameserverConfig(name="ns1.sandbox.cname-flow.test", lag=0.0),
-            NameserverConfig(name="ns2.sandbox.cname-flow.test", lag=lag),
-        ],
-    )
-    return SandboxState(config)
+def lagging_state(lag: float | None) -> SandboxState:
+    """``example.com`` on ns1 (prompt) and ns2 (``lag`` seconds behind; None: never updates)."""
+    return SandboxState(world(0.0, lag, zones=[ZoneConfig(name=ZONE, soa_minimum=60)]))
 
 
 async def converge(state: SandboxState, policy: PropagationPolicy) -> tuple[
@@ -69,7 +64,7 @@ def states_of(round_: Round) -> dict[str, AnswerState]:
 
 def test_wait_when_one_server_lags_should_return_one_step_after_it_serves() -> None:
     policy = PropagationPolicy(deadline_s=30.0)
-    rounds, written_at, returned = asyncio.run(converge(sandbox(LAG_S), policy))
+    rounds, written_at, returned = asyncio.run(converge(lagging_state(LAG_S), policy))
     served_at = written_at + LAG_S
 
     first = rounds[0][1]  # at written_at + 1.0 s: ns1 has it, ns2 (1.5 s behind) not yet
@@ -93,7 +88,7 @@ def backoff_bound(policy: PropagationPolicy, attempt_index: int) -> float:
 def test_wait_when_one_server_never_updates_should_time_out_naming_it() -> None:
     policy = PropagationPolicy(deadline_s=3.0)
     with pytest.raises(PropagationTimeout) as caught:
-        asyncio.run(converge(sandbox(None), policy))
+        asyncio.run(converge(lagging_state(None), policy))
     table = caught.value.table
     stuck = next(line for line in table.splitlines() if line.startswith("ns2."))
     healthy = next(line for line in table.splitlines() if line.startswith("ns1."))

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.certgen import make_cert, write_pem
 from tests.e2e.bindkit import SandboxEnv, count_calls, sandbox_env, world
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_proxy")]
 
 BUCKET = "examplebucket"
 
@@ -80,12 +80,6 @@ def write_manifest(path: Path, bindings: list[dict[str, Any]]) -> Path:
     path.write_text(yaml.safe_dump({"defaults": {"bucket": BUCKET, "region": "cn-hangzhou"},
                                     "bindings": bindings}), encoding="utf-8")
     return path
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
 
 
 @pytest.fixture

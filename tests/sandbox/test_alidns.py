@@ -46,7 +46,7 @@ from cname_flow.sandbox.config import (
 from cname_flow.sandbox.faults import FaultPlan
 from cname_flow.sandbox.state import SandboxState
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_proxy")]
 
 AK, SK = "LTAI5tSandboxExampleKey", "sandbox-secret-do-not-use-in-production"
 OTHER_AK, OTHER_SK = "LTAI5tSandboxOtherAccount", "sandbox-other-account-secret"
@@ -81,12 +81,6 @@ class Sandbox:
         ))
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def start() -> Iterator[Callable[[SandboxConfig], Sandbox]]:
     """Start the Alidns app under uvicorn on an ephemeral loopback port (one per config)."""
@@ -113,7 +107,8 @@ def start() -> Iterator[Callable[[SandboxConfig], Sandbox]]:
 
 
 @pytest.fixture
-def sandbox(start: Callable[[SandboxConfig], Sandbox]) -> Sandbox:
+def alidns_sandbox(start: Callable[[SandboxConfig], Sandbox]) -> Sandbox:
+    """The Alidns API alone, fresh per test, on :func:`world` (an STS key, a foreign zone)."""
     return start(world())
 
 
@@ -134,9 +129,9 @@ def add_txt(client: Client, rr: str = "_dnsauth.img", value: str = "token-1",
      (STS_AK, STS_SK, STS_TOKEN, "v2")],
     ids=["acs3", "rpc-v1", "acs3-sts", "rpc-v1-sts"],
 )
-def test_txt_lifecycle(sandbox: Sandbox, ak: str, sk: str, token: str | None,
+def test_txt_lifecycle(alidns_sandbox: Sandbox, ak: str, sk: str, token: str | None,
                        algorithm: str | None) -> None:
-    c = sandbox.client(ak, sk, token, algorithm)
+    c = alidns_sandbox.client(ak, sk, token, algorithm)
     main = c.get_main_domain_name(dns.GetMainDomainNameRequest(
         input_string="_dnsauth.img.example.com")).body
     assert (main.domain_name, main.rr, main.domain_level) == ("example.com", "_dnsauth.img", 3)
@@ -168,45 +163,46 @@ def test_txt_lifecycle(sandbox: Sandbox, ak: str, sk: str, token: str | None,
     left = c.describe_domain_records(dns.DescribeDomainRecordsRequest(
         domain_name="example.com")).body
     assert left.total_count == 0 and left.domain_records.record == []
-    assert sandbox.state.zones["example.com"].records == {}
+    assert alidns_sandbox.state.zones["example.com"].records == {}
 
 
-def test_mutations_reach_the_shared_state_history(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_mutations_reach_the_shared_state_history(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     record_id = add_txt(c)
-    zone = sandbox.state.zones["example.com"]
-    at = sandbox.state.clock() + 1
-    assert [v.value for v in sandbox.state.rrsets_at(zone, "_dnsauth.img.example.com", at)] == [
-        "token-1"]
+    zone = alidns_sandbox.state.zones["example.com"]
+    at = alidns_sandbox.state.clock() + 1
+    assert [v.value for v in alidns_sandbox.state.rrsets_at(
+        zone, "_dnsauth.img.example.com", at)] == ["token-1"]
     c.update_domain_record(dns.UpdateDomainRecordRequest(
         record_id=record_id, rr="_dnsauth.img", type="TXT", value="token-2"))
     versions = zone.versions["_dnsauth.img.example.com"]
     assert [v.value for v in versions] == ["token-1", "token-2"]
 
 
-def test_describe_domain_info(sandbox: Sandbox) -> None:
-    body = sandbox.client().describe_domain_info(dns.DescribeDomainInfoRequest(
+def test_describe_domain_info(alidns_sandbox: Sandbox) -> None:
+    body = alidns_sandbox.client().describe_domain_info(dns.DescribeDomainInfoRequest(
         domain_name="example.com", need_detail_attributes=True)).body
-    zone = sandbox.state.zones["example.com"]
+    zone = alidns_sandbox.state.zones["example.com"]
     assert body.dns_servers.dns_server == list(zone.nameservers)
     assert (body.min_ttl, body.version_code, body.domain_id) == (600, "mianfei", zone.domain_id)
     assert "600" in body.available_ttls.available_ttl
     assert "60" not in body.available_ttls.available_ttl
 
 
-def test_describe_domains_paging_and_isolation(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_describe_domains_paging_and_isolation(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     page = c.describe_domains(dns.DescribeDomainsRequest(page_size=1, page_number=2)).body
     assert (page.total_count, page.page_number, page.page_size) == (2, 2, 1)
     assert [d.domain_name for d in page.domains.domain] == ["example.com.cn"]
     like = c.describe_domains(dns.DescribeDomainsRequest(key_word="com.c")).body
     assert [d.domain_name for d in like.domains.domain] == ["example.com.cn"]
-    other = sandbox.client(OTHER_AK, OTHER_SK).describe_domains(dns.DescribeDomainsRequest()).body
+    other = alidns_sandbox.client(OTHER_AK, OTHER_SK).describe_domains(
+        dns.DescribeDomainsRequest()).body
     assert [d.domain_name for d in other.domains.domain] == ["other.net"]
 
 
-def test_record_search_modes(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_record_search_modes(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     add_txt(c, rr="hkg", value="alpha")
     add_txt(c, rr="hkg2", value="beta")
     c.add_domain_record(dns.AddDomainRecordRequest(
@@ -229,8 +225,8 @@ def test_record_search_modes(sandbox: Sandbox) -> None:
     assert page.total_count == 3 and len(page.domain_records.record) == 1
 
 
-def test_delete_sub_domain_records_and_mx(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_delete_sub_domain_records_and_mx(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     add_txt(c, rr="x", value="a")
     add_txt(c, rr="x", value="b")
     c.add_domain_record(dns.AddDomainRecordRequest(
@@ -246,8 +242,8 @@ def test_delete_sub_domain_records_and_mx(sandbox: Sandbox) -> None:
     assert [r.type for r in left.domain_records.record] == ["MX"]
 
 
-def test_apex_allows_cname_with_txt(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_apex_allows_cname_with_txt(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     c.add_domain_record(dns.AddDomainRecordRequest(
         domain_name="example.com", rr="@", type="CNAME", value="b.oss-cn-hangzhou.aliyuncs.com"))
     add_txt(c, rr="@", value="v=spf1 -all")
@@ -277,8 +273,8 @@ def update(c: Client, record_id: str, **kw: Any) -> Callable[[], object]:
     return lambda: c.update_domain_record(dns.UpdateDomainRecordRequest(**fields))
 
 
-def test_duplicate_add_and_noop_update(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_duplicate_add_and_noop_update(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     record_id = add_txt(c, value="v")
     err = expect(ClientException, "DomainRecordDuplicate", 400, add(c))
     assert "already exists" in err.message
@@ -286,8 +282,8 @@ def test_duplicate_add_and_noop_update(sandbox: Sandbox) -> None:
     expect(ClientException, "DomainRecordDuplicate", 400, update(c, record_id, value='"v"'))
 
 
-def test_unknown_or_foreign_record_ids(sandbox: Sandbox) -> None:
-    c, other = sandbox.client(), sandbox.client(OTHER_AK, OTHER_SK)
+def test_unknown_or_foreign_record_ids(alidns_sandbox: Sandbox) -> None:
+    c, other = alidns_sandbox.client(), alidns_sandbox.client(OTHER_AK, OTHER_SK)
     record_id = add_txt(c)
     code = "DomainRecordNotBelongToUser"
     expect(ClientException, code, 400, update(c, "999999999"))
@@ -301,8 +297,8 @@ def test_unknown_or_foreign_record_ids(sandbox: Sandbox) -> None:
         dns.UpdateDomainRecordRemarkRequest(record_id=record_id, remark="x")))
 
 
-def test_zone_errors(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_zone_errors(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     expect(ClientException, "InvalidDomainName.NoExist", 400, add(c, domain_name="unknown.org"))
     expect(ClientException, "IncorrectDomainUser", 400, add(c, domain_name="img.example.com"))
     expect(ClientException, "IncorrectDomainUser", 400, add(c, domain_name="other.net"))
@@ -311,8 +307,8 @@ def test_zone_errors(sandbox: Sandbox) -> None:
         dns.DescribeDomainRecordsRequest(domain_name="other.net")))
 
 
-def test_ttl_errors(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_ttl_errors(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     err = expect(ClientException, "QuotaExceeded.TTL", 400, add(c, ttl=60))
     assert "A valid TTL must be in the range of 600 to 86400." in err.message
     expect(ClientException, "QuotaExceeded.TTL", 400, add(c, ttl=86401))
@@ -320,8 +316,8 @@ def test_ttl_errors(sandbox: Sandbox) -> None:
     assert "Specified parameter TTL is not valid." in err.message
 
 
-def test_value_rr_and_type_errors(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_value_rr_and_type_errors(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     expect(ClientException, "InvalidParameter", 400, add(c, type="A", value="not-an-ip"))
     expect(ClientException, "InvalidParameter", 400, add(c, type="AAAA", value="192.0.2.1"))
     expect(ClientException, "InvalidParameter", 400, add(c, type="CNAME", value="bad host!"))
@@ -332,39 +328,39 @@ def test_value_rr_and_type_errors(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("missing", ["domain_name", "rr", "type", "value"])
-def test_missing_parameters(sandbox: Sandbox, missing: str) -> None:
-    c = sandbox.client()
+def test_missing_parameters(alidns_sandbox: Sandbox, missing: str) -> None:
+    c = alidns_sandbox.client()
     wire = {"domain_name": "DomainName", "rr": "RR", "type": "Type", "value": "Value"}[missing]
     err = expect(ClientException, f"Missing{wire}", 400, add(c, **{missing: None}))
     assert f"{wire} is mandatory for this action." in err.message
 
 
-def test_conflicts_and_record_quota(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_conflicts_and_record_quota(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     c.add_domain_record(dns.AddDomainRecordRequest(
         domain_name="example.com", rr="img", type="CNAME", value="b.oss-cn-hangzhou.aliyuncs.com"))
     expect(ClientException, "DomainRecordConflict", 400, add(c, rr="img"))
     expect(ClientException, "DomainRecordConflict", 400, add(c, rr="img", type="CNAME",
                                                               value="c.example.net"))
-    state = sandbox.state
+    state = alidns_sandbox.state
     zone = state.zones["example.com"]
     for i in range(90):
         state.add_record(zone, "many", "TXT", f"v{i}", 600)
     expect(ClientException, "QuotaExceeded.Record", 400, add(c, rr="many", value="v90"))
 
 
-def test_main_domain_name_errors(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_main_domain_name_errors(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     expect(ClientException, "InvalidDomainName.Format", 400, lambda: c.get_main_domain_name(
         dns.GetMainDomainNameRequest(input_string="not a domain!")))
     expect(ClientException, "QuotaExceeded.StringLength", 400, lambda: c.get_main_domain_name(
         dns.GetMainDomainNameRequest(input_string="a." * 64 + "example.com")))
 
 
-def test_locked_record(sandbox: Sandbox) -> None:
-    c = sandbox.client()
+def test_locked_record(alidns_sandbox: Sandbox) -> None:
+    c = alidns_sandbox.client()
     record_id = add_txt(c)
-    found = sandbox.state.find_record(record_id)
+    found = alidns_sandbox.state.find_record(record_id)
     assert found is not None
     found[1].locked = True
     expect(ClientException, "DomainRecordLocked", 400, update(c, record_id, value="other"))
@@ -378,20 +374,22 @@ def describe(c: Client) -> Callable[[], object]:
 
 
 @pytest.mark.parametrize("algorithm", [None, "v2"], ids=["acs3", "rpc-v1"])
-def test_credential_errors(sandbox: Sandbox, algorithm: str | None) -> None:
+def test_credential_errors(alidns_sandbox: Sandbox, algorithm: str | None) -> None:
     expect(ClientException, "InvalidAccessKeyId.NotFound", 404,
-           describe(sandbox.client("LTAI5tNobody", SK, algorithm=algorithm)))
+           describe(alidns_sandbox.client("LTAI5tNobody", SK, algorithm=algorithm)))
     err = expect(ClientException, "SignatureDoesNotMatch", 400,
-                 describe(sandbox.client(AK, "wrong", algorithm=algorithm)))
+                 describe(alidns_sandbox.client(AK, "wrong", algorithm=algorithm)))
     assert SK not in err.message and "wrong" not in err.message
     expect(ClientException, "MissingSecurityToken", 400,
-           describe(sandbox.client(STS_AK, STS_SK, algorithm=algorithm)))
+           describe(alidns_sandbox.client(STS_AK, STS_SK, algorithm=algorithm)))
     expect(ClientException, "InvalidSecurityToken.MismatchWithAccessKey", 400,
-           describe(sandbox.client(STS_AK, STS_SK, "forged", algorithm=algorithm)))
+           describe(alidns_sandbox.client(STS_AK, STS_SK, "forged", algorithm=algorithm)))
 
 
-def test_clock_skew_and_nonce_replay(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    c = sandbox.client()
+def test_clock_skew_and_nonce_replay(
+    alidns_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = alidns_sandbox.client()
     skewed = (datetime.now(UTC) - timedelta(minutes=16)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with monkeypatch.context() as m:
         m.setattr(Utils, "get_timestamp", staticmethod(lambda: skewed))

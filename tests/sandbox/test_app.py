@@ -92,7 +92,7 @@ def test_sandbox_serve_as_a_process_writes_info_and_config_and_survives_restart(
         assert oct(os.stat(tmp_path / "info.json").st_mode & 0o777) == "0o600"
         written = yaml.safe_load(config_out.read_text())
         assert written["oss"]["endpoint"] == info["oss_endpoint"]
-        assert info["access_key_secret"] not in config_out.read_text()   # secrets stay in env
+        assert str(info["access_key_secret"]) not in config_out.read_text()   # secrets stay in env
         client = _client(str(info["oss_endpoint"]), str(info["access_key_id"]),
                          str(info["access_key_secret"]))
         client.put_bucket(oss.PutBucketRequest(bucket="survivor"))

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 
 from cname_flow.sandbox.nameservers.transport import render
 from cname_flow.sandbox.state import SandboxState
+from tests.fakes import FakeClock
 from tests.sandbox.test_nameservers import (
     BASE_SERIAL,
     TIMEOUT,
     ZONE,
-    FakeClock,
     Sandbox,
     txt,
     world,
@@ -35,11 +35,6 @@ pytestmark = pytest.mark.e2e
 
 PROMPT, LAGGING, STUCK = 0, 1, 2
 LAG = 0.3
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

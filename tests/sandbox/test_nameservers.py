@@ -37,6 +37,7 @@ from cname_flow.sandbox.config import (
 from cname_flow.sandbox.faults import FaultPlan
 from cname_flow.sandbox.nameservers.server import DnsFleet
 from cname_flow.sandbox.state import HostedZone, SandboxState
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.e2e
 
@@ -45,19 +46,6 @@ ZONE = "example.com"
 NS = ("ns1.sandbox.cname-flow.test", "ns2.sandbox.cname-flow.test", "ns3.sandbox.cname-flow.test")
 BASE_SERIAL = 2026112100
 TIMEOUT = 3.0
-
-
-class FakeClock:
-    """A clock the test moves by hand (Unix seconds)."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def world(lags: tuple[float | None, ...] = (0.0, 0.3, None), *, soa_ttl: int = 2,
@@ -127,12 +115,7 @@ class Sandbox:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sandbox(clock: FakeClock) -> Iterator[Sandbox]:
+def lagging_sandbox(clock: FakeClock) -> Iterator[Sandbox]:
     """A prompt server, one 0.3 s behind, and one that never updates."""
     box = Sandbox(SandboxState(world(), clock=clock))
     yield box
@@ -167,47 +150,49 @@ def authority_soa_ttl(response: dns.message.Message) -> int:
 
 
 def test_each_server_serves_a_new_txt_only_after_its_own_lag(
-    sandbox: Sandbox, clock: FakeClock
+    lagging_sandbox: Sandbox, clock: FakeClock
 ) -> None:
     name = "_dnsauth.www.example.com"
-    assert [sandbox.ask(i, name).rcode() for i in range(3)] == [dns.rcode.NXDOMAIN] * 3
+    assert [lagging_sandbox.ask(i, name).rcode() for i in range(3)] == [dns.rcode.NXDOMAIN] * 3
     clock.advance(1)  # a change at the very start instant would count as "seen at start"
-    sandbox.state.add_record(sandbox.zone, "_dnsauth.www", "TXT", "tok-1", 600)
+    lagging_sandbox.state.add_record(lagging_sandbox.zone, "_dnsauth.www", "TXT", "tok-1", 600)
 
-    assert txt(sandbox.ask(0, name)) == {"tok-1"}  # lag 0: at once
-    assert sandbox.ask(1, name).rcode() == dns.rcode.NXDOMAIN  # lag 0.3 s: not yet
+    assert txt(lagging_sandbox.ask(0, name)) == {"tok-1"}  # lag 0: at once
+    assert lagging_sandbox.ask(1, name).rcode() == dns.rcode.NXDOMAIN  # lag 0.3 s: not yet
     clock.advance(0.29)
-    assert sandbox.ask(1, name).rcode() == dns.rcode.NXDOMAIN
+    assert lagging_sandbox.ask(1, name).rcode() == dns.rcode.NXDOMAIN
     clock.advance(0.02)
-    assert txt(sandbox.ask(1, name)) == {"tok-1"}
+    assert txt(lagging_sandbox.ask(1, name)) == {"tok-1"}
     clock.advance(86400)
-    assert sandbox.ask(2, name).rcode() == dns.rcode.NXDOMAIN  # lag None: never
+    assert lagging_sandbox.ask(2, name).rcode() == dns.rcode.NXDOMAIN  # lag None: never
 
 
-def test_soa_serial_advances_per_server(sandbox: Sandbox, clock: FakeClock) -> None:
-    assert [serial(sandbox.ask(i, ZONE, "SOA")) for i in range(3)] == [BASE_SERIAL] * 3
+def test_soa_serial_advances_per_server(lagging_sandbox: Sandbox, clock: FakeClock) -> None:
+    assert [serial(lagging_sandbox.ask(i, ZONE, "SOA")) for i in range(3)] == [BASE_SERIAL] * 3
     clock.advance(1)
-    sandbox.state.add_record(sandbox.zone, "a", "TXT", "one", 600)
+    lagging_sandbox.state.add_record(lagging_sandbox.zone, "a", "TXT", "one", 600)
     clock.advance(0.1)
-    sandbox.state.add_record(sandbox.zone, "b", "TXT", "two", 600)
-    assert [serial(sandbox.ask(i, ZONE, "SOA")) for i in range(3)] == [
+    lagging_sandbox.state.add_record(lagging_sandbox.zone, "b", "TXT", "two", 600)
+    assert [serial(lagging_sandbox.ask(i, ZONE, "SOA")) for i in range(3)] == [
         BASE_SERIAL + 2, BASE_SERIAL, BASE_SERIAL,
     ]
     clock.advance(0.25)  # the 0.3 s server now sees the first change only
-    assert serial(sandbox.ask(1, ZONE, "SOA")) == BASE_SERIAL + 1
+    assert serial(lagging_sandbox.ask(1, ZONE, "SOA")) == BASE_SERIAL + 1
     clock.advance(0.1)
-    assert serial(sandbox.ask(1, ZONE, "SOA")) == BASE_SERIAL + 2
-    assert serial(sandbox.ask(2, ZONE, "SOA")) == BASE_SERIAL
+    assert serial(lagging_sandbox.ask(1, ZONE, "SOA")) == BASE_SERIAL + 2
+    assert serial(lagging_sandbox.ask(2, ZONE, "SOA")) == BASE_SERIAL
 
 
-def test_deleted_record_lingers_on_a_lagging_server(sandbox: Sandbox, clock: FakeClock) -> None:
-    rec = sandbox.state.add_record(sandbox.zone, "gone", "TXT", "v", 600)
+def test_deleted_record_lingers_on_a_lagging_server(
+    lagging_sandbox: Sandbox, clock: FakeClock
+) -> None:
+    rec = lagging_sandbox.state.add_record(lagging_sandbox.zone, "gone", "TXT", "v", 600)
     clock.advance(1)
-    sandbox.state.delete_record(sandbox.zone, rec)
-    assert sandbox.ask(0, "gone.example.com").rcode() == dns.rcode.NXDOMAIN
-    assert txt(sandbox.ask(1, "gone.example.com")) == {"v"}
+    lagging_sandbox.state.delete_record(lagging_sandbox.zone, rec)
+    assert lagging_sandbox.ask(0, "gone.example.com").rcode() == dns.rcode.NXDOMAIN
+    assert txt(lagging_sandbox.ask(1, "gone.example.com")) == {"v"}
     clock.advance(0.3)
-    assert sandbox.ask(1, "gone.example.com").rcode() == dns.rcode.NXDOMAIN
+    assert lagging_sandbox.ask(1, "gone.example.com").rcode() == dns.rcode.NXDOMAIN
 
 
 def test_lag_in_real_time() -> None:
@@ -249,64 +234,65 @@ def test_nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() -> None:
         box.close()
 
 
-def test_apex_ns_and_nameserver_addresses(sandbox: Sandbox) -> None:
-    ns = sandbox.ask(0, ZONE, "NS")
+def test_apex_ns_and_nameserver_addresses(lagging_sandbox: Sandbox) -> None:
+    ns = lagging_sandbox.ask(0, ZONE, "NS")
     assert {rd.target.to_text() for rd in ns.answer[0]} == {f"{n}." for n in NS}
     assert {rrset.name.to_text() for rrset in ns.additional if rrset.rdtype == 1} == {
         f"{n}." for n in NS}
-    a = sandbox.ask(1, NS[0], "A")
+    a = lagging_sandbox.ask(1, NS[0], "A")
     assert a.flags & dns.flags.AA and a.answer[0][0].address == "127.0.0.1"
-    assert sandbox.fleet.addresses() == {
-        n: [f"127.0.0.1:{s.port}"] for n, s in zip(NS, sandbox.fleet.servers, strict=True)
+    assert lagging_sandbox.fleet.addresses() == {
+        n: [f"127.0.0.1:{s.port}"] for n, s in zip(NS, lagging_sandbox.fleet.servers, strict=True)
     }
 
 
-def test_names_outside_every_zone_are_refused_without_aa(sandbox: Sandbox) -> None:
-    response = sandbox.ask(0, "www.example.org", "A")
+def test_names_outside_every_zone_are_refused_without_aa(lagging_sandbox: Sandbox) -> None:
+    response = lagging_sandbox.ask(0, "www.example.org", "A")
     assert response.rcode() == dns.rcode.REFUSED
     assert not response.flags & dns.flags.AA
 
 
-def test_cname_followed_inside_the_zone_only(sandbox: Sandbox) -> None:
-    inside = sandbox.ask(0, "alias.example.com", "A")
+def test_cname_followed_inside_the_zone_only(lagging_sandbox: Sandbox) -> None:
+    inside = lagging_sandbox.ask(0, "alias.example.com", "A")
     assert [rrset.rdtype for rrset in inside.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A]
-    outside = sandbox.ask(0, "away.example.com", "TXT")
+    outside = lagging_sandbox.ask(0, "away.example.com", "TXT")
     assert [rrset.rdtype for rrset in outside.answer] == [dns.rdatatype.CNAME]
     assert outside.rcode() == dns.rcode.NOERROR
 
 
-def test_wildcard_and_mx(sandbox: Sandbox) -> None:
-    wild = sandbox.ask(0, "_dnsauth.x.wild.example.com")
+def test_wildcard_and_mx(lagging_sandbox: Sandbox) -> None:
+    wild = lagging_sandbox.ask(0, "_dnsauth.x.wild.example.com")
     assert txt(wild) == {"from-wildcard"}
     assert wild.answer[0].name == dns.name.from_text("_dnsauth.x.wild.example.com")
-    assert str(sandbox.ask(0, "mail.example.com", "MX").answer[0][0]) == "10 mx.example.com."
+    assert str(lagging_sandbox.ask(0, "mail.example.com", "MX").answer[0][0]) == (
+        "10 mx.example.com.")
 
 
-def test_long_txt_is_split_into_255_byte_strings(sandbox: Sandbox) -> None:
+def test_long_txt_is_split_into_255_byte_strings(lagging_sandbox: Sandbox) -> None:
     value = "".join(chr(ord("a") + i % 26) for i in range(600))
-    sandbox.state.add_record(sandbox.zone, "long", "TXT", value, 600)
-    (rrset,) = sandbox.ask(0, "long.example.com", use_edns=0, payload=1232).answer
+    lagging_sandbox.state.add_record(lagging_sandbox.zone, "long", "TXT", value, 600)
+    (rrset,) = lagging_sandbox.ask(0, "long.example.com", use_edns=0, payload=1232).answer
     assert [len(s) for s in rrset[0].strings] == [255, 255, 90]
     assert b"".join(rrset[0].strings).decode() == value
-    assert sandbox.verify("long.example.com") == {value}
+    assert lagging_sandbox.verify("long.example.com") == {value}
 
 
-def test_udp_truncation_then_tcp(sandbox: Sandbox) -> None:
+def test_udp_truncation_then_tcp(lagging_sandbox: Sandbox) -> None:
     values = {f"{i:02d}" + "v" * 198 for i in range(12)}  # ~2.5 kB, over any UDP payload here
     for value in values:
-        sandbox.state.add_record(sandbox.zone, "big", "TXT", value, 600)
+        lagging_sandbox.state.add_record(lagging_sandbox.zone, "big", "TXT", value, 600)
     for kw in ({"use_edns": 0, "payload": 1232}, {"use_edns": False}):
         query = dns.message.make_query("big.example.com", "TXT", flags=0, **kw)
-        udp = dns.query.udp(query, "127.0.0.1", timeout=TIMEOUT, port=sandbox.port(0))
+        udp = dns.query.udp(query, "127.0.0.1", timeout=TIMEOUT, port=lagging_sandbox.port(0))
         assert udp.flags & dns.flags.TC and not udp.answer
         response, used_tcp = dns.query.udp_with_fallback(
-            query, "127.0.0.1", timeout=TIMEOUT, port=sandbox.port(0))
+            query, "127.0.0.1", timeout=TIMEOUT, port=lagging_sandbox.port(0))
         assert used_tcp and txt(response) == values
 
 
-def test_nsid_names_the_server(sandbox: Sandbox) -> None:
+def test_nsid_names_the_server(lagging_sandbox: Sandbox) -> None:
     nsid = dns.edns.GenericOption(dns.edns.OptionType.NSID, b"")
-    response = sandbox.ask(1, "www.example.com", "A", use_edns=0, options=[nsid])
+    response = lagging_sandbox.ask(1, "www.example.com", "A", use_edns=0, options=[nsid])
     (option,) = response.options
     assert isinstance(option, dns.edns.NSIDOption) and option.nsid == NS[1].encode()
 
@@ -314,9 +300,9 @@ def test_nsid_names_the_server(sandbox: Sandbox) -> None:
 # -- garbage and faults --------------------------------------------------------------------------
 
 
-def test_garbage_does_not_stop_the_servers(sandbox: Sandbox) -> None:
+def test_garbage_does_not_stop_the_servers(lagging_sandbox: Sandbox) -> None:
     good = dns.message.make_query("www.example.com", "A", flags=0)
-    for port in (sandbox.port(0), sandbox.fleet.resolver.port):
+    for port in (lagging_sandbox.port(0), lagging_sandbox.fleet.resolver.port):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.settimeout(TIMEOUT)
             for junk in (b"", b"\x01", b"\xff" * 11, bytes(range(256)) * 3):
@@ -335,8 +321,8 @@ def test_garbage_does_not_stop_the_servers(sandbox: Sandbox) -> None:
         assert response.rcode() == dns.rcode.NOERROR and response.answer
 
 
-def test_tcp_connection_serves_several_queries(sandbox: Sandbox) -> None:
-    with socket.create_connection(("127.0.0.1", sandbox.port(0)), timeout=TIMEOUT) as sock:
+def test_tcp_connection_serves_several_queries(lagging_sandbox: Sandbox) -> None:
+    with socket.create_connection(("127.0.0.1", lagging_sandbox.port(0)), timeout=TIMEOUT) as sock:
         for name in ("www.example.com", "leaf.ent.example.com"):
             query = dns.message.make_query(name, "A", flags=0)
             dns.query.send_tcp(sock, query)

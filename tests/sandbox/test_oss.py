@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from base64 import b64encode
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -178,7 +179,8 @@ def make_sandbox(server: tuple[SwitchApp, int]) -> Callable[..., Sandbox]:
 
 
 @pytest.fixture
-def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
+def oss_sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
+    """The OSS API alone, fresh state per test (with an STS key), on the module's server."""
     return make_sandbox()
 
 
@@ -250,15 +252,15 @@ def _happy_path_sync(box: Sandbox, client: oss.Client) -> None:
 
 
 @pytest.mark.parametrize("flavour", ["v4", "v1", "sts-v4", "sts-v1"])
-def test_happy_path_sync(sandbox: Sandbox, flavour: str) -> None:
+def test_happy_path_sync(oss_sandbox: Sandbox, flavour: str) -> None:
     sts = flavour.startswith("sts")
-    client = sandbox.client(
+    client = oss_sandbox.client(
         v1=flavour.endswith("v1"),
         ak=STS_AK if sts else AK,
         sk=STS_SK if sts else SK,
         token=STS_TOKEN if sts else None,
     )
-    _happy_path_sync(sandbox, client)
+    _happy_path_sync(oss_sandbox, client)
 
 
 # alibabacloud_oss_v2.aio.AsyncClient 1.4.1 has no CNAME methods: drive the five operations
@@ -292,9 +294,9 @@ async def aio_cname(client: oss_aio.AsyncClient, op: str, request: Any, result: 
     )
 
 
-def test_happy_path_async(sandbox: Sandbox) -> None:
+def test_happy_path_async(oss_sandbox: Sandbox) -> None:
     async def run() -> None:
-        async with oss_aio.AsyncClient(sandbox.config()) as client:
+        async with oss_aio.AsyncClient(oss_sandbox.config()) as client:
             assert (
                 await client.put_bucket(oss.PutBucketRequest(bucket="async-1"))
             ).status_code == 200
@@ -319,7 +321,7 @@ def test_happy_path_async(sandbox: Sandbox) -> None:
                 "NeedVerifyDomainOwnership",
                 24,
             )
-            sandbox.publish_txt(DOMAIN, token)
+            oss_sandbox.publish_txt(DOMAIN, token)
             assert (
                 await aio_cname(client, "PutCname", put, oss.PutCnameResult())
             ).status_code == 200
@@ -335,9 +337,9 @@ def test_happy_path_async(sandbox: Sandbox) -> None:
     asyncio.run(run())
 
 
-def test_domain_case_and_repeat_put_are_one_binding(sandbox: Sandbox) -> None:
-    client = sandbox.client()
-    bind(sandbox, client, "IMG.Example.COM")
+def test_domain_case_and_repeat_put_are_one_binding(oss_sandbox: Sandbox) -> None:
+    client = oss_sandbox.client()
+    bind(oss_sandbox, client, "IMG.Example.COM")
     assert put_cname(client, "img.example.com").status_code == 200
     assert [c.domain for c in list_cnames(client)] == [DOMAIN]
 
@@ -345,20 +347,20 @@ def test_domain_case_and_repeat_put_are_one_binding(sandbox: Sandbox) -> None:
 # -- authentication ---------------------------------------------------------------------------
 
 
-def test_unknown_access_key(sandbox: Sandbox) -> None:
-    err = service_error(lambda: list_cnames(sandbox.client(ak="LTAI5tNobody")))
+def test_unknown_access_key(oss_sandbox: Sandbox) -> None:
+    err = service_error(lambda: list_cnames(oss_sandbox.client(ak="LTAI5tNobody")))
     assert (err.status_code, err.code) == (403, "InvalidAccessKeyId")
 
 
 @pytest.mark.parametrize("v1", [False, True])
-def test_wrong_secret(sandbox: Sandbox, v1: bool) -> None:
-    err = service_error(lambda: list_cnames(sandbox.client(v1=v1, sk="wrong")))
+def test_wrong_secret(oss_sandbox: Sandbox, v1: bool) -> None:
+    err = service_error(lambda: list_cnames(oss_sandbox.client(v1=v1, sk="wrong")))
     assert (err.status_code, err.code) == (403, "SignatureDoesNotMatch")
 
 
 @pytest.mark.parametrize("token", [None, "forged"])
-def test_sts_token_missing_or_wrong(sandbox: Sandbox, token: str | None) -> None:
-    err = service_error(lambda: list_cnames(sandbox.client(ak=STS_AK, sk=STS_SK, token=token)))
+def test_sts_token_missing_or_wrong(oss_sandbox: Sandbox, token: str | None) -> None:
+    err = service_error(lambda: list_cnames(oss_sandbox.client(ak=STS_AK, sk=STS_SK, token=token)))
     assert (err.status_code, err.code) == (403, "InvalidAccessKeyId")
 
 
@@ -372,16 +374,16 @@ def test_clock_skew(make_sandbox: Callable[..., Sandbox], v1: bool) -> None:
 # -- bucket checks and buckets ----------------------------------------------------------------
 
 
-def test_cname_ops_on_missing_or_foreign_bucket(sandbox: Sandbox) -> None:
-    client = sandbox.client()
+def test_cname_ops_on_missing_or_foreign_bucket(oss_sandbox: Sandbox) -> None:
+    client = oss_sandbox.client()
     err = service_error(lambda: client.list_cname(oss.ListCnameRequest(bucket="nosuchbucket")))
     assert (err.status_code, err.code) == (404, "NoSuchBucket")
     err = service_error(lambda: client.list_cname(oss.ListCnameRequest(bucket="otherbucket")))
     assert (err.status_code, err.code) == (403, "AccessDenied")
 
 
-def test_bucket_lifecycle(sandbox: Sandbox) -> None:
-    client = sandbox.client()
+def test_bucket_lifecycle(oss_sandbox: Sandbox) -> None:
+    client = oss_sandbox.client()
     for name in ("alpha-1", "alpha-2", "beta-1"):
         assert client.put_bucket(oss.PutBucketRequest(bucket=name)).status_code == 200
     assert client.put_bucket(oss.PutBucketRequest(bucket="alpha-1")).status_code == 200
@@ -404,13 +406,13 @@ def test_bucket_lifecycle(sandbox: Sandbox) -> None:
     assert (err.status_code, err.code) == (404, "NoSuchBucket")
 
 
-def test_bucket_errors(sandbox: Sandbox) -> None:
-    client = sandbox.client()
+def test_bucket_errors(oss_sandbox: Sandbox) -> None:
+    client = oss_sandbox.client()
     err = service_error(lambda: client.put_bucket(oss.PutBucketRequest(bucket="otherbucket")))
     assert (err.status_code, err.code) == (409, "BucketAlreadyExists")
     err = service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket="otherbucket")))
     assert (err.status_code, err.code) == (403, "AccessDenied")
-    bind(sandbox, client)
+    bind(oss_sandbox, client)
     err = service_error(lambda: client.delete_bucket(oss.DeleteBucketRequest(bucket=BUCKET)))
     assert (err.status_code, err.code) == (409, "BucketNotEmpty")
     err = service_error(lambda: client.list_buckets(oss.ListBucketsRequest(max_keys=5000)))
@@ -445,13 +447,13 @@ def test_token_errors(make_sandbox: Callable[..., Sandbox]) -> None:
 
 
 @pytest.mark.parametrize("expired", [False, True])
-def test_get_token_not_found(sandbox: Sandbox, expired: bool) -> None:
-    client = sandbox.client()
+def test_get_token_not_found(oss_sandbox: Sandbox, expired: bool) -> None:
+    client = oss_sandbox.client()
     if expired:
         client.create_cname_token(
             oss.CreateCnameTokenRequest(bucket=BUCKET, bucket_cname_configuration=cname_config())
         )
-        sandbox.state.buckets[BUCKET].tokens[DOMAIN].expires_at = time.time() - 1
+        oss_sandbox.state.buckets[BUCKET].tokens[DOMAIN].expires_at = time.time() - 1
     err = service_error(
         lambda: client.get_cname_token(oss.GetCnameTokenRequest(bucket=BUCKET, cname=DOMAIN))
     )
@@ -480,16 +482,16 @@ def test_put_cname_errors(make_sandbox: Callable[..., Sandbox]) -> None:
     assert (err.status_code, err.code) == (400, "TooManyCname")
 
 
-def test_other_account_cannot_take_a_bound_domain(sandbox: Sandbox) -> None:
-    bind(sandbox, sandbox.client())
-    other = sandbox.client(ak=OTHER_AK, sk=OTHER_SK)
+def test_other_account_cannot_take_a_bound_domain(oss_sandbox: Sandbox) -> None:
+    bind(oss_sandbox, oss_sandbox.client())
+    other = oss_sandbox.client(ak=OTHER_AK, sk=OTHER_SK)
     put = oss.PutCnameRequest(bucket="otherbucket", bucket_cname_configuration=cname_config())
     err = service_error(lambda: other.put_cname(put))
     assert (err.status_code, err.code) == (409, "CnameAlreadyExists")
 
 
-def test_delete_cname(sandbox: Sandbox) -> None:
-    client = sandbox.client()
+def test_delete_cname(oss_sandbox: Sandbox) -> None:
+    client = oss_sandbox.client()
 
     def delete(domain: str) -> Any:
         return client.delete_cname(
@@ -531,10 +533,10 @@ def make_cert(name: str = DOMAIN) -> tuple[str, str, x509.Certificate]:
     return pem, key_pem, cert
 
 
-def test_certificate_upload_rotate_and_delete(sandbox: Sandbox) -> None:
-    client = sandbox.client()
+def test_certificate_upload_rotate_and_delete(oss_sandbox: Sandbox) -> None:
+    client = oss_sandbox.client()
     pem, key, cert = make_cert()
-    bind(sandbox, client, cert=oss.CertificateConfiguration(certificate=pem, private_key=key))
+    bind(oss_sandbox, client, cert=oss.CertificateConfiguration(certificate=pem, private_key=key))
     [entry] = list_cnames(client)
     first = entry.certificate
     assert (first.type, first.status, first.fingerprint) == (
@@ -565,8 +567,8 @@ def test_certificate_upload_rotate_and_delete(sandbox: Sandbox) -> None:
     assert list_cnames(client)[0].certificate is None
 
 
-def test_certificate_errors(sandbox: Sandbox) -> None:
-    client = sandbox.client()
+def test_certificate_errors(oss_sandbox: Sandbox) -> None:
+    client = oss_sandbox.client()
     pem, key, _ = make_cert()
     _, other_key, _ = make_cert()
     err = service_error(
@@ -575,7 +577,7 @@ def test_certificate_errors(sandbox: Sandbox) -> None:
         )
     )
     assert err.code == "NeedVerifyDomainOwnership"  # ownership is checked before the certificate
-    bind(sandbox, client)
+    bind(oss_sandbox, client)
     cases = [
         (oss.CertificateConfiguration(certificate=pem, private_key=other_key), None),
         (oss.CertificateConfiguration(certificate="not a pem", private_key=key), None),
@@ -584,7 +586,7 @@ def test_certificate_errors(sandbox: Sandbox) -> None:
         (oss.CertificateConfiguration(certificate=pem), None),
     ]
     for conf, ec_code in cases:
-        err = service_error(lambda conf=conf: put_cname(client, cert=conf))
+        err = service_error(partial(put_cname, client, cert=conf))
         assert (err.status_code, err.code, err.ec or None) == (400, "InvalidArgument", ec_code)
         assert key not in err.message and "PRIVATE" not in err.snapshot.decode()
     both = oss.CertificateConfiguration(delete_certificate=True, force=True)
@@ -647,7 +649,7 @@ def raw(
     bucket: str | None = BUCKET,
     host: str | None = None,
     headers: dict[str, str] | None = None,
-    session: Any = requests,
+    session: requests.Session | None = None,
 ) -> requests.Response:
     """A request signed with the SDK's V4 signer and sent as-is (path-style unless ``host``)."""
     path = "/" if host or not bucket else f"/{bucket}/"
@@ -670,7 +672,8 @@ def raw(
     sent = dict(request.headers)
     if host:
         sent["Host"] = host
-    return session.request(method, request.url, headers=sent, data=body, timeout=10)
+    send = session.request if session is not None else requests.request
+    return send(method, request.url, headers=sent, data=body, timeout=10)
 
 
 def assert_oss_answer(resp: requests.Response) -> None:
@@ -684,11 +687,11 @@ def assert_oss_answer(resp: requests.Response) -> None:
         assert root.findtext("RequestId") == resp.headers["x-oss-request-id"]
 
 
-def test_virtual_host_addressing(sandbox: Sandbox) -> None:
-    resp = raw(sandbox, "GET", "cname=", host=f"{BUCKET}.oss-cn-hangzhou.aliyuncs.com")
+def test_virtual_host_addressing(oss_sandbox: Sandbox) -> None:
+    resp = raw(oss_sandbox, "GET", "cname=", host=f"{BUCKET}.oss-cn-hangzhou.aliyuncs.com")
     assert resp.status_code == 200
     assert ET.fromstring(resp.content).findtext("Bucket") == BUCKET
-    resp = raw(sandbox, "GET", "cname=", host=f"{BUCKET}.localhost")
+    resp = raw(oss_sandbox, "GET", "cname=", host=f"{BUCKET}.localhost")
     assert resp.status_code == 200
 
 
@@ -732,9 +735,9 @@ def test_virtual_host_addressing(sandbox: Sandbox) -> None:
     ids=["truncated", "root", "entities", "oversized", "domain", "md5"],
 )
 def test_bad_bodies(
-    sandbox: Sandbox, body: bytes, headers: dict[str, str] | None, status: int, code: str
+    oss_sandbox: Sandbox, body: bytes, headers: dict[str, str] | None, status: int, code: str
 ) -> None:
-    resp = raw(sandbox, "POST", "cname=&comp=token", body, headers=headers)
+    resp = raw(oss_sandbox, "POST", "cname=&comp=token", body, headers=headers)
     assert_oss_answer(resp)
     assert (resp.status_code, ET.fromstring(resp.content).findtext("Code")) == (status, code)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from cname_flow.batch import limits as batch_limits
 from cname_flow.batch.checker import CachingChecker
 from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.engine import BackoffPolicy, Engine
@@ -141,7 +140,7 @@ def test_recent_list_reuses_a_young_listing_and_reads_again_once_it_aged(
     inner = FakeOss(("b",))
     oss = BatchOss(inner, lambda action: None)
     now = [100.0]
-    monkeypatch.setattr(batch_limits.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     assert oss.recent_list("b") == []                 # nothing listed yet: one call
     inner.bind("b", "a.example.com")
     now[0] += 29.0

@@ -348,7 +348,7 @@ def test_defaults_section_should_validate_and_normalize(tmp_path: Path) -> None:
 def test_settings_should_be_frozen() -> None:
     settings = load_settings(None, env={})
     with pytest.raises(pydantic.ValidationError):
-        settings.oss.region = "cn-shanghai"  # type: ignore[misc]
+        settings.oss.region = "cn-shanghai"
 
 
 @pytest.mark.parametrize(

@@ -95,10 +95,8 @@ def closed_port() -> int:
 
 
 def test_alidns_unreachable_should_retry_each_attempt_through_the_rate_limiter(
-    monkeypatch: pytest.MonkeyPatch,
+    no_proxy: None,
 ) -> None:
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(var, raising=False)
     waits: list[float] = []
     actions: list[str] = []
     dns = Alidns(

@@ -1,0 +1,58 @@
+"""Fixtures shared by the whole suite: the default ``sandbox``, ``no_proxy`` and ``clock``.
+
+``sandbox`` means one thing everywhere: the default sandbox world (:class:`SandboxConfig` as
+shipped: two accounts, ``example.com`` and friends, two prompt nameservers) running on ephemeral
+loopback ports, one per test module. Modules that need another world define a fixture named after
+it (``lagging_sandbox``, ``oss_sandbox``, ``alidns_sandbox``, ``sandbox50``, …) rather than
+overriding ``sandbox``.
+
+The proxy variables are cleared because the Alibaba Cloud SDK clients honour ``HTTP(S)_PROXY``
+for loopback endpoints (the Alidns client also ignores ``NO_PROXY``), which would send the
+tests' requests to a proxy that cannot reach 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cname_flow.sandbox.app import Sandbox
+from tests.fakes import FakeClock
+
+#: Environment variables that route HTTP through a proxy, as read by urllib3, requests and the
+#: Alibaba Cloud SDKs (upper case here; the lower-case spellings are cleared too).
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(scope="module")
+def no_proxy() -> Iterator[None]:
+    """No :data:`PROXY_VARIABLES` (either case) in ``os.environ`` until the module's end.
+
+    Set up by the module's first test that asks for it; the old values come back at the module's
+    end. Module-scoped so module-scoped fixtures (every sandbox) can depend on it; a test that
+    sets a proxy through ``monkeypatch`` gets this cleared environment back when it ends.
+    """
+    with pytest.MonkeyPatch.context() as env:
+        for var in PROXY_VARIABLES:
+            env.delenv(var, raising=False)
+            env.delenv(var.lower(), raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def sandbox(no_proxy: None) -> Iterator[Sandbox]:
+    """The default sandbox world, started once per test module, with :func:`no_proxy` in force.
+
+    Module-scoped: tests of one module share its state (buckets, records, tokens), so they work on
+    their own domains; each module gets a fresh sandbox, torn down (ports closed, threads joined)
+    when the module's last test ends.
+    """
+    with Sandbox() as box:
+        yield box
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fresh wall clock, at a fixed Unix time, that only the test moves."""
+    return FakeClock()
