@@ -15,9 +15,10 @@ import structlog
 from cname_flow import service
 from cname_flow.certs.pem import plan_certificate
 from cname_flow.errors import VerificationFailed
-from cname_flow.journal import Journal, JournalEvent
-from cname_flow.model import Binding, CnameEntry, Phase
+from cname_flow.journal import BindingOutputs, Journal, JournalEvent
+from cname_flow.model import AuxStep, Binding, CnameEntry, Phase
 from cname_flow.workflow import putcname as ownership
+from cname_flow.workflow.context import BindingRun
 
 log = structlog.get_logger(__name__)
 
@@ -82,22 +83,25 @@ def remove_certificate(clients: service.Clients, binding: Binding, journal: Jour
         OssError: PutCname failed (e.g. the domain is not bound to the bucket).
     """
     ctx = service.step_context(clients, binding)
-    entry = ctx.listed(fresh=True)
+    run = BindingRun(ctx.ports, binding)
+    entry = run.cname_entry(fresh=True)
     if entry is None or entry.certificate is None:
         return f"{binding.domain} on {binding.bucket} has no certificate; nothing to do"
     plan = plan_certificate(entry.certificate, None, remove=True)
     record = journal.get(binding.key)
-    window = ctx.ownership_policy.window_s(record) if record else ctx.ownership_policy.min_window_s
-    request_id = ownership.put_with_retry(ctx, plan.request, window)
-    after = ctx.listed(fresh=True)
+    policy = ctx.ownership_policy
+    window = policy.window_s(record) if record else policy.min_window_s
+    request_id = ownership.put_with_retry(ctx.ports.oss, binding, plan.request, window, policy,
+                                          ctx.ports.sleep)
+    after = run.cname_entry(fresh=True)
     if after is not None and after.certificate is not None:
         raise VerificationFailed(
             f"ListCname still shows certificate {after.certificate.cert_id} on {binding.domain}")
     journal.record(JournalEvent(
-        key=binding.key, step="cert_remove", status="done",
-        phase=record.phase if record else str(Phase.BOUND),
-        outputs={"cert_id": None, "fingerprint": None, "cert_not_after": None,
-                 "put_request_id": request_id},
+        key=binding.key, step=AuxStep.CERT_REMOVE, status="done",
+        phase=record.phase if record else Phase.BOUND,
+        outputs=BindingOutputs(cert_id=None, fingerprint=None, cert_not_after=None,
+                               put_request_id=request_id),
     ))
     log.info("certificate.removed", cert_id=entry.certificate.cert_id)
     return f"removed certificate {entry.certificate.cert_id} from {binding.domain}"

@@ -17,11 +17,13 @@ from cname_flow.config.settings import Settings, resolve_credentials
 from cname_flow.dns.alidns import Alidns
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import InputError
-from cname_flow.journal import BindingRecord, Journal, JournalEvent
+from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
 from cname_flow.model import (
+    AuxStep,
     Binding,
     BindingOptions,
     CertificateSpec,
+    CnameEntry,
     Phase,
     Step,
     normalize_domain,
@@ -30,9 +32,9 @@ from cname_flow.model import (
 from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.base import OssCnameApi
 from cname_flow.propagation.checker import PropagationChecker, PropagationPolicy, Round
+from cname_flow.workflow.context import Ports, StepContext
 from cname_flow.workflow.putcname import OwnershipPolicy
 from cname_flow.workflow.runner import Runner
-from cname_flow.workflow.steps import StepContext
 
 log = structlog.get_logger(__name__)
 
@@ -136,15 +138,29 @@ def preflight_certificate(binding: Binding) -> LocalCertificate | str | None:
     return local
 
 
+def ports(
+    clients: Clients, *, bucket_listing: Callable[[str], list[CnameEntry]] | None = None,
+) -> Ports:
+    """The workflow's ports over ``clients`` (a batch job adds its shared ListCname)."""
+    return Ports(oss=clients.oss, dns=clients.dns, checker=clients.checker,
+                 bucket_listing=bucket_listing)
+
+
 def step_context(
     clients: Clients, binding: Binding, *, on_round: Callable[[Round], None] | None = None,
+    shared: Ports | None = None,
 ) -> StepContext:
-    """A fresh step context for one run of one binding (certificate pre-flighted first)."""
+    """The step context of one binding (certificate pre-flighted first), over ``shared``
+    ports or ports of its own.
+
+    Raises:
+        CertificateError: the binding's certificate fails pre-flight.
+    """
     certificate = preflight_certificate(binding)
     return StepContext(
-        binding=binding, oss=clients.oss, dns=clients.dns, checker=clients.checker,
-        ownership_policy=ownership_policy(clients.settings), certificate=certificate,
-        txt_ttl=clients.settings.defaults.txt_ttl, on_round=on_round,
+        binding=binding, ports=shared or ports(clients), certificate=certificate,
+        txt_ttl=clients.settings.defaults.txt_ttl,
+        ownership_policy=ownership_policy(clients.settings), on_round=on_round,
     )
 
 
@@ -172,16 +188,15 @@ def unbind(clients: Clients, binding: Binding, journal: Journal) -> list[str]:
     clients.oss.delete_cname(binding.bucket, binding.domain)
     done.append(f"DeleteCname {binding.domain} on {binding.bucket}")
     record = journal.get(binding.key)
-    ids = {str(v) for v in (record.get("txt_record_id") if record else None,
-                            record.get("route_record_id") if record else None) if v}
+    ids = {v for v in (record.txt_record_id, record.route_record_id) if v} if record else set()
     zone = clients.dns.find_zone(txt_name(binding.domain))
     for name, rtype in ((txt_name(binding.domain), "TXT"), (binding.domain, "CNAME")):
         for ref in clients.dns.list_records(zone, name, rtype):
             if ref.record_id in ids or ref.remark == OWNER_REMARK:
                 clients.dns.delete_record(ref)
                 done.append(f"deleted {rtype} {name} (record {ref.record_id})")
-    journal.record(JournalEvent(key=binding.key, step="unbind", status="done",
-                                phase=str(Phase.PENDING),
-                                outputs={"txt_record_id": None, "route_record_id": None,
-                                         "token": None, "token_expires_at": None}))
+    journal.record(JournalEvent(key=binding.key, step=AuxStep.UNBIND, status="done",
+                                phase=Phase.PENDING,
+                                outputs=BindingOutputs(txt_record_id=None, route_record_id=None,
+                                                       token=None, token_expires_at=None)))
     return done

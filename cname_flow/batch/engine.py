@@ -40,17 +40,18 @@ import structlog
 from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.pool import Workers
 from cname_flow.errors import CnameFlowError, StepError, TokenExpired
-from cname_flow.journal import BindingRecord, JournalEvent, OutputValue
-from cname_flow.model import Phase, Step, txt_name
-from cname_flow.propagation.checker import NameserverAddress
+from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
+from cname_flow.model import AuxStep, Phase, Step, txt_name
+from cname_flow.propagation.model import NameserverAddress
 from cname_flow.workflow import machine
+from cname_flow.workflow.context import BindingRun, StepContext
 from cname_flow.workflow.runner import (
     MAX_TOKEN_RENEWALS,
     STEP_FUNCTIONS,
     failure_event,
     start_event,
 )
-from cname_flow.workflow.steps import StepContext, monotonic_of, valid_token
+from cname_flow.workflow.steps import monotonic_of, valid_token
 
 log = structlog.get_logger(__name__)
 
@@ -145,54 +146,57 @@ class Engine:
             phase = Phase.PENDING
         else:
             await self._wait_backoff(record)
-            phase = machine.resume_phase(Phase(record.phase))
+            phase = machine.resume_phase(record.phase)
+        run = BindingRun(ctx.ports, ctx.binding)
         renewals = failures = 0
         try:
             while phase not in machine.TERMINAL and not self.stopping:
                 try:
-                    phase, carry = await self._leg(ctx, phase, carry)
+                    phase, carry = await self._leg(ctx, run, phase, carry)
                 except TokenExpired:
                     renewals += 1
                     if renewals > MAX_TOKEN_RENEWALS:
                         raise
                     record = await self._commit(JournalEvent(
-                        key=key, step="token", status="done",
-                        phase=str(machine.ON_TOKEN_EXPIRED),
-                        outputs={"token": None, "token_expires_at": None}))
-                    phase = Phase(record.phase)
+                        key=key, step=AuxStep.TOKEN, status="done",
+                        phase=machine.ON_TOKEN_EXPIRED,
+                        outputs=BindingOutputs(token=None, token_expires_at=None)))
+                    phase = record.phase
                 except CnameFlowError as exc:
                     failures += 1
                     record = await self._failed(key, exc, failures)
                     if not exc.retryable or failures >= self.backoff.max_attempts:
                         return
                     await self._wait_backoff(record)
-                    phase = Phase(record.phase)
+                    phase = record.phase
         finally:
             if carry:  # a finished wait whose next hop never started (stop): keep its outcome
                 await self._commit(*carry)
 
-    async def _leg(self, ctx: StepContext, phase: Phase,
+    async def _leg(self, ctx: StepContext, run: BindingRun, phase: Phase,
                    carry: list[JournalEvent]) -> tuple[Phase, list[JournalEvent]]:
         """One leg: a propagation wait on the loop, or a hop of synchronous steps in a worker.
 
         Returns:
             (the phase reached, the events still to journal).
         """
-        hop = await self._hop(ctx, phase, carry)
+        hop = await self._hop(ctx, run, phase, carry)
         if hop.wait is None:
-            return Phase(hop.record.phase), []
+            return hop.record.phase, []
         return Phase.TXT_VISIBLE, [await self._wait_propagation(ctx, hop.wait)]
 
-    async def _hop(self, ctx: StepContext, phase: Phase, carry: list[JournalEvent]) -> Hop:
+    async def _hop(self, ctx: StepContext, run: BindingRun, phase: Phase,
+                   carry: list[JournalEvent]) -> Hop:
         """Take a worker for the step leaving ``phase`` and run :meth:`_run_hop` in it."""
         step = machine.transition(phase).step
         async with self._worker(step):
             carry_now = list(carry)
             carry.clear()  # from here the hop owns them (it journals them first)
             return await self.workers.call(
-                ctx.binding.key, lambda: self._run_hop(ctx, phase, carry_now))
+                ctx.binding.key, lambda: self._run_hop(ctx, run, phase, carry_now))
 
-    def _run_hop(self, ctx: StepContext, phase: Phase, carry: list[JournalEvent]) -> Hop:
+    def _run_hop(self, ctx: StepContext, run: BindingRun, phase: Phase,
+                 carry: list[JournalEvent]) -> Hop:
         """In a worker: run consecutive synchronous steps from ``phase``, journaling each.
 
         Each step's ``running`` is durable before the step starts (it shares a group commit
@@ -207,13 +211,13 @@ class Engine:
         while True:
             t = machine.transition(phase)
             record = self._commit_blocking(
-                *carry, JournalEvent(key, str(t.step), "running", str(phase)))
+                *carry, JournalEvent(key, t.step, "running", phase))
             with _naming_errors(t.step, key):
                 if t.step is Step.WAIT_PROPAGATION:
-                    return Hop(record, _plan_wait(ctx, record))
-                result = STEP_FUNCTIONS[t.step](ctx, record)
+                    return Hop(record, _plan_wait(ctx, run, record))
+                result = STEP_FUNCTIONS[t.step](ctx, run, record)
                 target = machine.check_target(phase, result.phase)
-            carry = [JournalEvent(key, str(t.step), "done", str(target), result.outputs)]
+            carry = [JournalEvent(key, t.step, "done", target, result.outputs)]
             phase = target
             if phase in machine.TERMINAL or self.stopping:
                 return Hop(self._commit_blocking(*carry), None)
@@ -237,22 +241,22 @@ class Engine:
         key = ctx.binding.key
         try:
             with self._idle_while():
-                final = await ctx.checker.wait_async(
+                final = await ctx.ports.checker.wait_async(
                     txt_name(ctx.binding.domain), plan.token, plan.targets,
                     written_at=plan.written_at, on_round=ctx.on_round)
         except CnameFlowError as exc:
             exc.binding_key, exc.step = key, str(Step.WAIT_PROPAGATION)
             raise
-        return JournalEvent(key, str(Step.WAIT_PROPAGATION), "done", str(Phase.TXT_VISIBLE),
-                            {"converged_at": ctx.now().isoformat(),
-                             "nameserver_addresses": len(final.answers)})
+        return JournalEvent(key, Step.WAIT_PROPAGATION, "done", Phase.TXT_VISIBLE,
+                            BindingOutputs(converged_at=ctx.ports.now().isoformat(),
+                                           nameserver_addresses=len(final.answers)))
 
     async def _failed(self, key: str, exc: CnameFlowError, failures: int) -> BindingRecord:
         """Journal the failure of the step whose ``running`` is the binding's last event."""
         record = self.committer.journal.get(key)
         assert record is not None  # the failed step's running event was journaled
-        phase = Phase(record.phase)
-        outputs: dict[str, OutputValue] = {}
+        phase = record.phase
+        outputs = BindingOutputs()
         if exc.retryable:
             delay = self.backoff.delay_s(record.attempts + 1)
             outputs["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
@@ -317,15 +321,15 @@ class Hop:
     wait: WaitPlan | None
 
 
-def _plan_wait(ctx: StepContext, record: BindingRecord) -> WaitPlan:
+def _plan_wait(ctx: StepContext, run: BindingRun, record: BindingRecord) -> WaitPlan:
     """The synchronous part of WAIT_PROPAGATION (:func:`steps.wait_propagation`).
 
     Raises:
         TokenExpired: the token ran out while we were away.
     """
     token = valid_token(ctx, record)
-    return WaitPlan(token, ctx.targets(),
-                    monotonic_of(record.get("txt_written_at"), ctx.now()))
+    return WaitPlan(token, run.authoritative_addresses(),
+                    monotonic_of(record.txt_written_at, ctx.ports.now()))
 
 
 @contextlib.contextmanager

@@ -13,19 +13,21 @@ import structlog
 
 from cname_flow.errors import CnameFlowError, OwnershipNotVerified, TokenExpired
 from cname_flow.journal import (
+    BindingOutputs,
     BindingRecord,
     ErrorInfo,
     EventStatus,
+    EventStep,
     Journal,
     JournalEvent,
-    OutputValue,
 )
-from cname_flow.model import Binding, Phase, Step
+from cname_flow.model import AuxStep, Binding, Phase, Step
 from cname_flow.workflow import machine, steps
+from cname_flow.workflow.context import BindingRun, StepContext, StepResult
 
 log = structlog.get_logger(__name__)
 
-StepFn = Callable[[steps.StepContext, BindingRecord], steps.StepResult]
+StepFn = Callable[[StepContext, BindingRun, BindingRecord], StepResult]
 
 STEP_FUNCTIONS: dict[Step, StepFn] = {
     Step.CREATE_TOKEN: steps.create_token,
@@ -52,14 +54,14 @@ def error_info(exc: CnameFlowError) -> ErrorInfo:
 
 def start_event(binding: Binding) -> JournalEvent:
     """The first event of a binding never seen before: PENDING with its domain, bucket, region."""
-    return JournalEvent(key=binding.key, step="start", status="done", phase=str(Phase.PENDING),
-                        outputs={"domain": binding.domain, "bucket": binding.bucket,
-                                 "region": binding.region})
+    return JournalEvent(key=binding.key, step=AuxStep.START, status="done", phase=Phase.PENDING,
+                        outputs=BindingOutputs(domain=binding.domain, bucket=binding.bucket,
+                                               region=binding.region))
 
 
 def failure_event(
     key: str, step: Step, phase: Phase, exc: CnameFlowError,
-    outputs: dict[str, OutputValue] | None = None,
+    outputs: BindingOutputs | None = None,
 ) -> JournalEvent:
     """The ``failed`` event of ``step``: FAILED unless retryable (then the phase is kept).
 
@@ -67,10 +69,10 @@ def failure_event(
     failure also records ``ownership_failed_at`` (it bounds the next PutCname window).
     """
     after = phase if exc.retryable else Phase.FAILED
-    merged: dict[str, OutputValue] = dict(outputs or {})
+    merged = BindingOutputs() if outputs is None else outputs.copy()
     if isinstance(exc, OwnershipNotVerified):
         merged["ownership_failed_at"] = datetime.now(UTC).isoformat()
-    return JournalEvent(key=key, step=str(step), status="failed", phase=str(after),
+    return JournalEvent(key=key, step=step, status="failed", phase=after,
                         outputs=merged, error=error_info(exc))
 
 
@@ -89,7 +91,7 @@ class Runner:
         self.journal = journal
         self.on_step = on_step
 
-    def run(self, ctx: steps.StepContext) -> BindingRecord:
+    def run(self, ctx: StepContext) -> BindingRecord:
         """Drive ``ctx.binding`` until BOUND.
 
         Returns:
@@ -103,36 +105,39 @@ class Runner:
         structlog.contextvars.bind_contextvars(binding=key)
         try:
             record = self._start(ctx)
-            phase = machine.resume_phase(Phase(record.phase))
+            run = BindingRun(ctx.ports, ctx.binding)
+            phase = machine.resume_phase(record.phase)
             renewals = 0
             while phase not in machine.TERMINAL:
                 try:
-                    record = self._step(ctx, record, phase)
+                    record = self._step(ctx, run, record, phase)
                 except TokenExpired:
                     renewals += 1
                     if renewals > MAX_TOKEN_RENEWALS:
                         raise
-                    record = self._record(key, "token", "done", machine.ON_TOKEN_EXPIRED,
-                                          {"token": None, "token_expires_at": None})
-                phase = Phase(record.phase)
+                    record = self._record(key, AuxStep.TOKEN, "done", machine.ON_TOKEN_EXPIRED,
+                                          BindingOutputs(token=None, token_expires_at=None))
+                phase = record.phase
             return record
         finally:
             structlog.contextvars.unbind_contextvars("binding")
 
-    def _start(self, ctx: steps.StepContext) -> BindingRecord:
+    def _start(self, ctx: StepContext) -> BindingRecord:
         record = self.journal.get(ctx.binding.key)
         if record is not None:
             log.info("binding.resume", phase=record.phase, last_step=record.last_step)
             return record
         return self.journal.record(start_event(ctx.binding))
 
-    def _step(self, ctx: steps.StepContext, record: BindingRecord, phase: Phase) -> BindingRecord:
+    def _step(
+        self, ctx: StepContext, run: BindingRun, record: BindingRecord, phase: Phase
+    ) -> BindingRecord:
         t = machine.transition(phase)
         key = ctx.binding.key
         self._record(key, t.step, "running", phase)
         log.info("step.start", step=str(t.step), phase=str(phase))
         try:
-            result = STEP_FUNCTIONS[t.step](ctx, record)
+            result = STEP_FUNCTIONS[t.step](ctx, run, record)
             target = machine.check_target(phase, result.phase)
         except TokenExpired:
             raise
@@ -152,9 +157,9 @@ class Runner:
         self.journal.record(failure_event(key, step, phase, exc))
 
     def _record(
-        self, key: str, step: str, status: EventStatus, phase: Phase,
-        outputs: dict[str, OutputValue] | None = None,
+        self, key: str, step: EventStep, status: EventStatus, phase: Phase,
+        outputs: BindingOutputs | None = None,
     ) -> BindingRecord:
         return self.journal.record(JournalEvent(
-            key=key, step=str(step), status=status, phase=str(phase), outputs=outputs or {},
+            key=key, step=step, status=status, phase=phase, outputs=outputs or BindingOutputs(),
         ))
