@@ -3,13 +3,14 @@
 Every step takes the binding's :class:`~cname_flow.workflow.context.StepContext`, the run's
 :class:`~cname_flow.workflow.context.BindingRun` (reads made once per run) and the binding's
 replayed :class:`BindingRecord`, and returns a :class:`StepResult` (the next phase and the
-outputs to journal). Steps raise :mod:`cname_flow.errors` classes only; the runner
-records them.
+outputs to journal). Steps raise :mod:`cname_flow.errors` classes only; the driver
+(:mod:`cname_flow.workflow.driver`) records them.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -26,6 +27,7 @@ from cname_flow.errors import (
 )
 from cname_flow.journal import BindingOutputs, BindingRecord
 from cname_flow.model import CnameEntry, CnameToken, Phase, txt_name
+from cname_flow.propagation.model import NameserverAddress, Round
 from cname_flow.workflow import putcname
 from cname_flow.workflow.context import BindingRun, StepContext, StepResult
 
@@ -165,6 +167,34 @@ def _our_record(existing: list[RecordRef], record: BindingRecord) -> RecordRef |
 
 # -- TXT_WRITTEN → TXT_VISIBLE --------------------------------------------------------------------
 
+@dataclass(frozen=True, slots=True)
+class WaitPlan:
+    """What the propagation wait needs, read before it starts.
+
+    Attributes:
+        token: the TXT value to wait for.
+        addresses: every authoritative nameserver address of the zone.
+        written_at: ``time.monotonic()`` reading of the write, None when unknown or long past.
+    """
+
+    token: str
+    addresses: list[NameserverAddress]
+    written_at: float | None
+
+
+def plan_wait(ctx: StepContext, run: BindingRun, record: BindingRecord) -> WaitPlan:
+    """The synchronous part of WAIT_PROPAGATION, shared by :func:`wait_propagation` and
+    :func:`await_propagation`.
+
+    Raises:
+        TokenExpired: the token ran out while we were away.
+        StepError: no authoritative nameserver address was found.
+    """
+    token = valid_token(ctx, record)
+    return WaitPlan(token, run.authoritative_addresses(),
+                    monotonic_of(record.txt_written_at, ctx.ports.now()))
+
+
 def wait_propagation(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """Poll every authoritative nameserver address until all serve the token (two rounds).
 
@@ -172,11 +202,26 @@ def wait_propagation(ctx: StepContext, run: BindingRun, record: BindingRecord) -
         TokenExpired: the token ran out while we were away.
         PropagationTimeout: the deadline passed; the message holds the per-address table.
     """
-    token = valid_token(ctx, record)
-    addresses = run.authoritative_addresses()
-    written_at = monotonic_of(record.txt_written_at, ctx.ports.now())
-    final = ctx.ports.checker.wait(txt_name(ctx.binding.domain), token, addresses,
-                                   written_at=written_at, on_round=ctx.on_round)
+    plan = plan_wait(ctx, run, record)
+    final = ctx.ports.checker.wait(txt_name(ctx.binding.domain), plan.token, plan.addresses,
+                                   written_at=plan.written_at, on_round=ctx.on_round)
+    return converged(ctx, final)
+
+
+async def await_propagation(ctx: StepContext, plan: WaitPlan) -> StepResult:
+    """:func:`wait_propagation` on the event loop, holding no thread (a batch job's wait).
+
+    Raises:
+        PropagationTimeout: the deadline passed; the message holds the per-address table.
+    """
+    final = await ctx.ports.checker.wait_async(
+        txt_name(ctx.binding.domain), plan.token, plan.addresses,
+        written_at=plan.written_at, on_round=ctx.on_round)
+    return converged(ctx, final)
+
+
+def converged(ctx: StepContext, final: Round) -> StepResult:
+    """The outcome of WAIT_PROPAGATION given its last (all-OK) round."""
     return StepResult(Phase.TXT_VISIBLE, BindingOutputs(
         converged_at=ctx.ports.now().isoformat(), nameserver_addresses=len(final.answers),
     ))

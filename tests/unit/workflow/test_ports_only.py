@@ -24,8 +24,8 @@ def _loaded_after_importing(modules: list[str]) -> list[str]:
 
 
 def test_the_workflow_has_the_modules_this_test_imports() -> None:
-    assert {"cname_flow.workflow.context", "cname_flow.workflow.steps",
-            "cname_flow.workflow.runner"} <= set(WORKFLOW_MODULES)
+    assert {"cname_flow.workflow.context", "cname_flow.workflow.driver",
+            "cname_flow.workflow.steps", "cname_flow.workflow.runner"} <= set(WORKFLOW_MODULES)
 
 
 def test_importing_the_workflow_and_the_public_api_loads_no_sdk_and_no_dnspython() -> None:
