@@ -21,7 +21,7 @@ from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter, TokenBucket
 from cname_flow.batch.pool import PriorityGate, Workers
 from cname_flow.errors import OssError
 from cname_flow.journal import Journal, JournalEvent
-from cname_flow.model import Binding, CnameEntry, Phase
+from cname_flow.model import AuxStep, Binding, CnameEntry, Phase
 from cname_flow.propagation.checker import NameserverAddress, PropagationChecker
 from cname_flow.workflow.context import BindingRun, Ports, StepContext
 from tests.fakes import FakeDnsProvider, FakeOss
@@ -181,7 +181,7 @@ def test_group_commit_writes_concurrent_events_with_few_fsyncs(tmp_path: Path) -
         committer = GroupCommitter(journal)
         committer.start()
         await asyncio.gather(*(committer.commit(JournalEvent(
-            f"b/d{i}.example.com", "start", "done", "PENDING")) for i in range(200)))
+            f"b/d{i}.example.com", AuxStep.START, "done", Phase.PENDING)) for i in range(200)))
         await committer.close()
         return committer.flushes
 
@@ -231,8 +231,8 @@ def test_exit_status_prefers_failed_over_retryable() -> None:
         for i, (phase, status) in enumerate(phases):
             from cname_flow.journal.records import apply_event
 
-            rec = apply_event(None, JournalEvent(f"b/d{i}.example.com", "x",
-                                                 status or "done", phase))  # type: ignore[arg-type]
+            rec = apply_event(None, JournalEvent(f"b/d{i}.example.com", AuxStep.JOB,
+                                                 status or "done", Phase(phase)))  # type: ignore[arg-type]
             records.append(rec)
         return JobResult("j", Path("j"), tuple(records), tuple(r.key for r in records), {}, 0.0)
 
