@@ -76,6 +76,18 @@ class Step(StrEnum):
     FINISH = "finish"
 
 
+class AuxStep(StrEnum):
+    """Journal events of a binding that are not steps of the machine."""
+
+    START = "start"  # a binding seen for the first time (phase PENDING)
+    TOKEN = "token"  # the expired-token back-edge: the token is cleared
+    BACKOFF = "backoff"
+    UNBIND = "unbind"
+    CERT_REMOVE = "cert_remove"
+    RECONCILE = "reconcile"
+    JOB = "job"  # a compacted line of a record with no last step
+
+
 @dataclass(frozen=True, slots=True)
 class CertificateSpec:
     """The certificate a binding should carry: either PEM files or a CAS certificate id.

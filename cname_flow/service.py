@@ -25,8 +25,9 @@ from cname_flow.config import Credentials, Settings, resolve_credentials
 from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import InputError, VerificationFailed
-from cname_flow.journal import BindingRecord, Journal, JournalEvent
+from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
 from cname_flow.model import (
+    AuxStep,
     Binding,
     BindingOptions,
     CertificateSpec,
@@ -40,9 +41,9 @@ from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.base import OssCnameApi
 from cname_flow.propagation.checker import PropagationChecker, Round
 from cname_flow.workflow import putcname
+from cname_flow.workflow.context import BindingRun, Ports, StepContext
 from cname_flow.workflow.putcname import OwnershipPolicy
 from cname_flow.workflow.runner import Runner
-from cname_flow.workflow.steps import StepContext
 
 log = structlog.get_logger(__name__)
 
@@ -137,16 +138,30 @@ def preflight_certificate(binding: Binding) -> LocalCertificate | str | None:
     return local
 
 
+def ports(
+    clients: Clients, *, bucket_listing: Callable[[str], list[CnameEntry]] | None = None,
+) -> Ports:
+    """The workflow's ports over ``clients`` (a batch job adds its shared ListCname)."""
+    return Ports(oss=clients.oss, dns=clients.dns, checker=clients.checker,
+                 bucket_listing=bucket_listing)
+
+
 def step_context(
     clients: Clients, binding: Binding, *, on_round: Callable[[Round], None] | None = None,
+    shared: Ports | None = None,
 ) -> StepContext:
-    """A fresh step context for one run of one binding (certificate pre-flighted first)."""
+    """The step context of one binding (certificate pre-flighted first), over ``shared``
+    ports or ports of its own.
+
+    Raises:
+        CertificateError: the binding's certificate fails pre-flight.
+    """
     certificate = preflight_certificate(binding)
     return StepContext(
-        binding=binding, oss=clients.oss, dns=clients.dns, checker=clients.checker,
+        binding=binding, ports=shared or ports(clients), certificate=certificate,
+        txt_ttl=clients.settings.defaults.txt_ttl,
         ownership_policy=OwnershipPolicy.from_settings(clients.settings.ownership),
-        certificate=certificate,
-        txt_ttl=clients.settings.defaults.txt_ttl, on_round=on_round,
+        on_round=on_round,
     )
 
 
@@ -174,18 +189,17 @@ def unbind(clients: Clients, binding: Binding, journal: Journal) -> list[str]:
     clients.oss.delete_cname(binding.bucket, binding.domain)
     done.append(f"DeleteCname {binding.domain} on {binding.bucket}")
     record = journal.get(binding.key)
-    ids = {str(v) for v in (record.get("txt_record_id") if record else None,
-                            record.get("route_record_id") if record else None) if v}
+    ids = {v for v in (record.txt_record_id, record.route_record_id) if v} if record else set()
     zone = clients.dns.find_zone(txt_name(binding.domain))
     for name, rtype in ((txt_name(binding.domain), "TXT"), (binding.domain, "CNAME")):
         for ref in clients.dns.list_records(zone, name, rtype):
             if ref.record_id in ids or ref.remark == OWNER_REMARK:
                 clients.dns.delete_record(ref)
                 done.append(f"deleted {rtype} {name} (record {ref.record_id})")
-    journal.record(JournalEvent(key=binding.key, step="unbind", status="done",
-                                phase=str(Phase.PENDING),
-                                outputs={"txt_record_id": None, "route_record_id": None,
-                                         "token": None, "token_expires_at": None}))
+    journal.record(JournalEvent(key=binding.key, step=AuxStep.UNBIND, status="done",
+                                phase=Phase.PENDING,
+                                outputs=BindingOutputs(txt_record_id=None, route_record_id=None,
+                                                       token=None, token_expires_at=None)))
     return done
 
 
@@ -281,22 +295,25 @@ def remove_certificate(clients: Clients, binding: Binding, journal: Journal) -> 
         OssError: PutCname failed (e.g. the domain is not bound to the bucket).
     """
     ctx = step_context(clients, binding)
-    entry = ctx.listed(fresh=True)
+    run = BindingRun(ctx.ports, binding)
+    entry = run.cname_entry(fresh=True)
     if entry is None or entry.certificate is None:
         return f"{binding.domain} on {binding.bucket} has no certificate; nothing to do"
     plan = plan_certificate(entry.certificate, None, remove=True)
     record = journal.get(binding.key)
-    window = ctx.ownership_policy.window_s(record) if record else ctx.ownership_policy.min_window_s
-    request_id = putcname.put_with_retry(ctx, plan.request, window)
-    after = ctx.listed(fresh=True)
+    policy = ctx.ownership_policy
+    window = policy.window_s(record) if record else policy.min_window_s
+    request_id = putcname.put_with_retry(ctx.ports.oss, binding, plan.request, window, policy,
+                                         ctx.ports.sleep)
+    after = run.cname_entry(fresh=True)
     if after is not None and after.certificate is not None:
         raise VerificationFailed(
             f"ListCname still shows certificate {after.certificate.cert_id} on {binding.domain}")
     journal.record(JournalEvent(
-        key=binding.key, step="cert_remove", status="done",
-        phase=record.phase if record else str(Phase.BOUND),
-        outputs={"cert_id": None, "fingerprint": None, "cert_not_after": None,
-                 "put_request_id": request_id},
+        key=binding.key, step=AuxStep.CERT_REMOVE, status="done",
+        phase=record.phase if record else Phase.BOUND,
+        outputs=BindingOutputs(cert_id=None, fingerprint=None, cert_not_after=None,
+                               put_request_id=request_id),
     ))
     log.info("certificate.removed", cert_id=entry.certificate.cert_id)
     return f"removed certificate {entry.certificate.cert_id} from {binding.domain}"

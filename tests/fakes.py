@@ -1,4 +1,5 @@
-"""In-memory fakes of the two ports, for unit tests: :class:`FakeOss` and :class:`FakeDnsProvider`.
+"""In-memory fakes of the ports, for unit tests: :class:`FakeOss`, :class:`FakeDnsProvider` and
+:class:`FakeChecker` (the propagation port over the fake provider).
 
 Both count calls per API action in ``.calls`` (a ``Counter`` keyed by the real action names,
 e.g. ``fake.calls["AddDomainRecord"]``) and raise scripted errors: ``fake.fail(action, error,
@@ -12,17 +13,20 @@ DomainRecordDuplicate, TXT outer quotes stripped, TTL floor, idempotent deletes.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from cname_flow.certs import parse_certificate_chain, sha1_fingerprint
 from cname_flow.dns.base import BaseDnsProvider, RecordRef, Zone, canonical_name
-from cname_flow.errors import DnsProviderError, OssError, ZoneNotFound
+from cname_flow.errors import DnsProviderError, OssError, PropagationTimeout, ZoneNotFound
 from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken, txt_name
+from cname_flow.propagation.model import NameserverAddress, PreState, Round
+from cname_flow.workflow.context import RoundCallback
 
 Clock = Callable[[], datetime]
 
@@ -277,9 +281,13 @@ class FakeDnsProvider(BaseDnsProvider):
 
     def txt_values(self, name: str) -> list[str]:
         """Every TXT value at ``name`` (a handy ``FakeOss(txt_lookup=...)``)."""
+        return self.values(name, "TXT")
+
+    def values(self, name: str, rtype: str) -> list[str]:
+        """Every value of type ``rtype`` at ``name``, as stored; counts no call."""
         fqdn = canonical_name(name)
         with self._store:
-            return [r.value for r in self.records.values() if r.type == "TXT" and r.fqdn == fqdn]
+            return [r.value for r in self.records.values() if r.type == rtype and r.fqdn == fqdn]
 
     # --------------------------------------------------------------- the hooks
     def _zone_names(self) -> list[str]:
@@ -360,3 +368,53 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds``."""
         self.now += seconds
+
+
+# ------------------------------------------------------------------------------ propagation
+
+
+class FakeChecker:
+    """An in-memory :class:`~cname_flow.workflow.context.PropagationPort` over a
+    :class:`FakeDnsProvider`: every address serves what the provider holds, at once.
+
+    ``waits`` counts the TXT waits (sync and async). A wait for a value the provider does not
+    hold raises :class:`PropagationTimeout` at once.
+    """
+
+    def __init__(self, dns: FakeDnsProvider) -> None:
+        self.dns = dns
+        self.waits = 0
+
+    def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
+        return [NameserverAddress(host=n, address="192.0.2.1", port=53)
+                for n in provider_nameservers]
+
+    def pre_state(self, name: str, targets: Sequence[NameserverAddress]) -> PreState:
+        return PreState(values=frozenset(self.dns.txt_values(name)), old_ttl=None, neg_ttl=600,
+                        cname=None, serial=1)
+
+    def wait(
+        self, name: str, value: str, targets: Sequence[NameserverAddress], *,
+        written_at: float | None = None, on_round: RoundCallback | None = None,
+    ) -> Round:
+        self.waits += 1
+        return self._served(name, "TXT", value)
+
+    async def wait_async(
+        self, name: str, value: str, targets: Sequence[NameserverAddress], *,
+        written_at: float | None = None, on_round: RoundCallback | None = None,
+    ) -> Round:
+        await asyncio.sleep(0)
+        self.waits += 1
+        return self._served(name, "TXT", value)
+
+    def wait_cname(
+        self, name: str, target: str, targets: Sequence[NameserverAddress], *,
+        written_at: float | None = None, on_round: RoundCallback | None = None,
+    ) -> Round:
+        return self._served(name, "CNAME", target)
+
+    def _served(self, name: str, rtype: str, value: str) -> Round:
+        if value not in [v.rstrip(".") for v in self.dns.values(name, rtype)]:
+            raise PropagationTimeout("not there", name=name, expected=value, table="")
+        return Round(answers=(), ok=True)

@@ -2,8 +2,10 @@
 
 Design:
 
-* One task per binding drives it with the runner's discipline: ``running`` is journaled
-  before each step, ``done``/``failed`` after; the steps are :data:`runner.STEP_FUNCTIONS`.
+* One task per binding drives it through :mod:`cname_flow.workflow.driver`, as the runner
+  does: ``running`` is journaled before each step, ``done``/``failed`` after; the driver
+  dispatches, follows the expired-token back-edge and builds every event. The engine only
+  schedules: hops, group commit, backoff.
 * A binding's consecutive synchronous steps run in one *hop* on one worker thread
   (create_token → write_txt, then put_cname → verify → finish): the worker journals each
   transition itself through the group committer (a step's ``running`` shares a group with
@@ -14,8 +16,8 @@ Design:
   to the binding furthest along the machine, so bindings finish instead of all crowding the
   first steps; no step kind may hold more than half the workers (a step blocked on its API's
   token bucket cannot starve the others).
-* WAIT_PROPAGATION holds no worker: it runs :meth:`PropagationChecker.wait_async` on the
-  loop, so thousands of waiting bindings cost a few sockets and objects each.
+* WAIT_PROPAGATION holds no worker: it runs :func:`~cname_flow.workflow.steps.await_propagation`
+  on the loop, so thousands of waiting bindings cost a few sockets and objects each.
 * Journal writes go through a :class:`~cname_flow.batch.commit.GroupCommitter`: every
   event that lands while the previous ``fsync`` runs is written with the next one.
 * A retryable failure is journaled with ``next_attempt_at`` and retried after an exponential
@@ -39,18 +41,11 @@ import structlog
 
 from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.pool import Workers
-from cname_flow.errors import CnameFlowError, StepError, TokenExpired
-from cname_flow.journal import BindingRecord, JournalEvent, OutputValue
-from cname_flow.model import Phase, Step, txt_name
-from cname_flow.propagation.checker import NameserverAddress
-from cname_flow.workflow import machine
-from cname_flow.workflow.runner import (
-    MAX_TOKEN_RENEWALS,
-    STEP_FUNCTIONS,
-    failure_event,
-    start_event,
-)
-from cname_flow.workflow.steps import StepContext, monotonic_of, valid_token
+from cname_flow.errors import CnameFlowError, TokenExpired
+from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
+from cname_flow.model import Phase, Step
+from cname_flow.workflow import driver, machine, steps
+from cname_flow.workflow.context import BindingRun, StepContext
 
 log = structlog.get_logger(__name__)
 
@@ -138,61 +133,55 @@ class Engine:
         binding's start, a finished wait's ``done``): one group, durable before that step.
         """
         key = ctx.binding.key
-        record = self.committer.journal.get(key)
-        carry: list[JournalEvent] = []
-        if record is None:
-            carry.append(start_event(ctx.binding))
-            phase = Phase.PENDING
-        else:
-            await self._wait_backoff(record)
-            phase = machine.resume_phase(Phase(record.phase))
-        renewals = failures = 0
+        start = driver.start_or_resume(self.committer.journal, ctx.binding)
+        carry = list(start.events)
+        if start.record is not None:
+            await self._wait_backoff(start.record)
+        run = BindingRun(ctx.ports, ctx.binding)
+        phase, renewals, failures = start.phase, 0, 0
         try:
             while phase not in machine.TERMINAL and not self.stopping:
                 try:
-                    phase, carry = await self._leg(ctx, phase, carry)
-                except TokenExpired:
+                    phase, carry = await self._leg(ctx, run, phase, carry)
+                except TokenExpired as exc:
                     renewals += 1
-                    if renewals > MAX_TOKEN_RENEWALS:
-                        raise
-                    record = await self._commit(JournalEvent(
-                        key=key, step="token", status="done",
-                        phase=str(machine.ON_TOKEN_EXPIRED),
-                        outputs={"token": None, "token_expires_at": None}))
-                    phase = Phase(record.phase)
+                    record = await self._commit(driver.on_token_expired(key, exc, renewals))
+                    phase = record.phase
                 except CnameFlowError as exc:
                     failures += 1
                     record = await self._failed(key, exc, failures)
                     if not exc.retryable or failures >= self.backoff.max_attempts:
                         return
                     await self._wait_backoff(record)
-                    phase = Phase(record.phase)
+                    phase = record.phase
         finally:
             if carry:  # a finished wait whose next hop never started (stop): keep its outcome
                 await self._commit(*carry)
 
-    async def _leg(self, ctx: StepContext, phase: Phase,
+    async def _leg(self, ctx: StepContext, run: BindingRun, phase: Phase,
                    carry: list[JournalEvent]) -> tuple[Phase, list[JournalEvent]]:
         """One leg: a propagation wait on the loop, or a hop of synchronous steps in a worker.
 
         Returns:
             (the phase reached, the events still to journal).
         """
-        hop = await self._hop(ctx, phase, carry)
+        hop = await self._hop(ctx, run, phase, carry)
         if hop.wait is None:
-            return Phase(hop.record.phase), []
-        return Phase.TXT_VISIBLE, [await self._wait_propagation(ctx, hop.wait)]
+            return hop.record.phase, []
+        return await self._wait_propagation(ctx, hop.wait)
 
-    async def _hop(self, ctx: StepContext, phase: Phase, carry: list[JournalEvent]) -> Hop:
+    async def _hop(self, ctx: StepContext, run: BindingRun, phase: Phase,
+                   carry: list[JournalEvent]) -> Hop:
         """Take a worker for the step leaving ``phase`` and run :meth:`_run_hop` in it."""
-        step = machine.transition(phase).step
+        step = driver.next_step(phase)
         async with self._worker(step):
             carry_now = list(carry)
             carry.clear()  # from here the hop owns them (it journals them first)
             return await self.workers.call(
-                ctx.binding.key, lambda: self._run_hop(ctx, phase, carry_now))
+                ctx.binding.key, lambda: self._run_hop(ctx, run, phase, carry_now))
 
-    def _run_hop(self, ctx: StepContext, phase: Phase, carry: list[JournalEvent]) -> Hop:
+    def _run_hop(self, ctx: StepContext, run: BindingRun, phase: Phase,
+                 carry: list[JournalEvent]) -> Hop:
         """In a worker: run consecutive synchronous steps from ``phase``, journaling each.
 
         Each step's ``running`` is durable before the step starts (it shares a group commit
@@ -205,16 +194,13 @@ class Engine:
         """
         key = ctx.binding.key
         while True:
-            t = machine.transition(phase)
-            record = self._commit_blocking(
-                *carry, JournalEvent(key, str(t.step), "running", str(phase)))
-            with _naming_errors(t.step, key):
-                if t.step is Step.WAIT_PROPAGATION:
-                    return Hop(record, _plan_wait(ctx, record))
-                result = STEP_FUNCTIONS[t.step](ctx, record)
-                target = machine.check_target(phase, result.phase)
-            carry = [JournalEvent(key, str(t.step), "done", str(target), result.outputs)]
-            phase = target
+            step = driver.next_step(phase)
+            record = self._commit_blocking(*carry, driver.running_event(key, step, phase))
+            if step is Step.WAIT_PROPAGATION:
+                with driver.binding_context(key, step, crash_as_failure=True):
+                    return Hop(record, steps.plan_wait(ctx, run, record))
+            phase, done = driver.run_step(ctx, run, record, phase, crash_as_failure=True)
+            carry = [done]
             if phase in machine.TERMINAL or self.stopping:
                 return Hop(self._commit_blocking(*carry), None)
 
@@ -228,38 +214,34 @@ class Engine:
         finally:
             self.workers.release(step)
 
-    async def _wait_propagation(self, ctx: StepContext, plan: WaitPlan) -> JournalEvent:
-        """The WAIT_PROPAGATION step on the loop; returns its ``done`` event (not journaled).
+    async def _wait_propagation(
+        self, ctx: StepContext, plan: steps.WaitPlan
+    ) -> tuple[Phase, list[JournalEvent]]:
+        """The WAIT_PROPAGATION step on the loop.
+
+        Returns:
+            (the phase reached, the step's ``done`` event, not journaled yet).
 
         Raises:
             PropagationTimeout: the deadline passed (``binding_key``/``step`` set).
         """
-        key = ctx.binding.key
-        try:
-            with self._idle_while():
-                final = await ctx.checker.wait_async(
-                    txt_name(ctx.binding.domain), plan.token, plan.targets,
-                    written_at=plan.written_at, on_round=ctx.on_round)
-        except CnameFlowError as exc:
-            exc.binding_key, exc.step = key, str(Step.WAIT_PROPAGATION)
-            raise
-        return JournalEvent(key, str(Step.WAIT_PROPAGATION), "done", str(Phase.TXT_VISIBLE),
-                            {"converged_at": ctx.now().isoformat(),
-                             "nameserver_addresses": len(final.answers)})
+        key, step = ctx.binding.key, Step.WAIT_PROPAGATION
+        with driver.binding_context(key, step), self._idle_while():
+            result = await steps.await_propagation(ctx, plan)
+        phase, done = driver.done_event(key, step, Phase.TXT_WRITTEN, result)
+        return phase, [done]
 
     async def _failed(self, key: str, exc: CnameFlowError, failures: int) -> BindingRecord:
         """Journal the failure of the step whose ``running`` is the binding's last event."""
         record = self.committer.journal.get(key)
         assert record is not None  # the failed step's running event was journaled
-        phase = Phase(record.phase)
-        outputs: dict[str, OutputValue] = {}
+        outputs = BindingOutputs()
         if exc.retryable:
             delay = self.backoff.delay_s(record.attempts + 1)
             outputs["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
-        log.warning("step.failed", binding=key, step=exc.step, code=getattr(exc, "code", ""),
-                    retryable=exc.retryable, failures=failures, error=str(exc))
-        step = machine.transition(phase).step
-        return await self._commit(failure_event(key, step, phase, exc, outputs))
+        phase = record.phase
+        return await self._commit(driver.failure_event(
+            key, driver.next_step(phase), phase, exc, outputs, failures=failures))
 
     async def _wait_backoff(self, record: BindingRecord) -> None:
         """Sleep until the binding's persisted ``next_attempt_at`` (if it is in the future)."""
@@ -301,49 +283,8 @@ class Engine:
 
 
 @dataclass(frozen=True, slots=True)
-class WaitPlan:
-    """What a propagation wait needs, read in a worker (token, targets, write time)."""
-
-    token: str
-    targets: list[NameserverAddress]
-    written_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class Hop:
     """The outcome of a worker hop: the record after it, and the wait it stopped before."""
 
     record: BindingRecord
-    wait: WaitPlan | None
-
-
-def _plan_wait(ctx: StepContext, record: BindingRecord) -> WaitPlan:
-    """The synchronous part of WAIT_PROPAGATION (:func:`steps.wait_propagation`).
-
-    Raises:
-        TokenExpired: the token ran out while we were away.
-    """
-    token = valid_token(ctx, record)
-    return WaitPlan(token, ctx.targets(),
-                    monotonic_of(record.get("txt_written_at"), ctx.now()))
-
-
-@contextlib.contextmanager
-def _naming_errors(step: Step, key: str) -> Iterator[None]:
-    """Errors of ``step`` of binding ``key`` name both.
-
-    Raises:
-        CnameFlowError: from the block, with ``binding_key`` and ``step`` set; any other
-            exception (a bug) becomes a permanent StepError.
-    """
-    try:
-        yield
-    except CnameFlowError as exc:
-        exc.binding_key, exc.step = key, str(step)
-        raise
-    except Exception as exc:  # a bug: journal it like a permanent failure
-        log.exception("step.crashed", binding=key, step=str(step))
-        error = StepError(f"internal error in {step}: {type(exc).__name__}: {exc}",
-                          retryable=False)
-        error.binding_key, error.step = key, str(step)
-        raise error from exc
+    wait: steps.WaitPlan | None

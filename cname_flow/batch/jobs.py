@@ -41,7 +41,7 @@ from cname_flow.errors import CnameFlowError, ConfigError, InputError
 from cname_flow.journal import BindingRecord, Journal
 from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import Phase
-from cname_flow.workflow.steps import StepContext
+from cname_flow.workflow.context import StepContext
 
 log = structlog.get_logger(__name__)
 
@@ -251,12 +251,11 @@ def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]
         ConfigError: every binding whose certificate fails pre-flight, with its manifest line.
     """
     contexts, reasons = [], []
+    listing = clients.oss.recent_list if isinstance(clients.oss, BatchOss) else None
+    ports = service.ports(clients, bucket_listing=listing)
     for binding in manifest.bindings:
         try:
-            ctx = service.step_context(clients, binding)
-            if isinstance(clients.oss, BatchOss):
-                ctx.shared_listing = clients.oss.recent_list
-            contexts.append(ctx)
+            contexts.append(service.step_context(clients, binding, shared=ports))
         except CnameFlowError as exc:
             reasons.append(f"{manifest.lines.get(binding.key, manifest.source)}: {exc}")
     if reasons:

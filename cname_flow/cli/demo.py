@@ -80,7 +80,7 @@ def run_demo(workflow: Path | None, *, lag: float, console: Console) -> None:
             zone = clients.dns.find_zone(txt_name(binding.domain))
             targets = clients.checker.targets(zone.name, zone.nameservers)
             record = journal.get(binding.key)
-            token = str(record.get("token")) if record else ""
+            token = (record.token if record else None) or ""
             rounds[txt_name(binding.domain)] = clients.checker.observe(
                 txt_name(binding.domain), token, targets)
         console.print(render.nameserver_table(rounds))

@@ -32,18 +32,22 @@ Example::
 
 from cname_flow.journal.reader import JournalSnapshot
 from cname_flow.journal.records import (
+    BindingOutputs,
     BindingRecord,
     ErrorInfo,
     EventStatus,
+    EventStep,
     JournalEvent,
     OutputValue,
 )
 from cname_flow.journal.store import Journal
 
 __all__ = [
+    "BindingOutputs",
     "BindingRecord",
     "ErrorInfo",
     "EventStatus",
+    "EventStep",
     "Journal",
     "JournalEvent",
     "JournalSnapshot",

@@ -17,13 +17,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, cast
+from typing import Final, TypeVar, cast
 
 from cname_flow.journal.records import (
     STATUSES,
+    BindingOutputs,
     BindingRecord,
     ErrorInfo,
     EventStatus,
+    EventStep,
     JournalEvent,
     OutputValue,
     Snapshot,
@@ -32,9 +34,13 @@ from cname_flow.journal.records import (
     guard_values,
     parse_ts,
 )
+from cname_flow.model import AuxStep, Phase, Step
 
 FORMAT_NAME: Final = "cname-flow"
 FORMAT_VERSION: Final = 1
+
+_STEPS: Final[dict[str, EventStep]] = {s.value: s for s in (*Step, *AuxStep)}
+_PHASES: Final[dict[str, Phase]] = {p.value: p for p in Phase}
 
 
 class LineError(ValueError):
@@ -110,7 +116,7 @@ def encode_snapshot(record: BindingRecord) -> bytes:
     """The single synthetic line that replaces a binding's history on compaction."""
     event = JournalEvent(
         key=record.key,
-        step=record.last_step or "job",
+        step=record.last_step or AuxStep.JOB,
         status=record.last_status or "done",
         phase=record.phase,
         outputs=record.outputs,
@@ -162,12 +168,14 @@ def decode_line(obj: object) -> EventLine | MetaLine:
         raise LineError("a journal line must be a JSON object")
     if "meta" in obj:
         return MetaLine(_outputs(obj, "meta"), _field_ts(obj, "ts"))
+    key, step = _field_str(obj, "key"), _field_str(obj, "step")
+    status = _status(obj)
     event = JournalEvent(
-        key=_field_str(obj, "key"),
-        step=_field_str(obj, "step"),
-        status=_status(obj),
-        phase=_field_str(obj, "phase"),
-        outputs=_outputs(obj, "outputs"),
+        key=key,
+        step=_known(_STEPS, step, "step"),
+        status=status,
+        phase=_known(_PHASES, _field_str(obj, "phase"), "phase"),
+        outputs=cast(BindingOutputs, _outputs(obj, "outputs")),
         error=_error(obj.get("error")),
         ts=_field_ts(obj, "ts"),
     )
@@ -184,6 +192,16 @@ def _status(obj: dict[str, object]) -> EventStatus:
     if status not in STATUSES:
         raise LineError(f"status {status!r} is not one of {sorted(STATUSES)}")
     return cast(EventStatus, status)
+
+
+_Named = TypeVar("_Named")
+
+
+def _known(names: Mapping[str, _Named], value: str, field: str) -> _Named:
+    try:
+        return names[value]
+    except KeyError:
+        raise LineError(f"field {field!r}: {value!r} is not a known {field}") from None
 
 
 def _field_str(obj: dict[str, object], name: str) -> str:

@@ -6,15 +6,17 @@ binding, never to the size of the journal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Literal, TypeAlias, get_args
+from typing import Final, Generic, Literal, TypeAlias, TypedDict, TypeVar, cast, get_args, overload
 
-from cname_flow.model import Step
+from cname_flow.model import AuxStep, Phase, Step
 
 EventStatus: TypeAlias = Literal["running", "done", "failed"]
 OutputValue: TypeAlias = str | int | float | bool | None
+#: What a journal event is about: a step of the machine, or an event beside it.
+EventStep: TypeAlias = Step | AuxStep
 
 STATUSES: Final[frozenset[str]] = frozenset(get_args(EventStatus))
 _STEP_NAMES: Final[frozenset[str]] = frozenset(step.value for step in Step)
@@ -39,6 +41,53 @@ class ErrorInfo:
     request_id: str = ""
 
 
+class BindingOutputs(TypedDict, total=False):
+    """Every output a binding's events carry: the journal's schema (format version 1).
+
+    An event's ``outputs`` hold the keys it sets; ``None`` deletes a key, an absent key leaves
+    it as it was. Values are the JSON values stored on disk: times are ISO-8601 strings
+    (:meth:`datetime.isoformat` of an aware UTC time); read them through the typed accessors of
+    :class:`BindingRecord`, which parse them. Written by:
+
+    * the start event: ``domain``, ``bucket``, ``region``;
+    * create_token: ``zone``, ``fast_path`` (the domain was bound already), ``token``,
+      ``token_expires_at`` (72 h after creation); the expired-token back-edge clears both;
+    * write_txt: ``txt_written_at``, ``neg_ttl`` and ``old_ttl`` (seconds, RFC 2308 §5 / the
+      TTL of a stale TXT RRset, None when none), ``txt_record_id``;
+    * wait_propagation: ``converged_at``, ``nameserver_addresses`` (how many were polled);
+    * put_cname: ``put_request_id`` (OSS request id), or ``put`` when it was skipped;
+    * verify: ``status`` (ListCname's ``Enabled``), ``cert_id``, ``fingerprint`` (SHA-1,
+      colon-hex), ``cert_not_after``;
+    * finish: ``route_record_id``, ``route_target``, ``txt_record_id`` (None once removed);
+    * failures: ``ownership_failed_at`` (a PutCname ownership failure), ``next_attempt_at``
+      (a batch's persisted backoff).
+    """
+
+    domain: str | None
+    bucket: str | None
+    region: str | None
+    zone: str | None
+    fast_path: bool | None
+    token: str | None
+    token_expires_at: str | None
+    txt_record_id: str | None
+    txt_written_at: str | None
+    neg_ttl: int | None
+    old_ttl: int | None
+    converged_at: str | None
+    nameserver_addresses: int | None
+    put: str | None
+    put_request_id: str | None
+    status: str | None
+    cert_id: str | None
+    fingerprint: str | None
+    cert_not_after: str | None
+    route_record_id: str | None
+    route_target: str | None
+    ownership_failed_at: str | None
+    next_attempt_at: str | None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -49,30 +98,81 @@ class JournalEvent:
 
     Attributes:
         key: ``"<bucket>/<domain>"``.
-        step: a :class:`~cname_flow.model.Step` value, or ``"job"``, ``"backoff"``, ``"unbind"``…
-            for events that are not steps.
+        step: a :class:`~cname_flow.model.Step`, or an :class:`~cname_flow.model.AuxStep`
+            (``start``, ``token``, ``unbind``…) for events that are not steps.
         status: ``"running"`` (intent, written before the side effect), ``"done"`` or ``"failed"``.
-        phase: the :class:`~cname_flow.model.Phase` value the binding is in AFTER this event.
-        outputs: values to merge into the binding's outputs (``token``, ``token_expires_at`` as
-            ISO-8601, ``txt_record_id``, ``cert_id``, ``next_attempt_at``…); ``None`` deletes a key.
+        phase: the phase the binding is in AFTER this event.
+        outputs: values to merge into the binding's outputs (:class:`BindingOutputs`);
+            ``None`` deletes a key.
         error: why the step failed, for ``"failed"`` events.
         ts: aware datetime of the event (defaults to now, UTC).
     """
 
     key: str
-    step: str
+    step: EventStep
     status: EventStatus
-    phase: str
-    outputs: Mapping[str, OutputValue] = field(default_factory=dict)
+    phase: Phase
+    outputs: BindingOutputs = field(default_factory=lambda: BindingOutputs())
     error: ErrorInfo | None = None
     ts: datetime = field(default_factory=_now)
+
+
+_T = TypeVar("_T")
+
+
+class _Output(Generic[_T]):
+    """A typed read of one key of :attr:`BindingRecord.outputs` (None when absent).
+
+    The key is the attribute's name unless ``key`` is given.
+    """
+
+    __slots__ = ("_convert", "key")
+
+    def __init__(self, convert: Callable[[object], _T | None], key: str = "") -> None:
+        self._convert = convert
+        self.key = key
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = self.key or name
+
+    @overload
+    def __get__(self, record: None, owner: type | None = None) -> _Output[_T]: ...
+    @overload
+    def __get__(self, record: BindingRecord, owner: type | None = None) -> _T | None: ...
+    def __get__(
+        self, record: BindingRecord | None, owner: type | None = None
+    ) -> _T | _Output[_T] | None:
+        if record is None:
+            return self
+        return self._convert(record.outputs.get(self.key))
+
+
+def _as_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def _as_bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _as_datetime(value: object) -> datetime | None:
+    return parse_ts(value) if isinstance(value, str) else None
 
 
 @dataclass(slots=True)
 class BindingRecord:
     """The replayed state of one binding: what every event recorded so far adds up to.
 
-    A record is replaced, never mutated, by later events; treat it as read-only.
+    A record is replaced, never mutated, by later events; treat it as read-only. Each key of
+    :class:`BindingOutputs` is read through a typed attribute of the same name (times as aware
+    UTC datetimes, TTLs as seconds), except ``status`` (:attr:`cname_status`) and ``put``
+    (:attr:`put_note`); ``domain`` and ``bucket`` are fields.
 
     Attributes:
         key: ``"<bucket>/<domain>"``.
@@ -92,46 +192,62 @@ class BindingRecord:
     key: str
     domain: str
     bucket: str
-    phase: str
-    outputs: dict[str, OutputValue]
-    last_step: str | None
+    phase: Phase
+    outputs: BindingOutputs
+    last_step: EventStep | None
     last_status: EventStatus | None
     last_error: ErrorInfo | None
     attempts: int
     started_at: datetime
     updated_at: datetime
 
+    #: OSS region id the binding was started with.
+    region = _Output(_as_str)
+    #: The zone apex holding ``_dnsauth.<domain>``.
+    zone = _Output(_as_str)
+    #: True when the first pass found the domain bound already (nothing was put).
+    fast_path = _Output(_as_bool)
+    #: The CNAME token (the TXT value), when one was recorded.
+    token = _Output(_as_str)
+    #: Expiry of the CNAME token.
+    token_expires_at = _Output(_as_datetime)
+    #: The DNS provider's id of the ``_dnsauth`` TXT record we wrote.
+    txt_record_id = _Output(_as_str)
+    #: When the TXT record was written.
+    txt_written_at = _Output(_as_datetime)
+    #: The zone's negative-caching TTL seen before the write, seconds (RFC 2308 §5).
+    neg_ttl = _Output(_as_int)
+    #: TTL of a stale TXT RRset seen before the write, seconds.
+    old_ttl = _Output(_as_int)
+    #: When every authoritative address served the token.
+    converged_at = _Output(_as_datetime)
+    #: How many authoritative addresses the propagation wait polled.
+    nameserver_addresses = _Output(_as_int)
+    #: Why PutCname was skipped (``"skipped: already bound"``).
+    put_note = _Output(_as_str, key="put")
+    #: The OSS request id of our successful PutCname.
+    put_request_id = _Output(_as_str)
+    #: The domain's ListCname status when verified (``"Enabled"``).
+    cname_status = _Output(_as_str, key="status")
+    #: The certificate id bound when verified (None: none).
+    cert_id = _Output(_as_str)
+    #: SHA-1 fingerprint of that certificate, upper-case colon-hex.
+    fingerprint = _Output(_as_str)
+    #: End of that certificate's validity.
+    cert_not_after = _Output(_as_datetime)
+    #: The DNS provider's id of the routing CNAME we wrote (``--route``).
+    route_record_id = _Output(_as_str)
+    #: Where the routing CNAME points.
+    route_target = _Output(_as_str)
+    #: When a PutCname last failed with NeedVerifyDomainOwnership for good.
+    ownership_failed_at = _Output(_as_datetime)
+    #: When a backed-off binding may be tried again.
+    next_attempt_at = _Output(_as_datetime)
+
     def get(self, name: str) -> OutputValue:
-        """The output ``name``, or ``None`` when absent."""
-        return self.outputs.get(name)
-
-    @property
-    def token(self) -> str | None:
-        """The CNAME token (the TXT value), when one was recorded."""
-        return _as_str(self.outputs.get("token"))
-
-    @property
-    def token_expires_at(self) -> datetime | None:
-        """Expiry of the CNAME token as an aware UTC datetime."""
-        return _as_datetime(self.outputs.get("token_expires_at"))
-
-    @property
-    def txt_record_id(self) -> str | None:
-        """The DNS provider's id of the ``_dnsauth`` TXT record we wrote."""
-        return _as_str(self.outputs.get("txt_record_id"))
-
-    @property
-    def next_attempt_at(self) -> datetime | None:
-        """When a backed-off binding may be tried again, as an aware UTC datetime."""
-        return _as_datetime(self.outputs.get("next_attempt_at"))
-
-
-def _as_str(value: OutputValue) -> str | None:
-    return None if value is None else str(value)
-
-
-def _as_datetime(value: OutputValue) -> datetime | None:
-    return parse_ts(value) if isinstance(value, str) else None
+        """The output ``name`` as stored, or ``None``: for keys outside
+        :class:`BindingOutputs` (the typed attributes read the keys inside it)."""
+        return cast(OutputValue, self.outputs.get(name))
 
 
 def format_ts(moment: datetime) -> str:
@@ -158,7 +274,7 @@ def parse_ts(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def guard_values(values: Mapping[str, OutputValue], *, what: str) -> None:
+def guard_values(values: Mapping[str, object], *, what: str) -> None:
     """Refuse values that must never reach the journal.
 
     Raises:
@@ -196,17 +312,18 @@ def check_event(event: JournalEvent) -> None:
         raise ValueError(f"{event.key}: error message holds a PEM block; not written")
 
 
-def merge_outputs(
-    base: Mapping[str, OutputValue], update: Mapping[str, OutputValue]
-) -> dict[str, OutputValue]:
-    """``base`` updated by ``update``, where a ``None`` in ``update`` deletes the key."""
-    merged = dict(base)
+_Values = TypeVar("_Values", BindingOutputs, dict[str, OutputValue])
+
+
+def merge_outputs(base: _Values, update: Mapping[str, object]) -> _Values:
+    """A copy of ``base`` updated by ``update``, where a ``None`` in ``update`` deletes the key."""
+    merged: dict[str, object] = dict(base)
     for name, value in update.items():
         if value is None:
             merged.pop(name, None)
         else:
             merged[name] = value
-    return merged
+    return cast(_Values, merged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +352,7 @@ def apply_event(
         domain=domain,
         bucket=bucket,
         phase=event.phase,
-        outputs=merge_outputs(previous.outputs if previous else {}, event.outputs),
+        outputs=merge_outputs(previous.outputs if previous else BindingOutputs(), event.outputs),
         last_step=event.step,
         last_status=event.status,
         last_error=last_error,

@@ -20,7 +20,7 @@ from cname_flow.certs import LocalCertificate, plan_certificate
 from cname_flow.dns.base import OWNER_REMARK, RecordRef
 from cname_flow.errors import UnsafePlan
 from cname_flow.journal import BindingRecord
-from cname_flow.model import Binding, CnameEntry, Phase
+from cname_flow.model import AuxStep, Binding, CnameEntry, Phase
 from cname_flow.workflow.machine import TERMINAL
 
 #: A journal binding in a non-terminal phase with no event for this long (seconds) is stuck.
@@ -111,13 +111,12 @@ class Observed:
     def made_by_us(self) -> bool:
         """True when the journal shows this tool's own PutCname bound the key (never adopted)."""
         r = self.record
-        return (r is not None and r.phase == Phase.BOUND and r.get("put_request_id") is not None
-                and not r.get("fast_path"))
+        return (r is not None and r.phase == Phase.BOUND and r.put_request_id is not None
+                and not r.fast_path)
 
     def ours(self, ref: RecordRef) -> bool:
         """Whether a DNS record is ours: its id is in the journal or it carries our remark."""
-        ids = {self.record.get("txt_record_id"), self.record.get("route_record_id")} \
-            if self.record else set()
+        ids = {self.record.txt_record_id, self.record.route_record_id} if self.record else set()
         return ref.remark == OWNER_REMARK or ref.record_id in ids
 
     def digest(self) -> str:
@@ -247,7 +246,7 @@ def _certificate(desired: DesiredState, b: Binding, e: CnameEntry, now: datetime
                      if e.certificate else "no certificate")
             if _changed_out_of_band(b, e, record):
                 return [(DriftKind.CERTIFICATE_MISMATCH, f"bound: {shown}, changed outside "
-                         f"cname-flow (journal: {record.get('cert_id') if record else None}); "
+                         f"cname-flow (journal: {record.cert_id if record else None}); "
                          "set force_cert: true on this binding to replace it", Action.NONE)]
             return [(DriftKind.CERTIFICATE_MISMATCH, f"bound: {shown}; {why}", Action.BIND)]
     return _expiring(desired, e, now)
@@ -255,10 +254,10 @@ def _certificate(desired: DesiredState, b: Binding, e: CnameEntry, now: datetime
 
 def _changed_out_of_band(b: Binding, e: CnameEntry, record: BindingRecord | None) -> bool:
     """The rule of ``steps.put_cname``: a CertId other than the one we verified needs force."""
-    if b.options.force_cert or record is None or record.get("status") != "Enabled":
+    if b.options.force_cert or record is None or record.cname_status != "Enabled":
         return False
     current = e.certificate.cert_id if e.certificate else None
-    return current != record.get("cert_id")
+    return current != record.cert_id
 
 
 def _expiring(desired: DesiredState, e: CnameEntry, now: datetime) -> list[_Raw]:
@@ -319,7 +318,7 @@ def _undesired_findings(policy: Policy, obs: Observed) -> list[_Raw]:
 
 def _stuck(obs: Observed, binding: Binding | None, now: datetime) -> list[_Raw]:
     rec = obs.record
-    if rec is None or Phase(rec.phase) in TERMINAL or rec.last_step == "unbind":
+    if rec is None or rec.phase in TERMINAL or rec.last_step == AuxStep.UNBIND:
         return []
     age = (now - rec.updated_at).total_seconds()
     if age <= STUCK_AFTER_S:

@@ -28,10 +28,10 @@ import structlog
 from cname_flow import service
 from cname_flow.dns.base import RecordRef
 from cname_flow.errors import CnameFlowError, JournalError, ZoneNotFound
-from cname_flow.journal import BindingRecord, Journal, JournalEvent
+from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
 from cname_flow.journal.files import HolderLock, ensure_dir
 from cname_flow.manifest import Manifest
-from cname_flow.model import Binding, CnameEntry, txt_name
+from cname_flow.model import AuxStep, Binding, CnameEntry, txt_name
 from cname_flow.reconcile.drift import Action, DesiredState, Finding, Observed, Policy, detect
 from cname_flow.reconcile.plan import ReconcilePlan
 
@@ -282,7 +282,7 @@ class _Applier:
             record = service.bind(self.clients, binding, self.journal)
             return f"{record.phase}"
         if action is Action.UNBIND:
-            region = str(self._record(key).get("region") or self.clients.settings.oss.region)
+            region = self._record(key).region or self.clients.settings.oss.region
             done = service.unbind(self.clients, Binding(domain, bucket, region), self.journal)
             return "; ".join(done)
         if action is Action.DELETE_TXT:
@@ -310,8 +310,9 @@ class _Applier:
 
     def _forget_txt(self, key: str) -> None:
         record = self._record(key)
-        self.journal.record(JournalEvent(key=key, step="reconcile", status="done",
-                                         phase=record.phase, outputs={"txt_record_id": None}))
+        self.journal.record(JournalEvent(key=key, step=AuxStep.RECONCILE, status="done",
+                                         phase=record.phase,
+                                         outputs=BindingOutputs(txt_record_id=None)))
 
 
 def statuses(clients: service.Clients, manifest: Manifest) -> tuple[BindingStatus, ...]:

@@ -14,7 +14,7 @@ from cname_flow.dns.base import OWNER_REMARK
 from cname_flow.errors import CnameFlowError
 from cname_flow.journal import BindingRecord
 from cname_flow.model import CertificateInfo, Step, txt_name
-from cname_flow.workflow.steps import StepContext
+from cname_flow.workflow.context import BindingRun, StepContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +51,33 @@ class Plan:
 
 
 def plan_binding(ctx: StepContext, record: BindingRecord | None) -> Plan:
-    """Observe the binding's remote state and list the actions a run would take."""
+    """Observe the binding's remote state and list the actions a run would take.
+
+    Reads only: ListCname, GetCnameToken, the zone, the TXT records at ``_dnsauth.<domain>``.
+    A failing read (e.g. ZoneNotFound) is returned as the plan's ``blocked`` reason.
+    """
     b = ctx.binding
     try:
-        return Plan(b.key, tuple(_actions(ctx, record)))
+        return Plan(b.key, tuple(_actions(ctx, BindingRun(ctx.ports, b), record)))
     except CnameFlowError as exc:
         return Plan(b.key, blocked=str(exc))
 
 
-def _actions(ctx: StepContext, record: BindingRecord | None) -> list[PlannedAction]:
-    b = ctx.binding
-    zone = ctx.zone()
+def _actions(
+    ctx: StepContext, run: BindingRun, record: BindingRecord | None
+) -> list[PlannedAction]:
+    b, oss, dns = ctx.binding, ctx.ports.oss, ctx.ports.dns
+    zone = run.zone()
     acts = [PlannedAction("zone", "read", f"{txt_name(b.domain)} lives in zone {zone.name} "
                           f"(nameservers {', '.join(zone.nameservers)})")]
-    entry = ctx.listed()
+    entry = run.cname_entry()
     if entry is not None and entry.status == "Enabled":
         acts.append(PlannedAction(Step.CREATE_TOKEN, "skip",
                                   f"{b.domain} is already bound to {b.bucket}"))
         acts.extend(_certificate_actions(ctx, entry.certificate))
         return acts + _tail(ctx, record)
-    token = ctx.oss.get_token(b.bucket, b.domain)
-    if token is None or token.expired(ctx.now()):
+    token = oss.get_token(b.bucket, b.domain)
+    if token is None or token.expired(ctx.ports.now()):
         acts.append(PlannedAction(Step.CREATE_TOKEN, "CreateCnameToken",
                                   "no valid CNAME token for this domain on the bucket"))
         value = None
@@ -80,7 +86,7 @@ def _actions(ctx: StepContext, record: BindingRecord | None) -> list[PlannedActi
         acts.append(PlannedAction(Step.CREATE_TOKEN, "CreateCnameToken (same token)",
                                   "OSS answers the live token, valid until "
                                   f"{token.expires_at.isoformat()}"))
-    existing = ctx.dns.list_records(zone, txt_name(b.domain), "TXT")
+    existing = dns.list_records(zone, txt_name(b.domain), "TXT")
     if value is not None and any(r.value == value for r in existing):
         acts.append(PlannedAction(Step.WRITE_TXT, "skip", "the TXT record already holds the token"))
     else:

@@ -9,9 +9,9 @@ for this domain already failed within that TTL (its lookup may have primed the v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 from tenacity import (
@@ -25,10 +25,8 @@ from tenacity import (
 from cname_flow.config.sections import OwnershipSettings
 from cname_flow.errors import CertificateConflict, OssError, OwnershipNotVerified
 from cname_flow.journal import BindingRecord
-from cname_flow.model import CertificateRequest
-
-if TYPE_CHECKING:
-    from cname_flow.workflow.steps import StepContext
+from cname_flow.model import Binding, CertificateRequest
+from cname_flow.oss.base import OssCnameApi
 
 log = structlog.get_logger(__name__)
 
@@ -66,15 +64,13 @@ class OwnershipPolicy:
         return cls(**section.model_dump())
 
     def window_s(self, record: BindingRecord, now: datetime | None = None) -> float:
-        """How long to keep retrying, from the TTLs journaled by the write step."""
+        """How long to keep retrying, seconds, from the TTLs journaled by the write step."""
         floor = 0.0
-        old_ttl = record.get("old_ttl")
-        if isinstance(old_ttl, int | float):
-            floor = max(floor, float(old_ttl))
-        neg_ttl = record.get("neg_ttl")
-        last_fail = record.get("ownership_failed_at")
-        if isinstance(neg_ttl, int | float) and isinstance(last_fail, str):
-            age = ((now or datetime.now(UTC)) - datetime.fromisoformat(last_fail)).total_seconds()
+        if record.old_ttl is not None:
+            floor = max(floor, float(record.old_ttl))
+        neg_ttl, last_fail = record.neg_ttl, record.ownership_failed_at
+        if neg_ttl is not None and last_fail is not None:
+            age = ((now or datetime.now(UTC)) - last_fail).total_seconds()
             if age < neg_ttl:
                 floor = max(floor, float(neg_ttl))
         return min(self.cap_s, max(self.min_window_s, floor + 15.0))
@@ -84,8 +80,21 @@ def _is_need_verify(exc: BaseException) -> bool:
     return isinstance(exc, OssError) and exc.code == NEED_VERIFY
 
 
-def put_with_retry(ctx: StepContext, request: CertificateRequest | None, window_s: float) -> str:
+def put_with_retry(
+    oss: OssCnameApi, binding: Binding, request: CertificateRequest | None, window_s: float,
+    policy: OwnershipPolicy, sleep: Callable[[float], None],
+) -> str:
     """Call PutCname; on NeedVerifyDomainOwnership back off and retry for ``window_s`` seconds.
+
+    OSS PutCname: https://www.alibabacloud.com/help/en/oss/developer-reference/putcname
+
+    Args:
+        oss: the OSS port.
+        binding: the domain and bucket to bind.
+        request: the CertificateConfiguration to send, or None.
+        window_s: how long to keep retrying, seconds (:meth:`OwnershipPolicy.window_s`).
+        policy: the backoff between attempts.
+        sleep: blocking sleep, seconds.
 
     Returns:
         The request id of the successful PutCname.
@@ -95,8 +104,6 @@ def put_with_retry(ctx: StepContext, request: CertificateRequest | None, window_
         CertificateConflict: PreviousCertId no longer matches the bound certificate.
         OssError: any other OSS failure, unchanged.
     """
-    policy = ctx.ownership_policy
-
     def _log_retry(state: RetryCallState) -> None:
         log.info("putcname.ownership_pending", attempt=state.attempt_number,
                  next_in_s=round(state.upcoming_sleep, 1))
@@ -106,13 +113,13 @@ def put_with_retry(ctx: StepContext, request: CertificateRequest | None, window_
         wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s,
                                      exp_base=policy.exp_base, jitter=policy.jitter_s),
         stop=stop_after_delay(window_s),
-        sleep=ctx.sleep,
+        sleep=sleep,
         before_sleep=_log_retry,
         reraise=True,
     )
-    b = ctx.binding
+    b = binding
     try:
-        return retrying(ctx.oss.put_cname, b.bucket, b.domain, request)
+        return retrying(oss.put_cname, b.bucket, b.domain, request)
     except OssError as exc:
         if exc.code == NEED_VERIFY:
             raise OwnershipNotVerified(

@@ -1,77 +1,24 @@
 """Drives one binding through the machine, journaling intent before each step and its outcome after.
 
 The runner holds no state between bindings: everything it needs to resume is in the journal.
-On resume a ``running`` step is simply re-run, which is safe because steps observe first.
+On resume a ``running`` step is simply re-run, which is safe because steps observe first. What
+a step does and which events it leaves behind is :mod:`cname_flow.workflow.driver`'s; the
+runner only runs the steps one after another in the calling thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import structlog
 
-from cname_flow.errors import CnameFlowError, OwnershipNotVerified, TokenExpired
-from cname_flow.journal import (
-    BindingRecord,
-    ErrorInfo,
-    EventStatus,
-    Journal,
-    JournalEvent,
-    OutputValue,
-)
-from cname_flow.model import Binding, Phase, Step
-from cname_flow.workflow import machine, steps
+from cname_flow.errors import CnameFlowError, TokenExpired
+from cname_flow.journal import BindingRecord, Journal
+from cname_flow.model import Phase, Step
+from cname_flow.workflow import driver, machine
+from cname_flow.workflow.context import BindingRun, StepContext
 
 log = structlog.get_logger(__name__)
-
-StepFn = Callable[[steps.StepContext, BindingRecord], steps.StepResult]
-
-STEP_FUNCTIONS: dict[Step, StepFn] = {
-    Step.CREATE_TOKEN: steps.create_token,
-    Step.WRITE_TXT: steps.write_txt,
-    Step.WAIT_PROPAGATION: steps.wait_propagation,
-    Step.PUT_CNAME: steps.put_cname,
-    Step.VERIFY: steps.verify,
-    Step.FINISH: steps.finish,
-}
-
-#: How many times one run follows the expired-token back-edge before giving up.
-MAX_TOKEN_RENEWALS = 2
-
-
-def error_info(exc: CnameFlowError) -> ErrorInfo:
-    """The journal's view of an error: code, message, retryable flag, request id."""
-    return ErrorInfo(
-        code=getattr(exc, "code", type(exc).__name__),
-        message=str(exc),
-        retryable=exc.retryable,
-        request_id=getattr(exc, "request_id", ""),
-    )
-
-
-def start_event(binding: Binding) -> JournalEvent:
-    """The first event of a binding never seen before: PENDING with its domain, bucket, region."""
-    return JournalEvent(key=binding.key, step="start", status="done", phase=str(Phase.PENDING),
-                        outputs={"domain": binding.domain, "bucket": binding.bucket,
-                                 "region": binding.region})
-
-
-def failure_event(
-    key: str, step: Step, phase: Phase, exc: CnameFlowError,
-    outputs: dict[str, OutputValue] | None = None,
-) -> JournalEvent:
-    """The ``failed`` event of ``step``: FAILED unless retryable (then the phase is kept).
-
-    ``outputs`` are merged in (e.g. a persisted backoff's ``next_attempt_at``); an ownership
-    failure also records ``ownership_failed_at`` (it bounds the next PutCname window).
-    """
-    after = phase if exc.retryable else Phase.FAILED
-    merged: dict[str, OutputValue] = dict(outputs or {})
-    if isinstance(exc, OwnershipNotVerified):
-        merged["ownership_failed_at"] = datetime.now(UTC).isoformat()
-    return JournalEvent(key=key, step=str(step), status="failed", phase=str(after),
-                        outputs=merged, error=error_info(exc))
 
 
 class Runner:
@@ -89,7 +36,7 @@ class Runner:
         self.journal = journal
         self.on_step = on_step
 
-    def run(self, ctx: steps.StepContext) -> BindingRecord:
+    def run(self, ctx: StepContext) -> BindingRecord:
         """Drive ``ctx.binding`` until BOUND.
 
         Returns:
@@ -102,59 +49,41 @@ class Runner:
         key = ctx.binding.key
         structlog.contextvars.bind_contextvars(binding=key)
         try:
-            record = self._start(ctx)
-            phase = machine.resume_phase(Phase(record.phase))
-            renewals = 0
+            start = driver.start_or_resume(self.journal, ctx.binding)
+            record = start.record
+            if record is not None:
+                log.info("binding.resume", phase=record.phase, last_step=record.last_step)
+            for event in start.events:
+                record = self.journal.record(event)
+            assert record is not None  # a binding never seen got its start event
+            run = BindingRun(ctx.ports, ctx.binding)
+            phase, renewals = start.phase, 0
             while phase not in machine.TERMINAL:
                 try:
-                    record = self._step(ctx, record, phase)
-                except TokenExpired:
+                    record = self._step(ctx, run, record, phase)
+                except TokenExpired as exc:
                     renewals += 1
-                    if renewals > MAX_TOKEN_RENEWALS:
-                        raise
-                    record = self._record(key, "token", "done", machine.ON_TOKEN_EXPIRED,
-                                          {"token": None, "token_expires_at": None})
-                phase = Phase(record.phase)
+                    record = self.journal.record(driver.on_token_expired(key, exc, renewals))
+                phase = record.phase
             return record
         finally:
             structlog.contextvars.unbind_contextvars("binding")
 
-    def _start(self, ctx: steps.StepContext) -> BindingRecord:
-        record = self.journal.get(ctx.binding.key)
-        if record is not None:
-            log.info("binding.resume", phase=record.phase, last_step=record.last_step)
-            return record
-        return self.journal.record(start_event(ctx.binding))
-
-    def _step(self, ctx: steps.StepContext, record: BindingRecord, phase: Phase) -> BindingRecord:
-        t = machine.transition(phase)
-        key = ctx.binding.key
-        self._record(key, t.step, "running", phase)
-        log.info("step.start", step=str(t.step), phase=str(phase))
+    def _step(
+        self, ctx: StepContext, run: BindingRun, record: BindingRecord, phase: Phase
+    ) -> BindingRecord:
+        key, step = ctx.binding.key, driver.next_step(phase)
+        self.journal.record(driver.running_event(key, step, phase))
+        log.info("step.start", step=str(step), phase=str(phase))
         try:
-            result = STEP_FUNCTIONS[t.step](ctx, record)
-            target = machine.check_target(phase, result.phase)
+            target, done = driver.run_step(ctx, run, record, phase)
         except TokenExpired:
             raise
         except CnameFlowError as exc:
-            exc.binding_key, exc.step = key, str(t.step)
-            self._fail(key, t.step, phase, exc)
+            self.journal.record(driver.failure_event(key, step, phase, exc))
             raise
-        log.info("step.done", step=str(t.step), phase=str(target))
-        record = self._record(key, t.step, "done", target, result.outputs)
+        log.info("step.done", step=str(step), phase=str(target))
+        record = self.journal.record(done)
         if self.on_step is not None:
-            self.on_step(key, t.step, target)
+            self.on_step(key, step, target)
         return record
-
-    def _fail(self, key: str, step: Step, phase: Phase, exc: CnameFlowError) -> None:
-        log.warning("step.failed", step=str(step), code=error_info(exc).code,
-                    retryable=exc.retryable, error=str(exc))
-        self.journal.record(failure_event(key, step, phase, exc))
-
-    def _record(
-        self, key: str, step: str, status: EventStatus, phase: Phase,
-        outputs: dict[str, OutputValue] | None = None,
-    ) -> BindingRecord:
-        return self.journal.record(JournalEvent(
-            key=key, step=str(step), status=status, phase=str(phase), outputs=outputs or {},
-        ))

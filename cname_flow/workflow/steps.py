@@ -1,21 +1,22 @@
 """One function per step of the machine; each observes remote state first and acts only if needed.
 
-Every step takes a :class:`StepContext` and the binding's replayed :class:`BindingRecord` and
-returns a :class:`StepResult` (the next phase and the outputs to journal). Steps raise
-:mod:`cname_flow.errors` classes only; the runner records them.
+Every step takes the binding's :class:`~cname_flow.workflow.context.StepContext`, the run's
+:class:`~cname_flow.workflow.context.BindingRun` (reads made once per run) and the binding's
+replayed :class:`BindingRecord`, and returns a :class:`StepResult` (the next phase and the
+outputs to journal). Steps raise :mod:`cname_flow.errors` classes only; the driver
+(:mod:`cname_flow.workflow.driver`) records them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
-from cname_flow.certs import LocalCertificate, plan_certificate, verify_bound_certificate
-from cname_flow.dns.base import OWNER_REMARK, DnsProvider, RecordRef, Zone
+from cname_flow.certs import plan_certificate, verify_bound_certificate
+from cname_flow.dns.base import OWNER_REMARK, RecordRef, Zone
 from cname_flow.errors import (
     CertificateConflict,
     DomainBoundElsewhere,
@@ -24,97 +25,26 @@ from cname_flow.errors import (
     TokenExpired,
     VerificationFailed,
 )
-from cname_flow.journal import BindingRecord, OutputValue
-from cname_flow.model import Binding, CnameEntry, CnameToken, Phase, txt_name
-from cname_flow.oss.base import OssCnameApi
-from cname_flow.propagation.checker import NameserverAddress, PropagationChecker, Round
-from cname_flow.workflow import putcname as ownership
+from cname_flow.journal import BindingOutputs, BindingRecord
+from cname_flow.model import CnameEntry, CnameToken, Phase, txt_name
+from cname_flow.propagation.model import NameserverAddress, Round
+from cname_flow.workflow import putcname
+from cname_flow.workflow.context import BindingRun, StepContext, StepResult
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    """Where a step leads and what it learned (journaled as the event's outputs)."""
-
-    phase: Phase
-    outputs: dict[str, OutputValue] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class StepContext:
-    """Everything a step may touch.
-
-    Attributes:
-        binding: the desired state.
-        oss: the OSS CNAME API port.
-        dns: the DNS provider holding the domain's zone.
-        checker: the propagation checker.
-        ownership_policy: bounds of the PutCname NeedVerifyDomainOwnership retry.
-        certificate: the pre-flighted local certificate or CAS id, or None.
-        txt_ttl: TTL of the TXT record in seconds (raised to the zone's floor); None picks
-            clamp(zone MinTtl, 60, 600) as dns-propagation.md §5 Phase B says.
-        on_round: called after every propagation round (progress display).
-        sleep: injected for tests; seconds.
-        now: injected wall clock (aware UTC).
-        shared_listing: a bucket's ListCname shared by many bindings and possibly some seconds
-            old (a batch job's), for the first read of a run; a domain it shows is read again
-            afresh, so it only ever saves the read of a domain not bound yet.
-    """
-
-    binding: Binding
-    oss: OssCnameApi
-    dns: DnsProvider
-    checker: PropagationChecker
-    ownership_policy: ownership.OwnershipPolicy = field(default_factory=ownership.OwnershipPolicy)
-    certificate: LocalCertificate | str | None = None
-    txt_ttl: int | None = None
-    on_round: Callable[[Round], None] | None = None
-    sleep: Callable[[float], None] = time.sleep
-    now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    shared_listing: Callable[[str], list[CnameEntry]] | None = None
-    _zone: Zone | None = None
-    _targets: list[NameserverAddress] | None = None
-    _entries: list[CnameEntry] | None = None
-
-    def zone(self) -> Zone:
-        """The binding's zone at the DNS provider (found once per run)."""
-        if self._zone is None:
-            self._zone = self.dns.find_zone(txt_name(self.binding.domain))
-        return self._zone
-
-    def targets(self) -> list[NameserverAddress]:
-        """Every authoritative nameserver address of the zone (discovered once per run)."""
-        if self._targets is None:
-            zone = self.zone()
-            self._targets = self.checker.targets(zone.name, zone.nameservers)
-        return self._targets
-
-    def has_listing(self) -> bool:
-        """True when this run has read the bucket's ListCname already."""
-        return self._entries is not None
-
-    def listed(self, *, fresh: bool = False) -> CnameEntry | None:
-        """The binding's ListCname row on its bucket, or None."""
-        if fresh or self._entries is None:
-            bucket, entries = self.binding.bucket, None
-            if not fresh and self.shared_listing is not None:
-                entries = self.shared_listing(bucket)
-                if any(e.domain == self.binding.domain for e in entries):
-                    entries = None  # a shared listing is trusted to show absence only
-            self._entries = self.oss.list_cnames(bucket) if entries is None else entries
-        return next((e for e in self._entries if e.domain == self.binding.domain), None)
-
-
 # -- PENDING → TOKEN_READY ------------------------------------------------------------------------
 
-def create_token(ctx: StepContext, record: BindingRecord) -> StepResult:
+def create_token(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """Pre-flight the zone, then obtain the CNAME token with CreateCnameToken.
 
     No GetCnameToken first: while a token is valid (72 h) CreateCnameToken answers that same
-    token (OSS CreateCnameToken; alibaba-apis.md §5), so creating is already idempotent and the
-    read would only cost a call per binding. (A token that expires within the hour is still
-    the one OSS hands out; an expiry before PutCname sends the machine back here.)
+    token (OSS CreateCnameToken,
+    https://www.alibabacloud.com/help/en/oss/developer-reference/createcnametoken), so creating
+    is already idempotent and the read would only cost a call per binding. (A token that
+    expires within the hour is still the one OSS hands out; an expiry before PutCname sends the
+    machine back here.)
 
     Fast paths: a domain already listed Enabled on the bucket goes to VERIFIED (or to
     TXT_VISIBLE when its certificate must change).
@@ -124,46 +54,45 @@ def create_token(ctx: StepContext, record: BindingRecord) -> StepResult:
         InputError: ``--route`` asked for a zone apex.
         DomainBoundElsewhere: the domain belongs to another bucket or account.
     """
-    zone = ctx.zone()
+    zone = run.zone()
     if ctx.binding.options.route and ctx.binding.domain == zone.name:
         raise InputError(
             f"{ctx.binding.domain} is the apex of zone {zone.name}: a zone apex cannot hold a "
             "CNAME record (RFC 1912 §2.4), so --route cannot point it at the bucket",
             hint="use an A/ALIAS record at your DNS provider, or bind a subdomain such as www",
         )
-    entry = ctx.listed()
+    entry = run.cname_entry()
     if entry is not None and entry.status == "Enabled":
-        return StepResult(_bound_next_phase(ctx, entry), {"zone": zone.name, "fast_path": True})
-    token = _create_token(ctx)
+        return StepResult(_bound_next_phase(ctx, entry),
+                          BindingOutputs(zone=zone.name, fast_path=True))
+    token = _create_token(ctx, run)
     if token is None:  # NoNeedCreateCnameToken: bound on this bucket meanwhile
-        return StepResult(Phase.CNAME_PUT, {"zone": zone.name})
+        return StepResult(Phase.CNAME_PUT, BindingOutputs(zone=zone.name))
     log.info("token.ready", expires_at=token.expires_at.isoformat())
-    return StepResult(Phase.TOKEN_READY, {
-        "zone": zone.name,
-        "token": token.token,
-        "token_expires_at": token.expires_at.isoformat(),
-    })
+    return StepResult(Phase.TOKEN_READY, BindingOutputs(
+        zone=zone.name, token=token.token, token_expires_at=token.expires_at.isoformat(),
+    ))
 
 
-def _create_token(ctx: StepContext) -> CnameToken | None:
+def _create_token(ctx: StepContext, run: BindingRun) -> CnameToken | None:
     try:
-        return ctx.oss.create_token(ctx.binding.bucket, ctx.binding.domain)
+        return ctx.ports.oss.create_token(ctx.binding.bucket, ctx.binding.domain)
     except OssError as exc:
         if exc.code == "NoNeedCreateCnameToken":
             return None
         if exc.code == "CnameAlreadyExists":
-            raise_if_elsewhere(ctx, exc)
+            raise_if_elsewhere(ctx, run, exc)
             return None
         raise
 
 
-def raise_if_elsewhere(ctx: StepContext, exc: OssError) -> None:
+def raise_if_elsewhere(ctx: StepContext, run: BindingRun, exc: OssError) -> None:
     """After CnameAlreadyExists: return if ListCname shows the domain on our bucket, else raise.
 
     Raises:
         DomainBoundElsewhere: the domain is bound to another bucket or account.
     """
-    if ctx.listed(fresh=True) is not None:
+    if run.cname_entry(fresh=True) is not None:
         return
     raise DomainBoundElsewhere(
         f"{ctx.binding.domain} is bound to another bucket or account (OSS {exc.code}, "
@@ -182,28 +111,29 @@ def _bound_next_phase(ctx: StepContext, entry: CnameEntry) -> Phase:
 
 # -- TOKEN_READY → TXT_WRITTEN --------------------------------------------------------------------
 
-def write_txt(ctx: StepContext, record: BindingRecord) -> StepResult:
+def write_txt(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """Publish the token as TXT ``_dnsauth.<domain>``; our own stale record is updated in place.
 
     Raises:
         TokenExpired: the token ran out; the machine goes back to PENDING.
     """
     token = valid_token(ctx, record)
-    zone, name = ctx.zone(), txt_name(ctx.binding.domain)
-    existing = ctx.dns.list_records(zone, name, "TXT")
-    pre = ctx.checker.pre_state(name, ctx.targets())
+    zone, name = run.zone(), txt_name(ctx.binding.domain)
+    dns = ctx.ports.dns
+    existing = dns.list_records(zone, name, "TXT")
+    pre = ctx.ports.checker.pre_state(name, run.authoritative_addresses())
     ours = _our_record(existing, record)
     foreign = [r for r in existing if r is not ours and r.value != token]
     if foreign:
         log.warning("txt.foreign_values", count=len(foreign), note="left alone; ours added beside")
     ttl = record_ttl(ctx.txt_ttl, zone)
-    ref, changed = ctx.dns.upsert(zone, name, "TXT", token, ttl, replace=ours, observed=existing)
+    ref, changed = dns.upsert(zone, name, "TXT", token, ttl, replace=ours, observed=existing)
     log.info("txt.upserted", record_id=ref.record_id, changed=changed, ttl=ref.ttl)
-    outputs: dict[str, OutputValue] = {
-        "txt_written_at": ctx.now().isoformat(),
-        "neg_ttl": pre.neg_ttl,
-        "old_ttl": pre.old_ttl if pre.values - {token} else None,
-    }
+    outputs = BindingOutputs(
+        txt_written_at=ctx.ports.now().isoformat(),
+        neg_ttl=pre.neg_ttl,
+        old_ttl=pre.old_ttl if pre.values - {token} else None,
+    )
     if changed or ours is not None or ref.remark == OWNER_REMARK:
         outputs["txt_record_id"] = ref.record_id
     return StepResult(Phase.TXT_WRITTEN, outputs)
@@ -218,13 +148,13 @@ def record_ttl(preferred: int | None, zone: Zone) -> int:
 
 
 def valid_token(ctx: StepContext, record: BindingRecord) -> str:
-    """The journaled CNAME token, if it is still valid at ``ctx.now()``.
+    """The journaled CNAME token, if it is still valid at ``ctx.ports.now()``.
 
     Raises:
         TokenExpired: no token journaled, or it ran out (the machine goes back to PENDING).
     """
     token, expires = record.token, record.token_expires_at
-    if token is None or expires is None or expires <= ctx.now():
+    if token is None or expires is None or expires <= ctx.ports.now():
         raise TokenExpired(f"the CNAME token for {ctx.binding.domain} expired; getting a new one")
     return token
 
@@ -237,36 +167,77 @@ def _our_record(existing: list[RecordRef], record: BindingRecord) -> RecordRef |
 
 # -- TXT_WRITTEN → TXT_VISIBLE --------------------------------------------------------------------
 
-def wait_propagation(ctx: StepContext, record: BindingRecord) -> StepResult:
+@dataclass(frozen=True, slots=True)
+class WaitPlan:
+    """What the propagation wait needs, read before it starts.
+
+    Attributes:
+        token: the TXT value to wait for.
+        addresses: every authoritative nameserver address of the zone.
+        written_at: ``time.monotonic()`` reading of the write, None when unknown or long past.
+    """
+
+    token: str
+    addresses: list[NameserverAddress]
+    written_at: float | None
+
+
+def plan_wait(ctx: StepContext, run: BindingRun, record: BindingRecord) -> WaitPlan:
+    """The synchronous part of WAIT_PROPAGATION, shared by :func:`wait_propagation` and
+    :func:`await_propagation`.
+
+    Raises:
+        TokenExpired: the token ran out while we were away.
+        StepError: no authoritative nameserver address was found.
+    """
+    token = valid_token(ctx, record)
+    return WaitPlan(token, run.authoritative_addresses(),
+                    monotonic_of(record.txt_written_at, ctx.ports.now()))
+
+
+def wait_propagation(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """Poll every authoritative nameserver address until all serve the token (two rounds).
 
     Raises:
         TokenExpired: the token ran out while we were away.
         PropagationTimeout: the deadline passed; the message holds the per-address table.
     """
-    token = valid_token(ctx, record)
-    targets = ctx.targets()
-    written_at = monotonic_of(record.get("txt_written_at"), ctx.now())
-    final = ctx.checker.wait(
-        txt_name(ctx.binding.domain), token, targets, written_at=written_at, on_round=ctx.on_round
-    )
-    return StepResult(Phase.TXT_VISIBLE, {
-        "converged_at": ctx.now().isoformat(),
-        "nameserver_addresses": len(final.answers),
-    })
+    plan = plan_wait(ctx, run, record)
+    final = ctx.ports.checker.wait(txt_name(ctx.binding.domain), plan.token, plan.addresses,
+                                   written_at=plan.written_at, on_round=ctx.on_round)
+    return converged(ctx, final)
 
 
-def monotonic_of(iso: OutputValue, now: datetime) -> float | None:
+async def await_propagation(ctx: StepContext, plan: WaitPlan) -> StepResult:
+    """:func:`wait_propagation` on the event loop, holding no thread (a batch job's wait).
+
+    Raises:
+        PropagationTimeout: the deadline passed; the message holds the per-address table.
+    """
+    final = await ctx.ports.checker.wait_async(
+        txt_name(ctx.binding.domain), plan.token, plan.addresses,
+        written_at=plan.written_at, on_round=ctx.on_round)
+    return converged(ctx, final)
+
+
+def converged(ctx: StepContext, final: Round) -> StepResult:
+    """The outcome of WAIT_PROPAGATION given its last (all-OK) round."""
+    return StepResult(Phase.TXT_VISIBLE, BindingOutputs(
+        converged_at=ctx.ports.now().isoformat(), nameserver_addresses=len(final.answers),
+    ))
+
+
+def monotonic_of(written: datetime | None, now: datetime) -> float | None:
     """Map a journaled wall-clock time onto time.monotonic (None when unknown or long past)."""
-    if not isinstance(iso, str):
+    if written is None:
         return None
-    age = (now - datetime.fromisoformat(iso)).total_seconds()
+    age = (now - written).total_seconds()
     return time.monotonic() - age if 0 <= age < 60 else None
 
 
 # -- TXT_VISIBLE → CNAME_PUT ----------------------------------------------------------------------
 
-def put_cname(ctx: StepContext, record: BindingRecord) -> StepResult:
+def put_cname(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """PutCname (with the certificate plan), retrying NeedVerifyDomainOwnership for a bounded time.
 
     Raises:
@@ -276,10 +247,10 @@ def put_cname(ctx: StepContext, record: BindingRecord) -> StepResult:
     """
     # Without a certificate to plan, the listing this run took before writing the TXT record
     # suffices (it showed the domain not bound; a re-put on the same bucket is an update and
-    # a PutCname without CertificateConfiguration leaves a bound certificate alone,
-    # alibaba-apis.md §4.2). A certificate plan needs the CertId bound right now, and a run that
-    # resumed here has no listing of its own yet: both read afresh.
-    entry = ctx.listed(fresh=ctx.certificate is not None or not ctx.has_listing())
+    # a PutCname without CertificateConfiguration leaves a bound certificate alone, OSS
+    # PutCname). A certificate plan needs the CertId bound right now, and a run that resumed
+    # here has no listing of its own yet (nor may it trust a job's shared one): both read afresh.
+    entry = run.cname_entry(fresh=ctx.certificate is not None, shared=False)
     request = None
     if ctx.certificate is not None and entry is not None:
         _refuse_out_of_band_change(ctx, record, entry)
@@ -291,17 +262,19 @@ def put_cname(ctx: StepContext, record: BindingRecord) -> StepResult:
         request = plan.request
         log.info("certificate.plan", action=plan.action, reason=plan.reason)
     if entry is not None and entry.status == "Enabled" and request is None:
-        return StepResult(Phase.CNAME_PUT, {"put": "skipped: already bound"})
-    window = ctx.ownership_policy.window_s(record)
+        return StepResult(Phase.CNAME_PUT, BindingOutputs(put="skipped: already bound"))
+    policy = ctx.ownership_policy
+    window = policy.window_s(record)
+    args = (ctx.ports.oss, ctx.binding, request, window, policy, ctx.ports.sleep)
     try:
-        request_id = ownership.put_with_retry(ctx, request, window)
+        request_id = putcname.put_with_retry(*args)
     except OssError as exc:
         if exc.code == "CnameAlreadyExists":
-            raise_if_elsewhere(ctx, exc)
-            request_id = ownership.put_with_retry(ctx, request, window)
+            raise_if_elsewhere(ctx, run, exc)
+            request_id = putcname.put_with_retry(*args)
         else:
             raise
-    return StepResult(Phase.CNAME_PUT, {"put_request_id": request_id})
+    return StepResult(Phase.CNAME_PUT, BindingOutputs(put_request_id=request_id))
 
 
 def _refuse_out_of_band_change(ctx: StepContext, record: BindingRecord, entry: CnameEntry) -> None:
@@ -313,9 +286,9 @@ def _refuse_out_of_band_change(ctx: StepContext, record: BindingRecord, entry: C
     Raises:
         CertificateConflict: ListCname shows another certificate and ``--force-cert`` is off.
     """
-    if ctx.binding.options.force_cert or record.get("status") != "Enabled":
+    if ctx.binding.options.force_cert or record.cname_status != "Enabled":
         return  # forced, or we never verified this binding: nothing to compare with
-    expected = record.get("cert_id")
+    expected = record.cert_id
     current = entry.certificate.cert_id if entry.certificate else None
     if current != expected:
         raise CertificateConflict(
@@ -328,17 +301,17 @@ def _refuse_out_of_band_change(ctx: StepContext, record: BindingRecord, entry: C
 
 # -- CNAME_PUT → VERIFIED -------------------------------------------------------------------------
 
-def verify(ctx: StepContext, record: BindingRecord) -> StepResult:
+def verify(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """ListCname must show the domain Enabled (and the expected certificate).
 
     Raises:
         VerificationFailed: missing, not Enabled, or a certificate mismatch.
     """
-    entry = ctx.listed(fresh=True)
+    entry = run.cname_entry(fresh=True)
     if entry is None or entry.status != "Enabled":
         state = "missing" if entry is None else f"status {entry.status}"
         raise VerificationFailed(f"ListCname on {ctx.binding.bucket}: {ctx.binding.domain} {state}")
-    outputs: dict[str, OutputValue] = {"status": entry.status}
+    outputs = BindingOutputs(status=entry.status)
     if ctx.certificate is not None:
         problems = verify_bound_certificate(entry.certificate, ctx.certificate)
         if problems:
@@ -346,41 +319,40 @@ def verify(ctx: StepContext, record: BindingRecord) -> StepResult:
                 f"certificate on {ctx.binding.domain} does not match: " + "; ".join(problems),
                 retryable=False,
             )
-    outputs |= {"cert_id": None, "fingerprint": None, "cert_not_after": None}
-    if entry.certificate is not None:
-        outputs |= {
-            "cert_id": entry.certificate.cert_id,
-            "fingerprint": entry.certificate.fingerprint,
-            "cert_not_after": entry.certificate.valid_end.isoformat()
-            if entry.certificate.valid_end else None,
-        }
+    cert = entry.certificate
+    outputs |= BindingOutputs(cert_id=None, fingerprint=None, cert_not_after=None)
+    if cert is not None:
+        outputs |= BindingOutputs(
+            cert_id=cert.cert_id, fingerprint=cert.fingerprint,
+            cert_not_after=cert.valid_end.isoformat() if cert.valid_end else None,
+        )
     return StepResult(Phase.VERIFIED, outputs)
 
 
 # -- VERIFIED → BOUND -----------------------------------------------------------------------------
 
-def finish(ctx: StepContext, record: BindingRecord) -> StepResult:
+def finish(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """Optional tail: upsert the routing CNAME and check it; remove our ``_dnsauth`` record."""
-    outputs: dict[str, OutputValue] = {}
+    outputs = BindingOutputs()
     if ctx.binding.options.route:
-        outputs |= _route(ctx, record)
+        outputs |= _route(ctx, run, record)
     if ctx.binding.options.remove_txt and record.txt_record_id:
-        zone = ctx.zone()
+        zone, dns = run.zone(), ctx.ports.dns
         name = txt_name(ctx.binding.domain)
-        ref = next((r for r in ctx.dns.list_records(zone, name, "TXT")
+        ref = next((r for r in dns.list_records(zone, name, "TXT")
                     if r.record_id == record.txt_record_id), None)
         if ref is not None:
-            ctx.dns.delete_record(ref)
+            dns.delete_record(ref)
             log.info("txt.removed", record_id=ref.record_id)
         outputs["txt_record_id"] = None
     return StepResult(Phase.BOUND, outputs)
 
 
-def _route(ctx: StepContext, record: BindingRecord) -> dict[str, OutputValue]:
-    zone, domain = ctx.zone(), ctx.binding.domain
+def _route(ctx: StepContext, run: BindingRun, record: BindingRecord) -> BindingOutputs:
+    zone, domain, dns = run.zone(), ctx.binding.domain, ctx.ports.dns
     target = ctx.binding.route_target
-    existing = ctx.dns.list_records(zone, domain, "CNAME")
-    recorded = record.get("route_record_id")
+    existing = dns.list_records(zone, domain, "CNAME")
+    recorded = record.route_record_id
     ours = next((r for r in existing if r.record_id == recorded or r.remark == OWNER_REMARK), None)
     foreign = [r for r in existing if r is not ours]
     if foreign and all(r.value.rstrip(".") != target for r in foreign):
@@ -388,9 +360,9 @@ def _route(ctx: StepContext, record: BindingRecord) -> dict[str, OutputValue]:
             f"{domain} already has a CNAME to {foreign[0].value} that cname-flow did not create",
             hint="remove it or drop --route; cname-flow never changes records it does not own",
         )
-    ref, _ = ctx.dns.upsert(zone, domain, "CNAME", target, record_ttl(ctx.txt_ttl, zone),
-                            replace=ours)
-    targets = ctx.targets()
-    ctx.checker.wait_cname(domain, target, targets, on_round=ctx.on_round)
-    return {"route_record_id": ref.record_id if ref.remark == OWNER_REMARK else None,
-            "route_target": target}
+    ref, _ = dns.upsert(zone, domain, "CNAME", target, record_ttl(ctx.txt_ttl, zone),
+                        replace=ours)
+    addresses = run.authoritative_addresses()
+    ctx.ports.checker.wait_cname(domain, target, addresses, on_round=ctx.on_round)
+    return BindingOutputs(route_record_id=ref.record_id if ref.remark == OWNER_REMARK else None,
+                          route_target=target)

@@ -11,34 +11,12 @@ from typing import Any
 from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.engine import BackoffPolicy, Engine
 from cname_flow.batch.pool import Workers
-from cname_flow.errors import PropagationTimeout
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CertificateRequest, CnameToken, Phase
-from cname_flow.propagation.checker import NameserverAddress, PreState, Round
-from cname_flow.workflow.steps import StepContext
-from tests.fakes import FakeDnsProvider, FakeOss, oss_error
+from cname_flow.workflow.context import Ports, StepContext
+from tests.fakes import FakeChecker, FakeDnsProvider, FakeOss, oss_error
 
 BUCKET = "examplebucket"
-
-
-class AsyncFakeChecker:
-    """Propagation seen through the fake provider: converged once the value is published."""
-
-    def __init__(self, dns: FakeDnsProvider) -> None:
-        self.dns = dns
-
-    def targets(self, zone: str, nameservers: tuple[str, ...]) -> list[NameserverAddress]:
-        return [NameserverAddress(host=n, address="192.0.2.1", port=53) for n in nameservers]
-
-    def pre_state(self, name: str, targets: object) -> PreState:
-        return PreState(values=frozenset(self.dns.txt_values(name)), old_ttl=None, neg_ttl=600,
-                        cname=None, serial=1)
-
-    async def wait_async(self, name: str, value: str, targets: object, **_: Any) -> Round:
-        await asyncio.sleep(0)
-        if value not in self.dns.txt_values(name):
-            raise PropagationTimeout("not there", name=name, expected=value, table="")
-        return Round(answers=(), ok=True)
 
 
 class AuditingOss(FakeOss):
@@ -65,10 +43,9 @@ class AuditingOss(FakeOss):
 
 
 def _run(path: Path, oss: FakeOss, dns: FakeDnsProvider, domains: list[str]) -> int:
-    checker = AsyncFakeChecker(dns)
+    ports = Ports(oss=oss, dns=dns, checker=FakeChecker(dns), sleep=lambda s: None)
     contexts = [StepContext(binding=Binding(domain=d, bucket=BUCKET, region="cn-hangzhou"),
-                            oss=oss, dns=dns, checker=checker,  # type: ignore[arg-type]
-                            sleep=lambda s: None) for d in domains]
+                            ports=ports) for d in domains]
 
     async def scenario(journal: Journal) -> int:
         committer = GroupCommitter(journal)

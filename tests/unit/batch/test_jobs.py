@@ -20,9 +20,9 @@ from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter, TokenBucket
 from cname_flow.batch.pool import PriorityGate, Workers
 from cname_flow.errors import DnsThrottled, OssError, OssThrottled, RemoteError
 from cname_flow.journal import Journal, JournalEvent
-from cname_flow.model import Binding, CnameEntry, Phase
+from cname_flow.model import AuxStep, Binding, CnameEntry, Phase
 from cname_flow.propagation.checker import NameserverAddress, PropagationChecker
-from cname_flow.workflow.steps import StepContext
+from cname_flow.workflow.context import BindingRun, Ports, StepContext
 from tests.fakes import FakeDnsProvider, FakeOss
 
 
@@ -165,13 +165,13 @@ def test_shared_listing_is_trusted_for_absence_and_a_listed_domain_is_read_afres
     inner = FakeOss(("b",))
     shared: list[list[CnameEntry]] = [[]]
     binding = Binding(domain="a.example.com", bucket="b", region="cn-hangzhou")
-    ctx = StepContext(binding=binding, oss=inner, dns=FakeDnsProvider(),
-                      checker=PropagationChecker(), shared_listing=lambda bucket: shared[0])
-    assert ctx.listed() is None and inner.calls["ListCname"] == 0
+    ctx = BindingRun(Ports(oss=inner, dns=FakeDnsProvider(), checker=PropagationChecker(),
+                           bucket_listing=lambda bucket: shared[0]), binding)
+    assert ctx.cname_entry() is None and inner.calls["ListCname"] == 0
     stale = CnameEntry("a.example.com", "Enabled", datetime.now(UTC), None)
-    ctx2 = StepContext(binding=binding, oss=inner, dns=FakeDnsProvider(),
-                       checker=PropagationChecker(), shared_listing=lambda bucket: [stale])
-    assert ctx2.listed() is None          # the shared listing showed it; OSS no longer does
+    ctx2 = BindingRun(Ports(oss=inner, dns=FakeDnsProvider(), checker=PropagationChecker(),
+                            bucket_listing=lambda bucket: [stale]), binding)
+    assert ctx2.cname_entry() is None     # the shared listing showed it; OSS no longer does
     assert inner.calls["ListCname"] == 1
 
 
@@ -207,7 +207,7 @@ def test_group_commit_writes_concurrent_events_with_few_fsyncs(tmp_path: Path) -
         committer = GroupCommitter(journal)
         committer.start()
         await asyncio.gather(*(committer.commit(JournalEvent(
-            f"b/d{i}.example.com", "start", "done", "PENDING")) for i in range(200)))
+            f"b/d{i}.example.com", AuxStep.START, "done", Phase.PENDING)) for i in range(200)))
         await committer.close()
         return committer.flushes
 
@@ -219,9 +219,9 @@ def test_group_commit_writes_concurrent_events_with_few_fsyncs(tmp_path: Path) -
 
 
 def _contexts(oss: FakeOss, dns: FakeDnsProvider, domains: list[str]) -> list[StepContext]:
-    checker = PropagationChecker()
+    ports = Ports(oss=oss, dns=dns, checker=PropagationChecker())
     return [StepContext(binding=Binding(domain=d, bucket="examplebucket", region="cn-hangzhou"),
-                        oss=oss, dns=dns, checker=checker) for d in domains]
+                        ports=ports) for d in domains]
 
 
 def test_a_permanent_failure_stops_only_its_binding_and_retryable_ones_persist_backoff(
@@ -257,8 +257,8 @@ def test_exit_status_prefers_failed_over_retryable() -> None:
         for i, (phase, status) in enumerate(phases):
             from cname_flow.journal.records import apply_event
 
-            rec = apply_event(None, JournalEvent(f"b/d{i}.example.com", "x",
-                                                 status or "done", phase))  # type: ignore[arg-type]
+            rec = apply_event(None, JournalEvent(f"b/d{i}.example.com", AuxStep.JOB,
+                                                 status or "done", Phase(phase)))  # type: ignore[arg-type]
             records.append(rec)
         return JobResult("j", Path("j"), tuple(records), tuple(r.key for r in records), {}, 0.0)
 

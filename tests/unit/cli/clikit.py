@@ -24,8 +24,7 @@ from cname_flow.cli import main
 from cname_flow.cli.common import CliState
 from cname_flow.config.settings import Settings
 from cname_flow.propagation.checker import PropagationChecker
-from tests.fakes import FakeDnsProvider, FakeOss
-from tests.unit.workflow.test_runner import FakeChecker
+from tests.fakes import FakeChecker, FakeDnsProvider, FakeOss
 
 BUCKET = "examplebucket"
 

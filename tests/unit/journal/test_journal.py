@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from cname_flow.cli.common import Outcome, outcome_of
 from cname_flow.errors import JournalCorrupt, JournalError, Locked
-from cname_flow.journal import BindingRecord, ErrorInfo, Journal, JournalEvent
+from cname_flow.journal import BindingOutputs, BindingRecord, ErrorInfo, Journal, JournalEvent
 from cname_flow.journal.reader import read_events
 from cname_flow.model import Phase, Step
 
@@ -454,7 +455,8 @@ PEM = f"-----BEGIN PRIVATE KEY-----\n{SENTINEL}\n-----END PRIVATE KEY-----\n"
 def test_secret_guard_refuses_and_writes_nothing(path: Path, outputs: dict[str, str]) -> None:
     with Journal(path) as journal:
         with pytest.raises(ValueError, match="never written") as caught:
-            journal.record(JournalEvent(KEY, Step.PUT_CNAME, "done", Phase.CNAME_PUT, outputs))
+            journal.record(JournalEvent(KEY, Step.PUT_CNAME, "done", Phase.CNAME_PUT,
+                                        cast(BindingOutputs, outputs)))
         assert SENTINEL not in str(caught.value)
         with pytest.raises(ValueError):
             journal.set_meta(**outputs)
@@ -462,7 +464,8 @@ def test_secret_guard_refuses_and_writes_nothing(path: Path, outputs: dict[str, 
             journal.record_many(
                 [
                     event(Step.CREATE_TOKEN, "running", Phase.PENDING),
-                    JournalEvent(KEY, Step.PUT_CNAME, "done", Phase.CNAME_PUT, outputs),
+                    JournalEvent(KEY, Step.PUT_CNAME, "done", Phase.CNAME_PUT,
+                                 cast(BindingOutputs, outputs)),
                 ]
             )
         assert journal.get(KEY) is None
@@ -483,8 +486,10 @@ def test_pem_in_an_error_message_is_refused(path: Path) -> None:
         JournalEvent("no-slash", Step.CREATE_TOKEN, "running", Phase.PENDING),
         JournalEvent(KEY, Step.CREATE_TOKEN, "paused", Phase.PENDING),  # type: ignore[arg-type]
         JournalEvent(KEY, Step.CREATE_TOKEN, "running", Phase.PENDING, ts=datetime(2025, 1, 1)),
-        JournalEvent(KEY, Step.CREATE_TOKEN, "done", Phase.PENDING, {"n": float("nan")}),
-        JournalEvent(KEY, Step.CREATE_TOKEN, "done", Phase.PENDING, {"at": T0}),  # type: ignore[dict-item]
+        JournalEvent(KEY, Step.CREATE_TOKEN, "done", Phase.PENDING,
+                     cast(BindingOutputs, {"n": float("nan")})),
+        JournalEvent(KEY, Step.CREATE_TOKEN, "done", Phase.PENDING,
+                     cast(BindingOutputs, {"at": T0})),
     ],
 )
 def test_malformed_events_are_programming_errors(path: Path, bad: JournalEvent) -> None:

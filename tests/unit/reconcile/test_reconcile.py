@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from cname_flow.cli.common import Outcome, outcome_of
 from cname_flow.dns.base import OWNER_REMARK, RecordRef
 from cname_flow.errors import InputError, Locked, StalePlan, UnsafePlan
-from cname_flow.journal import BindingRecord
-from cname_flow.model import Binding, BindingOptions, CertificateInfo, CnameEntry
+from cname_flow.journal import BindingOutputs, BindingRecord
+from cname_flow.model import Binding, BindingOptions, CertificateInfo, CnameEntry, Phase, Step
 from cname_flow.reconcile.drift import (
     Action,
     DesiredState,
@@ -44,8 +45,8 @@ def entry(domain: str, status: str = "Enabled", certificate: CertificateInfo | N
 def record(domain: str, phase: str = "BOUND", age_s: float = 10, **outputs: object
            ) -> BindingRecord:
     ts = NOW - timedelta(seconds=age_s)
-    return BindingRecord(f"{B}/{domain}", domain, B, phase, dict(outputs),  # type: ignore[arg-type]
-                         "finish", "done", None, 0, ts, ts)
+    return BindingRecord(f"{B}/{domain}", domain, B, Phase(phase),
+                         cast(BindingOutputs, dict(outputs)), Step.FINISH, "done", None, 0, ts, ts)
 
 
 def txt(record_id: str, remark: str = "") -> RecordRef:

@@ -12,10 +12,9 @@ import pytest
 from cname_flow.errors import DomainBoundElsewhere, PropagationTimeout, ZoneNotFound
 from cname_flow.journal import Journal
 from cname_flow.model import Binding, Phase, txt_name
-from cname_flow.propagation.checker import NameserverAddress, PreState, Round
+from cname_flow.workflow.context import Ports, StepContext
 from cname_flow.workflow.runner import Runner
-from cname_flow.workflow.steps import StepContext
-from tests.fakes import FakeDnsProvider, FakeOss, utc_now
+from tests.fakes import FakeChecker, FakeDnsProvider, FakeOss, utc_now
 
 DOMAIN = "www.example.com"
 BINDING = Binding(domain=DOMAIN, bucket="examplebucket", region="cn-hangzhou")
@@ -23,27 +22,6 @@ BINDING = Binding(domain=DOMAIN, bucket="examplebucket", region="cn-hangzhou")
 
 class Crash(BaseException):
     """Stands for SIGKILL: not an error the runner handles, so nothing is journaled after it."""
-
-
-class FakeChecker:
-    """Propagation seen through the fake provider: converged once the value is published."""
-
-    def __init__(self, dns: FakeDnsProvider) -> None:
-        self.dns = dns
-        self.waits = 0
-
-    def targets(self, zone: str, nameservers: tuple[str, ...]) -> list[NameserverAddress]:
-        return [NameserverAddress(host=n, address="192.0.2.1", port=53) for n in nameservers]
-
-    def pre_state(self, name: str, targets: object) -> PreState:
-        return PreState(values=frozenset(self.dns.txt_values(name)), old_ttl=None, neg_ttl=600,
-                        cname=None, serial=1)
-
-    def wait(self, name: str, value: str, targets: object, **_: Any) -> Round:
-        self.waits += 1
-        if value not in self.dns.txt_values(name):
-            raise PropagationTimeout("not there", name=name, expected=value, table="")
-        return Round(answers=(), ok=True)
 
 
 class World:
@@ -56,9 +34,8 @@ class World:
         self.journal_path = tmp / "journal.jsonl"
 
     def run(self, binding: Binding = BINDING) -> Any:
-        ctx = StepContext(binding=binding, oss=self.oss, dns=self.dns,
-                          checker=self.checker,  # type: ignore[arg-type]
-                          sleep=lambda s: None)
+        ports = Ports(oss=self.oss, dns=self.dns, checker=self.checker, sleep=lambda s: None)
+        ctx = StepContext(binding=binding, ports=ports)
         with Journal(self.journal_path) as journal:
             return Runner(journal).run(ctx)
 
@@ -168,9 +145,9 @@ def test_run_when_token_expired_on_resume_should_mint_a_new_one_and_update_our_r
     first = world.txt_records()
     now[0] += timedelta(hours=73)                        # the token ran out while we were away
     ctx_now = now[0]
-    ctx = StepContext(binding=BINDING, oss=world.oss, dns=world.dns,
-                      checker=world.checker,  # type: ignore[arg-type]
-                      sleep=lambda s: None, now=lambda: ctx_now)
+    ctx = StepContext(binding=BINDING, ports=Ports(
+        oss=world.oss, dns=world.dns, checker=world.checker,
+        sleep=lambda s: None, now=lambda: ctx_now))
     with Journal(world.journal_path) as journal:
         record = Runner(journal).run(ctx)
     assert record.phase == Phase.BOUND
