@@ -25,6 +25,7 @@ from cname_flow.certs import parse_certificate_chain, sha1_fingerprint
 from cname_flow.dns.base import BaseDnsProvider, RecordRef, Zone, canonical_name
 from cname_flow.errors import DnsProviderError, OssError, PropagationTimeout, ZoneNotFound
 from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken, txt_name
+from cname_flow.oss.errors import oss_error_class
 from cname_flow.propagation.model import NameserverAddress, PreState, Round
 from cname_flow.workflow.context import RoundCallback
 
@@ -62,15 +63,18 @@ class _Script:
 
 
 def oss_error(code: str, status: int, message: str = "", ec: str = "") -> OssError:
-    """An :class:`OssError` shaped like the adapter's mapping of that OSS answer."""
+    """An :class:`OssError` shaped like the adapter's mapping of that OSS answer: the class
+    :func:`~cname_flow.oss.errors.oss_error_class` picks, retryable as the adapter decides."""
+    cls = oss_error_class(code, status, ec)
     retryable = status >= 500 or status in {408, 429}
-    return OssError(
+    return cls(
         f"OSS: {code} (HTTP {status}): {message or code}" + (f" [EC {ec}]" if ec else ""),
         service="oss",
         code=code,
         status=status,
         request_id=secrets.token_hex(12).upper(),
-        retryable=retryable,
+        retryable=retryable if cls is OssError else None,
+        ec=ec,
     )
 
 

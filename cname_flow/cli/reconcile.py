@@ -70,7 +70,7 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
     except CnameFlowError as exc:
         if metrics_file is not None and outcome_of(exc) is not Outcome.USAGE:
             write_metrics(metrics_file, None, duration_s=time.monotonic() - started,
-                          error_code=getattr(exc, "code", type(exc).__name__))
+                          error_code=exc.code)
         raise
     if plan_out is not None:
         report.plan.write(plan_out)

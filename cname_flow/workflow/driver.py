@@ -158,10 +158,10 @@ def on_token_expired(key: str, exc: TokenExpired, renewals: int) -> JournalEvent
 def error_info(exc: CnameFlowError) -> ErrorInfo:
     """The journal's view of an error: code, message, retryable flag, request id."""
     return ErrorInfo(
-        code=getattr(exc, "code", type(exc).__name__),
+        code=exc.code,
         message=str(exc),
         retryable=exc.retryable,
-        request_id=getattr(exc, "request_id", ""),
+        request_id=exc.request_id,
     )
 
 

@@ -23,19 +23,17 @@ from tenacity import (
 )
 
 from cname_flow.config.sections import OwnershipSettings
-from cname_flow.errors import CertificateConflict, OssError, OwnershipNotVerified
+from cname_flow.errors import (
+    CertificateConflict,
+    OssCertificateConflict,
+    OwnershipNotVerified,
+    OwnershipPending,
+)
 from cname_flow.journal import BindingRecord
 from cname_flow.model import Binding, CertificateRequest
 from cname_flow.oss.base import OssCnameApi
 
 log = structlog.get_logger(__name__)
-
-NEED_VERIFY = "NeedVerifyDomainOwnership"
-
-#: OSS codes that mean "the bound certificate is not the one PreviousCertId named".
-CERT_CONFLICT_CODES = frozenset({"CasRenewCertificateConflict"})
-#: The EC OSS documents for a PreviousCertId that does not match (its code is not documented).
-CERT_CONFLICT_EC = "0018-00000209"
 
 
 #: The ``ownership`` settings' defaults are the policy's (one source of truth, validated there).
@@ -76,10 +74,6 @@ class OwnershipPolicy:
         return min(self.cap_s, max(self.min_window_s, floor + 15.0))
 
 
-def _is_need_verify(exc: BaseException) -> bool:
-    return isinstance(exc, OssError) and exc.code == NEED_VERIFY
-
-
 def put_with_retry(
     oss: OssCnameApi, binding: Binding, request: CertificateRequest | None, window_s: float,
     policy: OwnershipPolicy, sleep: Callable[[float], None],
@@ -109,7 +103,7 @@ def put_with_retry(
                  next_in_s=round(state.upcoming_sleep, 1))
 
     retrying = Retrying(
-        retry=retry_if_exception(_is_need_verify),
+        retry=retry_if_exception(lambda exc: isinstance(exc, OwnershipPending)),
         wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s,
                                      exp_base=policy.exp_base, jitter=policy.jitter_s),
         stop=stop_after_delay(window_s),
@@ -120,18 +114,16 @@ def put_with_retry(
     b = binding
     try:
         return retrying(oss.put_cname, b.bucket, b.domain, request)
-    except OssError as exc:
-        if exc.code == NEED_VERIFY:
-            raise OwnershipNotVerified(
-                f"OSS still cannot see TXT _dnsauth.{b.domain} after {window_s:.0f} s although "
-                "every authoritative nameserver serves it",
-                hint="a resolver on OSS's side still caches an old answer; run the same command "
-                "again in a few minutes (the journal resumes at PutCname)",
-            ) from exc
-        if exc.code in CERT_CONFLICT_CODES or exc.ec == CERT_CONFLICT_EC:
-            raise CertificateConflict(
-                f"the certificate bound to {b.domain} changed since it was read (OSS {exc.code}); "
-                "nothing was changed",
-                hint="check who changed it; re-run with --force-cert to overwrite it",
-            ) from exc
-        raise
+    except OwnershipPending as exc:
+        raise OwnershipNotVerified(
+            f"OSS still cannot see TXT _dnsauth.{b.domain} after {window_s:.0f} s although "
+            "every authoritative nameserver serves it",
+            hint="a resolver on OSS's side still caches an old answer; run the same command "
+            "again in a few minutes (the journal resumes at PutCname)",
+        ) from exc
+    except OssCertificateConflict as exc:
+        raise CertificateConflict(
+            f"the certificate bound to {b.domain} changed since it was read (OSS {exc.code}); "
+            "nothing was changed",
+            hint="check who changed it; re-run with --force-cert to overwrite it",
+        ) from exc

@@ -19,6 +19,8 @@ from cname_flow.certs import plan_certificate, verify_bound_certificate
 from cname_flow.dns.base import OWNER_REMARK, RecordRef, Zone
 from cname_flow.errors import (
     CertificateConflict,
+    CnameAlreadyBound,
+    CnameTaken,
     DomainBoundElsewhere,
     InputError,
     OssError,
@@ -77,17 +79,15 @@ def create_token(ctx: StepContext, run: BindingRun, record: BindingRecord) -> St
 def _create_token(ctx: StepContext, run: BindingRun) -> CnameToken | None:
     try:
         return ctx.ports.oss.create_token(ctx.binding.bucket, ctx.binding.domain)
-    except OssError as exc:
-        if exc.code == "NoNeedCreateCnameToken":
-            return None
-        if exc.code == "CnameAlreadyExists":
-            raise_if_elsewhere(ctx, run, exc)
-            return None
-        raise
+    except CnameAlreadyBound:
+        return None
+    except CnameTaken as exc:
+        raise_if_elsewhere(ctx, run, exc)
+        return None
 
 
 def raise_if_elsewhere(ctx: StepContext, run: BindingRun, exc: OssError) -> None:
-    """After CnameAlreadyExists: return if ListCname shows the domain on our bucket, else raise.
+    """After :class:`CnameTaken`: return if ListCname shows the domain on our bucket, else raise.
 
     Raises:
         DomainBoundElsewhere: the domain is bound to another bucket or account.
@@ -268,12 +268,9 @@ def put_cname(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepR
     args = (ctx.ports.oss, ctx.binding, request, window, policy, ctx.ports.sleep)
     try:
         request_id = putcname.put_with_retry(*args)
-    except OssError as exc:
-        if exc.code == "CnameAlreadyExists":
-            raise_if_elsewhere(ctx, run, exc)
-            request_id = putcname.put_with_retry(*args)
-        else:
-            raise
+    except CnameTaken as exc:
+        raise_if_elsewhere(ctx, run, exc)
+        request_id = putcname.put_with_retry(*args)
     return StepResult(Phase.CNAME_PUT, BindingOutputs(put_request_id=request_id))
 
 

@@ -422,20 +422,6 @@ def _adapter_or_sandbox(relative: str) -> bool:
     return relative.startswith(("oss/", "sandbox/", "dns/alidns"))
 
 
-#: To be removed once the workflow uses the classes (CnameTaken, CnameAlreadyBound,
-#: OwnershipPending, OssCertificateConflict) instead of comparing ``exc.code`` / ``exc.ec``:
-#: the code strings the workflow still branches on, by file. Shrink it, never grow it.
-WORKFLOW_CODE_STRINGS_TO_REMOVE: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("workflow/putcname.py", "NeedVerifyDomainOwnership"),
-        ("workflow/putcname.py", "CasRenewCertificateConflict"),
-        ("workflow/putcname.py", "0018-00000209"),
-        ("workflow/steps.py", "NoNeedCreateCnameToken"),
-        ("workflow/steps.py", "CnameAlreadyExists"),
-    }
-)
-
-
 def test_vendor_error_codes_appear_only_in_the_adapters_and_the_sandbox() -> None:
     codes = _mapped_codes()
     found: set[tuple[str, str]] = set()
@@ -446,5 +432,4 @@ def test_vendor_error_codes_appear_only_in_the_adapters_and_the_sandbox() -> Non
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and node.value in codes:
                 found.add((relative, str(node.value)))
-    assert found - WORKFLOW_CODE_STRINGS_TO_REMOVE == set(), "map the code in the adapter"
-    assert WORKFLOW_CODE_STRINGS_TO_REMOVE - found == set(), "gone: drop it from the list"
+    assert found == set(), "map the code to a class in the adapter; branch on the class"
