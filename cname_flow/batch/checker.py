@@ -31,8 +31,8 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import dns.message
 import structlog
-from dns.rdatatype import RdataType
 
 from cname_flow.batch.delays import PropagationDelays
 from cname_flow.propagation.checker import (
@@ -43,7 +43,6 @@ from cname_flow.propagation.checker import (
 )
 from cname_flow.propagation.model import PreState, Round
 from cname_flow.propagation.mux import SharedUdpTransport
-from cname_flow.propagation.wire import Exchange
 
 log = structlog.get_logger(__name__)
 
@@ -81,18 +80,16 @@ class CachingChecker(PropagationChecker):
     """
 
     def __init__(self, base: PropagationChecker, *, threads: int = 32) -> None:
-        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dns-query")
-        transport = SharedUdpTransport(base.policy)
-        super().__init__(base.policy, executor=pool, aquery=transport)
-        self._pool = pool
-        self._transport = transport
-        self._targets: dict[tuple[str, tuple[str, ...]], list[NameserverAddress]] = {}
-        self._discovering: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dns-query")
+        self._transport = SharedUdpTransport(base.policy)
+        super().__init__(base.policy, executor=self._pool, aquery=self._on_the_loop)
+        self._targets: dict[tuple[str, tuple[str, ...]], list[NameserverAddress]] = {}
+        self._discovering: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._closed = False  # aclose ran: no loop is attached again
         self._running: set[asyncio.Task[PreState]] = set()  # pre-states on the loop
-        self.delays = PropagationDelays()
+        self.delays: PropagationDelays = PropagationDelays()
 
     def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
         """As :meth:`PropagationChecker.targets`, discovered once per (zone, provider
@@ -216,11 +213,12 @@ class CachingChecker(PropagationChecker):
 
     # -- the loop ---------------------------------------------------------------------------
 
-    async def _aexchange_all(
-        self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress]
-    ) -> list[Exchange]:
+    async def _on_the_loop(
+        self, q: dns.message.Message, target: NameserverAddress
+    ) -> dns.message.Message:
+        """The asynchronous transport: the shared sockets, noting the loop they run on."""
         self._learn(asyncio.get_running_loop())
-        return await super()._aexchange_all(name, rdtype, targets)
+        return await self._transport(q, target)
 
     def _learn(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is loop:
