@@ -1,8 +1,9 @@
 """Values of the propagation check: the policy, the targets, one answer, one round, the pre-state.
 
 Everything here is immutable and free of I/O; :mod:`cname_flow.propagation.checker` produces
-these values.
-The algorithm and the defaults are those of ``dns-propagation.md`` §5 ("Defaults at a glance").
+these values. The check is described in the README ("How a binding flows", "Propagation
+defaults, and where they differ from the reference notes"); its DNS terms are those of RFC 1034,
+RFC 1035 and RFC 2308 (negative answers), and "lame" is RFC 9499 §7's lame delegation.
 All durations are in seconds, measured on the checker's monotonic clock.
 """
 
@@ -46,7 +47,7 @@ def normalize_host(host: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PropagationPolicy:
-    """How the authoritative nameservers are polled (defaults: dns-propagation.md §5).
+    """How the authoritative nameservers are polled (defaults: README "Propagation defaults").
 
     Attributes:
         query_timeout_s: UDP timeout per query (a truncated answer goes to TCP within it).
@@ -127,7 +128,8 @@ class NameserverAddress:
 
 
 class AnswerState(StrEnum):
-    """What one address said about the TXT record (dns-propagation.md §5 Phase C)."""
+    """What one address said about the record: AA and RCODE (RFC 1035 §4.1.1), NXDOMAIN and
+    NODATA (RFC 2308 §2), lame delegation (RFC 9499 §7)."""
 
     OK = "OK"  # AA=1, NOERROR, the TXT set contains the value exactly
     PENDING = "PENDING"  # AA=1 and NXDOMAIN, NODATA or a TXT set without the value
@@ -187,11 +189,13 @@ class Round:
 
     @classmethod
     def judge(cls, answers: Sequence[AddressAnswer], *, strict: bool) -> Round:
-        """Apply the success rule of dns-propagation.md §5 Phase C to ``answers``.
+        """Apply the success rule to ``answers``.
 
         A round succeeds iff at least one address is OK (an empty or all-unreachable set is
-        never success, community.dns#65), no address is PENDING, CNAME or SERVFAIL, and,
-        when ``strict``, none is LAME or UNREACHABLE either.
+        never success: https://github.com/ansible-collections/community.dns/issues/65), no
+        address is PENDING, CNAME or SERVFAIL, and, when ``strict``, none is LAME or
+        UNREACHABLE either: a resolver skips lame and unreachable servers (RFC 1034 §5.3.3),
+        so by default they warn instead of blocking.
         """
         states = {answer.state for answer in answers}
         blocking = BLOCKING_STATES | WARNING_STATES if strict else BLOCKING_STATES
@@ -213,7 +217,7 @@ class Round:
 
 @dataclass(frozen=True, slots=True)
 class PreState:
-    """What the authoritative servers serve at the name before the write (§5 Phase A step 5).
+    """What the authoritative servers serve at the name before the write (RD=0 answers only).
 
     Attributes:
         values: union of the TXT values served (joined character-strings).

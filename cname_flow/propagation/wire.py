@@ -1,8 +1,10 @@
 """One query to one authoritative address, and the classification of its answer.
 
-Queries follow dns-propagation.md §5 Phase C: RD=0, EDNS(0) with the policy's payload and an
-empty NSID option (RFC 5001), UDP first with TCP on truncation (``udp_with_fallback``), one TCP try
-after a UDP timeout, and no waiting at all on an OSError such as ENETUNREACH.
+Queries are non-recursive (RD=0, RFC 1035 §4.1.1) with EDNS(0) (RFC 6891) advertising the
+policy's payload (1232 bytes by default: https://www.dnsflagday.net/2020/) and an empty NSID
+option (RFC 5001); they go over UDP first with TCP on truncation (RFC 7766 §5, dnspython's
+``udp_with_fallback``), get one TCP try after a UDP timeout, and wait not at all on an OSError
+such as ENETUNREACH.
 
 The transport is a seam: :data:`QueryFn` / :data:`AsyncQueryFn` take the query and the address
 and return the response or raise (``dns.exception.Timeout``, ``OSError``, any
@@ -191,7 +193,11 @@ def ask(
 def classify(
     exchange: Exchange, name: str, value: str | None, *, rdtype: RdataType = RdataType.TXT
 ) -> AddressAnswer:
-    """Classify one exchange (dns-propagation.md §5 Phase C).
+    """Classify one exchange as an :class:`~cname_flow.propagation.model.AnswerState`.
+
+    AA and RCODE per RFC 1035 §4.1.1, NXDOMAIN/NODATA per RFC 2308 §2, the SOA of a negative
+    answer from its authority section (RFC 2308 §3), a TXT RR's character-strings
+    (RFC 1035 §3.3.14) joined into one value.
 
     Args:
         exchange: the outcome of a query for ``name``.
@@ -251,7 +257,8 @@ def _unreachable(exchange: Exchange) -> AddressAnswer:
 
 
 def _failure(response: dns.message.Message) -> tuple[AnswerState, str] | None:
-    """LAME or SERVFAIL per the reference's order (AA first), or None for a usable answer."""
+    """LAME or SERVFAIL, or None for a usable answer; AA is read first (a server without the
+    zone may answer with any rcode)."""
     rcode = response.rcode()
     if not response.flags & dns.flags.AA:
         return AnswerState.LAME, f"not authoritative (AA=0, rcode {dns.rcode.to_text(rcode)})"

@@ -46,7 +46,7 @@ from tests.unit.propagation.fakes import (
     targets,
 )
 
-#: The schedule of dns-propagation.md §5 (1 s first poll, ×1.5 backoff, 2 s confirmation gap):
+#: The reference schedule the README quotes (1 s first poll, ×1.5 backoff, 2 s confirmation gap):
 #: these tests pin it so they test the mechanism; the product's faster defaults are tested below.
 REFERENCE_SCHEDULE = {"first_poll_s": 1.0, "backoff_initial_s": 1.0, "backoff_exp_base": 1.5,
                       "backoff_jitter_s": 0.5, "confirmation_gap_s": 2.0}
