@@ -25,14 +25,12 @@ pool per fan-out and ``time.sleep``, through :func:`~cname_flow.propagation.bloc
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 
 import structlog
 from dns.rdatatype import RdataType
-from tenacity import AsyncRetrying
 
 from cname_flow.errors import PropagationTimeout, StepError
 from cname_flow.propagation.blocking import run_sync
@@ -47,13 +45,7 @@ from cname_flow.propagation.model import (
     fold_pre_state,
     soa_missing,
 )
-from cname_flow.propagation.schedule import (
-    Attempt,
-    Confirmation,
-    DelayLearner,
-    LearningWait,
-    strategies,
-)
+from cname_flow.propagation.schedule import DelayLearner, LearningWait, confirm
 from cname_flow.propagation.targets import ResolveHostFn, discover, system_addresses
 from cname_flow.propagation.wire import (
     AsyncQueryFn,
@@ -300,18 +292,9 @@ class PropagationChecker:
         delay = self._first_poll_delay(written_at, first_poll_s)
         if delay > 0:
             await io.sleep(delay)
-        confirmation = Confirmation(self.policy.confirmations, self.policy.confirmation_gap_s)
-        started, rounds = self._clock(), itertools.count(1)
-
-        async def attempt() -> Attempt:
-            at = self._clock()
-            round_ = await self._observe(io, name, rdtype, value, targets)
-            return self._record(name, round_, next(rounds), confirmation.record(round_, at),
-                                on_round)
-
-        retrying = AsyncRetrying(sleep=io.sleep,
-                                 **strategies(self.policy, confirmation, started, self._clock))
-        last: Attempt = await retrying(attempt)
+        started = self._clock()
+        last = await confirm(lambda: self._observe(io, name, rdtype, value, targets), name,
+                             self.policy, self._clock, io.sleep, started, on_round)
         if last.confirmed:
             if learning is not None:
                 learning.converged()
@@ -319,7 +302,7 @@ class PropagationChecker:
         soa = await io.ask_all(name, SOA, serial_missing(last.round))
         raise self._timeout(name, rdtype, value, merge_serials(last.round, name, soa), started)
 
-    # -- schedule ---------------------------------------------------------------------------
+    # -- the first round, the outcome ---------------------------------------------------------
 
     def _first_poll_delay(
         self, written_at: float | None, first_poll_s: float | None = None
@@ -327,15 +310,6 @@ class PropagationChecker:
         now = self._clock()
         first = self.policy.first_poll_s if first_poll_s is None else first_poll_s
         return (now if written_at is None else written_at) + first - now
-
-    def _record(
-        self, name: str, round_: Round, number: int, confirmed: bool, on_round: RoundCallback | None
-    ) -> Attempt:
-        log.debug("propagation.round", name=name, round=number, ok=round_.ok,
-                 confirmed=confirmed, states=round_.counts())
-        if on_round is not None:
-            on_round(round_)
-        return Attempt(round_, confirmed)
 
     def _converged(self, name: str, round_: Round, started: float) -> Round:
         warnings = [f"{a.target.host} {a.target.endpoint} {a.state}" for a in round_.lagging()]

@@ -1,4 +1,6 @@
-"""The polling schedule as tenacity strategies (https://tenacity.readthedocs.io/en/latest/api.html).
+"""The polling schedule: tenacity strategies, and the rounds they run.
+
+Tenacity's strategies: https://tenacity.readthedocs.io/en/latest/api.html
 
 * wait: ``wait_exponential_jitter(multiplier=initial, max, exp_base, jitter)``; while a
   confirmation streak is open the wait is exactly ``confirmation_gap_s``: once every address
@@ -18,15 +20,19 @@ defaults, and where they differ from the reference notes".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+import itertools
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from tenacity import RetryCallState, retry_if_result, wait_exponential_jitter
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from cname_flow.propagation.model import NameserverAddress, PropagationPolicy, Round
+
+log = structlog.get_logger(__name__)
 
 
 class Attempt(NamedTuple):
@@ -87,6 +93,48 @@ class StopBeforeDeadline(stop_base):
     def __call__(self, retry_state: RetryCallState) -> bool:
         elapsed = self._clock() - self._started_at
         return elapsed + retry_state.upcoming_sleep >= self._deadline_s
+
+
+async def confirm(
+    observe: Callable[[], Awaitable[Round]],
+    name: str,
+    policy: PropagationPolicy,
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+    started: float,
+    on_round: Callable[[Round], None] | None = None,
+) -> Attempt:
+    """Run rounds of ``observe`` under the schedule until confirmation or the deadline.
+
+    Args:
+        observe: one round over every address.
+        name: the name waited for (logged with every round).
+        policy: the schedule.
+        clock: monotonic clock, seconds; ``started`` is a reading of it.
+        sleep: waits between rounds, seconds.
+        started: when the first round starts; the deadline counts from here.
+        on_round: called with every round.
+
+    Returns:
+        The last attempt: ``confirmed`` when confirmation completed, else the deadline stopped
+        the rounds.
+    """
+    confirmation = Confirmation(policy.confirmations, policy.confirmation_gap_s)
+    numbers = itertools.count(1)
+
+    async def attempt() -> Attempt:
+        at = clock()
+        round_ = await observe()
+        confirmed = confirmation.record(round_, at)
+        log.debug("propagation.round", name=name, round=next(numbers), ok=round_.ok,
+                  confirmed=confirmed, states=round_.counts())
+        if on_round is not None:
+            on_round(round_)
+        return Attempt(round_, confirmed)
+
+    retrying = AsyncRetrying(sleep=sleep, **strategies(policy, confirmation, started, clock))
+    last: Attempt = await retrying(attempt)
+    return last
 
 
 def strategies(
