@@ -14,7 +14,7 @@ The check (README "How a binding flows", "Propagation"):
   (:mod:`cname_flow.propagation.schedule`); a timeout raises
   :class:`~cname_flow.errors.PropagationTimeout` carrying the per-address table.
 
-Each operation is written once, as a coroutine over an :class:`_Io`. The asynchronous methods
+Each operation is written once, as a coroutine over an :class:`~.drivers.Io`. The async methods
 (the batch path) await it on the running event loop with ``dns.asyncquery`` and
 ``AsyncRetrying``, so thousands of waits cost only their sockets and a few objects each; the
 synchronous methods (the one-shot bind) run the same coroutine with blocking sockets, a thread
