@@ -31,19 +31,17 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import dns.message
 import structlog
-from dns.rdatatype import RdataType
 
 from cname_flow.batch.delays import PropagationDelays
 from cname_flow.propagation.checker import (
     NameserverAddress,
     PropagationChecker,
     PropagationPolicy,
-    RoundCallback,
 )
-from cname_flow.propagation.model import PreState, Round
+from cname_flow.propagation.model import PreState
 from cname_flow.propagation.mux import SharedUdpTransport
-from cname_flow.propagation.wire import Exchange
 
 log = structlog.get_logger(__name__)
 
@@ -72,8 +70,10 @@ class CachingChecker(PropagationChecker):
     pool of ``threads`` threads, started once; the asynchronous polls share one UDP socket per
     address. :meth:`pre_state`, called from worker threads, runs on the job's event loop once
     the checker knows it (:meth:`attach_loop`, or the first asynchronous call on a loop) and on
-    the shared pool otherwise. Call :meth:`aclose` on the job's event loop and :meth:`close`
-    when the job ends.
+    the shared pool otherwise. Each :meth:`~PropagationChecker.wait_async` with a known write
+    time sends its first round when :attr:`delays` suggests for its nameserver set, and teaches
+    it when the record was seen everywhere (the base checker's ``delays`` hook). Call
+    :meth:`aclose` on the job's event loop and :meth:`close` when the job ends.
 
     Args:
         base: the checker whose policy this one follows.
@@ -81,18 +81,17 @@ class CachingChecker(PropagationChecker):
     """
 
     def __init__(self, base: PropagationChecker, *, threads: int = 32) -> None:
-        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dns-query")
-        transport = SharedUdpTransport(base.policy)
-        super().__init__(base.policy, executor=pool, aquery=transport)
-        self._pool = pool
-        self._transport = transport
-        self._targets: dict[tuple[str, tuple[str, ...]], list[NameserverAddress]] = {}
-        self._discovering: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False  # aclose ran: no loop is attached again
         self._running: set[asyncio.Task[PreState]] = set()  # pre-states on the loop
-        self.delays = PropagationDelays()
+        self._targets: dict[tuple[str, tuple[str, ...]], list[NameserverAddress]] = {}
+        self._discovering: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dns-query")
+        self._transport = SharedUdpTransport(base.policy)
+        self.delays: PropagationDelays = PropagationDelays()
+        super().__init__(base.policy, executor=self._pool, aquery=self._on_the_loop,
+                         delays=self.delays)
 
     def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
         """As :meth:`PropagationChecker.targets`, discovered once per (zone, provider
@@ -111,48 +110,6 @@ class CachingChecker(PropagationChecker):
                 found = super().targets(zone, provider_nameservers)
                 self._targets[key] = found
         return list(found)
-
-    async def wait_async(
-        self,
-        name: str,
-        value: str,
-        targets: Sequence[NameserverAddress],
-        *,
-        written_at: float | None = None,
-        on_round: RoundCallback | None = None,
-        first_poll_s: float | None = None,
-    ) -> Round:
-        """As :meth:`PropagationChecker.wait_async`, first round when earlier bindings suggest.
-
-        With ``written_at`` known and no ``first_poll_s`` given, the first round is sent at
-        :attr:`delays`' estimate for this nameserver set, and the delay at which this wait's
-        first all-OK round came is added to it (:mod:`cname_flow.batch.delays`).
-
-        Raises:
-            StepError: ``targets`` is empty (not retryable).
-            PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
-        """
-        if written_at is None or first_poll_s is not None:
-            return await super().wait_async(name, value, targets, written_at=written_at,
-                                            on_round=on_round, first_poll_s=first_poll_s)
-        key = tuple(sorted(t.endpoint for t in targets))
-        visible_after: list[float] = []
-
-        def note(round_: Round) -> None:
-            if not visible_after:
-                if round_.ok:
-                    visible_after.append(self._clock() - written_at)
-                else:
-                    self.delays.observe_missing(key, self._clock() - written_at)
-            if on_round is not None:
-                on_round(round_)
-
-        final = await super().wait_async(
-            name, value, targets, written_at=written_at, on_round=note,
-            first_poll_s=self.delays.first_poll_s(key, self.policy.first_poll_s))
-        if visible_after:
-            self.delays.observe(key, visible_after[0])
-        return final
 
     def attach_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Run the pre-states of other threads on ``loop`` (default: the running loop).
@@ -216,11 +173,12 @@ class CachingChecker(PropagationChecker):
 
     # -- the loop ---------------------------------------------------------------------------
 
-    async def _aexchange_all(
-        self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress]
-    ) -> list[Exchange]:
+    async def _on_the_loop(
+        self, q: dns.message.Message, target: NameserverAddress
+    ) -> dns.message.Message:
+        """The asynchronous transport: the shared sockets, noting the loop they run on."""
         self._learn(asyncio.get_running_loop())
-        return await super()._aexchange_all(name, rdtype, targets)
+        return await self._transport(q, target)
 
     def _learn(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is loop:

@@ -1,35 +1,40 @@
 """Wait until every authoritative nameserver address serves the ``_dnsauth`` TXT value.
 
-Implements dns-propagation.md §5 Phases A (targets, pre-state) and C (the poll):
+The check (README "How a binding flows", "Propagation"):
 
-* every address of every authoritative NS host is asked directly, RD=0, in parallel
-  (at most ``max_parallel`` in flight);
-* no query for the target name ever goes to a recursive resolver, so no resolver's negative
-  cache is primed with it (the only recursive lookups are A/AAAA of the NS *host names*);
-* rounds run under tenacity: first at ``written_at + first_poll_s``, then with
-  ``wait_exponential_jitter``, stopping before ``deadline_s``; success needs ``confirmations``
-  good rounds in a row ``confirmation_gap_s`` apart; a timeout raises
+* targets: every address of every authoritative NS host (the provider's NS set and the zone's
+  apex NS set, RFC 1034 §4.2.1), see :mod:`cname_flow.propagation.targets`;
+* every address is asked directly, RD=0 (RFC 1035 §4.1.1), in parallel (at most
+  ``max_parallel`` in flight); no query for the target name ever goes to a recursive resolver,
+  so no resolver's negative cache (RFC 2308 §5) is primed with it (the only recursive lookups
+  are A/AAAA of the NS *host names*);
+* rounds run under tenacity (https://tenacity.readthedocs.io/): first at ``written_at +
+  first_poll_s``, then with ``wait_exponential_jitter``, stopping before ``deadline_s``;
+  success needs ``confirmations`` good rounds in a row ``confirmation_gap_s`` apart
+  (:mod:`cname_flow.propagation.schedule`); a timeout raises
   :class:`~cname_flow.errors.PropagationTimeout` carrying the per-address table.
 
-:meth:`PropagationChecker.wait` sleeps in the calling thread (one thread pool per round);
-:meth:`PropagationChecker.wait_async` runs on ``dns.asyncquery`` and ``AsyncRetrying`` so thousands
-of waits cost only their sockets and a few objects each.
+Each operation is written once, as a coroutine over an :class:`~.drivers.Io`. The async methods
+(the batch path) await it on the running event loop with ``dns.asyncquery`` and
+``AsyncRetrying``, so thousands of waits cost only their sockets and a few objects each; the
+synchronous methods (the one-shot bind) run the same coroutine with blocking sockets, a thread
+pool per fan-out and ``time.sleep``, through :func:`~cname_flow.propagation.blocking.run_sync`
+(no event loop; a few microseconds per call).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Executor
 
 import structlog
 from dns.rdatatype import RdataType
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_result
 
 from cname_flow.errors import PropagationTimeout, StepError
+from cname_flow.propagation.blocking import run_sync
+from cname_flow.propagation.drivers import Io, evented, threaded
 from cname_flow.propagation.model import (
     AddressAnswer,
     AnswerState,
@@ -40,22 +45,14 @@ from cname_flow.propagation.model import (
     fold_pre_state,
     soa_missing,
 )
-from cname_flow.propagation.schedule import (
-    Attempt,
-    Confirmation,
-    PollWait,
-    StopBeforeDeadline,
-)
+from cname_flow.propagation.schedule import DelayLearner, LearningWait, confirm
 from cname_flow.propagation.targets import ResolveHostFn, discover, system_addresses
 from cname_flow.propagation.wire import (
     AsyncQueryFn,
     Exchange,
     QueryFn,
-    aask,
-    ask,
     async_udp_then_tcp,
     classify,
-    make_query,
     merge_serials,
     serial_missing,
     udp_then_tcp,
@@ -71,6 +68,7 @@ __all__ = [
     "PropagationPolicy",
     "QueryFn",
     "Round",
+    "RoundCallback",
 ]
 
 log = structlog.get_logger(__name__)
@@ -83,7 +81,7 @@ class PropagationChecker:
     """Polls the authoritative nameservers of a zone for one TXT value.
 
     Args:
-        policy: timeouts, schedule and overrides; defaults per dns-propagation.md §5.
+        policy: timeouts, schedule and overrides; defaults in README "Propagation defaults".
         sleep: blocking sleep used between rounds by :meth:`wait` (seconds).
         clock: monotonic clock in seconds; ``written_at`` and RTTs are on this clock.
         asleep: asynchronous sleep used by :meth:`wait_async`.
@@ -94,6 +92,10 @@ class PropagationChecker:
             a thread pool of at most ``policy.max_parallel`` threads per fan-out. A shared
             long-lived executor suits many concurrent callers (its size then bounds the queries
             in flight); the caller owns and shuts it down.
+        delays: when given, :meth:`wait_async` sends its first round when this learner
+            suggests for the nameserver set, and teaches it when the record was seen
+            everywhere (:class:`~cname_flow.propagation.schedule.LearningWait`); it is used
+            from one event loop only.
     """
 
     def __init__(
@@ -107,15 +109,17 @@ class PropagationChecker:
         aquery: AsyncQueryFn | None = None,
         resolve_host: ResolveHostFn = system_addresses,
         executor: Executor | None = None,
+        delays: DelayLearner | None = None,
     ) -> None:
         self.policy = policy or PropagationPolicy()
-        self._sleep = sleep
+        self.delays = delays
         self._clock = clock
-        self._asleep = asleep
-        self._query = query or udp_then_tcp(self.policy)
-        self._aquery = aquery or async_udp_then_tcp(self.policy)
         self._resolve_host = resolve_host
-        self._executor = executor
+        payload, parallel = self.policy.payload, self.policy.max_parallel
+        self._blocking = threaded(query or udp_then_tcp(self.policy), sleep, clock,
+                                  payload=payload, max_parallel=parallel, executor=executor)
+        self._evented = evented(aquery or async_udp_then_tcp(self.policy), asleep, clock,
+                                payload=payload, max_parallel=parallel)
 
     def targets(self, zone: str, provider_nameservers: Sequence[str]) -> list[NameserverAddress]:
         """Every address to poll for ``zone``: provider NS ∪ the child's apex NS set.
@@ -144,22 +148,15 @@ class PropagationChecker:
             StepError: ``targets`` is empty (not retryable), or no address answered
                 authoritatively (retryable).
         """
-        _require(name, targets)
-        txt = [classify(e, name, None) for e in self._exchange_all(name, TXT, targets)]
-        soa = [classify(e, name, None) for e in self._exchange_all(name, SOA, soa_missing(txt))]
-        return fold_pre_state(name, txt, soa)
+        return run_sync(self._pre_state(self._blocking, name, targets))
 
     async def pre_state_async(self, name: str, targets: Sequence[NameserverAddress]) -> PreState:
         """:meth:`pre_state` on the asynchronous transport; no thread is used.
 
         Raises:
-            StepError: ``targets`` is empty (not retryable), or no address answered
-                authoritatively (retryable).
+            StepError: as :meth:`pre_state`.
         """
-        _require(name, targets)
-        txt = [classify(e, name, None) for e in await self._aexchange_all(name, TXT, targets)]
-        asked = await self._aexchange_all(name, SOA, soa_missing(txt))
-        return fold_pre_state(name, txt, [classify(e, name, None) for e in asked])
+        return await self._pre_state(self._evented, name, targets)
 
     def observe(self, name: str, value: str, targets: Sequence[NameserverAddress]) -> Round:
         """One round: ask every address for ``name`` TXT in parallel and judge the answers.
@@ -167,7 +164,13 @@ class PropagationChecker:
         Raises:
             StepError: ``targets`` is empty (not retryable).
         """
-        return self._observe(name, TXT, value, targets)
+        return run_sync(self._observe(self._blocking, name, TXT, value, targets))
+
+    async def observe_async(
+        self, name: str, value: str, targets: Sequence[NameserverAddress]
+    ) -> Round:
+        """:meth:`observe` on ``dns.asyncquery``; no thread is used."""
+        return await self._observe(self._evented, name, TXT, value, targets)
 
     def wait(
         self,
@@ -191,7 +194,8 @@ class PropagationChecker:
             StepError: ``targets`` is empty (not retryable).
             PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
         """
-        return self._wait(name, TXT, value, targets, written_at, on_round)
+        return run_sync(self._poll(self._blocking, name, TXT, value, targets, written_at,
+                                   on_round))
 
     def wait_cname(
         self,
@@ -208,13 +212,8 @@ class PropagationChecker:
             StepError: ``targets`` is empty (not retryable).
             PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
         """
-        return self._wait(name, CNAME, target, targets, written_at, on_round)
-
-    async def observe_async(
-        self, name: str, value: str, targets: Sequence[NameserverAddress]
-    ) -> Round:
-        """:meth:`observe` on ``dns.asyncquery``; no thread is used."""
-        return await self._aobserve(name, TXT, value, targets)
+        return run_sync(self._poll(self._blocking, name, CNAME, target, targets, written_at,
+                                   on_round))
 
     async def wait_async(
         self,
@@ -230,13 +229,18 @@ class PropagationChecker:
 
         Args:
             first_poll_s: seconds after ``written_at`` of the first round, instead of the
-                policy's ``first_poll_s`` (a batch job that learned its zone's delay).
+                policy's ``first_poll_s`` (or of what the checker's ``delays`` suggest, which
+                are consulted only when ``written_at`` is given and this is not).
 
         Raises:
             StepError: ``targets`` is empty (not retryable).
             PropagationTimeout: the deadline passed; its ``table`` names the lagging addresses.
         """
-        return await self._await(name, TXT, value, targets, written_at, on_round, first_poll_s)
+        learning = None
+        if self.delays is not None and written_at is not None and first_poll_s is None:
+            learning = LearningWait.of(self.delays, targets, written_at, self._clock)
+        return await self._poll(self._evented, name, TXT, value, targets, written_at, on_round,
+                                first_poll_s, learning)
 
     async def wait_cname_async(
         self,
@@ -248,64 +252,30 @@ class PropagationChecker:
         on_round: RoundCallback | None = None,
     ) -> Round:
         """:meth:`wait_cname` on ``dns.asyncquery`` and tenacity's ``AsyncRetrying``."""
-        return await self._await(name, CNAME, target, targets, written_at, on_round)
+        return await self._poll(self._evented, name, CNAME, target, targets, written_at, on_round)
 
-    # -- one round --------------------------------------------------------------------------
+    # -- the one body of each operation -----------------------------------------------------
 
-    def _observe(
-        self, name: str, rdtype: RdataType, value: str, targets: Sequence[NameserverAddress]
+    async def _pre_state(
+        self, io: Io, name: str, targets: Sequence[NameserverAddress]
+    ) -> PreState:
+        _require(name, targets)
+        txt = [classify(e, name, None) for e in await io.ask_all(name, TXT, targets)]
+        asked = await io.ask_all(name, SOA, soa_missing(txt))
+        return fold_pre_state(name, txt, [classify(e, name, None) for e in asked])
+
+    async def _observe(
+        self, io: Io, name: str, rdtype: RdataType, value: str,
+        targets: Sequence[NameserverAddress],
     ) -> Round:
         _require(name, targets)
-        exchanges = self._exchange_all(name, rdtype, targets)
-        return self._judge(exchanges, name, rdtype, value)
-
-    async def _aobserve(
-        self, name: str, rdtype: RdataType, value: str, targets: Sequence[NameserverAddress]
-    ) -> Round:
-        _require(name, targets)
-        exchanges = await self._aexchange_all(name, rdtype, targets)
-        return self._judge(exchanges, name, rdtype, value)
-
-    def _judge(
-        self, exchanges: Sequence[Exchange], name: str, rdtype: RdataType, value: str
-    ) -> Round:
+        exchanges = await io.ask_all(name, rdtype, targets)
         answers = [classify(e, name, value, rdtype=rdtype) for e in exchanges]
         return Round.judge(answers, strict=self.policy.strict)
 
-    # -- the poll ---------------------------------------------------------------------------
-
-    def _wait(
+    async def _poll(
         self,
-        name: str,
-        rdtype: RdataType,
-        value: str,
-        targets: Sequence[NameserverAddress],
-        written_at: float | None,
-        on_round: RoundCallback | None,
-    ) -> Round:
-        _require(name, targets)
-        delay = self._first_poll_delay(written_at)
-        if delay > 0:
-            self._sleep(delay)
-        confirmation = Confirmation(self.policy.confirmations, self.policy.confirmation_gap_s)
-        started, rounds = self._clock(), itertools.count(1)
-
-        def attempt() -> Attempt:
-            at = self._clock()
-            round_ = self._observe(name, rdtype, value, targets)
-            return self._record(name, round_, next(rounds), confirmation.record(round_, at),
-                                on_round)
-
-        retrying = Retrying(sleep=self._sleep, **self._strategies(confirmation, started))
-        last: Attempt = retrying(attempt)
-        if last.confirmed:
-            return self._converged(name, last.round, started)
-        final = merge_serials(last.round, name,
-                              self._exchange_all(name, SOA, serial_missing(last.round)))
-        raise self._timeout(name, rdtype, value, final, started)
-
-    async def _await(
-        self,
+        io: Io,
         name: str,
         rdtype: RdataType,
         value: str,
@@ -313,28 +283,26 @@ class PropagationChecker:
         written_at: float | None,
         on_round: RoundCallback | None,
         first_poll_s: float | None = None,
+        learning: LearningWait | None = None,
     ) -> Round:
         _require(name, targets)
+        if learning is not None:
+            first_poll_s = learning.first_poll_s(self.policy.first_poll_s)
+            on_round = learning.then(on_round)
         delay = self._first_poll_delay(written_at, first_poll_s)
         if delay > 0:
-            await self._asleep(delay)
-        confirmation = Confirmation(self.policy.confirmations, self.policy.confirmation_gap_s)
-        started, rounds = self._clock(), itertools.count(1)
-
-        async def attempt() -> Attempt:
-            at = self._clock()
-            round_ = await self._aobserve(name, rdtype, value, targets)
-            return self._record(name, round_, next(rounds), confirmation.record(round_, at),
-                                on_round)
-
-        retrying = AsyncRetrying(sleep=self._asleep, **self._strategies(confirmation, started))
-        last: Attempt = await retrying(attempt)
+            await io.sleep(delay)
+        started = self._clock()
+        last = await confirm(lambda: self._observe(io, name, rdtype, value, targets), name,
+                             self.policy, self._clock, io.sleep, started, on_round)
         if last.confirmed:
+            if learning is not None:
+                learning.converged()
             return self._converged(name, last.round, started)
-        soa = await self._aexchange_all(name, SOA, serial_missing(last.round))
+        soa = await io.ask_all(name, SOA, serial_missing(last.round))
         raise self._timeout(name, rdtype, value, merge_serials(last.round, name, soa), started)
 
-    # -- schedule ---------------------------------------------------------------------------
+    # -- the first round, the outcome ---------------------------------------------------------
 
     def _first_poll_delay(
         self, written_at: float | None, first_poll_s: float | None = None
@@ -342,23 +310,6 @@ class PropagationChecker:
         now = self._clock()
         first = self.policy.first_poll_s if first_poll_s is None else first_poll_s
         return (now if written_at is None else written_at) + first - now
-
-    def _strategies(self, confirmation: Confirmation, started: float) -> dict[str, Any]:
-        return {
-            "stop": StopBeforeDeadline(self.policy.deadline_s, started, self._clock),
-            "wait": PollWait(self.policy, confirmation),
-            "retry": retry_if_result(lambda attempt: not attempt.confirmed),
-            "retry_error_callback": _last_attempt,
-        }
-
-    def _record(
-        self, name: str, round_: Round, number: int, confirmed: bool, on_round: RoundCallback | None
-    ) -> Attempt:
-        log.debug("propagation.round", name=name, round=number, ok=round_.ok,
-                 confirmed=confirmed, states=round_.counts())
-        if on_round is not None:
-            on_round(round_)
-        return Attempt(round_, confirmed)
 
     def _converged(self, name: str, round_: Round, started: float) -> Round:
         warnings = [f"{a.target.host} {a.target.endpoint} {a.state}" for a in round_.lagging()]
@@ -387,41 +338,11 @@ class PropagationChecker:
     def _exchange_all(
         self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress]
     ) -> list[Exchange]:
-        if not targets:
-            return []
-
-        def one(target: NameserverAddress) -> Exchange:
-            return ask(self._query, make_query(name, rdtype, self.policy.payload), target,
-                       self._clock)
-
-        if self._executor is not None:
-            return list(self._executor.map(one, targets))
-        workers = min(self.policy.max_parallel, len(targets))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propagation") as pool:
-            return list(pool.map(one, targets))
-
-    async def _aexchange_all(
-        self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress]
-    ) -> list[Exchange]:
-        if not targets:
-            return []
-        gate = asyncio.Semaphore(self.policy.max_parallel)
-
-        async def one(target: NameserverAddress) -> Exchange:
-            async with gate:
-                return await aask(self._aquery, make_query(name, rdtype, self.policy.payload),
-                                  target, self._clock)
-
-        return list(await asyncio.gather(*(one(target) for target in targets)))
+        """Ask every target in parallel on blocking sockets (target discovery's ``gather``)."""
+        return run_sync(self._blocking.ask_all(name, rdtype, targets))
 
 
 def _require(name: str, targets: Sequence[NameserverAddress]) -> None:
     if not targets:
         raise StepError(f"{name}: no authoritative nameserver address to check",
                         hint="an empty target set can never prove propagation", retryable=False)
-
-
-def _last_attempt(retry_state: RetryCallState) -> Attempt:
-    assert retry_state.outcome is not None  # tenacity sets it before asking to stop
-    result: Attempt = retry_state.outcome.result()
-    return result

@@ -1,8 +1,9 @@
 """Values of the propagation check: the policy, the targets, one answer, one round, the pre-state.
 
 Everything here is immutable and free of I/O; :mod:`cname_flow.propagation.checker` produces
-these values.
-The algorithm and the defaults are those of ``dns-propagation.md`` §5 ("Defaults at a glance").
+these values. The check is described in the README ("How a binding flows", "Propagation
+defaults, and where they differ from the reference notes"); its DNS terms are those of RFC 1034,
+RFC 1035 and RFC 2308 (negative answers), and "lame" is RFC 9499 §7's lame delegation.
 All durations are in seconds, measured on the checker's monotonic clock.
 """
 
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cname_flow.errors import StepError
-from cname_flow.propagation.table import render_table
 
 
 def parse_address(entry: str, default_port: int) -> tuple[str, int]:
@@ -47,7 +47,7 @@ def normalize_host(host: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PropagationPolicy:
-    """How the authoritative nameservers are polled (defaults: dns-propagation.md §5).
+    """How the authoritative nameservers are polled (defaults: README "Propagation defaults").
 
     Attributes:
         query_timeout_s: UDP timeout per query (a truncated answer goes to TCP within it).
@@ -128,7 +128,8 @@ class NameserverAddress:
 
 
 class AnswerState(StrEnum):
-    """What one address said about the TXT record (dns-propagation.md §5 Phase C)."""
+    """What one address said about the record: AA and RCODE (RFC 1035 §4.1.1), NXDOMAIN and
+    NODATA (RFC 2308 §2), lame delegation (RFC 9499 §7)."""
 
     OK = "OK"  # AA=1, NOERROR, the TXT set contains the value exactly
     PENDING = "PENDING"  # AA=1 and NXDOMAIN, NODATA or a TXT set without the value
@@ -188,11 +189,13 @@ class Round:
 
     @classmethod
     def judge(cls, answers: Sequence[AddressAnswer], *, strict: bool) -> Round:
-        """Apply the success rule of dns-propagation.md §5 Phase C to ``answers``.
+        """Apply the success rule to ``answers``.
 
         A round succeeds iff at least one address is OK (an empty or all-unreachable set is
-        never success, community.dns#65), no address is PENDING, CNAME or SERVFAIL, and,
-        when ``strict``, none is LAME or UNREACHABLE either.
+        never success: https://github.com/ansible-collections/community.dns/issues/65), no
+        address is PENDING, CNAME or SERVFAIL, and, when ``strict``, none is LAME or
+        UNREACHABLE either: a resolver skips lame and unreachable servers (RFC 1034 §5.3.3),
+        so by default they warn instead of blocking.
         """
         states = {answer.state for answer in answers}
         blocking = BLOCKING_STATES | WARNING_STATES if strict else BLOCKING_STATES
@@ -214,7 +217,7 @@ class Round:
 
 @dataclass(frozen=True, slots=True)
 class PreState:
-    """What the authoritative servers serve at the name before the write (§5 Phase A step 5).
+    """What the authoritative servers serve at the name before the write (RD=0 answers only).
 
     Attributes:
         values: union of the TXT values served (joined character-strings).
@@ -268,3 +271,58 @@ def fold_pre_state(
         cname=next((a.cname for a in txt_auth if a.cname), None),
         serial=max(serials, default=None),
     )
+
+
+# -- the round as a table (for errors and the CLI) ----------------------------------------------
+
+#: Columns of :func:`render_table`. Example::
+#:
+#:     HOST             ADDRESS        STATE    SERIAL            RTT    VALUES   DETAIL
+#:     ns1.example.net  127.0.0.11:53  OK       2024010102 (max)  1.2ms  tok-abc  nsid=a1
+#:     ns2.example.net  127.0.0.12:53  PENDING  2024010101 (-1)   0.9ms  -        NXDOMAIN
+TABLE_HEADER = ("HOST", "ADDRESS", "STATE", "SERIAL", "RTT", "VALUES", "DETAIL")
+#: Longest VALUES cell; longer ones end in "...".
+MAX_VALUES_CHARS = 60
+
+
+def render_table(answers: Sequence[AddressAnswer]) -> str:
+    """Return one line per answer under a header, columns padded to the widest cell.
+
+    The SERIAL column shows each SOA serial against the highest serial of the round:
+    ``(max)`` for the newest, ``(-N)`` for one N increments behind (RFC 1982 arithmetic
+    is not needed for a diagnostic; serials are compared as integers).
+    """
+    top = max((a.serial for a in answers if a.serial is not None), default=None)
+    rows = [TABLE_HEADER, *(_row(answer, top) for answer in answers)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_HEADER))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _row(answer: AddressAnswer, top: int | None) -> tuple[str, ...]:
+    detail = answer.detail
+    if answer.nsid:
+        detail = f"{detail}; nsid={answer.nsid}" if detail else f"nsid={answer.nsid}"
+    return (
+        answer.target.host,
+        answer.target.endpoint,
+        str(answer.state),
+        _serial(answer.serial, top),
+        "-" if answer.rtt_s is None else f"{answer.rtt_s * 1000:.1f}ms",
+        _values(answer.values),
+        detail or "-",
+    )
+
+
+def _serial(serial: int | None, top: int | None) -> str:
+    if serial is None or top is None:
+        return "-"
+    return f"{serial} (max)" if serial == top else f"{serial} ({serial - top})"
+
+
+def _values(values: frozenset[str]) -> str:
+    if not values:
+        return "-"
+    text = ", ".join(sorted(values))
+    return text if len(text) <= MAX_VALUES_CHARS else text[: MAX_VALUES_CHARS - 3] + "..."

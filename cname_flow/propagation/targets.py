@@ -1,9 +1,11 @@
-"""Which addresses the propagation check polls (dns-propagation.md §5 Phase A steps 3-4).
+"""Which addresses the propagation check polls: every address of every authoritative NS host.
 
-The NS hosts are the provider's nameservers plus the child zone's apex NS set, asked of the
-provider's nameservers directly (RD=0). Each host's addresses come from, in order: the policy's
-``nameserver_addresses`` override, glue in the apex NS answer, then an A/AAAA lookup of the *host
-name* through the system resolver (``getaddrinfo``), which never involves the name being waited for.
+The NS hosts are the provider's nameservers plus the child zone's apex NS set (RFC 1034 §4.2.1;
+the zone's own NS data outranks any other list, RFC 2181 §5.4.1), asked of the provider's
+nameservers directly (RD=0). Each host's addresses come from, in order: the policy's
+``nameserver_addresses`` override, the A/AAAA records in the additional section of the apex NS
+answer (RFC 1035 §3.3.11), then an A/AAAA lookup of the *host name* through the system resolver
+(``getaddrinfo``), which never involves the name being waited for.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """One query to one authoritative address, and the classification of its answer.
 
-Queries follow dns-propagation.md §5 Phase C: RD=0, EDNS(0) with the policy's payload and an
-empty NSID option (RFC 5001), UDP first with TCP on truncation (``udp_with_fallback``), one TCP try
-after a UDP timeout, and no waiting at all on an OSError such as ENETUNREACH.
+Queries are non-recursive (RD=0, RFC 1035 §4.1.1) with EDNS(0) (RFC 6891) advertising the
+policy's payload (1232 bytes by default: https://www.dnsflagday.net/2020/) and an empty NSID
+option (RFC 5001); they go over UDP first with TCP on truncation (RFC 7766 §5, dnspython's
+``udp_with_fallback``), get one TCP try after a UDP timeout, and wait not at all on an OSError
+such as ENETUNREACH.
 
 The transport is a seam: :data:`QueryFn` / :data:`AsyncQueryFn` take the query and the address
 and return the response or raise (``dns.exception.Timeout``, ``OSError``, any
@@ -18,6 +20,7 @@ import secrets
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import dns.asyncquery
 import dns.edns
@@ -31,6 +34,7 @@ import dns.rdatatype
 import dns.rrset
 from dns.rdatatype import RdataType
 
+from cname_flow.propagation.blocking import blocking, run_sync
 from cname_flow.propagation.model import (
     AddressAnswer,
     AnswerState,
@@ -84,39 +88,69 @@ def make_query(name: str, rdtype: dns.rdatatype.RdataType, payload: int) -> dns.
     )
 
 
+class _UdpWithFallback(Protocol):
+    """``dns.query.udp_with_fallback`` / ``dns.asyncquery.udp_with_fallback``, awaitable."""
+
+    def __call__(self, q: dns.message.Message, where: str, *, timeout: float,
+                 port: int) -> Awaitable[tuple[dns.message.Message, bool]]: ...
+
+
+class _Tcp(Protocol):
+    """``dns.query.tcp`` / ``dns.asyncquery.tcp``, awaitable."""
+
+    def __call__(self, q: dns.message.Message, where: str, *, timeout: float,
+                 port: int) -> Awaitable[dns.message.Message]: ...
+
+
+async def _udp_then_tcp(
+    q: dns.message.Message,
+    target: NameserverAddress,
+    policy: PropagationPolicy,
+    udp: _UdpWithFallback,
+    tcp: _Tcp,
+) -> dns.message.Message:
+    """The fallback rule, once for both transports (RFC 7766 §5: TCP when UDP truncates).
+
+    UDP with ``udp_with_fallback`` (TC=1 is retried over TCP within ``query_timeout_s``); after
+    a timeout of that, one TCP try within ``tcp_timeout_s`` (UDP may be filtered, or dropped by
+    response rate limiting). An OSError (ENETUNREACH, ECONNREFUSED) propagates at once.
+    """
+    try:
+        response, _ = await udp(q, target.address, timeout=policy.query_timeout_s,
+                                port=target.port)
+    except dns.exception.Timeout:
+        return await tcp(q, target.address, timeout=policy.tcp_timeout_s, port=target.port)
+    return response
+
+
 def udp_then_tcp(policy: PropagationPolicy) -> QueryFn:
     """The production transport: UDP (TCP on TC=1) within ``query_timeout_s``, then one TCP try.
+
+    Blocking sockets (``dns.query``), for the synchronous methods of the checker; the rule is
+    :func:`async_udp_then_tcp`'s, run by :func:`~cname_flow.propagation.blocking.run_sync`.
+    dnspython: https://dnspython.readthedocs.io/en/stable/query.html
 
     Raises (from the returned function):
         dns.exception.Timeout: neither UDP nor TCP answered in time.
         OSError: the address is unreachable (raised at once, no timeout is waited for).
     """
+    udp, tcp = blocking(dns.query.udp_with_fallback), blocking(dns.query.tcp)
 
     def query(q: dns.message.Message, target: NameserverAddress) -> dns.message.Message:
-        try:
-            response, _ = dns.query.udp_with_fallback(
-                q, target.address, timeout=policy.query_timeout_s, port=target.port
-            )
-        except dns.exception.Timeout:
-            return dns.query.tcp(q, target.address, timeout=policy.tcp_timeout_s, port=target.port)
-        return response
+        return run_sync(_udp_then_tcp(q, target, policy, udp, tcp))
 
     return query
 
 
 def async_udp_then_tcp(policy: PropagationPolicy) -> AsyncQueryFn:
-    """:func:`udp_then_tcp` on ``dns.asyncquery`` (no thread per query)."""
+    """:func:`udp_then_tcp` on ``dns.asyncquery`` (no thread per query).
+
+    Raises (from the returned coroutine function): as :func:`udp_then_tcp`.
+    """
 
     async def query(q: dns.message.Message, target: NameserverAddress) -> dns.message.Message:
-        try:
-            response, _ = await dns.asyncquery.udp_with_fallback(
-                q, target.address, timeout=policy.query_timeout_s, port=target.port
-            )
-        except dns.exception.Timeout:
-            return await dns.asyncquery.tcp(
-                q, target.address, timeout=policy.tcp_timeout_s, port=target.port
-            )
-        return response
+        return await _udp_then_tcp(q, target, policy, dns.asyncquery.udp_with_fallback,
+                                   dns.asyncquery.tcp)
 
     return query
 
@@ -131,25 +165,16 @@ class Exchange:
     rtt_s: float | None
 
 
-def ask(
-    query: QueryFn, q: dns.message.Message, target: NameserverAddress, clock: Callable[[], float]
-) -> Exchange:
-    """Send ``q`` to ``target`` through ``query``; transport errors become ``Exchange.error``."""
-    started = clock()
-    try:
-        response = query(q, target)
-    except TRANSPORT_ERRORS as exc:
-        return Exchange(target, None, exc, None)
-    return Exchange(target, response, None, clock() - started)
-
-
 async def aask(
     query: AsyncQueryFn,
     q: dns.message.Message,
     target: NameserverAddress,
     clock: Callable[[], float],
 ) -> Exchange:
-    """:func:`ask` for an asynchronous transport."""
+    """Send ``q`` to ``target`` through ``query``; transport errors become ``Exchange.error``.
+
+    ``rtt_s`` is measured on ``clock`` (seconds) from just before the send to the answer.
+    """
     started = clock()
     try:
         response = await query(q, target)
@@ -158,10 +183,21 @@ async def aask(
     return Exchange(target, response, None, clock() - started)
 
 
+def ask(
+    query: QueryFn, q: dns.message.Message, target: NameserverAddress, clock: Callable[[], float]
+) -> Exchange:
+    """:func:`aask` for a blocking transport, in the calling thread (no event loop)."""
+    return run_sync(aask(blocking(query), q, target, clock))
+
+
 def classify(
     exchange: Exchange, name: str, value: str | None, *, rdtype: RdataType = RdataType.TXT
 ) -> AddressAnswer:
-    """Classify one exchange (dns-propagation.md §5 Phase C).
+    """Classify one exchange as an :class:`~cname_flow.propagation.model.AnswerState`.
+
+    AA and RCODE per RFC 1035 §4.1.1, NXDOMAIN/NODATA per RFC 2308 §2, the SOA of a negative
+    answer from its authority section (RFC 2308 §3), a TXT RR's character-strings
+    (RFC 1035 §3.3.14) joined into one value.
 
     Args:
         exchange: the outcome of a query for ``name``.
@@ -221,7 +257,8 @@ def _unreachable(exchange: Exchange) -> AddressAnswer:
 
 
 def _failure(response: dns.message.Message) -> tuple[AnswerState, str] | None:
-    """LAME or SERVFAIL per the reference's order (AA first), or None for a usable answer."""
+    """LAME or SERVFAIL, or None for a usable answer; AA is read first (a server without the
+    zone may answer with any rcode)."""
     rcode = response.rcode()
     if not response.flags & dns.flags.AA:
         return AnswerState.LAME, f"not authoritative (AA=0, rcode {dns.rcode.to_text(rcode)})"

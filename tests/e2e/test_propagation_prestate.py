@@ -94,7 +94,7 @@ class Counting:
 
 def full_reference(policy: PropagationPolicy, name: str,
                    targets: Sequence[NameserverAddress]) -> PreState:
-    """dns-propagation.md §5 Phase A step 5 as before: TXT and SOA from every address."""
+    """The pre-state as first specified: TXT and SOA from every address."""
     query = udp_then_tcp(policy)
 
     def answers(rdtype: RdataType) -> list[AddressAnswer]:

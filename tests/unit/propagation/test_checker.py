@@ -46,7 +46,7 @@ from tests.unit.propagation.fakes import (
     targets,
 )
 
-#: The schedule of dns-propagation.md §5 (1 s first poll, ×1.5 backoff, 2 s confirmation gap):
+#: The reference schedule the README quotes (1 s first poll, ×1.5 backoff, 2 s confirmation gap):
 #: these tests pin it so they test the mechanism; the product's faster defaults are tested below.
 REFERENCE_SCHEDULE = {"first_poll_s": 1.0, "backoff_initial_s": 1.0, "backoff_exp_base": 1.5,
                       "backoff_jitter_s": 0.5, "confirmation_gap_s": 2.0}
@@ -637,3 +637,105 @@ def test_wait_logs_rounds_at_debug_and_convergence_at_info() -> None:
     levels = {e["event"]: e["log_level"] for e in logs}
     assert levels["propagation.round"] == "debug"
     assert levels["propagation.converged"] == "info"
+
+
+# -- the learned first poll (the ``delays`` hook a batch job uses) --------------------------
+
+class RecordingLearner:
+    """A DelayLearner that suggests a fixed first poll and records what it is taught."""
+
+    def __init__(self, first_poll_s: float) -> None:
+        self.first = first_poll_s
+        self.asked: list[tuple[object, float]] = []
+        self.seen: list[tuple[object, float]] = []
+        self.missing: list[tuple[object, float]] = []
+
+    def first_poll_s(self, key: object, default: float) -> float:
+        self.asked.append((key, default))
+        return self.first
+
+    def observe(self, key: object, delay_s: float) -> None:
+        self.seen.append((key, delay_s))
+
+    def observe_missing(self, key: object, delay_s: float) -> None:
+        self.missing.append((key, delay_s))
+
+
+LAGGING = ("192.0.2.2", "192.0.2.1")  # target order differs from the sorted key
+LAGGING_KEY = ("192.0.2.1:53", "192.0.2.2:53")
+
+
+def test_wait_async_with_delays_should_start_when_learned_and_teach_what_it_saw() -> None:
+    start = FakeClock().now
+    learner = RecordingLearner(5.0)
+    behaviours = {"192.0.2.1": serving(0), "192.0.2.2": serving(start + 14.0)}
+    checker, _, clock = checker_for(behaviours, delays=learner)
+    rounds: list[Round] = []
+    result = asyncio.run(checker.wait_async(NAME, TOKEN, targets(*LAGGING), written_at=start,
+                                            on_round=rounds.append))
+    assert result.ok and len(rounds) == 7  # the caller's callback still sees every round
+    assert learner.asked == [(LAGGING_KEY, EXACT.first_poll_s)]
+    # rounds at +5 (learned), then backoff 1, 1.5, 2.25, 3.375, 5.0625: first all-OK at +18.19
+    assert clock.sleeps == pytest.approx([5.0, 1.0, 1.5, 2.25, 3.375, 5.0625, 2.0])
+    assert [d for _, d in learner.missing] == pytest.approx([5.0, 6.0, 7.5, 9.75, 13.125])
+    assert [(key, round(delay, 4)) for key, delay in learner.seen] == [(LAGGING_KEY, 18.1875)]
+
+
+def test_wait_async_with_delays_when_deadline_passes_should_teach_only_misses() -> None:
+    learner = RecordingLearner(1.0)
+    checker, _, clock = checker_for({"192.0.2.1": serving(None)},
+                                    ref_policy(backoff_jitter_s=0.0, deadline_s=5.0),
+                                    delays=learner)
+    with pytest.raises(PropagationTimeout):
+        asyncio.run(checker.wait_async(NAME, TOKEN, targets("192.0.2.1"), written_at=clock.now))
+    assert learner.missing and learner.seen == []
+
+
+@pytest.mark.parametrize("call", ["explicit first poll", "no write time", "sync", "cname"])
+def test_wait_with_delays_should_not_learn_outside_timed_async_txt_waits(call: str) -> None:
+    learner = RecordingLearner(7.0)
+    checker, _, clock = checker_for({"192.0.2.1": serving(0)}, delays=learner)
+    where = targets("192.0.2.1")
+    if call == "explicit first poll":
+        asyncio.run(checker.wait_async(NAME, TOKEN, where, written_at=clock.now,
+                                       first_poll_s=3.0))
+        assert clock.sleeps[0] == 3.0
+    elif call == "no write time":
+        asyncio.run(checker.wait_async(NAME, TOKEN, where))
+    elif call == "sync":
+        checker.wait(NAME, TOKEN, where, written_at=clock.now)
+    else:
+        with contextlib.suppress(PropagationTimeout):
+            asyncio.run(checker.wait_cname_async(NAME, "x.example.net", where,
+                                                 written_at=clock.now))
+    assert learner.asked == learner.seen == learner.missing == []
+
+
+# -- one body, two drivers ------------------------------------------------------------------
+
+def test_sync_methods_should_run_in_a_thread_whose_event_loop_is_running() -> None:
+    checker, _, clock = checker_for({"192.0.2.1": serving(0), "192.0.2.2": serving(0)})
+    where = targets("192.0.2.1", "192.0.2.2")
+
+    async def from_the_loop() -> tuple[PreState, Round, Round]:
+        # a worker falling back to the synchronous path on the loop's own thread
+        return (checker.pre_state(NAME, where), checker.observe(NAME, TOKEN, where),
+                checker.wait(NAME, TOKEN, where, written_at=clock.now))
+
+    pre, observed, waited = asyncio.run(from_the_loop())
+    assert TOKEN in pre.values and observed.ok and waited.ok
+    assert clock.sleeps == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_both_flavours_should_send_the_same_queries_and_sleep_the_same(flavour: str) -> None:
+    start = FakeClock().now
+    behaviours = {"192.0.2.1": serving(0), "192.0.2.2": serving(start + 4.0)}
+    checker, fake, clock = checker_for(behaviours)
+    where = targets("192.0.2.1", "192.0.2.2")
+    if flavour == "sync":
+        checker.wait(NAME, TOKEN, where, written_at=start)
+    else:
+        asyncio.run(checker.wait_async(NAME, TOKEN, where, written_at=start))
+    assert clock.sleeps == pytest.approx([1.0, 1.0, 1.5, 2.25, 2.0])  # OK at +5.75, then +7.75
+    assert sorted(fake.asked(dns.rdatatype.TXT)) == ["192.0.2.1"] * 5 + ["192.0.2.2"] * 5
