@@ -133,7 +133,8 @@ class FaultsConfig(_Model):
 
 
 class OssLimits(_Model):
-    """OSS CNAME limits (alibaba-apis.md §5)."""
+    """OSS CNAME limits: tokens per the CreateCnameToken reference, domains per bucket per the
+    custom-domain guide, clock skew per RequestTimeTooSkewed (sources: ``docs/sandbox-oss.md``)."""
 
     token_validity_s: int = 72 * 3600
     max_tokens_per_bucket: int = 1000
