@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cname_flow.errors import ConfigError
 from cname_flow.quotas import ALIDNS_RATE_LIMITS
 
-#: Alidns edition code → minimum TTL in seconds (alibaba-apis.md §8.2; dnscontrol's table).
+#: Alidns edition code → minimum TTL in seconds (ranges per edition:
+#: https://www.alibabacloud.com/help/doc-detail/29806.htm; codes: dnscontrol's alidns table).
 EDITION_MIN_TTL: dict[str, int] = {
     "mianfei": 600,
     "version_personal": 600,
