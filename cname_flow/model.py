@@ -53,7 +53,7 @@ def txt_name(domain: str) -> str:
 
 
 class Phase(StrEnum):
-    """Where a binding stands in the flow (architecture §1)."""
+    """Where a binding stands in the flow (README, "How a binding flows")."""
 
     PENDING = "PENDING"
     TOKEN_READY = "TOKEN_READY"

@@ -1,6 +1,6 @@
 """Documented API quotas, in one place for the client's pacing and the sandbox's enforcement.
 
-Alidns: requests per second per account per API, alibaba-apis.md §8.3
+Alidns: requests per second per account per API
 (https://alibabacloud.com/help/en/dns/api-alidns-2015-01-09-quota).
 """
 

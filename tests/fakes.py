@@ -4,9 +4,10 @@
 Both count calls per API action in ``.calls`` (a ``Counter`` keyed by the real action names,
 e.g. ``fake.calls["AddDomainRecord"]``) and raise scripted errors: ``fake.fail(action, error,
 times=1)`` makes the next ``times`` calls of that action raise ``error`` before doing anything.
-They follow the real services' rules where the flow depends on them (alibaba-apis.md §4, §8):
-same token within 72 h, ownership proof through a TXT lookup, one bucket per domain,
-DomainRecordDuplicate, TXT outer quotes stripped, TTL floor, idempotent deletes.
+They follow the real services' rules where the flow depends on them (sources in
+``docs/sandbox-oss.md`` and ``docs/sandbox-alidns.md``): same token within 72 h, ownership proof
+through a TXT lookup, one bucket per domain, DomainRecordDuplicate, TXT outer quotes stripped,
+TTL floor, idempotent deletes.
 
 :class:`FakeClock` is a wall clock the test moves by hand (the ``clock`` fixture).
 """

@@ -1,4 +1,6 @@
-"""The asyncio engine of batch jobs: many bindings through the machine at once (architecture §6).
+"""The asyncio engine of batch jobs: many bindings through the machine at once.
+
+What a job does for the user: README, "Batch jobs".
 
 Design:
 

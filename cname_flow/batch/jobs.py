@@ -1,4 +1,4 @@
-"""Batch jobs: bind every domain of a manifest at once, resumably (issue 4, architecture §6).
+"""Batch jobs: bind every domain of a manifest at once, resumably (issue 4; README, "Batch jobs").
 
 A job is one journal, ``<journal.dir>/jobs/<job-id>.jsonl``, whose metadata holds the manifest
 path and the options it was started with; :func:`resume_job` reloads both. The engine is in

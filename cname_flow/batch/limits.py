@@ -1,10 +1,10 @@
 """Client-side API discipline for batch jobs: token buckets per action, call counts, one ListCname.
 
-* :class:`RateLimiter` keeps every API action under its documented rate (architecture §6,
-  alibaba-apis.md §8.3) with one token bucket per action, so the service rarely has to throttle.
-  Its burst is half a second of tokens: a service bucket whose burst is one second of tokens
-  (the documented per-second quota) can never be overrun by a client bucket with the same rate
-  and a smaller burst, even when network jitter bunches requests together.
+* :class:`RateLimiter` keeps every API action under its documented rate (README, "Batch jobs";
+  the quotas in :mod:`cname_flow.quotas`) with one token bucket per action, so the service
+  rarely has to throttle. Its burst is half a second of tokens: a service bucket whose burst is
+  one second of tokens (the documented per-second quota) can never be overrun by a client bucket
+  with the same rate and a smaller burst, even when network jitter bunches requests together.
 * :class:`ApiStats` counts calls and throttled answers per action (the bench prints them); a
   throttled answer is any :class:`~cname_flow.errors.Throttled` error, whichever adapter mapped
   it. The Alidns adapter takes a :class:`RateLimiter` as its ``rate_limiter`` hook and

@@ -3,7 +3,7 @@
 :func:`load_settings` reads the YAML file (PyYAML), applies ``CNAME_FLOW__<SECTION>__<KEY>``
 environment overrides, and validates everything with pydantic (unknown keys forbidden). Every
 problem is reported at once in one :class:`~cname_flow.errors.ConfigError` whose reasons read
-``"<file>:<line>: <dotted.key>: <what is wrong>"`` (architecture §7 rule 8, octoDNS
+``"<file>:<line>: <dotted.key>: <what is wrong>"`` (README, "Configuration"; octoDNS
 ``ContextLoader``). Secrets never appear in the file: credentials are references to environment
 variables (``{env: NAME}``), resolved later by
 :func:`cname_flow.config.credentials.resolve_credentials`, which this module does not import.

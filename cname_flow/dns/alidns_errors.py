@@ -55,7 +55,12 @@ THROTTLE_CODES = frozenset({"Throttling", "Throttling.User", "Throttling.Api"})
 #: Other codes worth trying again (5xx statuses are, whatever their code).
 RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalError", "LastOperationNotFinished"})
 
-#: Remediation per Alidns error code (alibaba-apis.md §8.1).
+#: Remediation per Alidns error code: the Alidns error-code table
+#: (https://help.aliyun.com/document_detail/2355841.html), the record conflict rules
+#: (https://help.aliyun.com/en/dns/pubz-dns-record-conflict-rules), the TTL range per edition
+#: (https://www.alibabacloud.com/help/doc-detail/29806.htm), the throttling notice above, and
+#: aliyun/terraform-provider-alicloud ``alicloud/resource_alicloud_alidns_record.go`` (the codes
+#: it retries or treats as gone).
 HINTS: dict[str, str] = {
     "DomainRecordDuplicate": "an identical record (host, type, line, value) already exists",
     "DomainRecordConflict": (

@@ -6,7 +6,7 @@ The runner records intent (``running``) before a side effect and the outcome (``
 format), ``reader`` (loading, torn tails, the lock-free snapshot), ``files`` (lock, modes,
 atomic replace), ``store`` (:class:`Journal`).
 
-Guarantees (architecture §4):
+Guarantees (summarised in the README, "How a binding flows"):
 
 * Append-only (``O_APPEND``); :meth:`Journal.record` returns only after ``write`` + ``fsync``.
   A failed write is truncated away, so the file never keeps half a line in its middle.

@@ -27,7 +27,7 @@ from cname_flow.journal.records import BindingRecord, JournalEvent, OutputValue
 
 
 class Journal(JournalView):
-    """The durable, append-only step log of one job (architecture §4).
+    """The durable, append-only step log of one job (guarantees: :mod:`cname_flow.journal`).
 
     Use as a context manager (or :meth:`open` / :meth:`close`). Thread-safe: every write holds
     an internal lock. Secrets are refused before anything is written (``ValueError``).

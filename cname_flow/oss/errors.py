@@ -75,7 +75,10 @@ CODE_CLASSES: dict[str, type[OssError]] = {
 #: PreviousCertId that no longer matches comes back as EC 0018-00000209.
 EC_CLASSES: dict[str, type[OssError]] = {"0018-00000209": OssCertificateConflict}
 
-#: Remediation per OSS error code (alibaba-apis.md §4.2, landscape.md §0 and §3 item 4).
+#: Remediation per OSS error code: the error tables of the CNAME operations' references (the two
+#: above, getcnametoken and deletecname beside them), the limits and the ICP filing rule of
+#: https://www.alibabacloud.com/help/en/oss/user-guide/map-custom-domain-names-5, and
+#: https://help.aliyun.com/en/oss/user-guide/overview-14 for the codes common to every call.
 HINTS: dict[str, str] = {
     "NeedVerifyDomainOwnership": (
         "publish the CNAME token as TXT _dnsauth.<domain> and wait until every authoritative"

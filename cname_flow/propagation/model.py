@@ -2,8 +2,8 @@
 
 Everything here is immutable and free of I/O; :mod:`cname_flow.propagation.checker` produces
 these values. The check is described in the README ("How a binding flows", "Propagation
-defaults, and where they differ from the reference notes"); its DNS terms are those of RFC 1034,
-RFC 1035 and RFC 2308 (negative answers), and "lame" is RFC 9499 §7's lame delegation.
+defaults"); its DNS terms are those of RFC 1034, RFC 1035 and RFC 2308 (negative answers), and
+"lame" is RFC 9499 §7's lame delegation.
 All durations are in seconds, measured on the checker's monotonic clock.
 """
 

@@ -14,8 +14,8 @@ Tenacity's strategies: https://tenacity.readthedocs.io/en/latest/api.html
   :class:`~cname_flow.batch.delays.PropagationDelays`) learned from earlier waits on the same
   nameserver set (:class:`LearningWait`).
 
-The default values and why they differ from the usual 1 s / ×1.5 / 2 s: README "Propagation
-defaults, and where they differ from the reference notes".
+The default values and why they differ from the first design's 1 s / ×1.5 / 2 s: README
+"Propagation defaults".
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The reconcile plan as a value: findings, the actions a policy allows, the change budget, JSON.
 
-Built without side effects (architecture §7 rule 4, octoDNS ``provider/plan.py``). A plan written
-with ``--plan-out`` and given back with ``--plan`` is applied only if a fresh plan of the same
-manifest and policy has exactly the same findings with the same observed-state digests; else
-:class:`~cname_flow.errors.StalePlan` (exit 3) says which keys changed.
+Built without side effects (docs/design.md, "Plans are values"; octoDNS ``provider/plan.py``).
+A plan written with ``--plan-out`` and given back with ``--plan`` is applied only if a fresh plan
+of the same manifest and policy has exactly the same findings with the same observed-state
+digests; else :class:`~cname_flow.errors.StalePlan` (exit 3) says which keys changed.
 """
 
 from __future__ import annotations

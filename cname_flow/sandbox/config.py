@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cname_flow.errors import ConfigError
 from cname_flow.quotas import ALIDNS_RATE_LIMITS
 
-#: Alidns edition code → minimum TTL in seconds (alibaba-apis.md §8.2; dnscontrol's table).
+#: Alidns edition code → minimum TTL in seconds (ranges per edition:
+#: https://www.alibabacloud.com/help/doc-detail/29806.htm; codes: dnscontrol's alidns table).
 EDITION_MIN_TTL: dict[str, int] = {
     "mianfei": 600,
     "version_personal": 600,
@@ -133,7 +134,8 @@ class FaultsConfig(_Model):
 
 
 class OssLimits(_Model):
-    """OSS CNAME limits (alibaba-apis.md §5)."""
+    """OSS CNAME limits: tokens per the CreateCnameToken reference, domains per bucket per the
+    custom-domain guide, clock skew per RequestTimeTooSkewed (sources: ``docs/sandbox-oss.md``)."""
 
     token_validity_s: int = 72 * 3600
     max_tokens_per_bucket: int = 1000

@@ -1,4 +1,6 @@
-"""The binding state machine as one explicit transition table (architecture §1). Pure: no I/O.
+"""The binding state machine as one explicit transition table. Pure: no I/O.
+
+The flow is drawn in the README ("How a binding flows"); the rules in docs/design.md.
 
 ::
 

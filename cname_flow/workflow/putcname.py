@@ -1,8 +1,9 @@
 """Handing over to OSS: PutCname with a bounded retry on NeedVerifyDomainOwnership.
 
 Once every authoritative nameserver serves the token, only caches upstream of the OSS verifier
-can still be wrong, and they cannot outlive the TTLs involved (dns-propagation.md §5 Phase D):
-retry until ``max(min_window, cache_floor + 15)`` seconds have passed, capped at ``cap``, where
+can still be wrong, and they cannot outlive the TTLs involved (RFC 2181 §8 for positive answers,
+RFC 2308 §5 for negative ones; README, "How a binding flows", PutCname): retry until
+``max(min_window, cache_floor + 15)`` seconds have passed, capped at ``cap``, where
 ``cache_floor`` is the old TTL of a stale TXT RRset, or the zone's negative TTL when a PutCname
 for this domain already failed within that TTL (its lookup may have primed the verifier's cache).
 """

@@ -21,7 +21,8 @@ from cname_flow.sandbox.config import (
     SandboxConfig,
 )
 
-#: Domains per bucket: the documented OSS limit of CNAMEs per bucket (alibaba-apis.md §5).
+#: Domains per bucket: the documented OSS limit of CNAMEs per bucket
+#: (https://www.alibabacloud.com/help/en/oss/user-guide/map-custom-domain-names-5).
 PER_BUCKET = 100
 API_OPS = ("CreateCnameToken", "GetCnameToken", "PutCname", "ListCname", "DescribeDomains",
            "DescribeDomainInfo", "DescribeSubDomainRecords", "AddDomainRecord",

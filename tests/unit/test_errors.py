@@ -1,7 +1,8 @@
 """Every exception the two SDK stacks raise maps to the right errors.py class, once, secret-free.
 
-The exceptions are the SDKs' own classes, built the way the SDKs build them (alibaba-apis.md
-§3.1 for OSS, §7.3 for Alidns). A new exception class in alibabacloud_oss_v2 fails
+The exceptions are the SDKs' own classes, built the way the SDKs build them (OSS:
+``alibabacloud_oss_v2`` ``_client.py`` and ``exceptions.py``; Alidns: ``alibabacloud_tea_openapi``
+``client.py``). A new exception class in alibabacloud_oss_v2 fails
 ``test_every_oss_exception_class_is_mapped_explicitly`` until it gets an expected mapping here.
 """
 

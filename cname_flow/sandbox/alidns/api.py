@@ -1,7 +1,7 @@
 """The sandbox's Alidns API (2015-01-09) as a Starlette app the real SDK talks to unmodified.
 
-Wire contract (alibaba-apis.md §6–§9): every call is ``POST /`` (``GET`` accepted for RPC
-callers) with all parameters in the query string; the action comes from header
+Wire contract (sources in docs/sandbox-alidns.md): every call is ``POST /`` (``GET`` accepted
+for RPC callers) with all parameters in the query string; the action comes from header
 ``x-acs-action`` (ACS3) or query ``Action`` (RPC v1). Requests are authenticated with
 ACS3-HMAC-SHA256 or RPC HMAC-SHA1 signatures, STS tokens, a 15-minute clock-skew window and
 signature-nonce replay protection; then per-account per-action token buckets apply

@@ -181,7 +181,11 @@ def _exact(needle: str | None, hay: str) -> bool:
 
 
 def _record_filter(p: Params) -> Callable[[DnsRecord], bool]:
-    """The predicate for DescribeDomainRecords' SearchMode semantics (alibaba-apis.md §7.1)."""
+    """The predicate for DescribeDomainRecords' SearchMode semantics.
+
+    As the ``SearchMode`` parameter is described in
+    https://www.alibabacloud.com/help/doc-detail/29776.htm (DescribeDomainRecords).
+    """
     keyword = p.get("KeyWord")
     mode = p.choice("SearchMode", ("LIKE", "EXACT", "ADVANCED", "COMBINATION"))
     if mode is None:

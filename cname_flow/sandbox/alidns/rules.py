@@ -1,7 +1,7 @@
 """Alidns request parameters, error answers and record validation rules for the sandbox.
 
-Error codes, messages and HTTP statuses follow alibaba-apis.md §8; where the real service's
-answer is undocumented the guess is listed in docs/sandbox-alidns.md.
+Error codes, messages and HTTP statuses follow the public sources listed in
+docs/sandbox-alidns.md; where the real service's answer is undocumented the guess is listed there.
 """
 
 from __future__ import annotations

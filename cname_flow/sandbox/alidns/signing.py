@@ -2,7 +2,9 @@
 
 Implements what ``alibabacloud_tea_openapi`` 0.4.6 computes on the client
 (``utils.get_authorization`` and ``Utils.get_rpcsignature``), rebuilt from the request as it
-arrived on the wire (alibaba-apis.md §6.3, §6.4):
+arrived on the wire. Public descriptions:
+https://alibabacloud.com/help/en/sdk/product-overview/v3-request-structure-and-signature (ACS3)
+and https://help.aliyun.com/en/sdk/product-overview/rpc-mechanism (RPC v1).
 
 * **ACS3-HMAC-SHA256** (the default, "V3 signature"): ``Authorization: ACS3-HMAC-SHA256
   Credential=<AK>,SignedHeaders=<h1;h2…>,Signature=<64 hex>``. The canonical request is
@@ -107,7 +109,7 @@ def acs3_canonical_request(
     signed: Sequence[str],
     body: bytes,
 ) -> str:
-    """The ACS3 canonical request (alibaba-apis.md §6.3) of a request as received."""
+    """The ACS3 canonical request (``utils.get_authorization``) of a request as received."""
     return "\n".join(
         (
             method.upper(),

@@ -1,10 +1,11 @@
 """The sandbox's OSS HTTP API: an ASGI app the real ``alibabacloud_oss_v2`` client talks to.
 
-Per request (alibaba-apis.md §1–§5, §9): address (path-style ``/<bucket>/?…`` or virtual-host
-``Host: <bucket>.<endpoint>``) → route by method and query keys → fault injection → bounded
-body read → signature (V4 or V1) → Content-MD5 → operation (:mod:`oss_ops`). Every answer
-carries ``Date`` and a 24-character ``x-oss-request-id``; errors are namespace-free ``<Error>``
-documents with ``Content-Type: application/xml``.
+Per request: address (path-style ``/<bucket>/?…`` or virtual-host ``Host: <bucket>.<endpoint>``)
+→ route by method and query keys → fault injection → bounded body read → signature (V4 or V1)
+→ Content-MD5 → operation (:mod:`oss_ops`). Every answer carries ``Date`` and a 24-character
+``x-oss-request-id``; errors are namespace-free ``<Error>`` documents with
+``Content-Type: application/xml``. The public sources of these rules are listed in
+``docs/sandbox-oss.md``.
 
 Serve it with ``date_header=False`` (uvicorn adds its own ``Date`` otherwise; two ``Date``
 headers break the SDK's error parsing) — :func:`uvicorn_config` does that.
@@ -278,7 +279,12 @@ def _hostname(host: str) -> str:
 
 
 def route(req: OssRequest) -> str | None:
-    """The operation name for a request (alibaba-apis.md §1.2), or None when not emulated."""
+    """The operation name for a request, or None when not emulated.
+
+    Method and query keys as in each operation's API reference, e.g. PutCname's
+    ``POST /?cname&comp=add``:
+    https://www.alibabacloud.com/help/en/oss/developer-reference/putcname
+    """
     q, method = req.query, req.method
     if req.bucket is None:
         return "ListBuckets" if method == "GET" else None

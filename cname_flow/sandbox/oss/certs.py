@@ -3,7 +3,9 @@
 Uploaded PEM (``Certificate`` + ``PrivateKey``) must parse and match; a bare ``CertId`` must name a
 CAS certificate preloaded from the config; ``PreviousCertId`` must equal the bound CertId unless
 ``Force``; ``DeleteCertificate`` unbinds. The private key is checked and dropped, never stored.
-Codes and ECs: alibaba-apis.md §4 and ``docs/sandbox-oss.md`` (guesses listed there).
+Codes and ECs: the PutCname reference
+(https://www.alibabacloud.com/help/en/oss/developer-reference/putcname) and
+``docs/sandbox-oss.md`` (the other sources, and the guesses).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each method takes the authenticated :class:`Caller` and returns the response body (or ``b""``),
 or raises :class:`OssErrorResponse`. Mutations hold ``state.lock`` and call ``state.touch()``; the
 only await (the ownership proof in PutCname) happens outside the lock. Error codes, statuses and ECs
-follow alibaba-apis.md §4; every guess is listed in ``docs/sandbox-oss.md``.
+follow the operations' API references; ``docs/sandbox-oss.md`` links them and lists every guess.
 """
 
 from __future__ import annotations

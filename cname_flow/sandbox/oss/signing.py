@@ -1,7 +1,9 @@
 """Server-side verification of OSS request signatures: V4 (``OSS4-HMAC-SHA256``) and V1 (``OSS``).
 
-Implements what ``alibabacloud_oss_v2`` 1.4.1 signs (alibaba-apis.md §2; SDK ``signer/v4.py`` and
-``signer/v1.py``), checked against a credential store:
+Implements what ``alibabacloud_oss_v2`` 1.4.1 signs (SDK ``signer/v4.py`` and ``signer/v1.py``;
+OSS documents the algorithms in ``recommend-to-use-signature-version-4`` and
+``include-signatures-in-the-authorization-header`` under
+https://www.alibabacloud.com/help/en/oss/developer-reference/), checked against a credential store:
 
 - V4: ``Authorization: OSS4-HMAC-SHA256 Credential=<AK>/<yyyymmdd>/<region>/<product>/
   aliyun_v4_request[,AdditionalHeaders=h1;h2],Signature=<64 hex>``; time from ``x-oss-date``.
@@ -216,7 +218,7 @@ def _parse_v4_time(stamp: str) -> float:
 
 
 def v4_canonical_request(req: SignedRequest, additional: tuple[str, ...] = ()) -> str:
-    """The V4 canonical request (alibaba-apis.md §2.1), fields joined by ``\\n``.
+    """The V4 canonical request (as SDK ``signer/v4.py`` builds it), fields joined by ``\\n``.
 
     Args:
         req: the request; ``raw_query`` is used undecoded, pairs sorted as (key, value).
@@ -281,7 +283,7 @@ def _parse_http_date(value: str) -> float:
 
 
 def v1_string_to_sign(req: SignedRequest) -> str:
-    """The V1 string to sign (alibaba-apis.md §2.2): verb, MD5, type, date, headers, resource."""
+    """The V1 string to sign (SDK ``signer/v1.py``): verb, MD5, type, date, headers, resource."""
     h = req.headers
     date = h.get("x-oss-date", "") or h.get("date", "")
     oss_headers = "".join(

@@ -1,6 +1,7 @@
 """XML of the sandbox's OSS API: request bodies parsed with defusedxml, answers rendered.
 
-Shapes follow alibaba-apis.md §1.2 and §4.1 and the ``alibabacloud_oss_v2`` models
+Shapes follow the operations' API references (listed in ``docs/sandbox-oss.md``) and the
+``alibabacloud_oss_v2`` models
 (``models/bucket_cname.py``, ``models/service.py``, ``models/bucket_basic.py``): no namespace
 anywhere, no ``<?xml?>`` needed on success bodies, errors carry the declaration.
 """
@@ -108,7 +109,7 @@ def parse_xml(body: bytes, root_tag: str) -> ET.Element:
 
 
 def parse_cname_configuration(body: bytes) -> CnameConfiguration:
-    """Parse a Create/Put/DeleteCname body (alibaba-apis.md §1.2).
+    """Parse a Create/Put/DeleteCname body (``BucketCnameConfiguration``, as PutCname documents it).
 
     Raises:
         MalformedXml: bad XML, no ``Cname/Domain``, or ``DeleteCertificate`` with ``Force``.
@@ -173,7 +174,10 @@ def error_body(
     ec: str | None,
     fields: Mapping[str, str] | None = None,
 ) -> bytes:
-    """An OSS ``<Error>`` document (alibaba-apis.md §3.1), with the XML declaration."""
+    """An OSS ``<Error>`` document, with the XML declaration.
+
+    Fields as in https://help.aliyun.com/en/oss/user-guide/overview-14 (OSS error responses).
+    """
     children: dict[str, str | None] = {
         "Code": code,
         "Message": message,
