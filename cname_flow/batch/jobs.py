@@ -27,8 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import structlog
-
 from cname_flow import service
 from cname_flow.batch.checker import CachingChecker
 from cname_flow.batch.commit import GroupCommitter
@@ -39,11 +37,12 @@ from cname_flow.config import Settings
 from cname_flow.dns import build_provider
 from cname_flow.errors import CnameFlowError, ConfigError, InputError
 from cname_flow.journal import BindingRecord, Journal
+from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import Phase
 from cname_flow.workflow.context import StepContext
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Outcome = Literal["bound", "failed", "retryable", "pending"]
 ExitStatus = Literal["ok", "failed", "retryable", "interrupted"]
