@@ -19,6 +19,7 @@ import contextlib
 import os
 import secrets
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -279,7 +280,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def _drive(journal: Journal, contexts: Sequence[StepContext], concurrency: int,
                  on_change: Callable[[str, str], None] | None,
                  checker: CachingChecker) -> tuple[int | None, int]:
-    """Run the engine with SIGINT/SIGTERM wired to :meth:`Engine.stop`.
+    """Run the engine with SIGINT/SIGTERM wired to :meth:`Engine.stop` (in the main thread).
 
     Returns:
         (the signal that stopped the run or None, journal flushes).
@@ -297,12 +298,16 @@ async def _drive(journal: Journal, contexts: Sequence[StepContext], concurrency:
         log.warning("batch.stopping", signal=signal.Signals(signum).name)
         engine.stop()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # only the main thread can take signals: a job run from another thread (the library's
+    # run_batch_async, a web server's worker) leaves them to the host
+    stoppers = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is \
+        threading.main_thread() else ()
+    for signum in stoppers:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await engine.run(contexts)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in stoppers:
             loop.remove_signal_handler(signum)
         await committer.close()
         await checker.aclose()
