@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
-
 from cname_flow.certs import (
     LocalCertificate,
     check_cas_cert_id,
@@ -26,6 +24,7 @@ from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import InputError, VerificationFailed
 from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
+from cname_flow.logs import get_logger
 from cname_flow.model import (
     AuxStep,
     Binding,
@@ -45,7 +44,7 @@ from cname_flow.workflow.context import BindingRun, Ports, StepContext
 from cname_flow.workflow.putcname import OwnershipPolicy
 from cname_flow.workflow.runner import Runner
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Journal file of the one-shot commands (bind, unbind), inside ``journal.dir``.
 BIND_JOURNAL = "bindings.jsonl"

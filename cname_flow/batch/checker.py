@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import dns.message
-import structlog
 
 from cname_flow.batch.delays import PropagationDelays
+from cname_flow.logs import get_logger
 from cname_flow.propagation.checker import (
     NameserverAddress,
     PropagationChecker,
@@ -43,7 +43,7 @@ from cname_flow.propagation.checker import (
 from cname_flow.propagation.model import PreState
 from cname_flow.propagation.mux import SharedUdpTransport
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Added to the longest time a pre-state's queries can take before a worker stops waiting for
 #: the loop and asks again itself, seconds: room for a busy event loop to get round to it.

@@ -39,17 +39,16 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import structlog
-
 from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.pool import Workers
 from cname_flow.errors import CnameFlowError, TokenExpired
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
+from cname_flow.logs import get_logger
 from cname_flow.model import Phase, Step
 from cname_flow.workflow import driver, machine, steps
 from cname_flow.workflow.context import BindingRun, StepContext
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import contextlib
 import os
 import secrets
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -26,8 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
-
-import structlog
 
 from cname_flow import service
 from cname_flow.batch.checker import CachingChecker
@@ -39,11 +38,12 @@ from cname_flow.config import Settings
 from cname_flow.dns import build_provider
 from cname_flow.errors import CnameFlowError, ConfigError, InputError
 from cname_flow.journal import BindingRecord, Journal
+from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import Phase
 from cname_flow.workflow.context import StepContext
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Outcome = Literal["bound", "failed", "retryable", "pending"]
 ExitStatus = Literal["ok", "failed", "retryable", "interrupted"]
@@ -280,7 +280,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def _drive(journal: Journal, contexts: Sequence[StepContext], concurrency: int,
                  on_change: Callable[[str, str], None] | None,
                  checker: CachingChecker) -> tuple[int | None, int]:
-    """Run the engine with SIGINT/SIGTERM wired to :meth:`Engine.stop`.
+    """Run the engine with SIGINT/SIGTERM wired to :meth:`Engine.stop` (in the main thread).
 
     Returns:
         (the signal that stopped the run or None, journal flushes).
@@ -298,12 +298,16 @@ async def _drive(journal: Journal, contexts: Sequence[StepContext], concurrency:
         log.warning("batch.stopping", signal=signal.Signals(signum).name)
         engine.stop()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # only the main thread can take signals: a job run from another thread (the library's
+    # run_batch_async, a web server's worker) leaves them to the host
+    stoppers = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is \
+        threading.main_thread() else ()
+    for signum in stoppers:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await engine.run(contexts)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in stoppers:
             loop.remove_signal_handler(signum)
         await committer.close()
         await checker.aclose()

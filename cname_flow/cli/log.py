@@ -2,29 +2,21 @@
 
 On a terminal: human-readable console lines on stderr. Otherwise: one JSON object per line on
 stderr (``timestamp``, ``level``, ``event`` and key=value fields), for log collectors and cron mail.
-A last processor redacts any field whose name says it is a secret, as a second line of defence:
-the library never passes secrets to the logger in the first place.
+A last processor (:func:`cname_flow.logs.redact_secrets`) redacts any field whose name says it is
+a secret, as a second line of defence: the library never passes secrets to the logger in the first
+place. Once this has run, every library logger (:mod:`cname_flow.logs`) goes through this
+configuration; without it they go to the silent stdlib ``cname_flow`` logger.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
 
-_SECRET_KEYS = ("secret", "password", "private_key", "security_token", "sts_token")
-
-
-def _redact(
-    logger: object, method: str, event: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    for key in list(event):
-        if any(s in key.lower() for s in _SECRET_KEYS):
-            event[key] = "[redacted]"
-    return event
+from cname_flow.logs import redact_secrets
 
 
 def configure(*, json_logs: bool | None = None, verbose: bool = False,
@@ -51,7 +43,7 @@ def configure(*, json_logs: bool | None = None, verbose: bool = False,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
+            redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -14,13 +14,13 @@ from typing import Any
 
 import click
 
-from cname_flow import service
+from cname_flow import api, service
 from cname_flow.cli import log, render
 from cname_flow.cli.batch import batch
 from cname_flow.cli.common import CliState, guarded
 from cname_flow.cli.reconcile import reconcile
 from cname_flow.journal import Journal
-from cname_flow.model import Binding, BindingOptions, CertificateSpec
+from cname_flow.model import Binding
 from cname_flow.workflow.plan import plan_binding
 
 #: Commands that set up logging themselves (the demo always logs to the console).
@@ -62,15 +62,10 @@ def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _binding(obj: CliState, kw: dict[str, Any]) -> Binding:
-    cert = None
-    if kw["cert_file"] or kw["key_file"] or kw["cert_id"]:
-        cert = CertificateSpec(cert_file=kw["cert_file"], key_file=kw["key_file"],
-                               cert_id=kw["cert_id"])
-    options = BindingOptions(route=kw["route"], remove_txt=kw["remove_txt"],
-                             route_target=kw["route_target"] or obj.settings.defaults.route_target,
-                             force_cert=kw["force_cert"])
-    return service.make_binding(obj.settings, kw["domain"], bucket=kw["bucket"],
-                                region=kw["region"], options=options, certificate=cert)
+    return api.make_binding(
+        obj.settings, kw["domain"], bucket=kw["bucket"], region=kw["region"], route=kw["route"],
+        route_target=kw["route_target"], remove_txt=kw["remove_txt"], cert_file=kw["cert_file"],
+        key_file=kw["key_file"], cert_id=kw["cert_id"], force_cert=kw["force_cert"])
 
 
 @main.command()

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import idna
-import structlog
 
 from cname_flow.errors import DnsProviderError, InputError, ZoneNotFound
+from cname_flow.logs import get_logger
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: The remark cname-flow puts on every record it creates, so it only ever touches its own.
 OWNER_REMARK = "managed-by:cname-flow"

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import structlog
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -22,8 +21,9 @@ from tenacity import (
 )
 
 from cname_flow.errors import CnameFlowError, RemoteError
+from cname_flow.logs import get_logger
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: Extracts a server-sent minimum wait (seconds) from a mapped error, or ``None``.
 RetryAfter = Callable[[BaseException], float | None]

@@ -16,15 +16,15 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import alibabacloud_oss_v2 as oss
-import structlog
 
 from cname_flow.config.credentials import Credentials, secret_values
 from cname_flow.errors import OssError
+from cname_flow.logs import get_logger
 from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken
 from cname_flow.oss.errors import OSS_SDK_ERRORS, SERVICE, map_oss_error
 from cname_flow.oss.transport import http_client_for
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 _T = TypeVar("_T")
 
 

@@ -29,10 +29,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 
-import structlog
 from dns.rdatatype import RdataType
 
 from cname_flow.errors import PropagationTimeout, StepError
+from cname_flow.logs import get_logger
 from cname_flow.propagation.blocking import run_sync
 from cname_flow.propagation.drivers import Io, evented, threaded
 from cname_flow.propagation.model import (
@@ -71,7 +71,7 @@ __all__ = [
     "RoundCallback",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 TXT, CNAME, SOA = RdataType.TXT, RdataType.CNAME, RdataType.SOA
 RoundCallback = Callable[[Round], None]

@@ -25,14 +25,14 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from cname_flow.logs import get_logger
 from cname_flow.propagation.model import NameserverAddress, PropagationPolicy, Round
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Attempt(NamedTuple):

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Sequence
 import dns.message
 import dns.name
 import dns.rdatatype
-import structlog
 
 from cname_flow.errors import StepError
+from cname_flow.logs import get_logger
 from cname_flow.propagation.model import (
     NameserverAddress,
     PropagationPolicy,
@@ -26,7 +26,7 @@ from cname_flow.propagation.model import (
 )
 from cname_flow.propagation.wire import Exchange, is_authoritative_noerror
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Looks up a host name's IPv4 and IPv6 addresses; returns [] when it has none.
 ResolveHostFn = Callable[[str], list[str]]

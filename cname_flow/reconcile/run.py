@@ -23,19 +23,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
-
 from cname_flow import service
 from cname_flow.dns.base import RecordRef
 from cname_flow.errors import CnameFlowError, JournalError, ZoneNotFound
 from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
 from cname_flow.journal.files import HolderLock, ensure_dir
+from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest
 from cname_flow.model import AuxStep, Binding, CnameEntry, txt_name
 from cname_flow.reconcile.drift import Action, DesiredState, Finding, Observed, Policy, detect
 from cname_flow.reconcile.plan import ReconcilePlan
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 LOCK_NAME = "reconcile.lock"
 

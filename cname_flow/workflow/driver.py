@@ -27,16 +27,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import structlog
-
 from cname_flow.errors import CnameFlowError, OwnershipNotVerified, StepError, TokenExpired
 from cname_flow.journal import BindingOutputs, BindingRecord, ErrorInfo, JournalEvent
 from cname_flow.journal.reader import JournalView
+from cname_flow.logs import get_logger
 from cname_flow.model import AuxStep, Binding, Phase, Step
 from cname_flow.workflow import machine, steps
 from cname_flow.workflow.context import BindingRun, StepContext, StepResult
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 StepFn = Callable[[StepContext, BindingRun, BindingRecord], StepResult]
 

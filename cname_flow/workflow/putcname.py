@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import structlog
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -31,10 +30,11 @@ from cname_flow.errors import (
     OwnershipPending,
 )
 from cname_flow.journal import BindingRecord
+from cname_flow.logs import get_logger
 from cname_flow.model import Binding, CertificateRequest
 from cname_flow.oss.base import OssCnameApi
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 #: The ``ownership`` settings' defaults are the policy's (one source of truth, validated there).

@@ -14,11 +14,12 @@ import structlog
 
 from cname_flow.errors import CnameFlowError, TokenExpired
 from cname_flow.journal import BindingRecord, Journal
+from cname_flow.logs import get_logger
 from cname_flow.model import Phase, Step
 from cname_flow.workflow import driver, machine
 from cname_flow.workflow.context import BindingRun, StepContext
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Runner:

@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-
 from cname_flow.certs import plan_certificate, verify_bound_certificate
 from cname_flow.dns.base import OWNER_REMARK, RecordRef, Zone
 from cname_flow.errors import (
@@ -28,12 +26,13 @@ from cname_flow.errors import (
     VerificationFailed,
 )
 from cname_flow.journal import BindingOutputs, BindingRecord
+from cname_flow.logs import get_logger
 from cname_flow.model import CnameEntry, CnameToken, Phase, txt_name
 from cname_flow.propagation.model import NameserverAddress, Round
 from cname_flow.workflow import putcname
 from cname_flow.workflow.context import BindingRun, StepContext, StepResult
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 # -- PENDING → TOKEN_READY ------------------------------------------------------------------------

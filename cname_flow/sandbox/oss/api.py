@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl
 
-import structlog
 import uvicorn
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cname_flow.logs import get_logger
 from cname_flow.sandbox.faults import FaultKind, FaultPlan
 from cname_flow.sandbox.oss import xml as oss_xml
 from cname_flow.sandbox.oss.ops import Caller, OssOperations, OwnershipVerifier
@@ -36,7 +36,7 @@ from cname_flow.sandbox.state import SandboxState, new_request_id
 
 __all__ = ["DroppedConnection", "OssApp", "OwnershipVerifier", "create_oss_app", "uvicorn_config"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _POST_CNAME_OPS = {"token": "CreateCnameToken", "add": "PutCname", "delete": "DeleteCname"}
 _BODY_OPS = frozenset({"PutBucket", "CreateCnameToken", "PutCname", "DeleteCname"})
