@@ -256,8 +256,12 @@ def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]
     contexts, reasons = [], []
     listing = clients.oss.recent_list if isinstance(clients.oss, BatchOss) else None
     ports = service.ports(clients, bucket_listing=listing)
+    unusable = service.learn_regions(clients, (b.bucket for b in manifest.bindings),
+                                     threads=clients.settings.batch.concurrency)
     for binding in manifest.bindings:
         try:
+            if binding.bucket in unusable:
+                raise unusable[binding.bucket]
             contexts.append(service.step_context(clients, binding, shared=ports))
         except InputError as exc:
             reasons.append(f"{manifest.lines.get(binding.key, manifest.source)}: {exc}")

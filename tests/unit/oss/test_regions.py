@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
 import pytest
+import structlog
 from alibabacloud_oss_v2 import exceptions as oss_exc
 
 from cname_flow import service
@@ -35,6 +37,13 @@ from tests.fakes import FakeDnsProvider, FakeOss
 from tests.unit.cli.clikit import CliWorld
 
 WORLD = {"hzbucket": "cn-hangzhou", "shbucket": "cn-shanghai"}
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """The commands invoked here configure structlog onto CliRunner's streams; undo that."""
+    yield
+    structlog.reset_defaults()
 
 
 def sdk_error(status: int, code: str, **fields: str) -> BaseException:
@@ -269,3 +278,32 @@ def test_cli_batch_with_a_wrong_region_should_exit_2_before_the_job(
     assert result.output.count("not cn-hangzhou") == 2  # each binding, with its line
     assert set(cli.oss.calls) == {"GetBucketInfo"}  # (the fake does not cache; the router does)
     assert not (tmp_path / "journal" / "jobs").exists()
+
+
+def test_learn_regions_should_ask_each_bucket_once_and_return_the_missing_ones() -> None:
+    oss = FakeOss(["hzbucket", "shbucket"], regions=WORLD)
+    missing = service.learn_regions(clients(oss), ["shbucket", "nosuch", "hzbucket", "nosuch"])
+    assert list(missing) == ["nosuch"] and isinstance(missing["nosuch"], BucketNotFound)
+    assert oss.calls["GetBucketInfo"] == 3
+
+
+def test_learn_regions_should_raise_a_failure_that_is_not_bad_input() -> None:
+    oss = FakeOss(["hzbucket"], regions=WORLD)
+    oss.fail("GetBucketInfo", OssError("down", service="oss", code="NetworkError",
+                                       retryable=True))
+    with pytest.raises(OssError) as failed:
+        service.learn_regions(clients(oss), ["hzbucket"])
+    assert failed.value.retryable and not isinstance(failed.value, InputError)
+
+
+def test_cli_batch_of_a_missing_bucket_should_exit_2_naming_every_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cli = CliWorld(tmp_path, FakeOss(buckets=()))
+    cli.batch(monkeypatch)
+    manifest = cli.manifest("a.example.com", "b.example.com")
+    result = cli.invoke("batch", "run", "-f", str(manifest))
+    assert result.exit_code == 2, result.output
+    assert result.output.count("NoSuchBucket") == 2
+    assert f"{manifest}:4: " in result.output and f"{manifest}:5: " in result.output
+    assert dict(cli.oss.calls) == {"GetBucketInfo": 1}  # once for the bucket, not per line
