@@ -121,10 +121,9 @@ class RegionMismatch(InputError):
         actual: the bucket's region (``"cn-shanghai"``).
     """
 
-    def __init__(self, bucket: str, given: str, actual: str, *, where: str = "") -> None:
-        source = f" ({where})" if where else ""
+    def __init__(self, bucket: str, given: str, actual: str) -> None:
         super().__init__(
-            f"bucket {bucket} is in region {actual}, not {given}{source}",
+            f"bucket {bucket} is in region {actual}, not {given}",
             hint=f"drop the region to use the bucket's own, or give {actual}",
         )
         self.bucket = bucket
