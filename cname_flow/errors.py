@@ -12,7 +12,9 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
     ├── ConfigError                   .reasons: every problem, each "file:line: key: what"
     │   └── SecretNotFound            an environment variable named by the config is unset
     ├── InputError                    bad domain name, manifest row, certificate file (exit 2)
-    │   └── CertificateError          a certificate or key fails pre-flight; names the file
+    │   ├── CertificateError          a certificate or key fails pre-flight; names the file
+    │   ├── RegionMismatch            the binding's region is not its bucket's; .given .actual
+    │   └── BucketNotFound            also an OssError (below)
     ├── JournalError
     │   └── JournalCorrupt            unreadable journal (not a torn last line, which is dropped)
     ├── Locked                        another process holds the journal or the run lock; .holder
@@ -26,6 +28,8 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
         │   ├── OssError
         │   │   ├── OssAuthError      credentials refused; retryable=False
         │   │   ├── OssThrottled      also Throttled
+        │   │   ├── BucketNotFound    NoSuchBucket; also an InputError (exit 2)
+        │   │   ├── BucketInOtherRegion  AccessDenied + <Endpoint>: the wrong region; .region
         │   │   ├── CnameTaken        CnameAlreadyExists: bound to some bucket (maybe ours)
         │   │   ├── CnameAlreadyBound NoNeedCreateCnameToken: bound here, no token needed
         │   │   ├── OwnershipPending  NeedVerifyDomainOwnership: TXT proof not seen; retryable
@@ -105,6 +109,26 @@ class InputError(CnameFlowError):
 
 class CertificateError(InputError):
     """A certificate or private key fails pre-flight; the message names the file."""
+
+
+class RegionMismatch(InputError):
+    """The region given for a binding (``--region``, a manifest's ``region``) is not the region
+    its bucket is in, as OSS's GetBucketInfo reports it; raised before any side effect (exit 2).
+
+    Attributes:
+        bucket: the bucket's name.
+        given: the region the user gave (``"cn-hangzhou"``).
+        actual: the bucket's region (``"cn-shanghai"``).
+    """
+
+    def __init__(self, bucket: str, given: str, actual: str) -> None:
+        super().__init__(
+            f"bucket {bucket} is in region {actual}, not {given}",
+            hint=f"drop the region to use the bucket's own, or give {actual}",
+        )
+        self.bucket = bucket
+        self.given = given
+        self.actual = actual
 
 
 class JournalError(CnameFlowError):
@@ -213,6 +237,29 @@ class OssAuthError(OssError):
 
 class OssThrottled(OssError, Throttled):
     """OSS asked us to slow down (``SlowDown``, ``QpsLimitExceeded``…, HTTP 429)."""
+
+
+class BucketNotFound(OssError, InputError):
+    """OSS answered ``NoSuchBucket``: no bucket of that name in this account and region.
+
+    Both an :class:`OssError` (``.code``, ``.status``, ``.request_id``) and an
+    :class:`InputError`: a typo'd bucket name is bad input, refused with exit 2 by the region
+    pre-flight before anything is written.
+    """
+
+    retryable = False
+
+
+class BucketInOtherRegion(OssError):
+    """OSS answered ``AccessDenied`` naming an ``<Endpoint>``: the bucket lives in another
+    region than the endpoint (or, in the sandbox, the V4 signing scope) the request went to.
+
+    Attributes:
+        region: the bucket's region read from that endpoint (``"cn-shanghai"``), or ``""``.
+    """
+
+    retryable = False
+    region: str = ""
 
 
 class CnameTaken(OssError):

@@ -83,7 +83,8 @@ def load_manifest(path: Path, *, bucket: str | None = None, region: str | None =
     Args:
         path: ``.yaml``/``.yml`` or ``.csv`` file.
         bucket: fallback bucket for entries and defaults that name none.
-        region: fallback region.
+        region: fallback region (``--region``); without one, entries naming no region take
+            their bucket's (learned from OSS before the job runs).
 
     Raises:
         ConfigError: every problem found, each with file and line.
@@ -97,7 +98,7 @@ def load_manifest(path: Path, *, bucket: str | None = None, region: str | None =
         defaults, rows = _Entry(), _csv_rows(text, str(path))
     else:
         defaults, rows = _yaml_rows(text, str(path))
-    fallback = _Entry(bucket=bucket, region=region or "cn-hangzhou")
+    fallback = _Entry(bucket=bucket, region=region or "")
     return _build(path, defaults, rows, fallback)
 
 

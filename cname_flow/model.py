@@ -127,7 +127,8 @@ class Binding:
     Attributes:
         domain: A-label, lowercase, no trailing dot.
         bucket: OSS bucket name.
-        region: OSS region id, e.g. ``"cn-hangzhou"``.
+        region: OSS region id, e.g. ``"cn-hangzhou"``; ``""`` until the bucket's own region
+            is learned (none was given).
         certificate: certificate to attach, or ``None``.
         options: route / TXT / certificate options.
     """
@@ -145,8 +146,18 @@ class Binding:
 
     @property
     def route_target(self) -> str:
-        """The CNAME target the domain should point at for ``--route``."""
-        return self.options.route_target or f"{self.bucket}.oss-{self.region}.aliyuncs.com"
+        """The CNAME target the domain should point at for ``--route``: the option, else the
+        bucket's public endpoint in its region, ``<bucket>.oss-<region>.aliyuncs.com``
+        (https://www.alibabacloud.com/help/en/oss/user-guide/regions-and-endpoints).
+
+        Raises:
+            ValueError: no option and the region is not known yet (``""``).
+        """
+        if self.options.route_target:
+            return self.options.route_target
+        if not self.region:
+            raise ValueError(f"{self.key}: the bucket's region is not known yet")
+        return f"{self.bucket}.oss-{self.region}.aliyuncs.com"
 
 
 @dataclass(frozen=True, slots=True)

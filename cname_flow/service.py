@@ -9,7 +9,8 @@ and :func:`certificate_rows` are the certificate operations that are not a bindi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from cname_flow.certs import (
 from cname_flow.config import Credentials, Settings, resolve_credentials
 from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
-from cname_flow.errors import InputError, VerificationFailed
+from cname_flow.errors import InputError, RegionMismatch, VerificationFailed
 from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.model import (
@@ -38,6 +39,7 @@ from cname_flow.model import (
 )
 from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.base import OssCnameApi
+from cname_flow.oss.regions import RegionalOss
 from cname_flow.propagation.checker import PropagationChecker, Round
 from cname_flow.workflow import putcname
 from cname_flow.workflow.context import BindingRun, Ports, StepContext
@@ -61,21 +63,28 @@ class Clients:
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Clients:
-        """Resolve credentials and build the OSS adapter, the DNS provider and the checker.
+        """Resolve credentials and build the OSS router, the DNS provider and the checker.
 
-        The DNS provider is the ``dns.provider`` setting, built by
-        :func:`cname_flow.dns.build_provider`.
+        OSS: a :class:`~cname_flow.oss.regions.RegionalOss` that builds one ``AlibabaOss`` per
+        region it meets, each signing for its region. Without ``oss.endpoint`` each reaches
+        the SDK's production endpoint of its region (``oss-<region>.aliyuncs.com``); an
+        explicit ``oss.endpoint`` (the sandbox) is shared by every region. The DNS provider is
+        the ``dns.provider`` setting, built by :func:`cname_flow.dns.build_provider`.
 
         Raises:
             ConfigError: no usable credentials, or an unknown ``dns.provider``.
         """
         creds = credentials(settings, env)
         o = settings.oss
-        oss = AlibabaOss(
-            region=o.region, credentials=creds, endpoint=o.endpoint,
-            signature_version=o.signature_version, use_path_style=o.use_path_style,
-            connect_timeout_s=o.connect_timeout_s, read_timeout_s=o.read_timeout_s,
-        )
+
+        def regional(region: str) -> OssCnameApi:
+            return AlibabaOss(
+                region=region, credentials=creds, endpoint=o.endpoint,
+                signature_version=o.signature_version, use_path_style=o.use_path_style,
+                connect_timeout_s=o.connect_timeout_s, read_timeout_s=o.read_timeout_s,
+            )
+
+        oss = RegionalOss(regional, o.region)
         dns = build_provider(settings.dns.provider, settings, creds)
         return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()))
 
@@ -101,6 +110,9 @@ def make_binding(
 ) -> Binding:
     """A validated :class:`Binding` from user input and the settings' defaults.
 
+    ``region`` is the user's (``--region``); without it the binding's region is left ``""``
+    and :func:`preflight_region` fills in the bucket's own.
+
     Raises:
         InputError: bad domain name, no bucket, or an incomplete certificate spec.
     """
@@ -113,7 +125,7 @@ def make_binding(
         raise InputError("a certificate needs both --cert-file and --key-file, or --cert-id")
     return Binding(
         domain=normalize_domain(domain), bucket=bucket,
-        region=region or settings.defaults.region or settings.oss.region,
+        region=region or "",
         certificate=certificate, options=options or BindingOptions(
             route_target=settings.defaults.route_target),
     )
@@ -137,6 +149,53 @@ def preflight_certificate(binding: Binding) -> LocalCertificate | str | None:
     return local
 
 
+def preflight_region(clients: Clients, binding: Binding) -> Binding:
+    """Check the binding's region against its bucket's before anything is written.
+
+    One GetBucketInfo per bucket per run (the OSS port caches it). A binding that names no
+    region (``""``) takes the bucket's; one that names another is refused.
+
+    Returns:
+        The binding, its ``region`` the bucket's.
+
+    Raises:
+        RegionMismatch: the binding names a region the bucket is not in (exit 2).
+        BucketNotFound: OSS has no such bucket (exit 2).
+        OssError: GetBucketInfo failed otherwise.
+    """
+    actual = clients.oss.bucket_region(binding.bucket)
+    if binding.region and binding.region != actual:
+        raise RegionMismatch(binding.bucket, binding.region, actual)
+    return binding if binding.region == actual else replace(binding, region=actual)
+
+
+def learn_regions(clients: Clients, buckets: Iterable[str], *,
+                  threads: int = 16) -> dict[str, InputError]:
+    """Learn every bucket's region at once (GetBucketInfo in up to ``threads`` threads; the
+    OSS port caches the answers), so a batch's pre-flight costs about one round trip per
+    ``threads`` buckets instead of one per bucket.
+
+    Returns:
+        bucket → why it cannot be used (:class:`~cname_flow.errors.BucketNotFound`), for the
+        buckets that failed so; ``{}`` when all are known.
+
+    Raises:
+        OssError: the first other failure (unreachable, access denied...).
+    """
+    names = sorted(set(buckets))
+
+    def ask(bucket: str) -> InputError | None:
+        try:
+            clients.oss.bucket_region(bucket)
+        except InputError as exc:
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(names)))) as pool:
+        answers = list(pool.map(ask, names))
+    return {name: err for name, err in zip(names, answers, strict=True) if err is not None}
+
+
 def ports(
     clients: Clients, *, bucket_listing: Callable[[str], list[CnameEntry]] | None = None,
 ) -> Ports:
@@ -149,13 +208,16 @@ def step_context(
     clients: Clients, binding: Binding, *, on_round: Callable[[Round], None] | None = None,
     shared: Ports | None = None,
 ) -> StepContext:
-    """The step context of one binding (certificate pre-flighted first), over ``shared``
-    ports or ports of its own.
+    """The step context of one binding (certificate, then region pre-flighted first, see
+    :func:`preflight_region`), over ``shared`` ports or ports of its own.
 
     Raises:
         CertificateError: the binding's certificate fails pre-flight.
+        RegionMismatch, BucketNotFound: the bucket's region is not the binding's, or there
+            is no such bucket.
     """
     certificate = preflight_certificate(binding)
+    binding = preflight_region(clients, binding)
     return StepContext(
         binding=binding, ports=shared or ports(clients), certificate=certificate,
         txt_ttl=clients.settings.defaults.txt_ttl,

@@ -18,7 +18,7 @@ import asyncio
 import secrets
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -95,6 +95,7 @@ class FakeOss:
         clock: returns an aware UTC datetime (token expiry, LastModified).
         token_validity: lifetime of a CNAME token.
         max_cnames: domains per bucket (OSS: 100).
+        regions: bucket → region id for GetBucketInfo (default ``"cn-hangzhou"``).
     """
 
     def __init__(
@@ -105,8 +106,10 @@ class FakeOss:
         clock: Clock = utc_now,
         token_validity: timedelta = timedelta(hours=72),
         max_cnames: int = 100,
+        regions: Mapping[str, str] | None = None,
     ) -> None:
         self.buckets = {name: _Bucket() for name in buckets}
+        self.regions = dict(regions or {})
         self.txt_lookup = txt_lookup
         self.clock = clock
         self.token_validity = token_validity
@@ -180,6 +183,14 @@ class FakeOss:
         self._script.hit("ListCname")
         with self._lock:
             return list(self._bucket(bucket).cnames.values())
+
+    def bucket_region(self, bucket: str) -> str:
+        """GetBucketInfo's region (``regions``, else ``"cn-hangzhou"``); BucketNotFound for an
+        unknown bucket."""
+        self._script.hit("GetBucketInfo")
+        with self._lock:
+            self._bucket(bucket)
+            return self.regions.get(bucket, "cn-hangzhou")
 
     def delete_cname(self, bucket: str, domain: str) -> None:
         """DeleteCname; not bound is success (the adapter maps NoSuchCname so)."""

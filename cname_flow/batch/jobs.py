@@ -36,7 +36,7 @@ from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter
 from cname_flow.batch.pool import Workers
 from cname_flow.config import Settings
 from cname_flow.dns import build_provider
-from cname_flow.errors import CnameFlowError, ConfigError, InputError
+from cname_flow.errors import ConfigError, InputError
 from cname_flow.journal import BindingRecord, Journal
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest, load_manifest
@@ -245,18 +245,25 @@ def _run(
 
 def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]:
     """A step context per binding (first ListCname reads shared per bucket, see
-    :meth:`BatchOss.recent_list`); every certificate pre-flighted before anything runs.
+    :meth:`BatchOss.recent_list`); every certificate and every bucket's region pre-flighted
+    (one GetBucketInfo per bucket, :func:`service.preflight_region`) before anything runs.
 
     Raises:
-        ConfigError: every binding whose certificate fails pre-flight, with its manifest line.
+        ConfigError: every binding whose certificate fails pre-flight, whose bucket does not
+            exist or whose region is not its bucket's, each with its manifest line.
+        OssError: GetBucketInfo failed otherwise (e.g. unreachable: retryable).
     """
     contexts, reasons = [], []
     listing = clients.oss.recent_list if isinstance(clients.oss, BatchOss) else None
     ports = service.ports(clients, bucket_listing=listing)
+    unusable = service.learn_regions(clients, (b.bucket for b in manifest.bindings),
+                                     threads=clients.settings.batch.concurrency)
     for binding in manifest.bindings:
         try:
+            if binding.bucket in unusable:
+                raise unusable[binding.bucket]
             contexts.append(service.step_context(clients, binding, shared=ports))
-        except CnameFlowError as exc:
+        except InputError as exc:
             reasons.append(f"{manifest.lines.get(binding.key, manifest.source)}: {exc}")
     if reasons:
         raise ConfigError(reasons, source=str(manifest.source))

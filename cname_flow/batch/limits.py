@@ -173,6 +173,11 @@ class BatchOss:
         self._lists: dict[str, _Listing] = {}
         self._lock = threading.Lock()
 
+    def bucket_region(self, bucket: str) -> str:
+        """GetBucketInfo's region, passed through unlimited: the inner port asks once per
+        bucket and caches the answer (:class:`~cname_flow.oss.regions.RegionalOss`)."""
+        return self.inner.bucket_region(bucket)
+
     def create_token(self, bucket: str, domain: str) -> CnameToken:
         """CreateCnameToken, rate-limited."""
         return self._call("CreateCnameToken", lambda: self.inner.create_token(bucket, domain))

@@ -47,7 +47,8 @@ def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed([
         click.argument("domain"),
         click.option("--bucket", help="OSS bucket (default: defaults.bucket)."),
-        click.option("--region", help="OSS region of the bucket (default: oss.region)."),
+        click.option("--region", help="OSS region of the bucket; refused unless it is the"
+                     " bucket's (default: the bucket's own, asked of OSS)."),
         click.option("--route", is_flag=True, help="Also upsert <domain> CNAME <bucket endpoint>."),
         click.option("--route-target", help="CNAME target for --route."),
         click.option("--remove-txt", is_flag=True, help="Delete our _dnsauth record once bound."),

@@ -356,7 +356,9 @@ class DefaultSettings(SettingsModel):
 
     Attributes:
         bucket: OSS bucket name.
-        region: the bucket's region; ``None`` → ``oss.region``.
+        region: fallback region of ``reconcile`` manifests (``None`` → ``oss.region``).
+            ``bind`` and ``batch`` do not take it: a binding naming no region takes its
+            bucket's own, learned from OSS (GetBucketInfo); one naming another is refused.
         txt_ttl: TTL of the ``_dnsauth`` TXT record, seconds; ``None`` → the provider's minimum.
         route_target: CNAME target for ``--route``;
             ``None`` → ``<bucket>.oss-<region>.aliyuncs.com``.

@@ -3,8 +3,11 @@ alibabacloud-oss-v2.
 
 The five OSS bucket-CNAME operations: CreateCnameToken, GetCnameToken, PutCname, ListCname,
 DeleteCname (https://www.alibabacloud.com/help/en/oss/developer-reference/putcname and
-siblings). Every SDK failure leaves this module as an :class:`~cname_flow.errors.OssError`
-(see :mod:`cname_flow.oss.errors`). The SDK's own retryer (3 tries, full jitter) is kept.
+siblings), and GetBucketInfo for the bucket's region
+(https://www.alibabacloud.com/help/en/oss/developer-reference/getbucketinfo). One instance
+signs for one region; :class:`~cname_flow.oss.regions.RegionalOss` holds one per region.
+Every SDK failure leaves this module as an :class:`~cname_flow.errors.OssError` (see
+:mod:`cname_flow.oss.errors`). The SDK's own retryer (3 tries, full jitter) is kept.
 """
 
 from __future__ import annotations
@@ -82,6 +85,25 @@ class AlibabaOss:
         self._secrets = secret_values(credentials)
         self._client = oss.Client(cfg)
 
+    def bucket_region(self, bucket: str) -> str:
+        """GetBucketInfo: the bucket's region id, read from ``Location`` (``oss-cn-hangzhou`` →
+        ``"cn-hangzhou"``). Asked anew on every call (the caching is the router's).
+
+        Raises:
+            BucketNotFound: ``NoSuchBucket``.
+            BucketInOtherRegion: this client's region is not the bucket's (OSS names the right
+                endpoint; ``.region`` holds its region).
+            OssError: any other failure, or an answer without ``Location``.
+        """
+        request = oss.models.GetBucketInfoRequest(bucket=bucket)
+        result = self._call("GetBucketInfo", lambda: self._client.get_bucket_info(request),
+                            bucket)
+        info = result.bucket_info
+        location = str(info.location or "") if info is not None else ""
+        if not location:
+            raise _invalid("GetBucketInfo", f"no Location for bucket {bucket!r}")
+        return location.removeprefix("oss-")
+
     def create_token(self, bucket: str, domain: str) -> CnameToken:
         """CreateCnameToken. Returns the token with its aware-UTC expiry.
 
@@ -93,7 +115,8 @@ class AlibabaOss:
         request = oss.models.CreateCnameTokenRequest(
             bucket=bucket, bucket_cname_configuration=_cname_config(domain)
         )
-        result = self._call("CreateCnameToken", lambda: self._client.create_cname_token(request))
+        result = self._call("CreateCnameToken", lambda: self._client.create_cname_token(request),
+                            bucket)
         return _token(result.cname_token, bucket, domain, "CreateCnameToken")
 
     def get_token(self, bucket: str, domain: str) -> CnameToken | None:
@@ -104,7 +127,8 @@ class AlibabaOss:
         """
         request = oss.models.GetCnameTokenRequest(bucket=bucket, cname=domain)
         try:
-            result = self._call("GetCnameToken", lambda: self._client.get_cname_token(request))
+            result = self._call("GetCnameToken", lambda: self._client.get_cname_token(request),
+                                bucket)
         except OssError as exc:
             if exc.code == "CnameTokenNotFound":
                 return None
@@ -127,7 +151,7 @@ class AlibabaOss:
         request = oss.models.PutCnameRequest(
             bucket=bucket, bucket_cname_configuration=_cname_config(domain, certificate)
         )
-        result = self._call("PutCname", lambda: self._client.put_cname(request))
+        result = self._call("PutCname", lambda: self._client.put_cname(request), bucket)
         _log.info("oss.cname.put", bucket=bucket, domain=domain, request_id=result.request_id)
         return str(result.request_id or "")
 
@@ -138,7 +162,7 @@ class AlibabaOss:
             OssError: e.g. ``NoSuchBucket``.
         """
         request = oss.models.ListCnameRequest(bucket=bucket)
-        result = self._call("ListCname", lambda: self._client.list_cname(request))
+        result = self._call("ListCname", lambda: self._client.list_cname(request), bucket)
         return [_entry(info) for info in result.cnames or []]
 
     def delete_cname(self, bucket: str, domain: str) -> None:
@@ -151,7 +175,7 @@ class AlibabaOss:
             bucket=bucket, bucket_cname_configuration=_cname_config(domain)
         )
         try:
-            self._call("DeleteCname", lambda: self._client.delete_cname(request))
+            self._call("DeleteCname", lambda: self._client.delete_cname(request), bucket)
         except OssError as exc:
             if exc.code != "NoSuchCname":
                 raise
@@ -159,11 +183,11 @@ class AlibabaOss:
             return
         _log.info("oss.cname.deleted", bucket=bucket, domain=domain)
 
-    def _call(self, op: str, fn: Callable[[], _T]) -> _T:
+    def _call(self, op: str, fn: Callable[[], _T], bucket: str = "") -> _T:
         try:
             return fn()
         except OSS_SDK_ERRORS as exc:
-            raise map_oss_error(exc, op, self._secrets) from exc
+            raise map_oss_error(exc, op, self._secrets, bucket=bucket) from exc
 
 
 def _needs_path_style(endpoint: str) -> bool:

@@ -12,12 +12,15 @@ caller's secrets.
 
 from __future__ import annotations
 
+import re
 from xml.etree.ElementTree import ParseError
 
 from alibabacloud_oss_v2 import exceptions as oss_exc
 
 from cname_flow.config.credentials import scrub
 from cname_flow.errors import (
+    BucketInOtherRegion,
+    BucketNotFound,
     CnameAlreadyBound,
     CnameTaken,
     IcpFilingMissing,
@@ -70,6 +73,7 @@ CODE_CLASSES: dict[str, type[OssError]] = {
     "NeedVerifyDomainOwnership": OwnershipPending,
     "NoSuchCnameInRecord": IcpFilingMissing,
     "CasRenewCertificateConflict": OssCertificateConflict,
+    "NoSuchBucket": BucketNotFound,
 }
 #: OSS EC codes whose meaning has its own class, whatever the code beside them: a
 #: PreviousCertId that no longer matches comes back as EC 0018-00000209.
@@ -104,7 +108,10 @@ HINTS: dict[str, str] = {
     "NoNeedCreateCnameToken": "the domain is already bound; check it with ListCname",
     "CnameTokenNotFound": "no valid token: it was never created or expired (72 h); create one",
     "NoSuchCname": "the domain is not bound to this bucket",
-    "NoSuchBucket": "the bucket does not exist in this region; check the bucket name and region",
+    "NoSuchBucket": (
+        "OSS has no bucket of that name: check --bucket, defaults.bucket or the manifest, and"
+        " that the bucket belongs to the account of the configured AccessKey"
+    ),
     "InvalidAccessKeyId": "the AccessKey id is unknown or disabled; check the configured key",
     "SignatureDoesNotMatch": "the AccessKey secret does not match the id; check the secret",
     "AccessDenied": (
@@ -137,7 +144,29 @@ EC_HINTS: dict[str, str] = {
         " re-read ListCname, or rotate with Force"
     ),
     "0018-00000302": HINTS["NoNeedCreateCnameToken"],
+    # "Invalid signing region in Authorization header." (HTTP 400 InvalidArgument):
+    # https://help.aliyun.com/zh/oss/support/0002-00000226
+    "0002-00000226": (
+        "the V4 signing region is not the region of the endpoint: oss.region must name the"
+        " region of oss.endpoint"
+    ),
 }
+
+#: An OSS endpoint host (``oss-cn-shanghai.aliyuncs.com``, ``<bucket>.oss-cn-shanghai-internal
+#: .aliyuncs.com``) → its region id; the naming of
+#: https://www.alibabacloud.com/help/en/oss/user-guide/regions-and-endpoints.
+_ENDPOINT_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com\.?$")
+
+
+def endpoint_region(endpoint: str) -> str:
+    """The region id an OSS endpoint names, or ``""`` when it names none.
+
+    ``"oss-cn-shanghai.aliyuncs.com"`` → ``"cn-shanghai"``; a bucket's host or an internal
+    endpoint too; a scheme and a port are ignored; anything else (``"127.0.0.1:9000"``) → ``""``.
+    """
+    host = endpoint.strip().lower().split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    match = _ENDPOINT_REGION.search(host)
+    return match.group(1) if match else ""
 
 
 def hint_for(code: str, ec: str = "") -> str:
@@ -145,23 +174,30 @@ def hint_for(code: str, ec: str = "") -> str:
     return EC_HINTS.get(ec) or HINTS.get(code, "")
 
 
-def map_oss_error(exc: BaseException, op: str, secrets: tuple[str, ...] = ()) -> OssError:
+def map_oss_error(
+    exc: BaseException, op: str, secrets: tuple[str, ...] = (), *, bucket: str = ""
+) -> OssError:
     """Translate one OSS SDK exception into the ``errors.py`` class it means.
 
     Args:
         exc: what the SDK raised (``OperationError`` is unwrapped first).
         op: the OSS API action, e.g. ``"PutCname"``; it leads the message.
         secrets: values scrubbed from the message (AccessKey secret, STS token).
+        bucket: the bucket the call addressed, named by the ``NoSuchBucket`` message.
 
     Returns:
-        The class :func:`oss_error_class` names (``OssAuthError``, ``OssThrottled``,
+        :class:`BucketInOtherRegion` for an ``AccessDenied`` that names the bucket's
+        ``<Endpoint>`` (the answer of a region the bucket is not in: "must be addressed using
+        the specified endpoint" on https://www.alibabacloud.com/help/en/oss/
+        how-to-troubleshoot-403-status-code-when-you-access-oss), else the class
+        :func:`oss_error_class` names (``OssAuthError``, ``OssThrottled``, ``BucketNotFound``,
         ``CnameTaken``, ``OwnershipPending``…), else ``OssError``. A specific class carries its
         own ``.retryable``; a plain ``OssError`` is retryable for 5xx, 408/429 and transport
         errors.
     """
     cause = _unwrap(exc)
     if isinstance(cause, oss_exc.ServiceError):
-        return _from_service_error(cause, op, secrets)
+        return _from_service_error(cause, op, secrets, bucket)
     if isinstance(cause, oss_exc.CredentialsBaseError):
         return OssAuthError(
             f"OSS {op}: credentials unavailable ({type(cause).__name__})",
@@ -212,24 +248,37 @@ def _classify_client_side(cause: BaseException) -> tuple[str, bool]:
     return "ClientError", False
 
 
-def _from_service_error(err: oss_exc.ServiceError, op: str, secrets: tuple[str, ...]) -> OssError:
+def _from_service_error(
+    err: oss_exc.ServiceError, op: str, secrets: tuple[str, ...], bucket: str
+) -> OssError:
     code = str(err.code or "Unknown")
     status = int(err.status_code or 0)
     ec = str(err.ec or "")
     text = scrub(str(err.message or code), secrets)
+    fields = err.error_fileds if isinstance(err.error_fileds, dict) else {}
+    region = endpoint_region(str(fields.get("Endpoint") or "")) if code == "AccessDenied" else ""
+    cls = BucketInOtherRegion if region else oss_error_class(code, status, ec)
+    hint = hint_for(code, ec)
+    if cls is BucketNotFound:
+        name = bucket or str(fields.get("BucketName") or "")
+        text = f"no bucket {name!r} in this account or region" if name else text
+    elif region:
+        hint = f"the bucket is in region {region}; address it there"
     message = f"OSS {op}: {code} (HTTP {status}): {text}" + (f" [EC {ec}]" if ec else "")
-    cls = oss_error_class(code, status, ec)
     by_status = status >= 500 or status in _RETRYABLE_STATUS
-    return cls(
+    mapped = cls(
         message,
         service=SERVICE,
         code=code,
         request_id=str(err.request_id or ""),
         status=status,
-        hint=hint_for(code, ec),
+        hint=hint,
         retryable=by_status if cls is OssError else None,  # None: the class's own
         ec=ec,
     )
+    if isinstance(mapped, BucketInOtherRegion):
+        mapped.region = region
+    return mapped
 
 
 def oss_error_class(code: str, status: int, ec: str = "") -> type[OssError]:

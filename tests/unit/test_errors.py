@@ -26,6 +26,7 @@ from cname_flow import errors
 from cname_flow.dns import alidns_errors
 from cname_flow.dns.alidns_errors import map_alidns_error, retry_after_s
 from cname_flow.errors import (
+    BucketNotFound,
     CnameAlreadyBound,
     CnameFlowError,
     CnameTaken,
@@ -96,7 +97,7 @@ def service_error(status: int, code: str, message: str = "msg", ec: str = "") ->
         (403, "NoNeedCreateCnameToken", CnameAlreadyBound, False),
         (409, "CasRenewCertificateConflict", OssCertificateConflict, False),
         (400, "TooManyCnameToken", OssError, False),
-        (404, "NoSuchBucket", OssError, False),
+        (404, "NoSuchBucket", BucketNotFound, False),
         (403, "InvalidAccessKeyId", OssAuthError, False),
         (403, "SignatureDoesNotMatch", OssAuthError, False),
         (403, "AccessDenied", OssAuthError, False),

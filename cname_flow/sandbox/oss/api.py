@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -152,11 +153,20 @@ class OssApp:
         return self._response(status, content, request_id)
 
     def _authenticate(self, req: OssRequest) -> Caller:
+        """The verified caller; a V4 scope naming another region than the host's → 400
+        InvalidArgument, EC 0002-00000226 (https://help.aliyun.com/zh/oss/support/0002-00000226).
+        """
         signed = SignedRequest(req.method, req.raw_query, req.headers, req.bucket)
         auth = verify(
             signed, self.state.credential, self.state.clock(), self.state.config.oss.max_skew_s
         )
-        return Caller(auth.credential.account_id, auth.region)
+        host_region = host_region_of(req.headers.get("host", ""))
+        if auth.region is not None and host_region is not None and auth.region != host_region:
+            raise OssErrorResponse(
+                400, "InvalidArgument", "Invalid signing region in Authorization header.",
+                "0002-00000226",
+            )
+        return Caller(auth.credential.account_id, auth.region, host_region)
 
     # -- responses ------------------------------------------------------------------------------
 
@@ -269,6 +279,19 @@ def _vhost_bucket(host: str) -> str | None:
     except ValueError:
         return name.partition(".")[0].lower()
     return None
+
+
+_HOST_REGION = re.compile(r"(?:^|\.)oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com\.?$")
+
+
+@lru_cache(maxsize=1024)
+def host_region_of(host: str) -> str | None:
+    """The region an OSS host names (``b.oss-cn-shanghai.aliyuncs.com`` → ``"cn-shanghai"``,
+    ``-internal`` endpoints too, as in
+    https://www.alibabacloud.com/help/en/oss/user-guide/regions-and-endpoints), else None
+    (loopback, ``localhost``, any other name)."""
+    match = _HOST_REGION.search(_hostname(host).lower())
+    return match.group(1) if match else None
 
 
 def _hostname(host: str) -> str:

@@ -44,12 +44,31 @@ class OwnershipVerifier(Protocol):
         ...
 
 
+#: OSS's answer to a request that reached a region the bucket is not in (message: the 403
+#: page, https://www.alibabacloud.com/help/en/oss/how-to-troubleshoot-403-status-code-when-you-access-oss;
+#: EC and the ``Bucket``/``Endpoint`` children: a real answer, see ``docs/sandbox-oss.md``).
+WRONG_ENDPOINT = (
+    "The bucket you are attempting to access must be addressed using the specified endpoint."
+    " Please send all future requests to this endpoint."
+)
+WRONG_ENDPOINT_EC = "0003-00001403"
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who signed the request: account id and, for V4, the signing region."""
+    """Who signed the request: account id, for V4 the signing region, and the region the
+    request's host names (``<bucket>.oss-<region>.aliyuncs.com``), if any."""
 
     account: str
     region: str | None = field(default=None)
+    host_region: str | None = field(default=None)
+
+    @property
+    def endpoint_region(self) -> str | None:
+        """The region this request reached: the host's when it names one, else (the sandbox's
+        one loopback endpoint stands for every region) the V4 signing region; ``None`` for a V1
+        request to a host that names no region."""
+        return self.host_region or self.region
 
 
 def malformed(reason: str = "The XML you provided was not well-formed.") -> OssErrorResponse:
@@ -88,7 +107,7 @@ class OssOperations:
                         409, "BucketAlreadyExists", "The requested bucket name is not available."
                     )
                 return
-            region = caller.region or self.state.config.region
+            region = caller.endpoint_region or self.state.config.region
             self.state.buckets[name] = Bucket(name, region, caller.account, self.state.clock())
             self.state.touch()
 
@@ -113,7 +132,8 @@ class OssOperations:
         )
 
     def get_bucket_info(self, caller: Caller, name: str) -> bytes:
-        """GetBucketInfo. Raises OssErrorResponse 404 NoSuchBucket / 403 AccessDenied."""
+        """GetBucketInfo. Raises OssErrorResponse 404 NoSuchBucket / 403 AccessDenied (another
+        account's bucket, or a region the bucket is not in: see :meth:`_bucket`)."""
         with self.state.lock:
             return oss_xml.bucket_info_body(self._bucket(caller, name))
 
@@ -129,6 +149,8 @@ class OssOperations:
             self.state.touch()
 
     def _bucket(self, caller: Caller, name: str) -> Bucket:
+        """The bucket, checked in order: exists (404 NoSuchBucket), reached in its own region
+        (403 AccessDenied naming the right ``Endpoint``), the caller's (403 AccessDenied)."""
         bucket = self.state.buckets.get(name)
         if bucket is None:
             raise OssErrorResponse(
@@ -136,6 +158,12 @@ class OssOperations:
                 "NoSuchBucket",
                 "The specified bucket does not exist.",
                 fields={"BucketName": oss_xml.xml_text(name)},
+            )
+        region = caller.endpoint_region
+        if region is not None and region != bucket.region:
+            raise OssErrorResponse(
+                403, "AccessDenied", WRONG_ENDPOINT, WRONG_ENDPOINT_EC,
+                {"Bucket": bucket.name, "Endpoint": f"oss-{bucket.region}.aliyuncs.com"},
             )
         if bucket.owner != caller.account:
             raise OssErrorResponse(403, "AccessDenied", "You have no right to access this bucket.")
