@@ -224,8 +224,8 @@ def bind(
 
     Args:
         domain: the custom domain (Unicode or A-label).
-        bucket: the OSS bucket (default ``defaults.bucket``); region: its region (default
-            ``defaults.region``, else ``oss.region``).
+        bucket: the OSS bucket (default ``defaults.bucket``); region: its region (default: the
+            bucket's own, learned with GetBucketInfo; a contradicting one is refused).
         config: settings or a YAML path (see :data:`Config`); env: the environment for
             credential references and overrides (default ``os.environ``).
         route: also upsert ``<domain> CNAME <route_target>`` (default target
