@@ -23,9 +23,10 @@ from cname_flow.certs import (
 from cname_flow.config import Credentials, Settings, resolve_credentials
 from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
-from cname_flow.errors import InputError, RegionMismatch, VerificationFailed
+from cname_flow.errors import ConfigError, InputError, RegionMismatch, VerificationFailed
 from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
 from cname_flow.logs import get_logger
+from cname_flow.manifest import Manifest
 from cname_flow.model import (
     AuxStep,
     Binding,
@@ -194,6 +195,29 @@ def learn_regions(clients: Clients, buckets: Iterable[str], *,
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(names)))) as pool:
         answers = list(pool.map(ask, names))
     return {name: err for name, err in zip(names, answers, strict=True) if err is not None}
+
+
+def manifest_in_regions(clients: Clients, manifest: Manifest, *, threads: int = 16) -> Manifest:
+    """The manifest with every binding's region its bucket's (:func:`preflight_region` for each,
+    the buckets learned at once by :func:`learn_regions`), before anything is read or written.
+
+    Raises:
+        ConfigError: every binding whose bucket does not exist or whose region is not its
+            bucket's, each with its manifest line (exit 2).
+        OssError: GetBucketInfo failed otherwise (e.g. unreachable: retryable).
+    """
+    unusable = learn_regions(clients, (b.bucket for b in manifest.bindings), threads=threads)
+    bindings, reasons = [], []
+    for binding in manifest.bindings:
+        try:
+            if binding.bucket in unusable:
+                raise unusable[binding.bucket]
+            bindings.append(preflight_region(clients, binding))
+        except InputError as exc:
+            reasons.append(f"{manifest.lines.get(binding.key, manifest.source)}: {exc}")
+    if reasons:
+        raise ConfigError(reasons, source=str(manifest.source))
+    return replace(manifest, bindings=tuple(bindings))
 
 
 def ports(

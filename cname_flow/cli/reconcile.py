@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from cname_flow import service
 from cname_flow.cli import render
 from cname_flow.cli.common import CliState, Outcome, guarded, outcome_of
 from cname_flow.errors import CnameFlowError, InputError
@@ -64,9 +65,10 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
                                                 Policy.UPSERT_ONLY)
         opts = ReconcileOptions(policy=chosen, apply=do_apply, max_changes=max_changes,
                                 force=force, deadline_s=deadline, expiry_days=expiry_days)
-        manifest = load_manifest(manifest_file, bucket=obj.settings.defaults.bucket,
-                                 region=obj.settings.defaults.region or obj.settings.oss.region)
-        report = run_reconcile(obj.clients(), manifest, opts, reviewed=reviewed)
+        manifest = load_manifest(manifest_file, bucket=obj.settings.defaults.bucket)
+        clients = obj.clients()
+        manifest = service.manifest_in_regions(clients, manifest)
+        report = run_reconcile(clients, manifest, opts, reviewed=reviewed)
     except CnameFlowError as exc:
         if metrics_file is not None and outcome_of(exc) is not Outcome.USAGE:
             write_metrics(metrics_file, None, duration_s=time.monotonic() - started,
