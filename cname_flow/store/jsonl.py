@@ -34,7 +34,7 @@ from typing import Final, Self
 
 from cname_flow.errors import JournalError, Locked
 from cname_flow.journal import BindingRecord, Journal
-from cname_flow.journal.files import ensure_dir, fsync_dir, write_all
+from cname_flow.journal.files import ensure_dir, write_all
 from cname_flow.journal.reader import catch_up, load
 from cname_flow.store import legacy
 from cname_flow.store.base import JobState
@@ -286,10 +286,7 @@ class JsonStore(Journal):
         """Alone with the file: fold a version-1 file in, drop a torn tail, or create it."""
         assert self._file_lock is not None
         legacy.upgrade_store_file(self._path, fsync=self._fsync)
-        created = not self._path.exists()
-        super()._open_file()
-        if created and self._fsync:
-            fsync_dir(self.directory)
+        super()._open_file()  # drops a torn tail, or creates the file with its header
         self._offset = self._size
         self._reopen_reader()
         self._file_lock.shared(0)
