@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final, Self
 
@@ -85,6 +85,9 @@ class JsonStore(Journal):
             JournalError: the store is not open.
             JournalCorrupt: a complete line that is not a journal line.
         """
+        fd = self._read_fd
+        if fd is not None and os.fstat(fd).st_size <= self._offset:
+            return  # nothing new: no need to wait for a writer of this process (its fsync)
         with self._mutex:
             self._require_open()
             assert self._read_fd is not None
@@ -119,6 +122,12 @@ class JsonStore(Journal):
     def _reload(self) -> None:
         loaded = load(self._path)
         self._state, self._offset = loaded.state, loaded.end
+
+    def bindings(self) -> Mapping[str, BindingRecord]:
+        """Every binding's record by key, as of the last catch-up (a read-only copy, taken
+        while no writer of this process changes the index)."""
+        with self._mutex:
+            return super().bindings()
 
     # --- per-binding locks ---------------------------------------------------------------------
 
@@ -257,6 +266,7 @@ class JsonStore(Journal):
                 self._offset = self._size
             finally:
                 self._file_lock.shared(self.lock_wait_s)
+                self._resync()
 
     def _acquire_lock(self) -> FileLock:
         ensure_dir(self.directory)
@@ -289,8 +299,9 @@ class JsonStore(Journal):
         super()._open_file()  # drops a torn tail, or creates the file with its header
         self._offset = self._size
         self._reopen_reader()
-        self._file_lock.shared(0)
+        self._file_lock.shared(self.lock_wait_s)
         self._exclusive = False
+        self._resync()
 
     def _open_shared(self) -> None:
         """Others have the file open: load what is complete, append after it."""
@@ -304,6 +315,18 @@ class JsonStore(Journal):
         self._offset = self._size = loaded.end
         self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._reopen_reader()
+
+    def _resync(self) -> None:
+        """Follow a file replaced while the file lock was let go for a moment (``flock``
+        drops a lock before converting it, see flock(2)): reopen and reload."""
+        fd = self._require_open()
+        if os.stat(self._path).st_ino == os.fstat(fd).st_ino:
+            return
+        os.close(fd)
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._reopen_reader()
+        self._reload()
+        self._size = self._offset
 
     def _reopen_reader(self) -> None:
         if self._read_fd is not None:

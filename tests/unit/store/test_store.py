@@ -302,3 +302,19 @@ def test_unbind_outputs_schema_still_guards_secrets(store: JsonStore) -> None:
         store.record(JournalEvent("bk/a.example.com", AuxStep.START, "done", Phase.PENDING,
                                   BindingOutputs(access_key_secret="x")))  # type: ignore[typeddict-unknown-key]
     assert not Journal.read_only(store.path).bindings()
+
+
+def test_compaction_needs_the_file_alone_and_keeps_every_record(tmp_path: Path) -> None:
+    with JsonStore(tmp_path, fsync=False, lock_wait_s=0.1) as store:
+        for n in range(3):
+            store.record(event("bk/a.example.com", Step.CREATE_TOKEN, Phase.TOKEN_READY,
+                               nameserver_addresses=n))
+        with JsonStore(tmp_path), pytest.raises(Locked, match="still open in"):
+            store.compact()  # another process may be appending: never rewrite under it
+        store.compact()
+        assert len((tmp_path / "bindings.jsonl").read_text().splitlines()) == 2
+        store.record(event("bk/b.example.com"))  # appends go on after the rewrite
+    with JsonStore(tmp_path) as again:
+        record = again.get("bk/a.example.com")
+        assert record is not None and record.nameserver_addresses == 2
+        assert sorted(again.bindings()) == ["bk/a.example.com", "bk/b.example.com"]
