@@ -14,7 +14,8 @@ the file drops them all. So :class:`RangeLocks` keeps one descriptor per lock fi
 (closed only when nothing is held and no store uses it) and excludes the threads (and the store
 objects) of its own process itself. Byte 0 is the append lock: held only around one ``write``.
 
-The store file lock (:class:`FileLock`) is ``flock(2)`` on ``<store>.lock``: shared by every
+The store file lock (:class:`FileLock`) is ``flock(2)``
+(https://man7.org/linux/man-pages/man2/flock.2.html) on ``<store>.lock``: shared by every
 writer for as long as it has the store open, exclusive only for what rewrites the file. It is the
 file the previous version locked exclusively (with ``filelock``), so processes of both versions
 exclude each other rather than corrupt the file.
@@ -202,7 +203,8 @@ class KeyLock:
 
 
 def busy(key: str, pid: int | None, waited_s: float) -> Locked:
-    """The :class:`Locked` error of a binding still held after the wait."""
+    """The :class:`Locked` error (exit 75) of binding ``key`` still held by ``pid`` (0 or None:
+    unknown) after waiting ``waited_s`` seconds: names the holder, says to re-run."""
     holder = describe_pid(pid or None)
     waited = f" (waited {waited_s:g} s)" if waited_s else ""
     return Locked(f"binding {key} is in use by {holder}{waited}", holder=holder,
