@@ -139,10 +139,9 @@ class JsonStore(Journal):
             Locked: still held after the wait; names the holder and says to re-run.
             JournalError: the store is not open.
         """
-        with self._mutex:
-            self._require_open()
-            ranges = self._ranges
-        assert ranges is not None
+        ranges = self._ranges  # no mutex: a writer of this process may hold it over an fsync
+        if ranges is None:
+            raise JournalError(f"store {self._path} is not open (use `with open_store(…)`)")
         wait = self.lock_wait_s if wait_s is None else wait_s
         holder: list[int | None] = [None]
 
