@@ -27,7 +27,6 @@ import dns.rdatatype
 from cname_flow import service
 from cname_flow.cli import log
 from cname_flow.config import load_settings
-from cname_flow.journal import Journal
 from cname_flow.sandbox.app import Sandbox, write_cname_flow_config
 from cname_flow.sandbox.config import NameserverConfig, SandboxConfig
 
@@ -53,7 +52,7 @@ def ours(sandbox: Sandbox, tmp: Path, lag: float, trials: int) -> list[float]:
     settings = load_settings(cfg, env=env)
     clients = service.Clients.from_settings(settings, env=env)
     out = []
-    with Journal(service.journal_path(settings)) as journal:
+    with service.open_store(settings) as journal:
         for i in range(trials):
             domain = f"lat{int(lag)}-{i}.example.com"
             binding = service.make_binding(settings, domain, bucket="examplebucket")

@@ -16,7 +16,10 @@ with the journal (target ≤ 1.5).
 Usage::
 
     .venv/bin/python bench/journal.py [--sizes 1000,10000,100000] [--samples 300] [--groups 40]
-                                      [--dir DIR]
+                                      [--dir DIR] [--store]
+
+``--store`` measures the shared store of record (:class:`cname_flow.store.JsonStore`: append
+lock, catch-up from the last offset) instead of a one-writer journal file.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Phase, Step
+from cname_flow.store import JsonStore
 
 GROUP = 50
 _FLOW = [
@@ -59,11 +63,26 @@ def transitions(bindings: int, start: int = 0) -> Iterator[JournalEvent]:
         n += 1
 
 
-def prefill(path: Path, size: int) -> int:
+#: Opens the log under test at a path: a one-writer Journal, or (``--store``) the shared store.
+Opener = Callable[[Path, bool], Journal]
+
+
+def open_journal(path: Path, fsync: bool) -> Journal:
+    """A one-writer :class:`Journal` file at ``path``."""
+    return Journal(path, fsync=fsync)
+
+
+def open_store(path: Path, fsync: bool) -> Journal:
+    """The shared :class:`~cname_flow.store.JsonStore` in the directory ``path`` (catch-up,
+    append lock and all)."""
+    return JsonStore(path, fsync=fsync)
+
+
+def prefill(path: Path, size: int, opener: Opener = open_journal) -> int:
     """Write ``size`` transitions (no fsync); return the number of bindings used."""
     bindings = max(1, size // len(_FLOW))
     stream = transitions(bindings)
-    with Journal(path, fsync=False) as journal:
+    with opener(path, False) as journal:
         for start in range(0, size, 1000):
             journal.record_many([next(stream) for _ in range(min(1000, size - start))])
     return bindings
@@ -91,7 +110,8 @@ Timer = Callable[[Journal, Iterator[JournalEvent]], float]
 
 
 def measure(
-    workdir: Path, sizes: list[int], rounds: int, timer: Timer, *, fsync: bool
+    workdir: Path, sizes: list[int], rounds: int, timer: Timer, *, fsync: bool,
+    opener: Opener = open_journal,
 ) -> list[float]:
     """Median µs per transition at each size.
 
@@ -102,9 +122,9 @@ def measure(
         opened: list[tuple[Journal, Iterator[JournalEvent]]] = []
         for size in sizes:
             path = workdir / f"j{size}-{timer.__name__}-{fsync}.jsonl"
-            bindings = prefill(path, size)
+            bindings = prefill(path, size, opener)
             opened.append(
-                (stack.enter_context(Journal(path, fsync=fsync)), transitions(bindings, size))
+                (stack.enter_context(opener(path, fsync)), transitions(bindings, size))
             )
         os.sync()
         costs: list[list[float]] = [[] for _ in sizes]
@@ -120,7 +140,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=300, help="record calls per size")
     parser.add_argument("--groups", type=int, default=40, help=f"groups of {GROUP} per size")
     parser.add_argument("--dir", type=Path, default=None, help="where the temp dir goes")
+    parser.add_argument("--store", action="store_true",
+                        help="measure the shared store of record (JsonStore) instead")
     args = parser.parse_args()
+    opener = open_store if args.store else open_journal
     sizes = [int(size) for size in args.sizes.split(",")]
     modes: list[tuple[str, Timer, int, bool]] = [
         ("record", time_single, args.samples, True),
@@ -133,7 +156,7 @@ def main() -> None:
             f"({args.samples} records, {args.groups} groups of {GROUP} per size)"
         )
         columns = [
-            measure(Path(tmp), sizes, rounds, timer, fsync=fsync)
+            measure(Path(tmp), sizes, rounds, timer, fsync=fsync, opener=opener)
             for _, timer, rounds, fsync in modes
         ]
     print(f"{'transitions':>13}" + "".join(f"{name:>12}" for name, *_ in modes))

@@ -19,19 +19,18 @@ synchronous Alibaba Cloud SDKs, and the batch engine, the one async part, owns i
 per binding that must not run on the host's loop. Cancelling the awaiting task does not stop the
 thread: the call runs to its end and its state is journaled (a later call resumes it).
 
-Within one process, concurrent calls share one open journal per file (its lock is taken once), and
-calls on the same binding wait for each other, so ``asyncio.gather`` over different domains runs
-them side by side and over the same domain runs it once after the other.
+Every call uses the store of record (:mod:`cname_flow.store`) that the CLI, batch jobs and
+reconcile share, with its per-binding locks: calls on different domains run side by side (threads
+of one process and other processes alike), and a call on a binding another caller drives waits up
+to ``journal.lock_wait_s``, then raises :class:`~cname_flow.errors.Locked` naming the holder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TypedDict, Unpack
 
@@ -39,8 +38,7 @@ from cname_flow import service
 from cname_flow.batch import jobs
 from cname_flow.batch.jobs import JobResult
 from cname_flow.config import Settings, load_settings
-from cname_flow.errors import JournalError
-from cname_flow.journal import BindingRecord, Journal
+from cname_flow.journal import BindingRecord
 from cname_flow.model import Binding, BindingOptions, CertificateSpec, normalize_domain
 from cname_flow.workflow.plan import Plan, plan_binding
 
@@ -138,74 +136,9 @@ def make_binding(
                                 options=options, certificate=certificate)
 
 
-# -- one journal per file per process, one run per binding at a time -----------------------------
-
-class _Journals:
-    """The bind journals open in this process, shared by concurrent calls, with a lock per
-    binding so two calls never drive the same binding at once."""
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._open: dict[Path, tuple[Journal, int]] = {}
-        self._keys: dict[tuple[Path, str], tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def use(self, path: Path, key: str) -> Iterator[Journal]:
-        """The open journal at ``path``, while holding ``key``'s lock.
-
-        Raises:
-            Locked: another process holds the journal.
-        """
-        with self._key_lock((path, key)):
-            journal = self._acquire(path)
-            try:
-                yield journal
-            finally:
-                self._release(path)
-
-    @contextmanager
-    def _key_lock(self, key: tuple[Path, str]) -> Iterator[None]:
-        with self._mutex:
-            lock, users = self._keys.get(key, (threading.Lock(), 0))
-            self._keys[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._mutex:
-                lock, users = self._keys[key]
-                if users == 1:
-                    del self._keys[key]
-                else:
-                    self._keys[key] = (lock, users - 1)
-
-    def _acquire(self, path: Path) -> Journal:
-        with self._mutex:
-            journal, users = self._open.get(path) or (Journal(path).open(), 0)
-            self._open[path] = (journal, users + 1)
-            return journal
-
-    def _release(self, path: Path) -> None:
-        with self._mutex:
-            journal, users = self._open[path]
-            if users == 1:
-                del self._open[path]
-                journal.close()
-            else:
-                self._open[path] = (journal, users - 1)
-
-
-_JOURNALS = _Journals()
-
-
 def _records(settings: Settings) -> dict[str, BindingRecord]:
-    """Every binding of the bind journal, read without its lock; none before the first bind."""
-    try:
-        return dict(Journal.read_only(service.journal_path(settings)).bindings())
-    except JournalError:
-        if service.journal_path(settings).exists():
-            raise
-        return {}
+    """Every binding in the store of record, whatever made it; none before the first bind."""
+    return dict(service.read_bindings(settings))
 
 
 # -- the sync API --------------------------------------------------------------------------------
@@ -251,8 +184,8 @@ def bind(
                            route_target=route_target, remove_txt=remove_txt, cert_file=cert_file,
                            key_file=key_file, cert_id=cert_id, force_cert=force_cert)
     clients = service.Clients.from_settings(settings, env)
-    with _JOURNALS.use(service.journal_path(settings), binding.key) as journal:
-        return service.bind(clients, binding, journal)
+    with service.open_store(settings) as store:
+        return service.bind(clients, binding, store)
 
 
 def plan(
@@ -297,8 +230,8 @@ def unbind(domain: str, *, bucket: str | None = None, config: Config = None,
     settings = load(config, env)
     binding = service.make_binding(settings, domain, bucket=bucket)
     clients = service.Clients.from_settings(settings, env)
-    with _JOURNALS.use(service.journal_path(settings), binding.key) as journal:
-        return service.unbind(clients, binding, journal)
+    with service.open_store(settings) as store:
+        return service.unbind(clients, binding, store)
 
 
 def status(domain: str | None = None, *, config: Config = None,

@@ -63,6 +63,9 @@ class Phase(StrEnum):
     VERIFIED = "VERIFIED"
     BOUND = "BOUND"
     FAILED = "FAILED"
+    #: ``unbind`` removed the binding (DeleteCname, our DNS records deleted); a new ``bind``
+    #: starts again at PENDING.
+    UNBOUND = "UNBOUND"
 
 
 class Step(StrEnum):

@@ -3,7 +3,8 @@
 The CLI parses arguments, calls one function here, renders the result and picks the exit code;
 nothing here prints or exits. Attaching and rotating a certificate go through :func:`bind` (the
 PUT_CNAME step plans the change with PreviousCertId compare-and-swap); :func:`remove_certificate`
-and :func:`certificate_rows` are the certificate operations that are not a binding.
+and :func:`certificate_rows` (in :mod:`cname_flow.certificates`) are the certificate
+operations that are not a binding.
 """
 
 from __future__ import annotations
@@ -11,20 +12,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cname_flow.certs import (
     LocalCertificate,
     check_cas_cert_id,
     check_certificate,
-    plan_certificate,
 )
 from cname_flow.config import Credentials, Settings, resolve_credentials
 from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
-from cname_flow.errors import ConfigError, InputError, RegionMismatch, VerificationFailed
-from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
+from cname_flow.errors import (
+    ConfigError,
+    InputError,
+    RegionMismatch,
+)
+from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest
 from cname_flow.model import (
@@ -42,15 +45,17 @@ from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.base import OssCnameApi
 from cname_flow.oss.regions import RegionalOss
 from cname_flow.propagation.checker import PropagationChecker, Round
-from cname_flow.workflow import putcname
-from cname_flow.workflow.context import BindingRun, Ports, StepContext
+from cname_flow.store import BindingStore, JsonStore, prunable
+from cname_flow.store.jobs import job_files
+from cname_flow.store.jsonl import STORE_FILE
+from cname_flow.workflow.context import Ports, StepContext
 from cname_flow.workflow.putcname import OwnershipPolicy
 from cname_flow.workflow.runner import Runner
 
 log = get_logger(__name__)
 
-#: Journal file of the one-shot commands (bind, unbind), inside ``journal.dir``.
-BIND_JOURNAL = "bindings.jsonl"
+#: The store of record's file inside ``journal.dir`` (every entry point's bindings).
+BIND_JOURNAL = STORE_FILE
 
 
 @dataclass(slots=True)
@@ -101,8 +106,36 @@ def credentials(settings: Settings, env: Mapping[str, str] | None = None) -> Cre
 
 
 def journal_path(settings: Settings, name: str = BIND_JOURNAL) -> Path:
-    """Where a journal lives: ``<journal.dir>/<name>``."""
+    """Where a journal lives: ``<journal.dir>/<name>`` (default: the store of record's file)."""
     return Path(settings.journal.dir) / name
+
+
+def open_store(settings: Settings) -> JsonStore:
+    """The store of record under ``journal.dir`` with the ``journal.lock_wait_s`` wait; not
+    open yet: use it as a context manager (``with open_store(settings) as store``).
+
+    Raises (on open):
+        Locked: the store is being rewritten, or a process of the previous version holds it.
+        JournalCorrupt: the store file is unreadable.
+    """
+    return JsonStore(Path(settings.journal.dir), lock_wait_s=settings.journal.lock_wait_s)
+
+
+def read_bindings(settings: Settings) -> Mapping[str, BindingRecord]:
+    """Every binding in the store, whatever made it (read-only use: ``status``, ``plan``).
+
+    A fresh machine (no store, no job) has none, and nothing is created for it. Journals of
+    the previous format are folded in first (:mod:`cname_flow.store.legacy`).
+
+    Raises:
+        Locked: as :func:`open_store`.
+        JournalCorrupt: the store file is unreadable.
+    """
+    directory = Path(settings.journal.dir)
+    if not (directory / STORE_FILE).exists() and not job_files(directory):
+        return {}
+    with open_store(settings) as store:
+        return store.bindings()
 
 
 def make_binding(
@@ -251,29 +284,64 @@ def step_context(
 
 
 def bind(
-    clients: Clients, binding: Binding, journal: Journal, *,
+    clients: Clients, binding: Binding, store: BindingStore, *,
     on_round: Callable[[Round], None] | None = None,
     on_step: Callable[[str, Step, Phase], None] | None = None,
 ) -> BindingRecord:
-    """Drive one binding to BOUND, resuming from the journal.
+    """Drive one binding to BOUND, resuming from the store, holding the binding's lock.
 
     Raises:
-        CnameFlowError: the failing step's error (journaled).
+        Locked: another process drives this binding for longer than ``journal.lock_wait_s``.
+        CnameFlowError: the failing step's error (recorded in the store).
     """
     ctx = step_context(clients, binding, on_round=on_round)
-    return Runner(journal, on_step=on_step).run(ctx)
+    with store.lock(binding.key):
+        return Runner(store, on_step=on_step).run(ctx)
 
 
-def unbind(clients: Clients, binding: Binding, journal: Journal) -> list[str]:
-    """DeleteCname, then delete the DNS records cname-flow created for the domain.
+#: Outputs an unbind clears: what pointed at the binding that is gone.
+_UNBOUND = BindingOutputs(
+    txt_record_id=None, route_record_id=None, token=None, token_expires_at=None,
+    put_request_id=None, put=None, status=None, cert_id=None, fingerprint=None,
+    cert_not_after=None, route_target=None, fast_path=None, converged_at=None,
+    txt_written_at=None, next_attempt_at=None, ownership_failed_at=None,
+)
 
-    Only records whose id is in the journal or that carry the ownership remark are deleted;
-    never a record by name alone. Returns a description of each action taken.
+
+def unbind(clients: Clients, binding: Binding, store: BindingStore) -> list[str]:
+    """DeleteCname, then delete the DNS records cname-flow created for the domain; the store
+    then shows the binding UNBOUND.
+
+    Only records whose id is in the store or that carry the ownership remark are deleted;
+    never a record by name alone. A domain the store does not know and ListCname does not
+    show on the bucket was never bound: nothing is done and nothing is written.
+
+    Returns:
+        A description of each action taken (empty: nothing to unbind).
+
+    Raises:
+        Locked: another process drives this binding for longer than ``journal.lock_wait_s``.
+        OssError, DnsProviderError: a call failed (the store is left as it was).
     """
+    with store.lock(binding.key):
+        record = store.get(binding.key)
+        if record is None and not _listed(clients, binding):
+            return []
+        done = _remove(clients, binding, record)
+        if record is not None:
+            store.record(JournalEvent(key=binding.key, step=AuxStep.UNBIND, status="done",
+                                      phase=Phase.UNBOUND, outputs=_UNBOUND))
+        return done
+
+
+def _listed(clients: Clients, binding: Binding) -> bool:
+    return any(e.domain == binding.domain for e in clients.oss.list_cnames(binding.bucket))
+
+
+def _remove(clients: Clients, binding: Binding, record: BindingRecord | None) -> list[str]:
     done = []
     clients.oss.delete_cname(binding.bucket, binding.domain)
     done.append(f"DeleteCname {binding.domain} on {binding.bucket}")
-    record = journal.get(binding.key)
     ids = {v for v in (record.txt_record_id, record.route_record_id) if v} if record else set()
     zone = clients.dns.find_zone(txt_name(binding.domain))
     for name, rtype in ((txt_name(binding.domain), "TXT"), (binding.domain, "CNAME")):
@@ -281,11 +349,31 @@ def unbind(clients: Clients, binding: Binding, journal: Journal) -> list[str]:
             if ref.record_id in ids or ref.remark == OWNER_REMARK:
                 clients.dns.delete_record(ref)
                 done.append(f"deleted {rtype} {name} (record {ref.record_id})")
-    journal.record(JournalEvent(key=binding.key, step=AuxStep.UNBIND, status="done",
-                                phase=Phase.PENDING,
-                                outputs=BindingOutputs(txt_record_id=None, route_record_id=None,
-                                                       token=None, token_expires_at=None)))
     return done
+
+
+def forget(settings: Settings, key: str) -> bool:
+    """Drop ``key``'s entry from the store (nothing is called at OSS or the DNS provider).
+
+    Returns:
+        False when the store has no such entry (nothing written).
+
+    Raises:
+        Locked: a process drives the binding now (refused at once; nothing written).
+    """
+    with open_store(settings) as store, store.lock(key, wait_s=0):
+        return store.forget(key)
+
+
+def prune(settings: Settings) -> list[str]:
+    """Forget every unbound or never-started entry (:func:`cname_flow.store.prunable`) whose
+    binding no process drives now.
+
+    Returns:
+        The keys forgotten.
+    """
+    with open_store(settings) as store:
+        return store.prune(prunable)
 
 
 def bucket_listing(clients: Clients, bucket: str) -> list[CnameEntry]:
@@ -296,109 +384,3 @@ def bucket_listing(clients: Clients, bucket: str) -> list[CnameEntry]:
         OssError: ListCname failed (``NoSuchBucket``, access denied, ...).
     """
     return clients.oss.list_cnames(bucket)
-
-
-# -- certificates -----------------------------------------------------------------------------
-
-def certificate_buckets(settings: Settings, requested: Iterable[str] = ()) -> list[str]:
-    """The buckets whose certificates ``cert status`` lists, sorted.
-
-    ``requested`` when given; otherwise every bucket of the bind journal plus
-    ``defaults.bucket``.
-
-    Raises:
-        InputError: nothing requested and neither the journal nor the settings name a bucket.
-    """
-    chosen = set(requested)
-    if not chosen:
-        snapshot = Journal.read_only(journal_path(settings))
-        chosen = {r.bucket for r in snapshot.bindings().values()}
-        if settings.defaults.bucket:
-            chosen.add(settings.defaults.bucket)
-    if not chosen:
-        raise InputError("no bucket to list: pass --bucket or set defaults.bucket")
-    return sorted(chosen)
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateRow:
-    """One bound domain's certificate as ListCname reports it.
-
-    Attributes:
-        days_left: days until ValidEndDate (negative when expired), None without a certificate.
-    """
-
-    bucket: str
-    domain: str
-    status: str
-    type: str | None
-    cert_id: str | None
-    fingerprint: str | None
-    valid_end: datetime | None
-    days_left: float | None
-
-    def to_json(self) -> dict[str, object]:
-        """JSON-able form for ``--json``."""
-        return {
-            "bucket": self.bucket, "domain": self.domain, "status": self.status,
-            "type": self.type, "cert_id": self.cert_id, "fingerprint": self.fingerprint,
-            "valid_end": self.valid_end.isoformat() if self.valid_end else None,
-            "days_left": None if self.days_left is None else round(self.days_left, 1),
-        }
-
-
-def certificate_rows(
-    clients: Clients, buckets: Iterable[str], *, now: datetime | None = None
-) -> list[CertificateRow]:
-    """One row per domain bound to each bucket (one ListCname per bucket)."""
-    now = now or datetime.now(UTC)
-    rows: list[CertificateRow] = []
-    for bucket in sorted(set(buckets)):
-        rows.extend(_row(bucket, e, now) for e in bucket_listing(clients, bucket))
-    return rows
-
-
-def _row(bucket: str, entry: CnameEntry, now: datetime) -> CertificateRow:
-    cert = entry.certificate
-    end = cert.valid_end if cert else None
-    return CertificateRow(
-        bucket=bucket, domain=entry.domain, status=entry.status,
-        type=cert.type if cert else None, cert_id=cert.cert_id if cert else None,
-        fingerprint=cert.fingerprint if cert else None, valid_end=end,
-        days_left=(end - now).total_seconds() / 86400 if end else None,
-    )
-
-
-def remove_certificate(clients: Clients, binding: Binding, journal: Journal) -> str:
-    """Unbind the domain's certificate (PutCname with DeleteCertificate, never with Force).
-
-    Returns:
-        What was done, as one sentence.
-
-    Raises:
-        VerificationFailed: ListCname still shows a certificate afterwards.
-        OssError: PutCname failed (e.g. the domain is not bound to the bucket).
-    """
-    ctx = step_context(clients, binding)
-    run = BindingRun(ctx.ports, binding)
-    entry = run.cname_entry(fresh=True)
-    if entry is None or entry.certificate is None:
-        return f"{binding.domain} on {binding.bucket} has no certificate; nothing to do"
-    plan = plan_certificate(entry.certificate, None, remove=True)
-    record = journal.get(binding.key)
-    policy = ctx.ownership_policy
-    window = policy.window_s(record) if record else policy.min_window_s
-    request_id = putcname.put_with_retry(ctx.ports.oss, binding, plan.request, window, policy,
-                                         ctx.ports.sleep)
-    after = run.cname_entry(fresh=True)
-    if after is not None and after.certificate is not None:
-        raise VerificationFailed(
-            f"ListCname still shows certificate {after.certificate.cert_id} on {binding.domain}")
-    journal.record(JournalEvent(
-        key=binding.key, step=AuxStep.CERT_REMOVE, status="done",
-        phase=record.phase if record else Phase.BOUND,
-        outputs=BindingOutputs(cert_id=None, fingerprint=None, cert_not_after=None,
-                               put_request_id=request_id),
-    ))
-    log.info("certificate.removed", cert_id=entry.certificate.cert_id)
-    return f"removed certificate {entry.certificate.cert_id} from {binding.domain}"

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 
 from cname_flow.errors import JournalError
-from cname_flow.journal import BindingRecord, Journal, JournalEvent
+from cname_flow.journal import BindingRecord, JournalEvent
+from cname_flow.store.base import RecordLog
 
 _Entry = tuple[Sequence[JournalEvent], "Future[None]"]
 
@@ -27,13 +28,13 @@ class GroupCommitter:
     first commit and :meth:`close` after the last.
 
     Args:
-        journal: the open journal (its lock held by the caller).
+        journal: the store's record log (open; the store of record in a batch job).
 
     Attributes:
         flushes: groups written so far (one ``fsync`` each).
     """
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: RecordLog) -> None:
         self.journal = journal
         self.flushes = 0
         self._pending: list[_Entry] = []
@@ -56,7 +57,7 @@ class GroupCommitter:
         Raises:
             JournalError: the write or fsync failed (nothing of that group is recorded), or
                 the committer is closed.
-            ValueError: an event is malformed (see :meth:`Journal.record_many`).
+            ValueError: an event is malformed (see :meth:`RecordLog.record_many`).
         """
         self._enqueue(events).result()
         return self._record_of(events[-1])

@@ -25,6 +25,11 @@ Design:
 * A retryable failure is journaled with ``next_attempt_at`` and retried after an exponential
   backoff, at most ``max_attempts`` times per run; a resumed job first waits out a recorded
   backoff. A permanent failure ends only its own binding (phase FAILED).
+* Each binding's lock (:class:`~cname_flow.store.base.BindingLocks`) is held while the binding
+  is in flight, so a ``bind`` of one of its domains (or another job) waits and never does the
+  work twice; a binding another process holds for longer than ``lock_wait_s`` is left for a
+  resume. Once locked, the binding's record is read afresh and a binding that no longer needs
+  a run (``needs_run``) is skipped.
 * :meth:`Engine.stop` stops new work: propagation waits and backoffs are cancelled at once
   (their ``running`` step is re-run on resume, which is safe because steps observe first);
   steps already in a worker are given ``grace_s`` to finish and be journaled.
@@ -41,10 +46,11 @@ from datetime import UTC, datetime, timedelta
 
 from cname_flow.batch.commit import GroupCommitter
 from cname_flow.batch.pool import Workers
-from cname_flow.errors import CnameFlowError, TokenExpired
+from cname_flow.errors import CnameFlowError, Locked, TokenExpired
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.model import Phase, Step
+from cname_flow.store.base import BindingLock, BindingLocks
 from cname_flow.workflow import driver, machine, steps
 from cname_flow.workflow.context import BindingRun, StepContext
 
@@ -82,13 +88,23 @@ class Engine:
         on_change: called with (binding key, phase) after every journaled transition, from a
             worker thread or the loop: it must be thread-safe.
         grace_s: after :meth:`stop`, how long steps already in a worker may take to finish.
+        locks: the store's per-binding locks, held while a binding is in flight (None: none).
+        lock_wait_s: how long a binding held by another process is waited for, seconds.
+        needs_run: whether a binding's fresh record (after locking) still needs a run.
     """
 
     def __init__(
         self, committer: GroupCommitter, workers: Workers, *,
         backoff: BackoffPolicy | None = None,
         on_change: Callable[[str, str], None] | None = None, grace_s: float = 20.0,
+        locks: BindingLocks | None = None, lock_wait_s: float = 0.0,
+        needs_run: Callable[[BindingRecord | None], bool] | None = None,
     ) -> None:
+        self.locks = locks
+        self.lock_wait_s = lock_wait_s
+        self.needs_run = needs_run
+        #: binding key → why it was left (another process held it), for the job's result.
+        self.locked: dict[str, str] = {}
         self.committer = committer
         self.workers = workers
         self.backoff = backoff or BackoffPolicy()
@@ -121,11 +137,41 @@ class Engine:
 
     async def _guarded(self, ctx: StepContext) -> None:
         try:
-            await self._drive(ctx)
+            lease = await self._lock(ctx.binding.key)
+            if lease is None:
+                return
+            try:
+                if self.needs_run is None or self.needs_run(
+                        self.committer.journal.get(ctx.binding.key)):
+                    await self._drive(ctx)
+            finally:
+                lease.release()
         except asyncio.CancelledError:
             log.info("binding.interrupted", binding=ctx.binding.key)
         except Exception:  # isolation: a bug in one binding must not stop the others
             log.exception("binding.crashed", binding=ctx.binding.key)
+
+    async def _lock(self, key: str) -> BindingLock | None:
+        """Take ``key``'s lock, polling up to ``lock_wait_s`` without holding the loop.
+
+        Returns:
+            The lock (a no-op one without :attr:`locks`), or None when another process kept
+            it (recorded in :attr:`locked`) or the engine is stopping.
+        """
+        if self.locks is None:
+            return _NoLock(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lock_wait_s
+        while True:
+            try:
+                return self.locks.lock(key, wait_s=0)
+            except Locked as exc:
+                if self.stopping or loop.time() >= deadline:
+                    log.warning("binding.locked", binding=key, holder=exc.holder)
+                    self.locked[key] = str(exc)
+                    return None
+            with self._idle_while():
+                await asyncio.sleep(_LOCK_POLL_S)
 
     async def _drive(self, ctx: StepContext) -> None:
         """Alternate worker hops and propagation waits until the binding is done or stopped.
@@ -281,6 +327,26 @@ class Engine:
         if self.on_change is not None:
             for event in events:
                 self.on_change(event.key, event.phase)
+
+
+#: Seconds between two attempts at a binding another process holds.
+_LOCK_POLL_S = 0.25
+
+
+class _NoLock:
+    """The lock of an engine without :attr:`Engine.locks`: nothing to hold."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def release(self) -> None:
+        """Nothing to free."""
+
+    def __enter__(self) -> _NoLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,12 @@
 """Batch jobs: bind every domain of a manifest at once, resumably (issue 4; README, "Batch jobs").
 
-A job is one journal, ``<journal.dir>/jobs/<job-id>.jsonl``, whose metadata holds the manifest
-path and the options it was started with; :func:`resume_job` reloads both. The engine is in
+A job is a named set of bindings in the store of record (:mod:`cname_flow.store`): its file
+``<journal.dir>/jobs/<job-id>.jsonl`` holds only the job's metadata (the manifest path and the
+options it was started with; :func:`resume_job` reloads both), its members and its events
+(started, stopped); its bindings' transitions go to the shared store, group-committed (one
+fsync per group), each binding's lock held while it is in flight. So ``status``, ``cert
+status`` and ``reconcile`` see what a job made, and a ``bind`` of one of its domains waits for
+the job instead of doing the work twice. The engine is in
 :mod:`cname_flow.batch.engine`, the API discipline (token buckets, coalesced ListCname) in
 :mod:`cname_flow.batch.limits`. Nothing here prints or exits: the CLI renders a
 :class:`JobResult` and picks the exit code from :attr:`JobResult.exit_status`.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -37,10 +43,12 @@ from cname_flow.batch.pool import Workers
 from cname_flow.config import Settings
 from cname_flow.dns import build_provider
 from cname_flow.errors import ConfigError, InputError
-from cname_flow.journal import BindingRecord, Journal
+from cname_flow.journal import BindingRecord
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import Phase
+from cname_flow.store import BindingStore, JobState
+from cname_flow.store.jobs import JOBS_DIR, job_file
 from cname_flow.workflow.context import StepContext
 
 log = get_logger(__name__)
@@ -48,7 +56,6 @@ log = get_logger(__name__)
 Outcome = Literal["bound", "failed", "retryable", "pending"]
 ExitStatus = Literal["ok", "failed", "retryable", "interrupted"]
 OUTCOMES: tuple[Outcome, ...] = ("bound", "failed", "retryable", "pending")
-JOBS_DIR = "jobs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +64,16 @@ class JobResult:
 
     Attributes:
         job_id: the job's id.
-        journal: the job's journal file.
-        records: every binding of the manifest, in manifest order (``None`` if never started).
+        journal: the job's file (meta, members, events; the bindings are in the store).
+        records: every binding of the manifest, in manifest order, from the store (``None`` if
+            never started).
         keys: binding keys in manifest order.
         lines: binding key → ``"<file>:<line>"`` in the manifest.
         elapsed_s: wall time of this run, seconds.
         interrupted: the signal number that stopped the run, or ``None``.
         stats: API calls and throttled answers per action (see :class:`ApiStats`).
         journal_flushes: fsyncs the group committer made.
+        locked: bindings left because another process held them (key → why).
     """
 
     job_id: str
@@ -76,6 +85,7 @@ class JobResult:
     interrupted: int | None = None
     stats: ApiStats = field(default_factory=ApiStats)
     journal_flushes: int = 0
+    locked: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def counts(self) -> Counter[Outcome]:
@@ -110,19 +120,17 @@ def outcome(record: BindingRecord | None) -> Outcome:
 
 
 def jobs_dir(settings: Settings) -> Path:
-    """``<journal.dir>/jobs``: where every job's journal lives."""
+    """``<journal.dir>/jobs``: where every job's file lives."""
     return Path(settings.journal.dir) / JOBS_DIR
 
 
 def job_journal(settings: Settings, job_id: str) -> Path:
-    """The journal file of ``job_id``.
+    """The file of ``job_id`` (:func:`cname_flow.store.jobs.job_file`).
 
     Raises:
         InputError: the id is not a plain name (letters, digits, ``-``, ``_``, ``.``).
     """
-    if not job_id or not all(c.isalnum() or c in "-_." for c in job_id) or job_id[0] == ".":
-        raise InputError(f"job id {job_id!r}: use letters, digits, '-', '_' and '.' only")
-    return jobs_dir(settings) / f"{job_id}.jsonl"
+    return job_file(Path(settings.journal.dir), job_id)
 
 
 def new_job_id(now: datetime | None = None) -> str:
@@ -190,7 +198,8 @@ def resume_job(
     on_change: Callable[[str, str], None] | None = None,
     on_start: Callable[[JobResult], None] | None = None,
 ) -> JobResult:
-    """Continue ``job_id`` from its journal with the manifest and options it was started with.
+    """Continue ``job_id`` with the manifest and options it was started with (its file), from
+    its bindings' state in the store.
 
     Bound bindings are skipped; bindings FAILED for good are skipped unless ``retry_failed``;
     a binding with a journaled backoff waits until its ``next_attempt_at``.
@@ -200,11 +209,7 @@ def resume_job(
         ConfigError: the manifest no longer validates.
         Locked: another process drives this job.
     """
-    path = job_journal(settings, job_id)
-    if not path.exists():
-        raise InputError(f"no batch job {job_id!r} (no journal at {path})",
-                         hint="`cname-flow batch list` shows the jobs")
-    meta = Journal.read_only(path).meta
+    meta = _job_state(settings, job_id).meta
     manifest_file = meta.get("manifest")
     if not isinstance(manifest_file, str):
         raise InputError(f"job {job_id}: its journal names no manifest")
@@ -229,18 +234,25 @@ def _run(
     contexts = _contexts(clients, manifest)
     path = job_journal(settings, job_id)
     started = time.monotonic()
-    with Journal(path) as journal, contextlib.closing(checker):
+    with service.open_store(settings) as store, store.open_job(job_id) as job, \
+            contextlib.closing(checker):
         if meta:
-            journal.set_meta(created=datetime.now(UTC).isoformat(), job_id=job_id, **meta)
-        todo = [c for c in contexts if _needs_run(journal.get(c.binding.key), retry_failed)]
+            job.set_meta(created=datetime.now(UTC).isoformat(), job_id=job_id, **meta)
+        job.add_members([b.key for b in manifest.bindings])
+        job.note("started", pid=os.getpid(), bindings=len(manifest.bindings))
+        needs = functools.partial(_needs_run, retry_failed=retry_failed)
+        todo = [c for c in contexts if needs(store.get(c.binding.key))]
         if on_start is not None:
-            on_start(_result(job_id, path, journal, manifest, 0.0, None, stats, 0))
+            on_start(_result(job_id, path, store, manifest, 0.0, None, stats, 0))
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            signum, flushes = runner.run(_drive(journal, todo, concurrency
-                                                or settings.batch.concurrency, on_change,
-                                                checker))
-        return _result(job_id, path, journal, manifest, time.monotonic() - started, signum,
-                       stats, flushes)
+            signum, flushes, locked = runner.run(_drive(
+                store, todo, concurrency or settings.batch.concurrency, on_change, checker,
+                needs, settings.journal.lock_wait_s))
+        store.refresh()
+        result = _result(job_id, path, store, manifest, time.monotonic() - started, signum,
+                         stats, flushes, locked)
+        job.note("stopped", signal=signum, **dict(result.counts))
+        return result
 
 
 def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]:
@@ -284,20 +296,22 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def _drive(journal: Journal, contexts: Sequence[StepContext], concurrency: int,
-                 on_change: Callable[[str, str], None] | None,
-                 checker: CachingChecker) -> tuple[int | None, int]:
-    """Run the engine with SIGINT/SIGTERM wired to :meth:`Engine.stop` (in the main thread).
+async def _drive(store: BindingStore, contexts: Sequence[StepContext], concurrency: int,
+                 on_change: Callable[[str, str], None] | None, checker: CachingChecker,
+                 needs_run: Callable[[BindingRecord | None], bool], lock_wait_s: float,
+                 ) -> tuple[int | None, int, dict[str, str]]:
+    """Run the engine with SIGINT/SIGTERM wired to :meth:`Engine.stop`.
 
     Returns:
-        (the signal that stopped the run or None, journal flushes).
+        (the signal that stopped the run or None, store flushes, bindings left locked).
     """
     loop = asyncio.get_running_loop()
     checker.attach_loop(loop)  # pre-states of the workers go through the loop's shared sockets
-    committer = GroupCommitter(journal)
+    committer = GroupCommitter(store)
     committer.start()
     workers = Workers(concurrency)
-    engine = Engine(committer, workers, backoff=BackoffPolicy(), on_change=on_change)
+    engine = Engine(committer, workers, backoff=BackoffPolicy(), on_change=on_change,
+                    locks=store, lock_wait_s=lock_wait_s, needs_run=needs_run)
     received: list[int] = []
 
     def on_signal(signum: int) -> None:
@@ -319,19 +333,21 @@ async def _drive(journal: Journal, contexts: Sequence[StepContext], concurrency:
         await committer.close()
         await checker.aclose()
         workers.shutdown()
-    return (received[0] if received else None), committer.flushes
+    return (received[0] if received else None), committer.flushes, engine.locked
 
 
-def _result(job_id: str, path: Path, journal: Journal, manifest: Manifest, elapsed_s: float,
-            signum: int | None, stats: ApiStats, flushes: int) -> JobResult:
+def _result(job_id: str, path: Path, store: BindingStore, manifest: Manifest, elapsed_s: float,
+            signum: int | None, stats: ApiStats, flushes: int,
+            locked: Mapping[str, str] | None = None) -> JobResult:
     keys = tuple(b.key for b in manifest.bindings)
-    return JobResult(job_id, path, tuple(journal.get(k) for k in keys), keys, manifest.lines,
-                     elapsed_s, signum, stats, flushes)
+    return JobResult(job_id, path, tuple(store.get(k) for k in keys), keys, manifest.lines,
+                     elapsed_s, signum, stats, flushes, dict(locked or {}))
 
 
 @dataclass(frozen=True, slots=True)
 class JobInfo:
-    """One job as ``batch list`` / ``batch status`` show it (read without the lock)."""
+    """One job as ``batch list`` / ``batch status`` show it (read without the job's lock):
+    its file's meta, and its members' records from the store."""
 
     job_id: str
     journal: Path
@@ -350,24 +366,38 @@ class JobInfo:
 
 
 def job_status(settings: Settings, job_id: str) -> JobInfo:
-    """Read a job's journal (safe while it runs).
+    """Read a job and its bindings' records (safe while it runs).
 
     Raises:
         InputError: no such job.
-        JournalCorrupt: unreadable journal.
+        JournalCorrupt: an unreadable job file or store.
     """
-    path = job_journal(settings, job_id)
-    if not path.exists():
-        raise InputError(f"no batch job {job_id!r} (no journal at {path})",
-                         hint="`cname-flow batch list` shows the jobs")
-    snap = Journal.read_only(path)
-    return JobInfo(job_id, path, dict(snap.meta), tuple(snap.bindings().values()))
+    with service.open_store(settings) as store:
+        return _info(store, _job_in(store, job_id))
 
 
 def list_jobs(settings: Settings) -> list[JobInfo]:
-    """Every job under ``<journal.dir>/jobs``, oldest first."""
-    folder = jobs_dir(settings)
-    if not folder.is_dir():
+    """Every job under ``<journal.dir>/jobs``, oldest first (none on a fresh machine)."""
+    if not jobs_dir(settings).is_dir():
         return []
-    paths = sorted(folder.glob("*.jsonl"), key=lambda p: (os.stat(p).st_mtime, p.name))
-    return [job_status(settings, p.stem) for p in paths]
+    with service.open_store(settings) as store:
+        return [_info(store, _job_in(store, job_id)) for job_id in store.job_ids()]
+
+
+def _job_state(settings: Settings, job_id: str) -> JobState:
+    with service.open_store(settings) as store:
+        return _job_in(store, job_id)
+
+
+def _job_in(store: BindingStore, job_id: str) -> JobState:
+    state = store.job(job_id)
+    if state is None:
+        raise InputError(f"no batch job {job_id!r} (no file at {store.location} or under its "
+                         "jobs/)", hint="`cname-flow batch list` shows the jobs")
+    return state
+
+
+def _info(store: BindingStore, state: JobState) -> JobInfo:
+    records = (store.get(key) for key in state.members)
+    return JobInfo(state.job_id, Path(state.location), dict(state.meta),
+                   tuple(r for r in records if r is not None))

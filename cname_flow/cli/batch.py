@@ -83,6 +83,8 @@ def _finish(obj: CliState, result: jobs.JobResult, as_json: bool) -> None:
         render.console().print(summary_table(result))
     code = outcome_of(result)
     resume = jobs.resume_command(result.job_id, obj.config_path)
+    for why in result.locked.values():
+        click.echo(f"left for later: {why}", err=True)
     if result.interrupted is not None:
         click.echo(f"interrupted by {signal.Signals(result.interrupted).name}; journal flushed."
                    f" Resume with:\n  {resume}", err=True)

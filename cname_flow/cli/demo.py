@@ -20,7 +20,6 @@ from rich.console import Console
 from cname_flow import service
 from cname_flow.cli import render
 from cname_flow.config import load_settings
-from cname_flow.journal import Journal
 from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import txt_name
 from cname_flow.propagation.checker import Round
@@ -68,7 +67,7 @@ def run_demo(workflow: Path | None, *, lag: float, console: Console) -> None:
         settings = load_settings(config_file, env=env)
         clients = service.Clients.from_settings(settings, env=env)
         started = time.monotonic()
-        with Journal(service.journal_path(settings)) as journal:
+        with service.open_store(settings) as journal:
             for binding in manifest.bindings:
                 console.rule(f"{binding.domain} → {binding.bucket}")
                 service.bind(clients, binding, journal, on_step=render.StepPrinter(console))

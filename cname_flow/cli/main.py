@@ -14,13 +14,13 @@ from typing import Any
 
 import click
 
-from cname_flow import api, service
+from cname_flow import api, certificates, service
 from cname_flow.cli import log, render
 from cname_flow.cli.batch import batch
 from cname_flow.cli.common import CliState, guarded
 from cname_flow.cli.reconcile import reconcile
-from cname_flow.journal import Journal
-from cname_flow.model import Binding
+from cname_flow.errors import InputError
+from cname_flow.model import Binding, normalize_domain
 from cname_flow.workflow.plan import plan_binding
 
 #: Commands that set up logging themselves (the demo always logs to the console).
@@ -81,9 +81,9 @@ def bind(obj: CliState, dry_run: bool, **kw: Any) -> None:
     binding = _binding(obj, kw)
     clients = obj.clients()
     human = sys.stderr.isatty() and not kw["as_json"]
-    with Journal(service.journal_path(obj.settings)) as journal, \
+    with service.open_store(obj.settings) as store, \
             render.propagation_progress(human) as on_round:
-        record = service.bind(clients, binding, journal, on_round=on_round,
+        record = service.bind(clients, binding, store, on_round=on_round,
                               on_step=render.StepPrinter(render.err_console()) if human else None)
     if kw["as_json"]:
         render.emit_json(render.record_json(record))
@@ -106,7 +106,7 @@ def plan(obj: CliState, **kw: Any) -> None:
 def _plan(obj: CliState, kw: dict[str, Any]) -> None:
     binding = _binding(obj, kw)
     ctx = service.step_context(obj.clients(), binding)
-    record = Journal.read_only(service.journal_path(obj.settings)).get(binding.key)
+    record = service.read_bindings(obj.settings).get(binding.key)
     result = plan_binding(ctx, record)
     if kw["as_json"]:
         render.emit_json(result.to_json())
@@ -121,17 +121,24 @@ def _plan(obj: CliState, kw: dict[str, Any]) -> None:
 @click.pass_obj
 @guarded
 def unbind(obj: CliState, domain: str, bucket: str | None, as_json: bool) -> None:
-    """Unbind DOMAIN (DeleteCname), then delete the DNS records cname-flow created for it."""
+    """Unbind DOMAIN (DeleteCname), then delete the DNS records cname-flow created for it.
+
+    A domain never bound (unknown to the store, not on the bucket) is left alone: nothing is
+    written.
+    """
     binding = service.make_binding(obj.settings, domain, bucket=bucket)
     clients = obj.clients()
-    with Journal(service.journal_path(obj.settings)) as journal:
-        done = service.unbind(clients, binding, journal)
+    with service.open_store(obj.settings) as store:
+        done = service.unbind(clients, binding, store)
     if as_json:
-        render.emit_json({"binding": binding.key, "done": done})
-    else:
-        out = render.console()
-        for line in done:
-            out.print(line)
+        render.emit_json({"binding": binding.key, "done": done, "unbound": bool(done)})
+        return
+    out = render.console()
+    if not done:
+        out.print(f"nothing to unbind: {binding.domain} was never bound to {binding.bucket} "
+                  "(not in the store, not in ListCname); nothing was written")
+    for line in done:
+        out.print(line)
 
 
 @main.command()
@@ -140,11 +147,9 @@ def unbind(obj: CliState, domain: str, bucket: str | None, as_json: bool) -> Non
 @click.pass_obj
 @guarded
 def status(obj: CliState, domain: str | None, as_json: bool) -> None:
-    """Show each binding's phase, timestamps, token expiry and last error (from the journal)."""
-    from cname_flow.model import normalize_domain
-
-    snapshot = Journal.read_only(service.journal_path(obj.settings))
-    records = [r for r in snapshot.bindings().values()
+    """Show each binding's phase, timestamps, token expiry and last error, whatever made it
+    (bind, batch, reconcile: the store of record). A fresh machine lists nothing."""
+    records = [r for r in service.read_bindings(obj.settings).values()
                if domain is None or r.domain == normalize_domain(domain)]
     if as_json:
         render.emit_json([render.record_json(r) for r in records])
@@ -206,25 +211,63 @@ def cert_remove(obj: CliState, domain: str, bucket: str | None) -> None:
     """Unbind DOMAIN's certificate (PutCname with DeleteCertificate)."""
     binding = service.make_binding(obj.settings, domain, bucket=bucket)
     clients = obj.clients()
-    with Journal(service.journal_path(obj.settings)) as journal:
-        render.console().print(service.remove_certificate(clients, binding, journal))
+    with service.open_store(obj.settings) as store:
+        render.console().print(certificates.remove_certificate(clients, binding, store))
 
 
 @cert.command("status")
 @click.option("--bucket", "buckets", multiple=True,
-              help="Bucket to list (repeatable; default: every bucket in the journal and "
+              help="Bucket to list (repeatable; default: every bucket in the store and "
                    "defaults.bucket).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @guarded
 def cert_status(obj: CliState, buckets: tuple[str, ...], as_json: bool) -> None:
-    """List each bound domain's certificate, fingerprint and days left."""
-    chosen = service.certificate_buckets(obj.settings, buckets)
-    rows = service.certificate_rows(obj.clients(), chosen)
+    """List each bound domain's certificate, fingerprint and days left (a bucket that cannot
+    be listed, e.g. NoSuchBucket, is reported on its own row)."""
+    chosen = certificates.certificate_buckets(obj.settings, buckets)
+    rows = certificates.certificate_rows(obj.clients(), chosen)
     if as_json:
         render.emit_json([r.to_json() for r in rows])
     else:
         render.console().print(render.certificate_table(rows))
+
+
+@main.command()
+@click.argument("domain", required=False)
+@click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
+@click.option("--unbound", "prune", is_flag=True,
+              help="Instead of DOMAIN: forget every unbound or never-started entry.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@guarded
+def forget(obj: CliState, domain: str | None, bucket: str | None, prune: bool,
+           as_json: bool) -> None:
+    """Drop DOMAIN's entry from the store (nothing changes at OSS or in DNS).
+
+    Refused (exit 75) while a process drives the binding. With --unbound, every entry that
+    was unbound or never started (no token, no record, no PutCname) is forgotten instead;
+    bindings in flight are left.
+    """
+    if prune == (domain is not None):
+        raise InputError("give either DOMAIN or --unbound", hint="cname-flow forget --help")
+    if prune:
+        gone = service.prune(obj.settings)
+    else:
+        assert domain is not None
+        key = service.make_binding(obj.settings, domain, bucket=bucket).key
+        if not service.forget(obj.settings, key):
+            raise InputError(f"no entry {key} in the store; nothing was forgotten",
+                             hint="`cname-flow status` lists the entries; --bucket picks one")
+        gone = [key]
+    if as_json:
+        render.emit_json({"forgotten": gone})
+        return
+    out = render.console()
+    for key in gone:
+        out.print(f"forgot {key}")
+    if not gone:
+        out.print("nothing to forget")
 
 
 main.add_command(batch)

@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
+from cname_flow.certificates import CertificateRow
 from cname_flow.journal import BindingRecord
 from cname_flow.model import CnameEntry, Phase, Step
 from cname_flow.propagation.checker import AnswerState, Round
 from cname_flow.reconcile.run import ReconcileReport
-from cname_flow.service import CertificateRow
 from cname_flow.workflow.plan import Plan
 
 #: Width of tables written to a pipe or a capture (rich would squeeze them into 80 columns).
@@ -166,6 +166,9 @@ def certificate_table(rows: Sequence[CertificateRow]) -> Table:
     for col in ("bucket", "domain", "type", "cert id", "fingerprint", "valid until", "days left"):
         table.add_column(col)
     for r in rows:
+        if r.error is not None:  # the bucket could not be listed
+            table.add_row(r.bucket, "-", f"[red]{r.error}[/red]", "", "", "", "")
+            continue
         days = "-" if r.days_left is None else f"{r.days_left:.0f}"
         style = "red" if r.days_left is not None and r.days_left < 30 else ""
         table.add_row(r.bucket, r.domain, r.type or "-", r.cert_id or "-", r.fingerprint or "-",

@@ -338,9 +338,17 @@ class OwnershipSettings(SettingsModel):
 
 
 class JournalSettings(SettingsModel):
-    """Where the journal lives; a relative ``dir`` is resolved against the config file's folder."""
+    """Where the store of record lives, and how long a busy binding is waited for.
+
+    Attributes:
+        dir: the store's directory; a relative ``dir`` is resolved against the config file's
+            folder.
+        lock_wait_s: seconds a command waits for a binding another process is driving before it
+            exits 75 naming that process (0: do not wait).
+    """
 
     dir: Path = Field(default=Path(".cname-flow"), validate_default=True)
+    lock_wait_s: Annotated[float, Field(ge=0, le=86400)] = 30.0
 
     @field_validator("dir")
     @classmethod

@@ -1,10 +1,12 @@
-"""The durable step log: one JSON line per binding transition, fsynced before it counts.
+"""The JSON Lines format layer: one JSON line per binding transition, fsynced before it counts.
 
 The runner records intent (``running``) before a side effect and the outcome (``done`` /
 ``failed``) after it; on resume, replaying the file gives each binding's
 :class:`BindingRecord`. Modules: ``records`` (values, secret guard, replay), ``codec`` (the line
-format), ``reader`` (loading, torn tails, the lock-free snapshot), ``files`` (lock, modes,
-atomic replace), ``store`` (:class:`Journal`).
+format, version 2), ``reader`` (loading, torn tails, incremental catch-up, the lock-free
+snapshot), ``files`` (lock, modes, atomic replace), ``store`` (:class:`Journal`, one exclusive
+writer per file: a batch job's file). The store of record that many processes share is built on
+these in :mod:`cname_flow.store`.
 
 Guarantees (summarised in the README, "How a binding flows"):
 

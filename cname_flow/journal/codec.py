@@ -6,7 +6,14 @@
   "phase": "…", "outputs": {…}, "error": {"code", "message", "retryable", "request_id"}}``;
   ``outputs`` and ``error`` are left out when empty; a compacted line adds ``"attempts"`` and
   ``"started_at"``, which replay restores verbatim;
-* job metadata: ``{"ts": "…Z", "meta": {…}}``.
+* job metadata: ``{"ts": "…Z", "meta": {…}}``;
+* (version 2) forgetting a binding: ``{"ts": "…Z", "forget": "<bucket>/<domain>"}``;
+* (version 2) a job's members: ``{"ts": "…Z", "members": ["<bucket>/<domain>", …]}``;
+* (version 2) a job event: ``{"ts": "…Z", "job": "started|stopped", "values": {…}}``.
+
+Version 2 (the shared store of record, :mod:`cname_flow.store`) adds the last three line kinds;
+version 1 files (one exclusive writer per file) are still read, and folded into the store on
+first use (:mod:`cname_flow.store.legacy`).
 
 Timestamps are ISO-8601 in UTC with microseconds and a ``Z`` suffix. Pure code, no I/O.
 """
@@ -14,10 +21,10 @@ Timestamps are ISO-8601 in UTC with microseconds and a ``Z`` suffix. Pure code, 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, TypeVar, cast
+from typing import Final, TypeAlias, TypeVar, cast
 
 from cname_flow.journal.records import (
     STATUSES,
@@ -26,6 +33,7 @@ from cname_flow.journal.records import (
     ErrorInfo,
     EventStatus,
     EventStep,
+    JobEvent,
     JournalEvent,
     OutputValue,
     Snapshot,
@@ -37,7 +45,9 @@ from cname_flow.journal.records import (
 from cname_flow.model import AuxStep, Phase, Step
 
 FORMAT_NAME: Final = "cname-flow"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+#: Every version this code reads (1: before the shared store; see the module docstring).
+READABLE_VERSIONS: Final = frozenset({1, 2})
 
 _STEPS: Final[dict[str, EventStep]] = {s.value: s for s in (*Step, *AuxStep)}
 _PHASES: Final[dict[str, Phase]] = {p.value: p for p in Phase}
@@ -56,11 +66,38 @@ class MetaLine:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetLine:
+    """A decoded forget line: the binding ``key`` is dropped from the replayed state."""
+
+    key: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MembersLine:
+    """A decoded members line: binding keys that join a job (in order)."""
+
+    keys: tuple[str, ...]
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobLine:
+    """A decoded job-event line (``started``, ``stopped``…) with its values."""
+
+    event: JobEvent
+
+
+@dataclass(frozen=True, slots=True)
 class EventLine:
     """A decoded event line, with the compaction extras when present."""
 
     event: JournalEvent
     snapshot: Snapshot | None = None
+
+
+#: Any line after the header.
+Line: TypeAlias = EventLine | MetaLine | ForgetLine | MembersLine | JobLine
 
 
 # --- encoding ---------------------------------------------------------------------------------
@@ -139,27 +176,66 @@ def encode_meta(values: Mapping[str, OutputValue], ts: datetime) -> bytes:
     return _dump({"ts": format_ts(ts), "meta": dict(values)})
 
 
+def encode_forget(key: str, ts: datetime) -> bytes:
+    """A forget line for ``key`` (``"<bucket>/<domain>"``).
+
+    Raises:
+        ValueError: ``key`` is not ``"<bucket>/<domain>"``, or ``ts`` is naive.
+    """
+    _check_key(key)
+    return _dump({"ts": format_ts(ts), "forget": key})
+
+
+def encode_members(keys: Sequence[str], ts: datetime) -> bytes:
+    """A members line: ``keys`` join the job, in order.
+
+    Raises:
+        ValueError: a key is not ``"<bucket>/<domain>"``, or ``ts`` is naive.
+    """
+    for key in keys:
+        _check_key(key)
+    return _dump({"ts": format_ts(ts), "members": list(keys)})
+
+
+def encode_job_event(event: JobEvent) -> bytes:
+    """A job-event line, after the secret guard.
+
+    Raises:
+        ValueError: a refused secret, a value that is not an ``OutputValue``, or a naive ``ts``.
+    """
+    guard_values(event.values, what=f"job event {event.name}")
+    return _dump({"ts": format_ts(event.ts), "job": event.name, "values": dict(event.values)})
+
+
+def _check_key(key: str) -> None:
+    bucket, slash, domain = key.partition("/")
+    if not (bucket and slash and domain):
+        raise ValueError(f"journal key {key!r} is not '<bucket>/<domain>'")
+
+
 # --- decoding ---------------------------------------------------------------------------------
 
 
-def check_header(obj: object) -> datetime:
-    """Validate a decoded header line; return its ``created_at``.
+def check_header(obj: object) -> tuple[datetime, int]:
+    """Validate a decoded header line; return its ``created_at`` and version.
 
     Raises:
         LineError: not a cname-flow header, or a version this code does not read.
     """
     if not isinstance(obj, dict) or obj.get("journal") != FORMAT_NAME:
         raise LineError("not a cname-flow journal header")
-    if obj.get("version") != FORMAT_VERSION:
+    version = obj.get("version")
+    if not isinstance(version, int) or version not in READABLE_VERSIONS:
         raise LineError(
-            f"unsupported journal version {obj.get('version')!r} "
-            f"(this cname-flow reads version {FORMAT_VERSION})"
+            f"unsupported journal version {version!r} "
+            f"(this cname-flow reads versions {sorted(READABLE_VERSIONS)})"
         )
-    return _field_ts(obj, "created_at")
+    return _field_ts(obj, "created_at"), version
 
 
-def decode_line(obj: object) -> EventLine | MetaLine:
-    """Turn one decoded JSON value (not the header) into an event or a metadata line.
+def decode_line(obj: object) -> Line:
+    """Turn one decoded JSON value (not the header) into an event, metadata, forget, members or
+    job-event line.
 
     Raises:
         LineError: a field is missing or has the wrong type.
@@ -168,6 +244,13 @@ def decode_line(obj: object) -> EventLine | MetaLine:
         raise LineError("a journal line must be a JSON object")
     if "meta" in obj:
         return MetaLine(_outputs(obj, "meta"), _field_ts(obj, "ts"))
+    if "forget" in obj:
+        return ForgetLine(_field_str(obj, "forget"), _field_ts(obj, "ts"))
+    if "members" in obj:
+        return MembersLine(_keys(obj), _field_ts(obj, "ts"))
+    if "job" in obj:
+        return JobLine(JobEvent(_field_str(obj, "job"), _outputs(obj, "values"),
+                                _field_ts(obj, "ts")))
     key, step = _field_str(obj, "key"), _field_str(obj, "step")
     status = _status(obj)
     event = JournalEvent(
@@ -185,6 +268,13 @@ def decode_line(obj: object) -> EventLine | MetaLine:
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
         raise LineError("field 'attempts' must be a non-negative integer")
     return EventLine(event, Snapshot(attempts, _field_ts(obj, "started_at")))
+
+
+def _keys(obj: dict[str, object]) -> tuple[str, ...]:
+    keys = obj.get("members")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise LineError("field 'members' must be a list of strings")
+    return tuple(keys)
 
 
 def _status(obj: dict[str, object]) -> EventStatus:

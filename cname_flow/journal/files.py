@@ -98,16 +98,26 @@ class HolderLock:
         self.release()
 
     def _write_holder(self) -> None:
-        since = format_ts(datetime.now(UTC))
-        text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since})
-        replace_file(self._holder, text.encode("utf-8"), durable=False)
+        write_holder(self._holder)
 
     def _read_holder(self) -> str:
-        try:
-            info = json.loads(self._holder.read_text(encoding="utf-8"))
-            return f"pid {int(info['pid'])} on host {info['host']} (since {info['since']})"
-        except (OSError, ValueError, KeyError, TypeError):
-            return ""
+        return read_holder(self._holder)
+
+
+def write_holder(path: Path) -> None:
+    """Name this process as a lock's holder in the side file ``path`` (pid, host, since)."""
+    since = format_ts(datetime.now(UTC))
+    text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since})
+    replace_file(path, text.encode("utf-8"), durable=False)
+
+
+def read_holder(path: Path) -> str:
+    """``"pid N on host H (since …)"`` from a holder side file, or ``""`` when it tells nothing."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return f"pid {int(info['pid'])} on host {info['host']} (since {info['since']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def ensure_dir(directory: Path) -> None:

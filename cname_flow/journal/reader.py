@@ -9,6 +9,7 @@ truncate the tail away. Anything else unreadable raises
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +18,23 @@ from types import MappingProxyType
 from typing import BinaryIO
 
 from cname_flow.errors import JournalCorrupt
-from cname_flow.journal.codec import EventLine, LineError, MetaLine, check_header, decode_line
-from cname_flow.journal.records import BindingRecord, JournalEvent, OutputValue, ReplayState
+from cname_flow.journal.codec import (
+    EventLine,
+    ForgetLine,
+    Line,
+    LineError,
+    MembersLine,
+    MetaLine,
+    check_header,
+    decode_line,
+)
+from cname_flow.journal.records import (
+    BindingRecord,
+    JobEvent,
+    JournalEvent,
+    OutputValue,
+    ReplayState,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +67,14 @@ def _scan(handle: BinaryIO, path: Path) -> Iterator[_RawLine]:
         offset += len(raw)
 
 
-def _decode(raw: _RawLine, path: Path) -> EventLine | MetaLine:
+def _decode(raw: _RawLine, path: Path) -> Line:
     try:
         return decode_line(raw.value)
     except LineError as exc:
         raise JournalCorrupt(f"{path}:{raw.number}: {exc}") from None
 
 
-def _header(raw: _RawLine, path: Path) -> datetime:
+def _header(raw: _RawLine, path: Path) -> tuple[datetime, int]:
     if raw.number != 1:
         raise JournalCorrupt(f"{path}:{raw.number}: the header must be line 1")
     try:
@@ -75,11 +91,13 @@ class Loaded:
         state: every binding's record and the job metadata.
         created_at: from the header; ``None`` for an empty file or one holding a torn header.
         end: bytes worth keeping; anything past it is a torn tail (or trailing blank lines).
+        version: the header's format version (0 without a header).
     """
 
     state: ReplayState
     created_at: datetime | None
     end: int
+    version: int = 0
 
 
 def load(path: Path) -> Loaded:
@@ -91,22 +109,75 @@ def load(path: Path) -> Loaded:
     """
     state = ReplayState()
     created_at: datetime | None = None
-    end = 0
+    end = version = 0
     with path.open("rb") as handle:
         for raw in _scan(handle, path):
             if created_at is None:
-                created_at = _header(raw, path)
+                created_at, version = _header(raw, path)
             else:
-                _apply(state, _decode(raw, path))
+                apply_line(state, _decode(raw, path))
             end = raw.end
-    return Loaded(state, created_at, end)
+    return Loaded(state, created_at, end, version)
 
 
-def _apply(state: ReplayState, line: EventLine | MetaLine) -> None:
+def header_version(path: Path) -> int:
+    """The format version in the header of the file at ``path``; 0 when it holds no complete
+    header (missing, empty, or torn at its first line).
+
+    Raises:
+        JournalCorrupt: the first line is not a cname-flow header of a readable version.
+    """
+    try:
+        with path.open("rb") as handle:
+            for raw in _scan(handle, path):
+                return _header(raw, path)[1]
+    except FileNotFoundError:
+        return 0
+    return 0
+
+
+def apply_line(state: ReplayState, line: Line) -> None:
+    """Fold one decoded line into ``state``."""
     if isinstance(line, MetaLine):
         state.apply_meta(line.values)
-    else:
+    elif isinstance(line, EventLine):
         state.apply(line.event, line.snapshot)
+    elif isinstance(line, ForgetLine):
+        state.forget(line.key)
+    elif isinstance(line, MembersLine):
+        state.members.update(dict.fromkeys(line.keys))
+    else:
+        state.job_events.append(line.event)
+
+
+def catch_up(fd: int, offset: int, state: ReplayState, path: Path, end: int | None = None) -> int:
+    """Apply the complete lines of ``fd`` from byte ``offset`` (up to ``end``, default the
+    file's size) to ``state``: how a reader follows other writers incrementally.
+
+    A last line still without its newline (another process mid-write, or a torn tail) is left
+    for later. Costs the bytes read, never the size of the file.
+
+    Returns:
+        The offset just past the last complete line applied.
+
+    Raises:
+        JournalCorrupt: a complete line that is not a valid journal line (names the byte offset).
+        OSError: the read failed.
+    """
+    size = os.fstat(fd).st_size if end is None else end
+    if size <= offset:
+        return offset
+    data = os.pread(fd, size - offset, offset)
+    complete = data.rfind(b"\n") + 1
+    position = offset
+    for raw in data[:complete].splitlines(keepends=True):
+        if raw.strip():
+            try:
+                apply_line(state, decode_line(json.loads(raw)))
+            except ValueError as exc:  # LineError included
+                raise JournalCorrupt(f"{path}: bad line at byte {position}: {exc}") from None
+        position += len(raw)
+    return offset + complete
 
 
 def read_events(path: Path, key: str | None = None) -> Iterator[JournalEvent]:
@@ -153,6 +224,16 @@ class JournalView:
     def meta(self) -> Mapping[str, OutputValue]:
         """Job-level metadata set with ``Journal.set_meta`` (a read-only copy)."""
         return MappingProxyType(dict(self._state.meta))
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Binding keys added with ``Journal.add_members``, in order (a job's bindings)."""
+        return tuple(self._state.members)
+
+    @property
+    def job_events(self) -> tuple[JobEvent, ...]:
+        """Job events recorded with ``Journal.note``, oldest first."""
+        return tuple(self._state.job_events)
 
     def events(self, key: str | None = None) -> Iterator[JournalEvent]:
         """Stream the events on disk, oldest first, optionally of one binding only.

@@ -370,12 +370,36 @@ def _started_at(
     return previous.started_at if previous is not None else event.ts
 
 
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """Something that happened to a job as a whole (not to one binding).
+
+    Attributes:
+        name: ``"started"`` or ``"stopped"`` (the batch engine's), or another word.
+        values: details (pid, signal, counts…); never a secret (guarded when written).
+        ts: aware datetime of the event.
+    """
+
+    name: str
+    values: dict[str, OutputValue] = field(default_factory=dict)
+    ts: datetime = field(default_factory=_now)
+
+
 @dataclass(slots=True)
 class ReplayState:
-    """Every binding's record and the job metadata, as of the last applied event."""
+    """Every binding's record, the job metadata, members and events, as of the last line.
+
+    ``members`` is an ordered set (a dict of keys to ``None``).
+    """
 
     records: dict[str, BindingRecord] = field(default_factory=dict)
     meta: dict[str, OutputValue] = field(default_factory=dict)
+    members: dict[str, None] = field(default_factory=dict)
+    job_events: list[JobEvent] = field(default_factory=list)
+
+    def forget(self, key: str) -> None:
+        """Drop ``key``'s record (a later event starts it afresh)."""
+        self.records.pop(key, None)
 
     def apply(self, event: JournalEvent, snapshot: Snapshot | None = None) -> BindingRecord:
         """Fold ``event`` into its binding's record and return the new record."""

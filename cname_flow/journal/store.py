@@ -9,10 +9,18 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from cname_flow.errors import JournalError
-from cname_flow.journal.codec import encode_event, encode_header, encode_meta, encode_snapshot
+from cname_flow.journal.codec import (
+    encode_event,
+    encode_forget,
+    encode_header,
+    encode_job_event,
+    encode_members,
+    encode_meta,
+    encode_snapshot,
+)
 from cname_flow.journal.files import (
     HolderLock,
     ensure_dir,
@@ -23,7 +31,11 @@ from cname_flow.journal.files import (
     write_all,
 )
 from cname_flow.journal.reader import JournalSnapshot, JournalView, load
-from cname_flow.journal.records import BindingRecord, JournalEvent, OutputValue
+from cname_flow.journal.records import BindingRecord, JobEvent, JournalEvent, OutputValue
+
+
+class _Releasable(Protocol):
+    def release(self) -> None: ...
 
 
 class Journal(JournalView):
@@ -42,7 +54,7 @@ class Journal(JournalView):
         self._fsync = fsync
         self._mutex = threading.RLock()
         self._fd: int | None = None
-        self._lock: HolderLock | None = None
+        self._lock: _Releasable | None = None
         self._created_at = datetime.now(UTC)
         self._size = 0  # bytes known written; a failed append is truncated back to this
         self._depth = 0  # nesting of open group() blocks
@@ -71,8 +83,7 @@ class Journal(JournalView):
             if self._lock is not None:
                 raise JournalError(f"journal {self._path} is already open")
             ensure_dir(self._path.parent)
-            lock = HolderLock.for_journal(self._path)
-            lock.acquire()
+            lock = self._acquire_lock()
             try:
                 self._open_file()
             except BaseException:
@@ -144,6 +155,48 @@ class Journal(JournalView):
                 if self._depth == 0:
                     self._flush()
 
+    def forget(self, key: str) -> bool:
+        """Drop ``key``'s record (a forget line); False when there was none (nothing written).
+
+        Raises:
+            ValueError: ``key`` is not ``"<bucket>/<domain>"``.
+            JournalError: as :meth:`record`.
+        """
+        line = encode_forget(key, datetime.now(UTC))
+        with self._mutex:
+            if self._state.records.get(key) is None:
+                return False
+            self._append([line])
+            self._state.forget(key)
+            return True
+
+    def add_members(self, keys: Sequence[str]) -> None:
+        """Add binding keys to the job's members (those already members are skipped).
+
+        Raises:
+            ValueError: a key is not ``"<bucket>/<domain>"``.
+            JournalError: as :meth:`record`.
+        """
+        with self._mutex:
+            new = [k for k in dict.fromkeys(keys) if k not in self._state.members]
+            if not new:
+                return
+            self._append([encode_members(new, datetime.now(UTC))])
+            self._state.members.update(dict.fromkeys(new))
+
+    def note(self, name: str, **values: OutputValue) -> None:
+        """Record a job event (``"started"``, ``"stopped"``…) with its details.
+
+        Raises:
+            ValueError: a secret or a value that is not ``str | int | float | bool | None``.
+            JournalError: as :meth:`record`.
+        """
+        event = JobEvent(name, dict(values))
+        line = encode_job_event(event)
+        with self._mutex:
+            self._append([line])
+            self._state.job_events.append(event)
+
     def set_meta(self, **values: OutputValue) -> None:
         """Record job-level metadata (merged into :attr:`meta`; ``None`` deletes a key).
 
@@ -194,6 +247,12 @@ class Journal(JournalView):
         return JournalSnapshot(path, load(path))
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _acquire_lock(self) -> _Releasable:
+        """The lock held while open: here the exclusive, non-blocking ``<journal>.lock``."""
+        lock = HolderLock.for_journal(self._path)
+        lock.acquire()
+        return lock
 
     def _open_file(self) -> None:
         remove_stale_temps(self._path)
@@ -246,8 +305,12 @@ class Journal(JournalView):
         try:
             self._write(self._fd, data)
         except JournalError:
-            self._state = load(self._path).state  # forget what was applied but never written
+            self._reload()  # forget what was applied but never written
             raise
+
+    def _reload(self) -> None:
+        """Replace the in-memory state with the file's."""
+        self._state = load(self._path).state
 
     def _write(self, fd: int, data: bytes) -> None:
         try:
@@ -265,5 +328,8 @@ class Journal(JournalView):
         lines = [encode_header(self._created_at, compacted_at=now)]
         if self._state.meta:
             lines.append(encode_meta(self._state.meta, now))
+        if self._state.members:
+            lines.append(encode_members(list(self._state.members), now))
+        lines.extend(encode_job_event(event) for event in self._state.job_events)
         lines.extend(encode_snapshot(record) for record in self._state.records.values())
         return b"".join(lines)

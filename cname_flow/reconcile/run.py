@@ -9,8 +9,10 @@ One run: take the run lock (``<journal.dir>/reconcile.lock``, non-blocking: a se
 
 Fixes reuse the bind flow: ``bind`` drives a binding to BOUND through observe-first steps, so
 "binding missing", "not Enabled", "certificate drift", "route drift" and "stuck job" are all the
-same call. The bind journal (``service.journal_path``) is shared: it is what tells which
-bindings this tool made, and ``sync`` unbinds only those.
+same call. The store of record (``service.open_store``) is shared by every entry point: it is
+what tells which bindings this tool made (by ``bind``, ``batch`` or a reconcile), and ``sync``
+unbinds only those. Each fix holds its binding's lock, so a binding a batch or a ``bind`` is
+driving is never fixed twice at once (the fix then fails as retryable: Locked).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from pathlib import Path
 from cname_flow import service
 from cname_flow.dns.base import RecordRef
 from cname_flow.errors import CnameFlowError, JournalError, ZoneNotFound
-from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
+from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.journal.files import HolderLock, ensure_dir
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest
 from cname_flow.model import AuxStep, Binding, CnameEntry, txt_name
 from cname_flow.reconcile.drift import Action, DesiredState, Finding, Observed, Policy, detect
 from cname_flow.reconcile.plan import ReconcilePlan
+from cname_flow.store import BindingStore
 
 log = get_logger(__name__)
 
@@ -245,11 +248,11 @@ def build_plan(clients: service.Clients, manifest: Manifest, records: Mapping[st
 
 @dataclass(slots=True)
 class _Applier:
-    """Runs the plan's allowed actions against one open journal."""
+    """Runs the plan's allowed actions against the open store."""
 
     clients: service.Clients
     manifest: Manifest
-    journal: Journal
+    journal: BindingStore
     expires: float | None
     clock: Callable[[], float] = time.monotonic
     results: list[ItemResult] = field(default_factory=list)
@@ -284,9 +287,10 @@ class _Applier:
             region = self._record(key).region or self.clients.settings.oss.region
             done = service.unbind(self.clients, Binding(domain, bucket, region), self.journal)
             return "; ".join(done)
-        if action is Action.DELETE_TXT:
-            return self._delete_txt(key, domain)
-        self._forget_txt(key)
+        with self.journal.lock(key):  # bind and unbind above take it themselves
+            if action is Action.DELETE_TXT:
+                return self._delete_txt(key, domain)
+            self._forget_txt(key)
         return "stopped tracking the missing _dnsauth record"
 
     def _record(self, key: str) -> BindingRecord:
@@ -342,8 +346,8 @@ def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptio
         The report; its :meth:`ReconcileReport.outcome` decides the exit code.
 
     Raises:
-        Locked: another run holds the run lock (nothing was read or written), or a ``bind``
-            holds the journal.
+        Locked: another run holds the run lock (nothing was read or written), or the store is
+            being rewritten.
         UnsafePlan: over the change budget without ``force``.
         StalePlan: ``reviewed`` no longer matches the observed state.
         CnameFlowError: observation failed (ListCname, DNS provider) or bad certificate input.
@@ -353,11 +357,11 @@ def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptio
     path = service.journal_path(clients.settings)
     with run_lock(path.parent):
         if not opts.apply:
-            records = Journal.read_only(path).bindings() if path.exists() else {}
+            records = service.read_bindings(clients.settings)
             plan = build_plan(clients, manifest, records, opts)
             return ReconcileReport(plan, False, (), statuses(clients, manifest),
                                    clock() - started)
-        with Journal(path) as journal:
+        with service.open_store(clients.settings) as journal:
             plan = build_plan(clients, manifest, journal.bindings(), opts)
             if reviewed is not None:
                 reviewed.check_same(plan)

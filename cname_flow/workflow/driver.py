@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 
 from cname_flow.errors import CnameFlowError, OwnershipNotVerified, StepError, TokenExpired
 from cname_flow.journal import BindingOutputs, BindingRecord, ErrorInfo, JournalEvent
-from cname_flow.journal.reader import JournalView
 from cname_flow.logs import get_logger
 from cname_flow.model import AuxStep, Binding, Phase, Step
+from cname_flow.store.base import RecordReader
 from cname_flow.workflow import machine, steps
 from cname_flow.workflow.context import BindingRun, StepContext, StepResult
 
@@ -70,7 +70,7 @@ class Start:
     record: BindingRecord | None
 
 
-def start_or_resume(journal: JournalView, binding: Binding) -> Start:
+def start_or_resume(journal: RecordReader, binding: Binding) -> Start:
     """Start a binding never seen at PENDING, or resume it (:func:`machine.resume_phase`).
 
     A ``running`` step found on resume is simply run again: steps observe before they act.

@@ -41,8 +41,8 @@ TABLE: dict[Phase, Transition] = {
     Phase.VERIFIED: Transition(Step.FINISH, Phase.BOUND),
 }
 
-#: Phases with no step: the run is over.
-TERMINAL: frozenset[Phase] = frozenset({Phase.BOUND, Phase.FAILED})
+#: Phases with no step: the run is over (UNBOUND: ``unbind`` undid it; a new run starts over).
+TERMINAL: frozenset[Phase] = frozenset({Phase.BOUND, Phase.FAILED, Phase.UNBOUND})
 
 #: Where an expired token sends a binding.
 ON_TOKEN_EXPIRED = Phase.PENDING
@@ -75,8 +75,8 @@ def check_target(phase: Phase, target: Phase) -> Phase:
 def resume_phase(recorded: Phase | None) -> Phase:
     """The phase a run starts from given the journal's last phase.
 
-    A binding never seen, or one that ended (BOUND or FAILED), starts a fresh pass at PENDING:
-    every step observes before it acts, so a pass over a bound domain only reads. Any other
+    A binding never seen, or one that ended (BOUND, FAILED or UNBOUND), starts a fresh pass at
+    PENDING: every step observes before it acts, so a pass over a bound domain only reads. Any other
     phase is resumed where it stopped; its ``running`` step is re-run.
     """
     if recorded is None or recorded in TERMINAL:

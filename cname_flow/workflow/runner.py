@@ -13,9 +13,10 @@ from collections.abc import Callable
 import structlog
 
 from cname_flow.errors import CnameFlowError, TokenExpired
-from cname_flow.journal import BindingRecord, Journal
+from cname_flow.journal import BindingRecord
 from cname_flow.logs import get_logger
 from cname_flow.model import Phase, Step
+from cname_flow.store.base import RecordLog
 from cname_flow.workflow import driver, machine
 from cname_flow.workflow.context import BindingRun, StepContext
 
@@ -26,12 +27,12 @@ class Runner:
     """Runs bindings to BOUND (or FAILED), one step at a time.
 
     Args:
-        journal: the open journal (its lock held by the caller).
+        journal: the store's record log (the binding's lock held by the caller).
         on_step: called with (binding key, step, phase after) when a step completes (display).
     """
 
     def __init__(
-        self, journal: Journal, *,
+        self, journal: RecordLog, *,
         on_step: Callable[[str, Step, Phase], None] | None = None,
     ) -> None:
         self.journal = journal

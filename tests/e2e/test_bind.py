@@ -11,7 +11,6 @@ import pytest
 
 from cname_flow import service
 from cname_flow.config import load_settings
-from cname_flow.journal import Journal
 from cname_flow.model import Phase
 from cname_flow.propagation.checker import AnswerState, Round
 from tests.e2e.bindkit import count_calls, sandbox_env, world
@@ -85,7 +84,7 @@ def test_bind_when_nameserver_lags_should_put_cname_once_after_it_serves(tmp_pat
         puts = count_calls(sb.sandbox, ["PutCname"])["PutCname"]
         rounds: list[tuple[float, Round]] = []
         binding = service.make_binding(settings, "lag.example.com")
-        with Journal(service.journal_path(settings)) as journal:
+        with service.open_store(settings) as journal:
             record = service.bind(clients, binding, journal,
                                   on_round=lambda r: rounds.append((time.monotonic(), r)))
         assert record.phase == Phase.BOUND

@@ -18,7 +18,6 @@ from cname_flow import api
 from cname_flow.batch import jobs
 from cname_flow.config import load_settings
 from cname_flow.errors import CnameFlowError, ConfigError, InputError, Locked
-from cname_flow.journal import Journal
 
 SYNC = ("bind", "unbind", "plan", "status", "run_batch")
 
@@ -167,55 +166,35 @@ def test_an_async_twin_leaves_the_loop_free_and_passes_arguments_and_errors_thro
     assert ticks >= 30  # 0.6 s of sleeping threads, the loop ticking every 10 ms meanwhile
 
 
-def test_concurrent_calls_share_one_open_journal_and_wait_only_for_the_same_binding(
-    tmp_path: Path
-) -> None:
-    journals = api._Journals()
-    path = tmp_path / "j" / "bindings.jsonl"
-    holding, release = threading.Event(), threading.Event()
-    seen: dict[str, object] = {}
-
-    def hold_a() -> None:
-        with journals.use(path, "b/a") as journal:
-            seen["a"] = journal
-            holding.set()
-            release.wait(5)
-
-    def use(name: str, key: str) -> None:
-        with journals.use(path, key) as journal:
-            seen[name] = journal
-            seen[f"{name}-at"] = time.monotonic()
-
-    first = threading.Thread(target=hold_a)
-    first.start()
-    assert holding.wait(5)
-    other = threading.Thread(target=use, args=("b", "b/b"))
-    same = threading.Thread(target=use, args=("a2", "b/a"))
-    other.start()
-    same.start()
-    other.join(5)
-    assert seen["b"] is seen["a"]  # one open journal, not a Locked second one
-    assert "a2" not in seen  # the same binding waits for the first call
-    released_at = time.monotonic()
-    release.set()
-    first.join(5)
-    same.join(5)
-    assert seen["a2-at"] >= released_at  # type: ignore[operator]
-    with Journal(path):  # every user gone: the file lock is free again
-        pass
+def test_status_lists_what_any_process_recorded_in_the_store_of_record(config: Path) -> None:
+    """A binding another entry point (here: a separate process) recorded is the library's too."""
+    code = ("import sys\nfrom pathlib import Path\nfrom cname_flow.model import Binding\n"
+            "from cname_flow.store.jsonl import JsonStore\n"
+            "from cname_flow.workflow.driver import start_event\n"
+            "with JsonStore(Path(sys.argv[1])) as store:\n"
+            "    store.record(start_event(Binding('a.example.com', 'examplebucket', '')))\n")
+    subprocess.run([sys.executable, "-c", code, str(config.parent / "journal")], check=True)
+    records = cname_flow.status(config=config, env={})
+    assert [(r.key, r.phase) for r in records] == [("examplebucket/a.example.com", "PENDING")]
 
 
-def test_another_process_holding_the_journal_is_locked(tmp_path: Path) -> None:
-    path = tmp_path / "bindings.jsonl"
-    code = ("import sys, time\nfrom pathlib import Path\nfrom cname_flow.journal import Journal\n"
-            "with Journal(Path(sys.argv[1])):\n    print('held', flush=True)\n"
-            "    time.sleep(30)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
-                              text=True)
+def test_another_process_driving_the_binding_makes_unbind_locked(config: Path) -> None:
+    """The library takes the same per-binding lock as the CLI; with no wait it says Locked."""
+    config.write_text(config.read_text().replace("journal: {dir: journal}",
+                                                 "journal: {dir: journal, lock_wait_s: 0}"))
+    code = ("import sys, time\nfrom pathlib import Path\n"
+            "from cname_flow.store.jsonl import JsonStore\n"
+            "with JsonStore(Path(sys.argv[1])) as store, store.lock(sys.argv[2]):\n"
+            "    print('held', flush=True)\n    time.sleep(30)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(config.parent / "journal"),
+                               "examplebucket/a.example.com"], stdout=subprocess.PIPE, text=True)
+    env = {"OSS_ACCESS_KEY_ID": "LTAIexample", "OSS_ACCESS_KEY_SECRET": "not-a-real-secret",
+           "CNAME_FLOW__OSS__ENDPOINT": "http://127.0.0.1:9"}
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        with pytest.raises(Locked) as caught, api._Journals().use(path, "b/a"):
-            pass
+        with pytest.raises(Locked) as caught:
+            cname_flow.unbind("a.example.com", config=config, env=env)
+        assert str(holder.pid) in str(caught.value)
         assert isinstance(caught.value, CnameFlowError)
     finally:
         holder.kill()

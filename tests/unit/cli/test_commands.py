@@ -3,6 +3,7 @@ logging configured once, no console built at import, the ``cname-flow`` entry po
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cname_flow import service
+from cname_flow import certificates, service
 from cname_flow.cli import log
 from cname_flow.cli import main as exported_main
 from cname_flow.cli.main import main
@@ -36,11 +37,11 @@ def test_certificate_buckets_are_the_requested_ones_else_journal_and_default(
     world.oss.bind("other", "www.example.com")
     assert world.invoke("bind", "www.example.com", "--bucket", "other").exit_code == 0
     settings = load_settings(world.config)
-    assert service.certificate_buckets(settings) == [BUCKET, "other"]   # default + journal
-    assert service.certificate_buckets(settings, ["z", "a", "z"]) == ["a", "z"]
+    assert certificates.certificate_buckets(settings) == [BUCKET, "other"]   # default + journal
+    assert certificates.certificate_buckets(settings, ["z", "a", "z"]) == ["a", "z"]
     _no_bucket_anywhere(world)
     with pytest.raises(InputError, match="no bucket to list"):
-        service.certificate_buckets(load_settings(world.config))
+        certificates.certificate_buckets(load_settings(world.config))
 
 
 def test_cert_status_lists_the_chosen_buckets_and_exits_2_without_one(world: CliWorld) -> None:
@@ -70,7 +71,7 @@ def test_demo_configures_logging_once(world: CliWorld, monkeypatch: pytest.Monke
     assert world.invoke("demo").exit_code == 0
     assert calls == [{"json_logs": False, "level": "warning"}]
     calls.clear()
-    assert world.invoke("status").exit_code == 1     # other commands: the group's set-up
+    assert world.invoke("status").exit_code == 0     # other commands: the group's set-up
     assert calls == [{"json_logs": None, "verbose": False}]
 
 
@@ -91,3 +92,47 @@ def test_the_console_script_is_cname_flow_cli_main() -> None:
     done = subprocess.run([sys.executable, "-m", "cname_flow", "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and "batch" in done.stdout and "reconcile" in done.stdout
+
+
+def test_unbind_of_a_never_bound_domain_writes_nothing_and_says_so(world: CliWorld) -> None:
+    done = world.invoke("unbind", "never.example.com")
+    assert done.exit_code == 0 and "nothing to unbind" in done.stdout
+    assert world.invoke("status", "--json").stdout.strip() == "[]"
+    assert world.oss.calls["DeleteCname"] == 0
+
+
+def test_after_a_real_unbind_status_shows_unbound(world: CliWorld) -> None:
+    assert world.invoke("bind", "u.example.com").exit_code == 0
+    assert world.invoke("unbind", "u.example.com").exit_code == 0
+    settings = load_settings(world.config)
+    [record] = service.read_bindings(settings).values()
+    assert record.phase == "UNBOUND" and record.token is None and record.txt_record_id is None
+
+
+def test_forget_refuses_while_the_binding_is_driven_and_needs_one_target(
+        world: CliWorld) -> None:
+    assert world.invoke("bind", "f.example.com").exit_code == 0
+    settings = load_settings(world.config)
+    with service.open_store(settings) as store, store.lock(f"{BUCKET}/f.example.com"):
+        busy = world.invoke("forget", "f.example.com")
+    assert busy.exit_code == 75 and "is in use by" in busy.stderr
+    assert world.invoke("forget").exit_code == 2
+    assert world.invoke("forget", "f.example.com", "--unbound").exit_code == 2
+    assert world.invoke("forget", "f.example.com").exit_code == 0
+    assert service.read_bindings(settings) == {}
+
+
+def test_cert_status_reports_a_missing_bucket_on_its_row(world: CliWorld) -> None:
+    world.oss.bind(BUCKET, "www.example.com")
+    shown = world.invoke("cert", "status", "--bucket", "nosuchbucket", "--bucket", BUCKET,
+                         "--json")
+    assert shown.exit_code == 0, shown.output
+    rows = {r["bucket"]: r for r in json.loads(shown.stdout)}
+    assert rows["nosuchbucket"]["error"].startswith("NoSuchBucket")
+    assert rows[BUCKET]["domain"] == "www.example.com" and rows[BUCKET]["error"] is None
+
+
+def test_status_on_a_fresh_machine_lists_nothing_and_creates_nothing(world: CliWorld) -> None:
+    done = world.invoke("status")
+    assert done.exit_code == 0
+    assert not (world.tmp / "journal").exists()

@@ -147,7 +147,7 @@ def test_unknown_section_should_suggest_the_close_match(tmp_path: Path) -> None:
 def test_unknown_key_when_nothing_is_close_should_list_allowed_keys(tmp_path: Path) -> None:
     path = write(tmp_path, "journal:\n  zzz: 1\n")
     [reason] = reasons_of(path)
-    assert reason == f"{path}:2: journal.zzz: unknown setting (allowed: dir)"
+    assert reason == f"{path}:2: journal.zzz: unknown setting (allowed: dir, lock_wait_s)"
 
 
 def test_bad_yaml_should_give_one_reason_with_the_line(tmp_path: Path) -> None:

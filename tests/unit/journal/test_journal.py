@@ -132,7 +132,7 @@ def test_file_is_json_lines_with_header_and_utc_timestamps(path: Path) -> None:
     with Journal(path) as journal:
         journal.record(JournalEvent(KEY, Step.CREATE_TOKEN, "running", Phase.PENDING, ts=T0))
     header, first = lines(path)
-    assert header["journal"] == "cname-flow" and header["version"] == 1
+    assert header["journal"] == "cname-flow" and header["version"] == 2  # the shared store's
     assert first == {
         "ts": "2025-01-01T00:00:00.000000Z",
         "key": KEY,
@@ -218,8 +218,8 @@ def test_valid_json_with_bad_fields_names_the_line(path: Path) -> None:
     ("header", "message"),
     [
         (
-            {"journal": "cname-flow", "version": 2, "created_at": "2025-01-01T00:00:00Z"},
-            "version 2",
+            {"journal": "cname-flow", "version": 3, "created_at": "2025-01-01T00:00:00Z"},
+            "version 3",
         ),
         ({"journal": "other-tool", "version": 1}, "not a cname-flow journal header"),
     ],
