@@ -22,15 +22,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import structlog
-
 from cname_flow.errors import BucketInOtherRegion
+from cname_flow.logs import get_logger
 from cname_flow.model import CertificateRequest, CnameEntry, CnameToken
 from cname_flow.oss.base import OssCnameApi
 
 __all__ = ["ClientFactory", "RegionalOss"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: Builds the single-region client of a region id (``"cn-shanghai"`` → an ``AlibabaOss``
 #: signing for it).

@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
-
 from cname_flow.errors import Locked
 from cname_flow.journal import BindingRecord
 from cname_flow.journal.codec import (
@@ -37,8 +35,9 @@ from cname_flow.journal.codec import (
 )
 from cname_flow.journal.files import HolderLock, replace_file
 from cname_flow.journal.reader import header_version, load
+from cname_flow.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Appends lines to the store durably and adopts the records they stand for.
 Adopt = Callable[[list[bytes], list[BindingRecord]], None]

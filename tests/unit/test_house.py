@@ -140,3 +140,15 @@ def test_no_module_is_over_the_house_limit() -> None:
 def test_the_top_level_keeps_few_modules() -> None:
     top = [p.name for p in PACKAGE.glob("*.py")]
     assert len(top) <= MAX_TOP_LEVEL_MODULES, sorted(top)
+
+
+def test_the_library_logs_only_through_its_silent_loggers() -> None:
+    """``structlog.get_logger`` prints to stdout while nobody configured structlog: outside the
+    CLI every module logs through :func:`cname_flow.logs.get_logger` instead."""
+    offenders = []
+    for name, path in modules().items():
+        if name.startswith("cname_flow.cli") or name == "cname_flow.logs":
+            continue
+        if "structlog.get_logger(" in path.read_text(encoding="utf-8"):
+            offenders.append(name)
+    assert offenders == []
