@@ -2,10 +2,11 @@
 
 Per request: address (path-style ``/<bucket>/?…`` or virtual-host ``Host: <bucket>.<endpoint>``)
 → route by method and query keys → fault injection → bounded body read → signature (V4 or V1)
-→ Content-MD5 → operation (:mod:`oss_ops`). Every answer carries ``Date`` and a 24-character
-``x-oss-request-id``; errors are namespace-free ``<Error>`` documents with
-``Content-Type: application/xml``. The public sources of these rules are listed in
-``docs/sandbox-oss.md``.
+→ Content-MD5 → operation (:mod:`oss_ops`). Faults answer before the operation (ERROR,
+THROTTLE: a 503; DROP: the connection is reset) or after it ran (ERROR_AFTER, DROP_AFTER).
+Every answer carries ``Date`` and a 24-character ``x-oss-request-id``; errors are
+namespace-free ``<Error>`` documents with ``Content-Type: application/xml``. The public
+sources of these rules are listed in ``docs/sandbox-oss.md``.
 
 Serve it with ``date_header=False`` (uvicorn adds its own ``Date`` otherwise; two ``Date``
 headers break the SDK's error parsing) — :func:`uvicorn_config` does that.
@@ -27,23 +28,19 @@ import uvicorn
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cname_flow.sandbox.faults import FaultKind, FaultPlan
+from cname_flow.sandbox.faults import FaultKind, FaultPlan, abort_connection
 from cname_flow.sandbox.oss import xml as oss_xml
 from cname_flow.sandbox.oss.ops import Caller, OssOperations, OwnershipVerifier
 from cname_flow.sandbox.oss.signing import AuthFailure, SignedRequest, verify
 from cname_flow.sandbox.oss.xml import OssErrorResponse
 from cname_flow.sandbox.state import SandboxState, new_request_id
 
-__all__ = ["DroppedConnection", "OssApp", "OwnershipVerifier", "create_oss_app", "uvicorn_config"]
+__all__ = ["OssApp", "OwnershipVerifier", "create_oss_app", "uvicorn_config"]
 
 _log = structlog.get_logger(__name__)
 
 _POST_CNAME_OPS = {"token": "CreateCnameToken", "add": "PutCname", "delete": "DeleteCname"}
 _BODY_OPS = frozenset({"PutBucket", "CreateCnameToken", "PutCname", "DeleteCname"})
-
-
-class DroppedConnection(Exception):
-    """Raised after the response started so the server closes the connection (fault DROP)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +113,9 @@ class OssApp:
             failure = OssErrorResponse(500, "InternalError", "We encountered an internal error.")
             response = self._error(failure, request_id, None)
         if response is None:
-            _log.info("oss.fault.drop", request_id=request_id)
-            start = {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", b"64")],
-            }
-            await send(start)
-            raise DroppedConnection("connection dropped on purpose (fault injection)")
+            _log.info("oss.fault.drop", request_id=request_id, path=scope.get("path"))
+            await abort_connection(send)
+            return
         await response(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, request_id: str) -> Response | None:
@@ -135,10 +127,16 @@ class OssApp:
             )
             return self._error(failure, request_id, req.bucket)
         kind = await self.faults.apply(op)
-        if kind is FaultKind.DROP:
+        response = await self._operate(op, req, receive, request_id) if kind.executes else None
+        if kind is FaultKind.NONE:
+            return response
+        if kind.answer is FaultKind.DROP:  # DROP, or DROP_AFTER once the operation ran
             return None
-        if kind is not FaultKind.NONE:
-            return self._error(_fault_error(kind), request_id, req.bucket)
+        return self._error(_fault_error(kind.answer), request_id, req.bucket)
+
+    async def _operate(
+        self, op: str, req: OssRequest, receive: Receive, request_id: str
+    ) -> Response:
         try:
             raw_body = await read_body(receive) if op in _BODY_OPS else b""
             caller = self._authenticate(req)
