@@ -24,7 +24,7 @@ from cname_flow.certs import (
 from cname_flow.config import Credentials, Settings, resolve_credentials
 from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
-from cname_flow.errors import InputError, VerificationFailed
+from cname_flow.errors import InputError, RemoteError, VerificationFailed
 from cname_flow.journal import BindingOutputs, BindingRecord, Journal, JournalEvent
 from cname_flow.model import (
     AuxStep,
@@ -61,11 +61,17 @@ class Clients:
     checker: PropagationChecker
 
     @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Clients:
+    def from_settings(
+        cls, settings: Settings, env: Mapping[str, str] | None = None, *,
+        rate_limiter: Callable[[str], None] | None = None,
+        on_error: Callable[[str, RemoteError], None] | None = None,
+    ) -> Clients:
         """Resolve credentials and build the OSS adapter, the DNS provider and the checker.
 
         The DNS provider is the ``dns.provider`` setting, built by
-        :func:`cname_flow.dns.build_provider`.
+        :func:`cname_flow.dns.build_provider`. ``rate_limiter(action)`` and
+        ``on_error(action, error)``, when given, see every attempt of both adapters (their one
+        retry layer calls them; a batch job limits and counts through them).
 
         Raises:
             ConfigError: no usable credentials, or an unknown ``dns.provider``.
@@ -76,8 +82,10 @@ class Clients:
             region=o.region, credentials=creds, endpoint=o.endpoint,
             signature_version=o.signature_version, use_path_style=o.use_path_style,
             connect_timeout_s=o.connect_timeout_s, read_timeout_s=o.read_timeout_s,
+            rate_limiter=rate_limiter, on_error=on_error,
         )
-        dns = build_provider(settings.dns.provider, settings, creds)
+        dns = build_provider(settings.dns.provider, settings, creds,
+                             rate_limiter=rate_limiter, on_error=on_error)
         return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()))
 
 

@@ -4,28 +4,35 @@ alibabacloud-oss-v2.
 The five OSS bucket-CNAME operations: CreateCnameToken, GetCnameToken, PutCname, ListCname,
 DeleteCname (https://www.alibabacloud.com/help/en/oss/developer-reference/putcname and
 siblings). Every SDK failure leaves this module as an :class:`~cname_flow.errors.OssError`
-(see :mod:`cname_flow.oss.errors`). The SDK's own retryer (3 tries, full jitter) is kept.
+(see :mod:`cname_flow.oss.errors`).
+
+One retry layer per call, ours: the SDK's retryer is off (``NopRetryer``, one attempt) and every
+operation runs through :class:`~cname_flow.dns.retry.RetriedCalls`, which retries what the SDK
+used to (transport errors, 5xx, 408/429 and throttling codes; see ``map_oss_error``) with the
+shared :class:`~cname_flow.dns.retry.RetryPolicy` backoff, and passes every attempt through the
+optional ``rate_limiter``/``on_error`` hooks. ``NeedVerifyDomainOwnership`` is not retried here:
+its wait belongs to the PutCname step (:mod:`cname_flow.workflow.putcname`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 import alibabacloud_oss_v2 as oss
 import structlog
 
 from cname_flow.config.credentials import Credentials, secret_values
-from cname_flow.errors import OssError
+from cname_flow.dns.retry import RetriedCalls, RetryPolicy, is_retryable
+from cname_flow.errors import OssError, OwnershipPending
 from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken
 from cname_flow.oss.errors import OSS_SDK_ERRORS, SERVICE, map_oss_error
 from cname_flow.oss.transport import http_client_for
 
 _log = structlog.get_logger(__name__)
-_T = TypeVar("_T")
 
 
 class AlibabaOss:
@@ -42,6 +49,11 @@ class AlibabaOss:
         read_timeout_s: read/write timeout, seconds.
         use_path_style: ``None`` infers the style from ``endpoint`` as above; ``True``/``False``
             forces path-style / virtual-hosted addressing (the ``oss.use_path_style`` setting).
+        rate_limiter: called with the operation name before every attempt (may block).
+        on_error: called with the operation name and the mapped error after every failed
+            attempt, retried or not (e.g. ``ApiStats.count_error``); it must not raise.
+        retry: retry policy for retryable failures.
+        sleep: the sleep between attempts, seconds (injected in tests).
     """
 
     def __init__(
@@ -54,8 +66,13 @@ class AlibabaOss:
         connect_timeout_s: float = 10,
         read_timeout_s: float = 20,
         use_path_style: bool | None = None,
+        rate_limiter: Callable[[str], None] | None = None,
+        on_error: Callable[[str, OssError], None] | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         cfg = oss.config.load_default()
+        cfg.retryer, cfg.retry_max_attempts = oss.retry.NopRetryer(), 1  # one layer: ours
         cfg.region = region
         cfg.signature_version = signature_version
         cfg.connect_timeout = connect_timeout_s
@@ -81,6 +98,11 @@ class AlibabaOss:
         self.region = region
         self._secrets = secret_values(credentials)
         self._client = oss.Client(cfg)
+        self._call = RetriedCalls(
+            retry or RetryPolicy(), sdk_errors=OSS_SDK_ERRORS, map_error=self._map_error,
+            sleep=sleep, retry_if=_call_retryable, rate_limiter=rate_limiter,
+            on_error=on_error, log_fields={"service": SERVICE},
+        )
 
     def create_token(self, bucket: str, domain: str) -> CnameToken:
         """CreateCnameToken. Returns the token with its aware-UTC expiry.
@@ -159,11 +181,13 @@ class AlibabaOss:
             return
         _log.info("oss.cname.deleted", bucket=bucket, domain=domain)
 
-    def _call(self, op: str, fn: Callable[[], _T]) -> _T:
-        try:
-            return fn()
-        except OSS_SDK_ERRORS as exc:
-            raise map_oss_error(exc, op, self._secrets) from exc
+    def _map_error(self, exc: BaseException, op: str) -> OssError:
+        return map_oss_error(exc, op, self._secrets)
+
+
+def _call_retryable(exc: BaseException) -> bool:
+    """Retryable at the call level: not ``OwnershipPending``, whose wait is the PutCname step's."""
+    return is_retryable(exc) and not isinstance(exc, OwnershipPending)
 
 
 def _needs_path_style(endpoint: str) -> bool:
