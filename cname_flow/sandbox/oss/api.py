@@ -138,7 +138,11 @@ class OssApp:
         self, op: str, req: OssRequest, receive: Receive, request_id: str
     ) -> Response:
         try:
-            raw_body = await read_body(receive) if op in _BODY_OPS else b""
+            raw_body: bytes | None = b""
+            if op in _BODY_OPS:
+                raw_body = await read_body(receive, req.headers.get("content-length"))
+            if raw_body is None:  # refused before the signature is even looked at
+                return self._error(_too_large(), request_id, req.bucket, close=True)
             caller = self._authenticate(req)
             body = check_body(req, raw_body)
             status, content = await self._handlers[op](caller, req, body)
@@ -170,14 +174,17 @@ class OssApp:
             headers.update(extra)
         return Response(body, status, headers, "application/xml" if body else None)
 
-    def _error(self, exc: OssErrorResponse, request_id: str, bucket: str | None) -> Response:
+    def _error(self, exc: OssErrorResponse, request_id: str, bucket: str | None, *,
+               close: bool = False) -> Response:
+        """The ``<Error>`` answer; ``close``: the connection ends after it (a body left unread)."""
         region = self.state.config.region
         host = f"oss-{region}.aliyuncs.com"
         host_id = f"{oss_xml.xml_text(bucket)}.{host}" if bucket else host
         body = oss_xml.error_body(exc.code, exc.message, request_id, host_id, exc.ec, exc.fields)
-        return self._response(
-            exc.status, body, request_id, {"x-oss-ec": exc.ec} if exc.ec else None
-        )
+        extra = {"x-oss-ec": exc.ec} if exc.ec else {}
+        if close:
+            extra["connection"] = "close"
+        return self._response(exc.status, body, request_id, extra or None)
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -301,8 +308,11 @@ def route(req: OssRequest) -> str | None:
     return None
 
 
-async def read_body(receive: Receive) -> bytes | None:
-    """The request body, or None once it exceeds ``oss_xml.MAX_BODY_BYTES`` (reading stops)."""
+async def read_body(receive: Receive, declared: str | None = None) -> bytes | None:
+    """The request body, or None once it exceeds ``oss_xml.MAX_BODY_BYTES`` (reading stops), or
+    at once, unread, when the declared ``Content-Length`` does."""
+    if declared is not None and declared.isdigit() and int(declared) > oss_xml.MAX_BODY_BYTES:
+        return None
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -323,9 +333,7 @@ def check_body(req: OssRequest, body: bytes | None) -> bytes:
         OssErrorResponse: as above.
     """
     if body is None:
-        raise OssErrorResponse(
-            400, "MalformedXML", f"The body exceeds {oss_xml.MAX_BODY_BYTES} bytes."
-        )
+        raise _too_large()
     sent = req.headers.get("content-md5")
     if sent is not None:
         actual = base64.b64encode(hashlib.md5(body).digest()).decode("ascii")
@@ -349,6 +357,12 @@ def _parse_or_malformed(body: bytes, root: str) -> None:
         raise OssErrorResponse(
             400, "MalformedXML", "The XML you provided was not well-formed."
         ) from None
+
+
+def _too_large() -> OssErrorResponse:
+    return OssErrorResponse(
+        400, "MalformedXML", f"The body exceeds {oss_xml.MAX_BODY_BYTES} bytes."
+    )
 
 
 def _fault_error(kind: FaultKind) -> OssErrorResponse:
