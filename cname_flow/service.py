@@ -26,6 +26,7 @@ from cname_flow.errors import (
     ConfigError,
     InputError,
     RegionMismatch,
+    RemoteError,
 )
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
@@ -68,7 +69,11 @@ class Clients:
     checker: PropagationChecker
 
     @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> Clients:
+    def from_settings(
+        cls, settings: Settings, env: Mapping[str, str] | None = None, *,
+        rate_limiter: Callable[[str], None] | None = None,
+        on_error: Callable[[str, RemoteError], None] | None = None,
+    ) -> Clients:
         """Resolve credentials and build the OSS router, the DNS provider and the checker.
 
         OSS: a :class:`~cname_flow.oss.regions.RegionalOss` that builds one ``AlibabaOss`` per
@@ -76,6 +81,9 @@ class Clients:
         the SDK's production endpoint of its region (``oss-<region>.aliyuncs.com``); an
         explicit ``oss.endpoint`` (the sandbox) is shared by every region. The DNS provider is
         the ``dns.provider`` setting, built by :func:`cname_flow.dns.build_provider`.
+        ``rate_limiter(action)`` and ``on_error(action, error)``, when given, see every attempt
+        of both adapters, every region's client included (their one retry layer calls them; a
+        batch job limits and counts through them).
 
         Raises:
             ConfigError: no usable credentials, or an unknown ``dns.provider``.
@@ -88,10 +96,12 @@ class Clients:
                 region=region, credentials=creds, endpoint=o.endpoint,
                 signature_version=o.signature_version, use_path_style=o.use_path_style,
                 connect_timeout_s=o.connect_timeout_s, read_timeout_s=o.read_timeout_s,
+                rate_limiter=rate_limiter, on_error=on_error,
             )
 
         oss = RegionalOss(regional, o.region)
-        dns = build_provider(settings.dns.provider, settings, creds)
+        dns = build_provider(settings.dns.provider, settings, creds,
+                             rate_limiter=rate_limiter, on_error=on_error)
         return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()))
 
 

@@ -41,7 +41,6 @@ from cname_flow.batch.engine import BackoffPolicy, Engine
 from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter
 from cname_flow.batch.pool import Workers
 from cname_flow.config import Settings
-from cname_flow.dns import build_provider
 from cname_flow.errors import ConfigError, InputError
 from cname_flow.journal import BindingRecord
 from cname_flow.logs import get_logger
@@ -155,12 +154,12 @@ def batch_clients(settings: Settings, stats: ApiStats, env: Mapping[str, str] | 
     Raises:
         ConfigError: no usable credentials, or an unknown ``dns.provider``.
     """
-    base = service.Clients.from_settings(settings, env)  # refuses an unknown dns.provider
     limiter = RateLimiter(settings.batch.rate_limits, stats)
-    dns = build_provider(settings.dns.provider, settings, service.credentials(settings, env),
-                         rate_limiter=limiter, on_error=stats.count_error)
+    # both adapters limit and count every attempt of their one retry layer through the hooks
+    base = service.Clients.from_settings(settings, env, rate_limiter=limiter,
+                                         on_error=stats.count_error)  # refuses unknown providers
     checker = CachingChecker(base.checker, threads=settings.batch.concurrency)
-    return service.Clients(settings, BatchOss(base.oss, limiter, stats), dns, checker), checker
+    return service.Clients(settings, BatchOss(base.oss), base.dns, checker), checker
 
 
 def run_job(

@@ -7,12 +7,12 @@
   with the same rate and a smaller burst, even when network jitter bunches requests together.
 * :class:`ApiStats` counts calls and throttled answers per action (the bench prints them); a
   throttled answer is any :class:`~cname_flow.errors.Throttled` error, whichever adapter mapped
-  it. The Alidns adapter takes a :class:`RateLimiter` as its ``rate_limiter`` hook and
-  :meth:`ApiStats.count_error` as its ``on_error`` hook, so every attempt (retries included)
-  is limited and counted.
-* :class:`BatchOss` wraps an :class:`~cname_flow.oss.base.OssCnameApi`: each call goes through
-  the limiter, and ListCname is coalesced per bucket so one call answers every binding of the
-  bucket that asked meanwhile.
+  it. Both adapters (Alidns, OSS) take a :class:`RateLimiter` as their ``rate_limiter`` hook and
+  :meth:`ApiStats.count_error` as their ``on_error`` hook, which their one retry layer calls per
+  attempt, so every attempt (retries included) is limited and counted.
+* :class:`BatchOss` wraps an :class:`~cname_flow.oss.base.OssCnameApi`: ListCname is coalesced
+  per bucket so one call answers every binding of the bucket that asked meanwhile; an inner port
+  without hooks of its own (a fake) can be given a limiter to call per call.
 
 Everything here is called from worker threads and is thread-safe.
 """
@@ -160,12 +160,15 @@ class BatchOss:
     many bindings verify at once.
 
     Args:
-        inner: the real port (:class:`~cname_flow.oss.adapter.AlibabaOss`).
-        limiter: called with the action name before each call.
-        stats: throttled answers seen after the SDK's own retries are counted here.
+        inner: the real port (:class:`~cname_flow.oss.adapter.AlibabaOss`, built with the
+            job's limiter and error hook, so it limits and counts each attempt itself).
+        limiter: called with the action name before each call; ``None`` when ``inner`` limits
+            its own attempts.
+        stats: where throttled answers of ``inner`` are counted; ``None`` when ``inner``
+            counts its own attempts.
     """
 
-    def __init__(self, inner: OssCnameApi, limiter: Callable[[str], None],
+    def __init__(self, inner: OssCnameApi, limiter: Callable[[str], None] | None = None,
                  stats: ApiStats | None = None) -> None:
         self.inner = inner
         self._limiter = limiter
@@ -255,7 +258,8 @@ class BatchOss:
             return None, exc
 
     def _call(self, action: str, fn: Callable[[], _T]) -> _T:
-        self._limiter(action)
+        if self._limiter is not None:
+            self._limiter(action)
         try:
             return fn()
         except CnameFlowError as exc:

@@ -5,31 +5,32 @@ DescribeSubDomainRecords (exact host lookup), AddDomainRecord, UpdateDomainRecor
 UpdateDomainRecordRemark, DeleteDomainRecord
 (https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir).
 
-The SDK does not retry by default; this adapter retries throttling, 5xx and network failures
-under :class:`~cname_flow.dns.retry.RetryPolicy` (honouring ``x-acs-retry-after``), calls the
-optional ``rate_limiter(action)`` before every attempt and the optional
-``on_error(action, error)`` after every failed one: the hooks a caller composes (a batch job
-limits and counts calls through them) instead of subclassing the adapter.
+The SDK's own retries are off (``Config.retry_options`` not retryable); this adapter retries
+throttling, 5xx and network failures under :class:`~cname_flow.dns.retry.RetryPolicy`
+(honouring ``x-acs-retry-after``) through :class:`~cname_flow.dns.retry.RetriedCalls`, the one
+retry layer, which calls the optional ``rate_limiter(action)`` before every attempt and the
+optional ``on_error(action, error)`` after every failed one: the hooks a caller composes (a
+batch job limits and counts calls through them) instead of subclassing the adapter.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 from alibabacloud_alidns20150109 import models as dns_models
 from alibabacloud_alidns20150109.client import Client
 from alibabacloud_tea_openapi import models as openapi_models
+from darabonba.policy.retry import RetryOptions
 
 from cname_flow.config.credentials import Credentials, secret_values
 from cname_flow.dns.alidns_errors import ALIDNS_SDK_ERRORS, map_alidns_error, retry_after_s
 from cname_flow.dns.base import BaseDnsProvider, RecordRef, Zone
-from cname_flow.dns.retry import RetryPolicy
+from cname_flow.dns.retry import RetriedCalls, RetryPolicy
 from cname_flow.errors import DnsProviderError
 
-_T = TypeVar("_T")
 _PAGE_SIZE = 100  # DescribeDomains and DescribeSubDomainRecords accept at most 100
 _DEFAULT_MIN_TTL = 600  # free edition floor, when DescribeDomainInfo omits MinTtl
 _GONE = "DomainRecordNotBelongToUser"
@@ -82,13 +83,15 @@ class Alidns(BaseDnsProvider):
             protocol=scheme.upper(),
             connect_timeout=int(connect_timeout_s * 1000),
             read_timeout=int(read_timeout_s * 1000),
+            retry_options=RetryOptions(retryable=False),  # one retry layer: ours
         )
         self._client = Client(config)
         self._secrets = secret_values(credentials)
-        self._rate_limiter = rate_limiter
-        self._on_error = on_error
-        self._retry = retry or RetryPolicy()
-        self._sleep = sleep
+        self._call = RetriedCalls(
+            retry or RetryPolicy(), sdk_errors=ALIDNS_SDK_ERRORS, map_error=self._map_error,
+            sleep=sleep, retry_after=retry_after_s, rate_limiter=rate_limiter,
+            on_error=on_error, log_fields={"provider": self.id},
+        )
 
     # --------------------------------------------------------------- the hooks
     def _zone_names(self) -> list[str]:
@@ -191,25 +194,8 @@ class Alidns(BaseDnsProvider):
 
         yield from _paged(page)
 
-    def _call(self, action: str, fn: Callable[[], _T]) -> _T:
-        """Run one API call under the rate limiter and the retry policy, mapping its errors."""
-        retrying = self._retry.retrying(
-            sleep=self._sleep,
-            retry_after=retry_after_s,
-            log_fields={"provider": self.id, "action": action},
-        )
-        return cast(_T, retrying(self._attempt, action, fn))
-
-    def _attempt(self, action: str, fn: Callable[[], _T]) -> _T:
-        if self._rate_limiter is not None:
-            self._rate_limiter(action)
-        try:
-            return fn()
-        except ALIDNS_SDK_ERRORS as exc:
-            error = map_alidns_error(exc, action, self._secrets)
-            if self._on_error is not None:
-                self._on_error(action, error)
-            raise error from exc
+    def _map_error(self, exc: BaseException, action: str) -> DnsProviderError:
+        return map_alidns_error(exc, action, self._secrets)
 
 
 def _paged(page: Callable[[int], tuple[list[Any], int]]) -> Iterator[Any]:

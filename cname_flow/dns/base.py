@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import idna
@@ -114,6 +114,10 @@ class DnsProvider(Protocol):
         ``observed``: the ``name``/``rtype`` records the caller has just listed, to act on
         instead of listing them again.
         """
+        ...
+
+    def claim(self, ref: RecordRef) -> RecordRef:
+        """Mark ``ref`` as cname-flow's (:data:`OWNER_REMARK`); returns it marked."""
         ...
 
     def delete_record(self, ref: RecordRef) -> None:
@@ -259,6 +263,28 @@ class BaseDnsProvider(ABC):
                 return updated, True
         return self._add(zone, self.rr_for(zone, name), kind, want, ttl)
 
+    def claim(self, ref: RecordRef) -> RecordRef:
+        """Mark ``ref`` as ours by setting :data:`OWNER_REMARK` (one remark call, none when it
+        already carries it).
+
+        For a record the caller has proved is its own although unmarked: one that cname-flow
+        added just before a crash, or whose add answer was lost (the add ran, the answer never
+        arrived), so the remark never followed. The caller decides what proves ownership; this
+        only writes the mark.
+
+        Returns:
+            ``ref`` with ``remark`` :data:`OWNER_REMARK`.
+
+        Raises:
+            DnsProviderError: the provider failed (the record is unchanged, or marked anyway).
+        """
+        if ref.owned:
+            return ref
+        self._set_remark(ref.record_id, OWNER_REMARK)
+        _log.info("dns.record.claimed", provider=self.id, name=ref.fqdn, type=ref.type,
+                  record_id=ref.record_id)
+        return replace(ref, remark=OWNER_REMARK)
+
     def delete_record(self, ref: RecordRef) -> None:
         """Delete ``ref``; a record that is already gone counts as deleted.
 
@@ -319,7 +345,9 @@ class BaseDnsProvider(ABC):
 
     def _mark_owned(self, record_id: str) -> None:
         """Set :data:`OWNER_REMARK`; if that fails, take the new record back (best effort) so a
-        replay adds an owned record instead of finding an unmarked one it cannot claim."""
+        replay adds an owned record instead of finding an unmarked one (a TXT record holding our
+        token would be claimed, :meth:`claim`; a routing CNAME could not be told from the
+        customer's own)."""
         try:
             self._set_remark(record_id, OWNER_REMARK)
         except DnsProviderError:

@@ -1,9 +1,14 @@
-"""The retry policy for remote API calls, as data (tenacity underneath).
+"""The retry policy for remote API calls, as data (tenacity underneath), and the one retry layer
+every adapter runs its calls through.
 
 Only errors that say so are retried: :class:`~cname_flow.errors.RemoteError` with
 ``retryable=True`` (throttling, 5xx, network). The wait is exponential with jitter, raised to the
 server's own hint (``x-acs-retry-after``) when it sent one. ``sleep`` is injected, so tests assert
 the exact sequence of waits without waiting.
+
+:class:`RetriedCalls` is that layer for one API: the adapters (Alidns, OSS) turn their SDKs' own
+retries off and call through it, so every attempt passes the caller's rate limiter and error hook
+(a batch job counts each one) and no request is retried twice over.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 
 from tenacity import (
     RetryCallState,
@@ -24,6 +30,8 @@ from cname_flow.errors import CnameFlowError, RemoteError
 from cname_flow.logs import get_logger
 
 _log = get_logger(__name__)
+_T = TypeVar("_T")
+_E = TypeVar("_E", bound=RemoteError)
 
 #: Extracts a server-sent minimum wait (seconds) from a mapped error, or ``None``.
 RetryAfter = Callable[[BaseException], float | None]
@@ -63,6 +71,7 @@ class RetryPolicy:
         sleep: Callable[[float], None] = time.sleep,
         retry_after: RetryAfter = no_retry_after,
         log_fields: Mapping[str, str] | None = None,
+        retry_if: Callable[[BaseException], bool] = is_retryable,
     ) -> Retrying:
         """Build a ``tenacity.Retrying`` for one call; the last error is re-raised as is.
 
@@ -70,12 +79,13 @@ class RetryPolicy:
             sleep: called with each wait in seconds.
             retry_after: reads the server's minimum wait from a mapped error.
             log_fields: extra key/values for the ``api.retry`` log event (e.g. the action).
+            retry_if: which errors to retry (default :func:`is_retryable`).
         """
         return Retrying(
             sleep=sleep,
             stop=stop_after_attempt(self.attempts),
             wait=self._wait(retry_after),
-            retry=retry_if_exception(is_retryable),
+            retry=retry_if_exception(retry_if),
             before_sleep=_log_retry(dict(log_fields or {})),
             reraise=True,
         )
@@ -94,6 +104,77 @@ class RetryPolicy:
             return max(delay, min(hinted, self.max_retry_after_s))
 
         return wait
+
+
+class RetriedCalls(Generic[_E]):
+    """One API's calls under a :class:`RetryPolicy`: the one retry layer of an adapter.
+
+    Per attempt: ``rate_limiter(action)`` (may block; a batch job counts the attempt there), the
+    SDK call, and on a failure the SDK raised (one of ``sdk_errors``) ``map_error(exc, action)``,
+    then ``on_error(action, error)``. Errors ``retry_if`` accepts are retried with the policy's
+    backoff, raised to ``retry_after(error)``; the last error is raised, chained to the SDK's.
+
+    Args:
+        policy: attempts and backoff.
+        sdk_errors: the exception classes the SDK raises (the adapter's boundary).
+        map_error: turns one of them into the adapter's :mod:`cname_flow.errors` class.
+        sleep: the sleep between attempts, seconds (injected in tests).
+        retry_after: the server's minimum wait in a mapped error, seconds, or ``None``.
+        retry_if: which mapped errors to retry (default :func:`is_retryable`).
+        rate_limiter: called with the action before every attempt.
+        on_error: called with the action and the mapped error after every failed attempt,
+            retried or not; it must not raise.
+        log_fields: key/values for the ``api.retry`` log event (e.g. the provider).
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        sdk_errors: tuple[type[BaseException], ...],
+        map_error: Callable[[BaseException, str], _E],
+        sleep: Callable[[float], None] = time.sleep,
+        retry_after: RetryAfter = no_retry_after,
+        retry_if: Callable[[BaseException], bool] = is_retryable,
+        rate_limiter: Callable[[str], None] | None = None,
+        on_error: Callable[[str, _E], None] | None = None,
+        log_fields: Mapping[str, str] | None = None,
+    ) -> None:
+        self.policy = policy
+        self._sdk_errors = sdk_errors
+        self._map_error = map_error
+        self._sleep, self._retry_after, self._retry_if = sleep, retry_after, retry_if
+        self._rate_limiter, self._on_error = rate_limiter, on_error
+        self._log_fields = dict(log_fields or {})
+
+    def __call__(
+        self, action: str, fn: Callable[[], _T], *,
+        map_error: Callable[[BaseException, str], _E] | None = None,
+    ) -> _T:
+        """Run ``fn`` (one SDK call of ``action``) until it succeeds or may not be retried.
+
+        ``map_error`` replaces the constructor's for this call (e.g. to name a bucket).
+
+        Raises:
+            RemoteError: the mapped error of the last attempt (the ``_E`` of ``map_error``).
+        """
+        retrying = self.policy.retrying(
+            sleep=self._sleep, retry_after=self._retry_after, retry_if=self._retry_if,
+            log_fields={**self._log_fields, "action": action},
+        )
+        return cast(_T, retrying(self._attempt, action, fn, map_error or self._map_error))
+
+    def _attempt(self, action: str, fn: Callable[[], _T],
+                 map_error: Callable[[BaseException, str], _E]) -> _T:
+        if self._rate_limiter is not None:
+            self._rate_limiter(action)
+        try:
+            return fn()
+        except self._sdk_errors as exc:
+            error = map_error(exc, action)
+            if self._on_error is not None:
+                self._on_error(action, error)
+            raise error from exc
 
 
 def _log_retry(fields: dict[str, str]) -> Callable[[RetryCallState], None]:

@@ -7,11 +7,19 @@ siblings), and GetBucketInfo for the bucket's region
 (https://www.alibabacloud.com/help/en/oss/developer-reference/getbucketinfo). One instance
 signs for one region; :class:`~cname_flow.oss.regions.RegionalOss` holds one per region.
 Every SDK failure leaves this module as an :class:`~cname_flow.errors.OssError` (see
-:mod:`cname_flow.oss.errors`). The SDK's own retryer (3 tries, full jitter) is kept.
+:mod:`cname_flow.oss.errors`).
+
+One retry layer per call, ours: the SDK's retryer is off (``NopRetryer``, one attempt) and every
+operation runs through :class:`~cname_flow.dns.retry.RetriedCalls`, which retries what the SDK
+used to (transport errors, 5xx, 408/429 and throttling codes; see ``map_oss_error``) with the
+shared :class:`~cname_flow.dns.retry.RetryPolicy` backoff, and passes every attempt through the
+optional ``rate_limiter``/``on_error`` hooks. ``NeedVerifyDomainOwnership`` is not retried here:
+its wait belongs to the PutCname step (:mod:`cname_flow.workflow.putcname`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -21,7 +29,8 @@ from urllib.parse import urlsplit
 import alibabacloud_oss_v2 as oss
 
 from cname_flow.config.credentials import Credentials, secret_values
-from cname_flow.errors import OssError
+from cname_flow.dns.retry import RetriedCalls, RetryPolicy, is_retryable
+from cname_flow.errors import OssError, OwnershipPending
 from cname_flow.logs import get_logger
 from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken
 from cname_flow.oss.errors import OSS_SDK_ERRORS, SERVICE, map_oss_error
@@ -45,6 +54,11 @@ class AlibabaOss:
         read_timeout_s: read/write timeout, seconds.
         use_path_style: ``None`` infers the style from ``endpoint`` as above; ``True``/``False``
             forces path-style / virtual-hosted addressing (the ``oss.use_path_style`` setting).
+        rate_limiter: called with the operation name before every attempt (may block).
+        on_error: called with the operation name and the mapped error after every failed
+            attempt, retried or not (e.g. ``ApiStats.count_error``); it must not raise.
+        retry: retry policy for retryable failures.
+        sleep: the sleep between attempts, seconds (injected in tests).
     """
 
     def __init__(
@@ -57,8 +71,13 @@ class AlibabaOss:
         connect_timeout_s: float = 10,
         read_timeout_s: float = 20,
         use_path_style: bool | None = None,
+        rate_limiter: Callable[[str], None] | None = None,
+        on_error: Callable[[str, OssError], None] | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         cfg = oss.config.load_default()
+        cfg.retryer, cfg.retry_max_attempts = oss.retry.NopRetryer(), 1  # one layer: ours
         cfg.region = region
         cfg.signature_version = signature_version
         cfg.connect_timeout = connect_timeout_s
@@ -84,6 +103,12 @@ class AlibabaOss:
         self.region = region
         self._secrets = secret_values(credentials)
         self._client = oss.Client(cfg)
+        self._calls = RetriedCalls(
+            retry or RetryPolicy(), sdk_errors=OSS_SDK_ERRORS,
+            map_error=lambda exc, op: map_oss_error(exc, op, self._secrets),
+            sleep=sleep, retry_if=_call_retryable, rate_limiter=rate_limiter,
+            on_error=on_error, log_fields={"service": SERVICE},
+        )
 
     def bucket_region(self, bucket: str) -> str:
         """GetBucketInfo: the bucket's region id, read from ``Location`` (``oss-cn-hangzhou`` →
@@ -184,10 +209,17 @@ class AlibabaOss:
         _log.info("oss.cname.deleted", bucket=bucket, domain=domain)
 
     def _call(self, op: str, fn: Callable[[], _T], bucket: str = "") -> _T:
-        try:
-            return fn()
-        except OSS_SDK_ERRORS as exc:
-            raise map_oss_error(exc, op, self._secrets, bucket=bucket) from exc
+        """One SDK call of ``op`` through the retry layer; its errors name ``bucket``."""
+
+        def map_error(exc: BaseException, action: str) -> OssError:
+            return map_oss_error(exc, action, self._secrets, bucket=bucket)
+
+        return self._calls(op, fn, map_error=map_error)
+
+
+def _call_retryable(exc: BaseException) -> bool:
+    """Retryable at the call level: not ``OwnershipPending``, whose wait is the PutCname step's."""
+    return is_retryable(exc) and not isinstance(exc, OwnershipPending)
 
 
 def _needs_path_style(endpoint: str) -> bool:

@@ -49,6 +49,8 @@ class SandboxInfo:
         access_key_secret: its secret (a sandbox secret; still never logged).
         nameservers: nameserver host name → ``["127.0.0.1:PORT"]``.
         resolver: ``"127.0.0.1:PORT"`` of the caching resolver the OSS verifier uses.
+        sts: True when the sandbox config gives an account STS credentials (``accounts[].sts``):
+            the written config then also reads a security token, when one is exported.
     """
 
     oss_endpoint: str
@@ -58,6 +60,7 @@ class SandboxInfo:
     access_key_secret: str = field(repr=False)
     nameservers: dict[str, list[str]]
     resolver: str
+    sts: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The info file's content (JSON-able; includes the sandbox AccessKey secret)."""
@@ -69,6 +72,7 @@ class SandboxInfo:
             "access_key_secret": self.access_key_secret,
             "nameservers": self.nameservers,
             "resolver": self.resolver,
+            "sts": self.sts,
         }
 
     def cname_flow_config(self, journal_dir: str = ".cname-flow") -> dict[str, object]:
@@ -76,14 +80,20 @@ class SandboxInfo:
 
         Credentials are references to ``OSS_ACCESS_KEY_ID`` / ``OSS_ACCESS_KEY_SECRET``: set them
         to :attr:`access_key_id` and :attr:`access_key_secret` (``serve`` prints the lines).
+        When the sandbox has STS credentials (:attr:`sts`), an optional ``OSS_SESSION_TOKEN``
+        reference too: without it a config that names its variables never reads a token, and
+        STS keys fail with MissingSecurityToken.
         """
+        credentials: dict[str, object] = {
+            "access_key_id": {"env": "OSS_ACCESS_KEY_ID"},
+            "access_key_secret": {"env": "OSS_ACCESS_KEY_SECRET"},
+        }
+        if self.sts:
+            credentials["security_token"] = {"env": "OSS_SESSION_TOKEN", "optional": True}
         return {
             "oss": {"region": self.region, "endpoint": self.oss_endpoint},
             "alidns": {"endpoint": self.alidns_endpoint, "protocol": "http"},
-            "credentials": {
-                "access_key_id": {"env": "OSS_ACCESS_KEY_ID"},
-                "access_key_secret": {"env": "OSS_ACCESS_KEY_SECRET"},
-            },
+            "credentials": credentials,
             "propagation": {"nameserver_addresses": self.nameservers},
             "journal": {"dir": journal_dir},
         }
@@ -238,6 +248,7 @@ class Sandbox:
             access_key_secret=account.access_key_secret,
             nameservers=self._fleet.addresses(),
             resolver=f"{resolver.address}:{resolver.port}",
+            sts=any(a.sts for a in cfg.accounts),
         )
 
     async def _stop_servers(self) -> None:
@@ -277,6 +288,9 @@ def write_cname_flow_config(info: SandboxInfo, path: Path) -> None:
         f"#   export OSS_ACCESS_KEY_ID={info.access_key_id}\n"
         "#   export OSS_ACCESS_KEY_SECRET=<access_key_secret from the sandbox info file>\n"
     )
+    if info.sts:
+        header += ("# or, for STS credentials of the sandbox config, their id and secret and\n"
+                   "#   export OSS_SESSION_TOKEN=<their security_token>\n")
     body = yaml.safe_dump(info.cname_flow_config(), sort_keys=False)
     path.write_text(header + body, encoding="utf-8")
 

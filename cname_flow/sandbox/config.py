@@ -117,13 +117,20 @@ class CasCertificateConfig(_Model):
 
 
 class OpFaults(_Model):
-    """Faults for one operation (or ``"*"``): latency in milliseconds and probabilities 0..1."""
+    """Faults for one operation (or ``"*"``): latency in milliseconds and probabilities 0..1.
+
+    ``error_rate``, ``throttle_rate`` and ``drop_rate`` refuse the request before it runs;
+    ``error_after_rate`` (503) and ``drop_after_rate`` (connection reset) run it, then lose its
+    answer ("executed, answer lost").
+    """
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     error_rate: float = 0.0
     throttle_rate: float = 0.0
     drop_rate: float = 0.0
+    error_after_rate: float = 0.0
+    drop_after_rate: float = 0.0
 
 
 class FaultsConfig(_Model):

@@ -3,6 +3,12 @@
 Each operation name (``"PutCname"``, ``"AddDomainRecord"``, ``"dns"``…) draws from its own
 ``random.Random`` seeded from ``(seed, operation)``, so a chaos run replays the same decisions
 for the same sequence of calls, whatever the interleaving of other operations.
+
+Two families of faults: *before* the operation (ERROR, THROTTLE, DROP: nothing changed, the
+client may simply retry) and *after* it (ERROR_AFTER, DROP_AFTER: the operation ran and changed
+the state, then its answer was lost, the case a client must survive by observing before it acts
+again). Rates add up in the order of :class:`FaultKind`, so adding an *after* rate leaves the
+decisions of an existing seed's *before* faults where they were.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import random
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
+
+from starlette.types import Send
 
 from cname_flow.sandbox.config import FaultsConfig, OpFaults
 
@@ -23,6 +31,21 @@ class FaultKind(StrEnum):
     ERROR = "error"  # a 5xx answer (503 ServiceUnavailable)
     THROTTLE = "throttle"  # OSS: 503 SlowDown; Alidns: Throttling.User
     DROP = "drop"  # close the connection without an answer
+    ERROR_AFTER = "error_after"  # run the operation, then answer 503 instead of its result
+    DROP_AFTER = "drop_after"  # run the operation, then reset the connection without an answer
+
+    @property
+    def executes(self) -> bool:
+        """True when the operation runs despite the fault (``NONE`` and the *after* kinds)."""
+        return self in (FaultKind.NONE, FaultKind.ERROR_AFTER, FaultKind.DROP_AFTER)
+
+    @property
+    def answer(self) -> FaultKind:
+        """What the client gets: ``ERROR``/``DROP`` for the *after* kinds, else this kind."""
+        return _ANSWERS.get(self, self)
+
+
+_ANSWERS = {FaultKind.ERROR_AFTER: FaultKind.ERROR, FaultKind.DROP_AFTER: FaultKind.DROP}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +89,8 @@ class FaultPlan:
             (settings.drop_rate, FaultKind.DROP),
             (settings.error_rate, FaultKind.ERROR),
             (settings.throttle_rate, FaultKind.THROTTLE),
+            (settings.error_after_rate, FaultKind.ERROR_AFTER),
+            (settings.drop_after_rate, FaultKind.DROP_AFTER),
         )
         cumulative = 0.0
         for rate, candidate in edges:
@@ -84,3 +109,20 @@ class FaultPlan:
         if decision.delay_s > 0:
             await asyncio.sleep(decision.delay_s)
         return decision.kind
+
+
+async def abort_connection(send: Send) -> None:
+    """Reset the client's TCP connection without an answer, then yield so uvicorn sees it gone.
+
+    ``send`` is uvicorn's bound ``RequestResponseCycle.send``; its transport is aborted (a TCP
+    RST, no answer), so the app can return normally: nothing is logged as an error.
+
+    Raises:
+        ConnectionAbortedError: ``send`` has no transport (not served by uvicorn).
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        raise ConnectionAbortedError("fault injection: drop")
+    transport.abort()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)

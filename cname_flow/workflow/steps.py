@@ -113,8 +113,16 @@ def _bound_next_phase(ctx: StepContext, entry: CnameEntry) -> Phase:
 def write_txt(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """Publish the token as TXT ``_dnsauth.<domain>``; our own stale record is updated in place.
 
+    A record that holds exactly this binding's token is ours, marked or not: the token is minted
+    by OSS for this bucket and domain (CreateCnameToken), so an unmarked one is our own add whose
+    answer or remark was lost to a crash or a dropped connection. It is claimed (remark
+    :data:`~cname_flow.dns.base.OWNER_REMARK` written) and its id journaled, so ``unbind`` and
+    ``reconcile`` find it. One that carries another remark was marked by someone else on
+    purpose and is left alone.
+
     Raises:
         TokenExpired: the token ran out; the machine goes back to PENDING.
+        DnsProviderError: the provider failed.
     """
     token = valid_token(ctx, record)
     zone, name = run.zone(), txt_name(ctx.binding.domain)
@@ -127,6 +135,9 @@ def write_txt(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepR
         log.warning("txt.foreign_values", count=len(foreign), note="left alone; ours added beside")
     ttl = record_ttl(ctx.txt_ttl, zone)
     ref, changed = dns.upsert(zone, name, "TXT", token, ttl, replace=ours, observed=existing)
+    if not ref.remark:
+        ref = dns.claim(ref)
+        log.info("txt.claimed", record_id=ref.record_id)
     log.info("txt.upserted", record_id=ref.record_id, changed=changed, ttl=ref.ttl)
     outputs = BindingOutputs(
         txt_written_at=ctx.ports.now().isoformat(),

@@ -9,6 +9,7 @@ TTL floor of 600 s. Tests use fresh random labels, so one account can serve the 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -93,6 +94,20 @@ class DnsProviderContract:
         assert ref.value == "token-q"
         again, changed = provider.upsert(zone, name, "TXT", "token-q", 600)
         assert (again.record_id, changed) == (ref.record_id, False)
+
+    def test_claim_should_mark_the_record_and_keep_it_as_it_is(
+        self, provider: DnsProvider
+    ) -> None:
+        zone = provider.find_zone("example.com")
+        name = f"_dnsauth.{fresh()}.example.com"
+        ref, _ = provider.upsert(zone, name, "TXT", "token-claim", 600)
+        seen_unmarked = replace(ref, remark="")  # as a run that lost the add's answer sees it
+        claimed = provider.claim(seen_unmarked)
+        assert claimed == replace(seen_unmarked, remark=OWNER_REMARK)
+        assert provider.claim(claimed) == claimed
+        [listed] = provider.list_records(zone, name, "TXT")
+        assert (listed.record_id, listed.value, listed.remark) == (
+            ref.record_id, "token-claim", OWNER_REMARK)
 
     def test_upsert_when_ttl_below_floor_should_raise_it_to_min_ttl(
         self, provider: DnsProvider

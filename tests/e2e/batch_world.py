@@ -27,6 +27,8 @@ PER_BUCKET = 100
 API_OPS = ("CreateCnameToken", "GetCnameToken", "PutCname", "ListCname", "DescribeDomains",
            "DescribeDomainInfo", "DescribeSubDomainRecords", "AddDomainRecord",
            "UpdateDomainRecord", "UpdateDomainRecordRemark")
+#: The writes whose answer :func:`world`'s ``lost_rate`` loses after they ran.
+LOST_OPS = ("CreateCnameToken", "PutCname", "AddDomainRecord", "UpdateDomainRecordRemark")
 #: Runs the root CLI with `batch` mounted, whether or not cli.py mounts it already.
 CLI = [sys.executable, "-m", "cname_flow"]
 
@@ -37,16 +39,19 @@ def buckets_for(n: int) -> list[str]:
 
 
 def world(n: int, *, lag: float, latency_ms: float = 0.0, jitter_ms: float = 0.0,
-          error_rate: float = 0.0, seed: int = 7) -> SandboxConfig:
+          error_rate: float = 0.0, lost_rate: float = 0.0, seed: int = 7) -> SandboxConfig:
     """The default world plus enough buckets for ``n`` domains; ns2 lags ``lag`` seconds.
 
-    API operations get ``latency_ms ± jitter_ms`` and ``error_rate`` (503) faults; DNS
-    queries get none.
+    API operations get ``latency_ms ± jitter_ms`` and ``error_rate`` (503) faults; the writes of
+    :data:`LOST_OPS` also ``lost_rate`` "executed, answer lost" faults (half a 503, half a
+    connection reset, after the operation ran); DNS queries get none.
     """
     base = SandboxConfig()
     ns = [NameserverConfig(name=s.name, address=s.address, lag=lag if i else 0.0)
           for i, s in enumerate(base.nameservers)]
-    ops = {op: OpFaults(latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate)
+    lost = {"error_after_rate": lost_rate / 2, "drop_after_rate": lost_rate / 2}
+    ops = {op: OpFaults(latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate,
+                        **(lost if op in LOST_OPS else {}))
            for op in API_OPS}
     buckets = [*base.buckets, *(BucketConfig(name=b) for b in buckets_for(n))]
     return base.model_copy(update={

@@ -156,7 +156,8 @@ def closed_port() -> int:
 
 def test_unreachable_oss_should_be_retryable_network_error(sandbox: Sandbox) -> None:
     api = AlibabaOss(region="cn-hangzhou", credentials=creds(sandbox),
-                     endpoint=f"http://127.0.0.1:{closed_port()}", connect_timeout_s=1)
+                     endpoint=f"http://127.0.0.1:{closed_port()}", connect_timeout_s=1,
+                     retry=RetryPolicy(attempts=2, initial_s=0.01, max_s=0.01, jitter_s=0.0))
     with pytest.raises(OssError) as info:
         api.list_cnames(BUCKET)
     assert (info.value.code, info.value.retryable, info.value.status) == ("NetworkError", True, 0)

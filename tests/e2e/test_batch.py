@@ -2,7 +2,10 @@
 
 * a 50-domain job SIGKILLed at five random moments and resumed each time ends with all 50
   bound, exactly one TXT record and one token per domain, and no other record;
-* a 200-domain job with 5 % injected API faults binds every domain;
+* a 200-domain job with 5 % injected API faults, and 10 % "executed, answer lost" faults on
+  the writes (CreateCnameToken, PutCname, AddDomainRecord, UpdateDomainRecordRemark), binds
+  every domain with one TXT record each, every record claimed (remark, journaled id) so
+  `unbind` removes it, and counts exactly the requests the sandbox served;
 * SIGTERM stops a job with exit 143 and prints the exact resume command.
 """
 
@@ -11,15 +14,21 @@ from __future__ import annotations
 import json
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cname_flow.dns.base import OWNER_REMARK
 from cname_flow.sandbox.app import Sandbox
 from cname_flow.sandbox.state import SandboxState
 from tests.e2e.batch_world import (
+    API_OPS,
+    CLI,
+    LOST_OPS,
     batch_cli,
     buckets_for,
     domains,
@@ -28,6 +37,7 @@ from tests.e2e.batch_world import (
     write_config,
     write_manifest,
 )
+from tests.e2e.bindkit import count_calls
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -90,19 +100,48 @@ def test_sigkill_five_times_then_resume_binds_all_50_once(sandbox50: Sandbox,
                                           "pending": 0}
 
 
-def test_200_domains_with_5_percent_api_faults_all_bound(tmp_path: Path) -> None:
-    with Sandbox(world(200, lag=0.2, latency_ms=5, jitter_ms=3, error_rate=0.05)) as sb:
+def test_200_domains_with_api_faults_and_lost_answers_all_bound_and_claimed(
+    tmp_path: Path,
+) -> None:
+    cfg = world(200, lag=0.2, latency_ms=5, jitter_ms=3, error_rate=0.05, lost_rate=0.1)
+    with Sandbox(cfg) as sb:
+        served = count_calls(sb, API_OPS)
         config = write_config(sb.info, tmp_path / "c.yaml", concurrency=32)
         manifest = write_manifest(tmp_path / "m.yaml", 200)
+        env = env_for(sb.info)
         proc = batch_cli(config, "run", "-f", str(manifest), "--job", "faults200", "--json",
-                         env=env_for(sb.info))
+                         env=env)
         out, err = proc.communicate(timeout=200)
-        injected = sum(sb.faults.injected.values())
+        injected = dict(sb.faults.injected)
         assert proc.returncode == 0, err[-3000:]
         result = json.loads(out)
         assert result["counts"]["bound"] == 200
-        assert injected > 20  # faults really were injected (5 % of well over 1,000 calls)
+        assert sum(injected.values()) > 20  # 5 % of well over 1,000 calls
+        for op in LOST_OPS:                 # every write lost some answers after it ran
+            assert injected.get(f"{op}:drop_after", 0) + injected.get(f"{op}:error_after", 0) > 0
         _assert_all_bound_cleanly(sb, 200)
+        # one retry layer: every request the sandbox served is an attempt the job counted
+        assert result["api"]["calls"] == {op: len(t) for op, t in served.items() if t}
+        _assert_every_record_claimed(sb, result["bindings"])
+        for domain in domains(200)[:3]:     # so unbind removes them
+            gone = subprocess.run([*CLI, "--config", str(config), "unbind", domain, "--bucket",
+                                   buckets_for(200)[0]], env=env, capture_output=True,
+                                  text=True, timeout=60, check=False)
+            assert gone.returncode == 0, gone.stderr[-2000:]
+        txt = {rr for rr, rtype, _ in _zone_records(sb.state) if rtype == "TXT"}
+        assert len(txt) == 197
+        assert not {f"_dnsauth.{d.removesuffix('.example.com')}" for d in domains(3)} & txt
+
+
+def _assert_every_record_claimed(sb: Sandbox, bindings: list[dict[str, Any]]) -> None:
+    """Each TXT record carries our remark and is the one its binding journaled."""
+    with sb.state.lock:
+        txt = {r.rr: (r.record_id, r.remark) for r in sb.state.zones["example.com"].records.values()
+               if r.type == "TXT"}
+    assert {remark for _, remark in txt.values()} == {OWNER_REMARK}
+    journaled = {b["domain"]: b["outputs"].get("txt_record_id") for b in bindings}
+    assert journaled == {d: txt[f"_dnsauth.{d.removesuffix('.example.com')}"][0]
+                         for d in domains(200)}
 
 
 def test_sigterm_exits_143_with_the_resume_command(tmp_path: Path) -> None:

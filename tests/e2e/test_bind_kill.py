@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cname_flow.dns.base import OWNER_REMARK
 from cname_flow.journal import Journal
 from cname_flow.model import Step
+from cname_flow.sandbox.alidns.ops import OPERATIONS
 from tests.e2e.bindkit import SandboxEnv, sandbox_env, world
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -72,3 +76,46 @@ def test_bind_killed_at_every_step_boundary_resumes_to_one_binding(tmp_path: Pat
         assert len(tokens - {None}) == 1                 # one token, never re-minted
         assert Journal.read_only(sb.journal).get(KEY) is not None
         assert sb.sandbox.state.buckets["examplebucket"].cnames[DOMAIN].status == "Enabled"
+
+
+def test_bind_killed_while_the_add_answer_is_in_flight_claims_the_record_on_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AddDomainRecord ran, its answer never reached the client: the re-run finds the record
+    holding our token, claims it (remark, journaled id), and ``unbind`` removes it."""
+    domain = "inflight.example.com"
+    name = f"_dnsauth.{domain}"
+    with sandbox_env(tmp_path) as sb:
+        added, killed = threading.Event(), threading.Event()
+        add = OPERATIONS["AddDomainRecord"]
+
+        def add_then_hold(state: Any, account: str, params: Any) -> Any:
+            body = add(state, account, params)
+            added.set()
+            killed.wait(30)  # holds the sandbox's loop: the answer cannot leave before the kill
+            return body
+
+        monkeypatch.setitem(OPERATIONS, "AddDomainRecord", add_then_hold)
+        proc = sb.popen("bind", domain)
+        try:
+            assert added.wait(60), "AddDomainRecord never ran"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            killed.set()
+        monkeypatch.setitem(OPERATIONS, "AddDomainRecord", add)
+        [unclaimed] = sb.records(name)
+        assert unclaimed.remark == ""
+        assert sb.phase(f"examplebucket/{domain}") == "TOKEN_READY"   # the write never finished
+
+        done = sb.cli("bind", domain, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["phase"] == "BOUND"
+        [claimed] = sb.records(name)
+        assert (claimed.record_id, claimed.remark) == (unclaimed.record_id, OWNER_REMARK)
+        record = Journal.read_only(sb.journal).get(f"examplebucket/{domain}")
+        assert record is not None and record.txt_record_id == claimed.record_id
+
+        gone = sb.cli("unbind", domain)
+        assert gone.returncode == 0, gone.stderr
+        assert sb.records(name) == []

@@ -17,6 +17,7 @@ from alibabacloud_oss_v2 import exceptions as oss_exc
 import cname_flow.sandbox.oss.api as sandbox_oss_api
 from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns
+from cname_flow.dns.retry import RetryPolicy
 from cname_flow.errors import OssError
 from cname_flow.model import txt_name
 from cname_flow.oss.adapter import AlibabaOss
@@ -127,17 +128,24 @@ def test_service_error_should_arrive_as_the_sdks_service_error(
     assert len(sends) == 1  # a 404 is not retried
 
 
-def test_refused_connection_should_be_retried_by_the_sdk_then_a_network_error(
+#: Three attempts, 10 ms apart: our retry layer (the SDK's retryer is off).
+THREE_TRIES = RetryPolicy(attempts=3, initial_s=0.01, max_s=0.01, jitter_s=0.0)
+
+
+def test_refused_connection_should_be_retried_by_our_layer_then_a_network_error(
     sandbox: Sandbox, sends: list[str]
 ) -> None:
-    api = oss_api(sandbox, f"http://127.0.0.1:{closed_port()}", connect_timeout_s=1)
+    waits: list[float] = []
+    api = oss_api(sandbox, f"http://127.0.0.1:{closed_port()}", connect_timeout_s=1,
+                  retry=THREE_TRIES, sleep=waits.append)
     with pytest.raises(OssError) as info:
         api.list_cnames(BUCKET)
     assert (info.value.code, info.value.retryable, info.value.status) == ("NetworkError", True, 0)
     cause = sdk_cause(info.value)
     assert isinstance(cause, oss_exc.RequestError)
     assert isinstance(cause.unwrap(), urllib3.exceptions.NewConnectionError)
-    assert len(sends) == 3  # the SDK's default retryer: three attempts
+    assert len(sends) == 3  # three attempts, each one request: the SDK does not retry under us
+    assert waits == [0.01, 0.01]
 
 
 def test_silent_server_should_time_out_as_a_response_error(
@@ -145,7 +153,8 @@ def test_silent_server_should_time_out_as_a_response_error(
 ) -> None:
     sock, port = listening_port()
     with sock:
-        api = oss_api(sandbox, f"http://127.0.0.1:{port}", read_timeout_s=0.2)
+        api = oss_api(sandbox, f"http://127.0.0.1:{port}", read_timeout_s=0.2,
+                      retry=THREE_TRIES)
         with pytest.raises(OssError) as info:
             api.get_token(BUCKET, fresh_domain())
     assert (info.value.code, info.value.retryable) == ("NetworkError", True)
@@ -192,7 +201,7 @@ def test_http_proxy_should_hand_the_endpoint_to_the_sdks_client(
     assert http_client_for(endpoint, region="cn-hangzhou", connect_timeout_s=1,
                            read_timeout_s=1) is None
     with pytest.raises(OssError) as info:
-        oss_api(sandbox, connect_timeout_s=1).list_cnames(BUCKET)
+        oss_api(sandbox, connect_timeout_s=1, retry=THREE_TRIES).list_cnames(BUCKET)
     assert info.value.code == "NetworkError"
     assert "proxy" in str(sdk_cause(info.value)).lower()
     assert sends == []

@@ -14,8 +14,8 @@ import alibabacloud_oss_v2 as oss
 import pytest
 import yaml
 
-from cname_flow.sandbox.app import Sandbox
-from cname_flow.sandbox.config import SandboxConfig, ZoneConfig
+from cname_flow.sandbox.app import Sandbox, write_cname_flow_config
+from cname_flow.sandbox.config import SandboxConfig, StsConfig, ZoneConfig
 from tests.e2e.bindkit import world
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +112,42 @@ def test_sandbox_serve_as_a_process_writes_info_and_config_and_survives_restart(
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+def test_written_config_lets_the_sandbox_sts_credentials_bind(tmp_path: Path) -> None:
+    """--write-config reads OSS_SESSION_TOKEN when the sandbox has STS credentials, so the CLI
+    signs with the token (no MissingSecurityToken), and still works without one."""
+    sts = StsConfig(access_key_id="STS.SandboxTemp", access_key_secret="sts-secret",
+                    security_token="sts-token-value")
+    base = SandboxConfig()
+    accounts = [base.accounts[0].model_copy(update={"sts": [sts]}), *base.accounts[1:]]
+    with Sandbox(base.model_copy(update={"accounts": accounts})) as sb:
+        config = tmp_path / "cname-flow.yaml"
+        write_cname_flow_config(sb.info, config)
+        assert "OSS_SESSION_TOKEN" in config.read_text()
+        assert sts.security_token not in config.read_text()
+        env = {k: v for k, v in os.environ.items()
+               if not k.upper().endswith("_PROXY") and not k.startswith(("OSS_", "ALIBABA_"))}
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+        runs = {
+            "sts": {"OSS_ACCESS_KEY_ID": sts.access_key_id,
+                    "OSS_ACCESS_KEY_SECRET": sts.access_key_secret,
+                    "OSS_SESSION_TOKEN": sts.security_token},
+            "long-term key": {"OSS_ACCESS_KEY_ID": sb.info.access_key_id,
+                              "OSS_ACCESS_KEY_SECRET": sb.info.access_key_secret},
+        }
+        for i, (label, creds) in enumerate(runs.items()):
+            done = subprocess.run(
+                [sys.executable, "-m", "cname_flow", "--config", str(config), "bind",
+                 f"sts{i}.example.com", "--bucket", "examplebucket", "--json"],
+                env=env | creds, capture_output=True, text=True, timeout=120, check=False,
+                cwd=tmp_path)
+            assert done.returncode == 0, (label, done.stderr[-2000:])
+            assert json.loads(done.stdout)["phase"] == "BOUND", label
+
+
+def test_written_config_names_no_token_without_sts_credentials(tmp_path: Path) -> None:
+    with Sandbox() as sb:
+        config = tmp_path / "cname-flow.yaml"
+        write_cname_flow_config(sb.info, config)
+    assert "security_token" not in yaml.safe_load(config.read_text())["credentials"]

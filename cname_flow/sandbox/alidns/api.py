@@ -10,12 +10,12 @@ signature-nonce replay protection; then per-account per-action token buckets app
 Answers are JSON. Success bodies carry ``RequestId``; errors are
 ``{RequestId, HostId, Code, Message, Recommend}`` with HTTP 400 unless noted.
 Injected faults: ERROR → 503 ``ServiceUnavailable``, THROTTLE → ``Throttling.User``,
-DROP → the TCP connection is reset without an answer.
+DROP → the TCP connection is reset without an answer; ERROR_AFTER and DROP_AFTER run the
+operation first, then answer as ERROR and DROP ("executed, answer lost").
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import deque
@@ -41,7 +41,7 @@ from cname_flow.sandbox.alidns.signing import (
     verify_acs3,
     verify_rpc,
 )
-from cname_flow.sandbox.faults import FaultKind, FaultPlan
+from cname_flow.sandbox.faults import FaultKind, FaultPlan, abort_connection
 from cname_flow.sandbox.state import Credential, SandboxState, new_request_id
 
 API_VERSION = "2015-01-09"
@@ -55,6 +55,9 @@ RPC_PROTOCOL_KEYS = frozenset({
 })
 _DROP_KEY = "cname_flow.drop"
 JSON_TYPE = "application/json;charset=utf-8"
+#: The largest request body read, bytes. Alidns takes its parameters in the query (or a small
+#: form body): a larger body is refused before it is read on, before authentication.
+MAX_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +246,36 @@ class Authenticator:
         return cred
 
 
+def _too_large() -> AlidnsError:
+    """413 (RFC 9110 §15.5.14, Content Too Large): Alidns documents no code for it, so the
+    answer keeps the OpenAPI error shape with the status's own name."""
+    return AlidnsError(
+        "RequestEntityTooLarge", f"The request body exceeds {MAX_BODY_BYTES} bytes.", 413
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, at most :data:`MAX_BODY_BYTES`: a larger declared ``Content-Length``
+    is refused unread, a longer stream as soon as it passes the cap.
+
+    Raises:
+        AlidnsError: 413 ``RequestEntityTooLarge``.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _incoming(request: Request) -> RpcRequest:
-    body = await request.body()
+    body = await read_body(request)
     pairs = parse_qsl(request.scope.get("query_string", b"").decode("latin-1"),
                       keep_blank_values=True)
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -280,7 +311,8 @@ def _check_action(req: RpcRequest) -> str:
 
 
 class AlidnsService:
-    """The request pipeline: faults → action → authentication → rate limit → operation."""
+    """The request pipeline: bounded body → faults → action → authentication → rate limit →
+    operation."""
 
     def __init__(self, state: SandboxState, faults: FaultPlan) -> None:
         self.state = state
@@ -299,21 +331,33 @@ class AlidnsService:
         return error_response(err, request_id, headers)
 
     async def handle(self, request: Request) -> Response:
-        """Serve one HTTP request (any failure inside becomes a JSON error answer)."""
+        """Serve one HTTP request (any failure inside becomes a JSON error answer).
+
+        A fault drawn for the action replaces the answer: before the operation (nothing
+        changed) or, for the *after* kinds, once it has run (its effect stays).
+        """
         request_id = new_request_id()
-        req = await _incoming(request)
+        try:
+            req = await _incoming(request)
+        except AlidnsError as refused:  # refused before it is read on: close, do not drain
+            return error_response(refused, request_id, {"connection": "close"})
         kind = await self.faults.apply(req.action or "unknown")
-        if kind is FaultKind.DROP:
+        if kind is FaultKind.NONE:
+            return self._run(req, request_id)
+        if kind.executes:
+            self._run(req, request_id)  # it ran; its answer is lost below
+        if kind.answer is FaultKind.DROP:
             await request.scope["extensions"][_DROP_KEY]()
             return Response(status_code=204)  # never reaches the client
-        if kind is FaultKind.ERROR:
-            err = AlidnsError(
-                "ServiceUnavailable",
-                "The request has failed due to a temporary failure of the server.", 503,
-            )
-            return error_response(err, request_id)
-        if kind is FaultKind.THROTTLE:
+        if kind.answer is FaultKind.THROTTLE:
             return self._throttled(request_id)
+        err = AlidnsError(
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.", 503,
+        )
+        return error_response(err, request_id)
+
+    def _run(self, req: RpcRequest, request_id: str) -> Response:
         try:
             return self._serve(req, request_id)
         except AlidnsError as err:
@@ -330,16 +374,6 @@ class AlidnsService:
         return _json({"RequestId": request_id, **body}, 200, request_id)
 
 
-async def _abort_connection(send: Send) -> None:
-    """Reset the client's TCP connection without an answer (uvicorn's transport), then yield."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is None:
-        raise ConnectionAbortedError("fault injection: drop")
-    transport.abort()
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-
-
 class _DropCapable:
     """Outermost ASGI layer: lends the endpoint a way to drop the raw connection."""
 
@@ -349,7 +383,7 @@ class _DropCapable:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             extensions = dict(scope.get("extensions") or {})
-            extensions[_DROP_KEY] = lambda: _abort_connection(send)
+            extensions[_DROP_KEY] = lambda: abort_connection(send)
             scope = {**scope, "extensions": extensions}
         await self.app(scope, receive, send)
 

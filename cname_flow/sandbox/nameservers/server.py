@@ -144,7 +144,7 @@ class AuthoritativeServer(ListeningServer):
 
     async def _respond_with_faults(self, faults: FaultPlan, wire: bytes,
                                    tcp: bool) -> dns.message.Message | None:
-        kind = await faults.apply("dns")
+        kind = (await faults.apply("dns")).answer  # a query changes nothing: after = before
         response = self.respond(wire)
         if kind is FaultKind.NONE or response is None:
             return response

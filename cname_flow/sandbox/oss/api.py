@@ -2,10 +2,11 @@
 
 Per request: address (path-style ``/<bucket>/?…`` or virtual-host ``Host: <bucket>.<endpoint>``)
 → route by method and query keys → fault injection → bounded body read → signature (V4 or V1)
-→ Content-MD5 → operation (:mod:`oss_ops`). Every answer carries ``Date`` and a 24-character
-``x-oss-request-id``; errors are namespace-free ``<Error>`` documents with
-``Content-Type: application/xml``. The public sources of these rules are listed in
-``docs/sandbox-oss.md``.
+→ Content-MD5 → operation (:mod:`oss_ops`). Faults answer before the operation (ERROR,
+THROTTLE: a 503; DROP: the connection is reset) or after it ran (ERROR_AFTER, DROP_AFTER).
+Every answer carries ``Date`` and a 24-character ``x-oss-request-id``; errors are
+namespace-free ``<Error>`` documents with ``Content-Type: application/xml``. The public
+sources of these rules are listed in ``docs/sandbox-oss.md``.
 
 Serve it with ``date_header=False`` (uvicorn adds its own ``Date`` otherwise; two ``Date``
 headers break the SDK's error parsing) — :func:`uvicorn_config` does that.
@@ -28,23 +29,19 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cname_flow.logs import get_logger
-from cname_flow.sandbox.faults import FaultKind, FaultPlan
+from cname_flow.sandbox.faults import FaultKind, FaultPlan, abort_connection
 from cname_flow.sandbox.oss import xml as oss_xml
 from cname_flow.sandbox.oss.ops import Caller, OssOperations, OwnershipVerifier
 from cname_flow.sandbox.oss.signing import AuthFailure, SignedRequest, verify
 from cname_flow.sandbox.oss.xml import OssErrorResponse
 from cname_flow.sandbox.state import SandboxState, new_request_id
 
-__all__ = ["DroppedConnection", "OssApp", "OwnershipVerifier", "create_oss_app", "uvicorn_config"]
+__all__ = ["OssApp", "OwnershipVerifier", "create_oss_app", "uvicorn_config"]
 
 _log = get_logger(__name__)
 
 _POST_CNAME_OPS = {"token": "CreateCnameToken", "add": "PutCname", "delete": "DeleteCname"}
 _BODY_OPS = frozenset({"PutBucket", "CreateCnameToken", "PutCname", "DeleteCname"})
-
-
-class DroppedConnection(Exception):
-    """Raised after the response started so the server closes the connection (fault DROP)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +114,9 @@ class OssApp:
             failure = OssErrorResponse(500, "InternalError", "We encountered an internal error.")
             response = self._error(failure, request_id, None)
         if response is None:
-            _log.info("oss.fault.drop", request_id=request_id)
-            start = {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", b"64")],
-            }
-            await send(start)
-            raise DroppedConnection("connection dropped on purpose (fault injection)")
+            _log.info("oss.fault.drop", request_id=request_id, path=scope.get("path"))
+            await abort_connection(send)
+            return
         await response(scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, request_id: str) -> Response | None:
@@ -136,12 +128,22 @@ class OssApp:
             )
             return self._error(failure, request_id, req.bucket)
         kind = await self.faults.apply(op)
-        if kind is FaultKind.DROP:
+        response = await self._operate(op, req, receive, request_id) if kind.executes else None
+        if kind is FaultKind.NONE:
+            return response
+        if kind.answer is FaultKind.DROP:  # DROP, or DROP_AFTER once the operation ran
             return None
-        if kind is not FaultKind.NONE:
-            return self._error(_fault_error(kind), request_id, req.bucket)
+        return self._error(_fault_error(kind.answer), request_id, req.bucket)
+
+    async def _operate(
+        self, op: str, req: OssRequest, receive: Receive, request_id: str
+    ) -> Response:
         try:
-            raw_body = await read_body(receive) if op in _BODY_OPS else b""
+            raw_body: bytes | None = b""
+            if op in _BODY_OPS:
+                raw_body = await read_body(receive, req.headers.get("content-length"))
+            if raw_body is None:  # refused before the signature is even looked at
+                return self._error(_too_large(), request_id, req.bucket, close=True)
             caller = self._authenticate(req)
             body = check_body(req, raw_body)
             status, content = await self._handlers[op](caller, req, body)
@@ -182,14 +184,17 @@ class OssApp:
             headers.update(extra)
         return Response(body, status, headers, "application/xml" if body else None)
 
-    def _error(self, exc: OssErrorResponse, request_id: str, bucket: str | None) -> Response:
+    def _error(self, exc: OssErrorResponse, request_id: str, bucket: str | None, *,
+               close: bool = False) -> Response:
+        """The ``<Error>`` answer; ``close``: the connection ends after it (a body left unread)."""
         region = self.state.config.region
         host = f"oss-{region}.aliyuncs.com"
         host_id = f"{oss_xml.xml_text(bucket)}.{host}" if bucket else host
         body = oss_xml.error_body(exc.code, exc.message, request_id, host_id, exc.ec, exc.fields)
-        return self._response(
-            exc.status, body, request_id, {"x-oss-ec": exc.ec} if exc.ec else None
-        )
+        extra = {"x-oss-ec": exc.ec} if exc.ec else {}
+        if close:
+            extra["connection"] = "close"
+        return self._response(exc.status, body, request_id, extra or None)
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -326,8 +331,11 @@ def route(req: OssRequest) -> str | None:
     return None
 
 
-async def read_body(receive: Receive) -> bytes | None:
-    """The request body, or None once it exceeds ``oss_xml.MAX_BODY_BYTES`` (reading stops)."""
+async def read_body(receive: Receive, declared: str | None = None) -> bytes | None:
+    """The request body, or None once it exceeds ``oss_xml.MAX_BODY_BYTES`` (reading stops), or
+    at once, unread, when the declared ``Content-Length`` does."""
+    if declared is not None and declared.isdigit() and int(declared) > oss_xml.MAX_BODY_BYTES:
+        return None
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -348,9 +356,7 @@ def check_body(req: OssRequest, body: bytes | None) -> bytes:
         OssErrorResponse: as above.
     """
     if body is None:
-        raise OssErrorResponse(
-            400, "MalformedXML", f"The body exceeds {oss_xml.MAX_BODY_BYTES} bytes."
-        )
+        raise _too_large()
     sent = req.headers.get("content-md5")
     if sent is not None:
         actual = base64.b64encode(hashlib.md5(body).digest()).decode("ascii")
@@ -374,6 +380,12 @@ def _parse_or_malformed(body: bytes, root: str) -> None:
         raise OssErrorResponse(
             400, "MalformedXML", "The XML you provided was not well-formed."
         ) from None
+
+
+def _too_large() -> OssErrorResponse:
+    return OssErrorResponse(
+        400, "MalformedXML", f"The body exceeds {oss_xml.MAX_BODY_BYTES} bytes."
+    )
 
 
 def _fault_error(kind: FaultKind) -> OssErrorResponse:

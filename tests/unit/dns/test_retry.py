@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
+import alibabacloud_oss_v2 as oss
 import pytest
+from alibabacloud_oss_v2 import exceptions as oss_exc
 from structlog.testing import capture_logs
 
 from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns, split_endpoint
 from cname_flow.dns.retry import RetryPolicy
-from cname_flow.errors import DnsProviderError, DnsThrottled, RemoteError
+from cname_flow.errors import (
+    CnameTaken,
+    DnsProviderError,
+    DnsThrottled,
+    OwnershipPending,
+    RemoteError,
+)
+from cname_flow.oss.adapter import AlibabaOss
 from tests.unit.test_errors import client_exception
 
 
@@ -148,3 +159,64 @@ def test_alidns_on_error_should_see_every_failed_attempt_mapped(
     assert [action for action, _ in seen] == ["DescribeDomains"] * 4
     assert all(isinstance(exc, DnsThrottled) for _, exc in seen)
     assert seen[-1][1] is info.value
+
+
+# --- the OSS adapter runs through the same layer, with the SDK's retryer off ------------------
+
+
+def _oss_answer(status: int, code: str) -> BaseException:
+    err = oss_exc.ServiceError(status_code=status, code=code, message="m", request_id="RID",
+                               ec="", timestamp=None, request_target="POST /")
+    wrapped: BaseException = oss_exc.OperationError(name="op", error=err)
+    return wrapped
+
+
+def _oss(**hooks: Any) -> AlibabaOss:
+    return AlibabaOss(region="cn-hangzhou", credentials=Credentials("AKID", "SENTINEL-secret"),
+                      endpoint="http://127.0.0.1:9", retry=NO_JITTER, **hooks)
+
+
+def test_oss_sdk_retryer_should_be_off() -> None:
+    options = _oss()._client._client._options
+    assert isinstance(options.retryer, oss.retry.NopRetryer)
+    assert _oss()._client._client.retry_max_attempts(options) == 1
+
+
+def test_oss_retryable_answers_should_be_retried_with_every_attempt_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    limited: list[str] = []
+    seen: list[tuple[str, str]] = []
+    api = _oss(sleep=waits.append, rate_limiter=limited.append,
+               on_error=lambda action, exc: seen.append((action, exc.code)))
+    answers = [_oss_answer(503, "ServiceUnavailable"), _oss_answer(503, "SlowDown")]
+    calls, fn = failing(answers, result="listed")
+    monkeypatch.setattr(api._client, "list_cname", lambda _req: SimpleNamespace(
+        cnames=[] if fn() == "listed" else None))
+    assert api.list_cnames("examplebucket") == []
+    assert len(calls) == 3 and waits == [1.0, 2.0]
+    assert limited == ["ListCname"] * 3
+    assert seen == [("ListCname", "ServiceUnavailable"), ("ListCname", "SlowDown")]
+
+
+@pytest.mark.parametrize(("status", "code", "cls"), [
+    (403, "NeedVerifyDomainOwnership", OwnershipPending),   # the PutCname step's wait, not ours
+    (409, "CnameAlreadyExists", CnameTaken),
+])
+def test_oss_answers_that_are_not_transient_should_be_tried_once(
+    monkeypatch: pytest.MonkeyPatch, status: int, code: str, cls: type[Exception]
+) -> None:
+    waits: list[float] = []
+    api = _oss(sleep=waits.append)
+    calls, fn = failing([_oss_answer(status, code)] * 5)
+    monkeypatch.setattr(api._client, "put_cname", lambda _req: fn())
+    with pytest.raises(cls):
+        api.put_cname("examplebucket", "a.example.com")
+    assert (len(calls), waits) == (1, [])
+
+
+def test_alidns_sdk_retries_should_be_off() -> None:
+    dns = Alidns(credentials=Credentials("LTAIexample", "secret"), endpoint="127.0.0.1:9",
+                 protocol="http")
+    assert dns._client._retry_options.retryable is False

@@ -9,6 +9,7 @@ import pytest
 from alibabacloud_oss_v2 import exceptions as oss_exc
 
 from cname_flow.config.credentials import Credentials
+from cname_flow.dns.retry import RetryPolicy
 from cname_flow.errors import (
     CnameAlreadyBound,
     CnameTaken,
@@ -129,9 +130,10 @@ def test_fake_oss_rebind_on_same_bucket_should_keep_certificate_rules() -> None:
 
 
 def _adapter() -> AlibabaOss:
-    """An adapter whose SDK client is never reached (each test replaces the one call it makes)."""
+    """An adapter whose SDK client is never reached (each test replaces the one call it makes);
+    one attempt, so a retryable answer is seen at once (the retry layer: tests/unit/dns)."""
     return AlibabaOss(region="cn-hangzhou", credentials=Credentials("AKID", "secret"),
-                      endpoint="http://127.0.0.1:9")
+                      endpoint="http://127.0.0.1:9", retry=RetryPolicy(attempts=1))
 
 
 def _answering(status: int, code: str, ec: str = "") -> Callable[[object], object]:

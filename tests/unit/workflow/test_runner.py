@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cname_flow.dns.base import OWNER_REMARK
 from cname_flow.errors import DomainBoundElsewhere, PropagationTimeout, ZoneNotFound
 from cname_flow.journal import Journal
 from cname_flow.model import Binding, Phase, txt_name
@@ -50,6 +52,17 @@ def crash_after(obj: object, method: str) -> None:
     def crashing(*args: Any, **kwargs: Any) -> Any:
         setattr(obj, method, original)
         original(*args, **kwargs)
+        raise Crash(method)
+
+    setattr(obj, method, crashing)
+
+
+def crash_before(obj: object, method: str) -> None:
+    """Make the next ``obj.method`` call crash once before doing anything."""
+    original: Callable[..., Any] = getattr(obj, method)
+
+    def crashing(*args: Any, **kwargs: Any) -> Any:
+        setattr(obj, method, original)
         raise Crash(method)
 
     setattr(obj, method, crashing)
@@ -154,3 +167,54 @@ def test_run_when_token_expired_on_resume_should_mint_a_new_one_and_update_our_r
     assert world.oss.calls["CreateCnameToken"] == 2 and world.oss.minted == 2
     assert len(world.txt_records()) == 1 and world.txt_records() != first   # updated in place
     assert world.dns.calls["AddDomainRecord"] == 1
+
+
+def _txt_refs(world: World) -> list[Any]:
+    return [r for r in world.dns.records.values() if r.fqdn == txt_name(DOMAIN)]
+
+
+@pytest.mark.parametrize("hook", ["_create", "_set_remark"])
+def test_run_when_killed_after_the_record_was_added_should_claim_it_on_resume(
+    tmp_path: Path, hook: str
+) -> None:
+    """The add ran but its answer (or the remark after it) never came back: the record holds
+    exactly our token, so the resumed run marks it and journals its id."""
+    world = World(tmp_path)
+    if hook == "_set_remark":
+        crash_before(world.dns, hook)          # killed before the remark call left the client
+    else:
+        crash_after(world.dns, hook)           # killed while the add's answer was in flight
+    with pytest.raises(Crash):
+        world.run()
+    [unmarked] = _txt_refs(world)
+    assert unmarked.remark == ""
+    record = world.run()
+    assert record.phase == Phase.BOUND
+    [claimed] = _txt_refs(world)
+    assert claimed.record_id == unmarked.record_id and claimed.remark == OWNER_REMARK
+    assert record.txt_record_id == claimed.record_id
+    assert world.dns.calls["AddDomainRecord"] == 1     # found by value, not added again
+
+
+def test_run_when_our_token_sits_in_a_record_someone_else_marked_should_leave_it(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    crash_after(world.dns, "_create")
+    with pytest.raises(Crash):
+        world.run()
+    [added] = _txt_refs(world)
+    world.dns.records[added.record_id] = replace(added, remark="owner:platform-team")
+    record = world.run()
+    assert record.phase == Phase.BOUND
+    assert [r.remark for r in _txt_refs(world)] == ["owner:platform-team"]
+    assert record.txt_record_id is None
+    assert world.dns.calls["UpdateDomainRecordRemark"] == 0
+
+
+def test_run_on_the_happy_path_should_not_claim(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    record = world.run()
+    [ours] = _txt_refs(world)
+    assert ours.remark == OWNER_REMARK and record.txt_record_id == ours.record_id
+    assert world.dns.calls["UpdateDomainRecordRemark"] == 1   # the mark after the add, no more
