@@ -24,8 +24,8 @@ from cname_flow.sandbox.config import (
 #: Domains per bucket: the documented OSS limit of CNAMEs per bucket
 #: (https://www.alibabacloud.com/help/en/oss/user-guide/map-custom-domain-names-5).
 PER_BUCKET = 100
-API_OPS = ("CreateCnameToken", "GetCnameToken", "PutCname", "ListCname", "DescribeDomains",
-           "DescribeDomainInfo", "DescribeSubDomainRecords", "AddDomainRecord",
+API_OPS = ("GetBucketInfo", "CreateCnameToken", "GetCnameToken", "PutCname", "ListCname",
+           "DescribeDomains", "DescribeDomainInfo", "DescribeSubDomainRecords", "AddDomainRecord",
            "UpdateDomainRecord", "UpdateDomainRecordRemark")
 #: The writes whose answer :func:`world`'s ``lost_rate`` loses after they ran.
 LOST_OPS = ("CreateCnameToken", "PutCname", "AddDomainRecord", "UpdateDomainRecordRemark")
