@@ -6,8 +6,8 @@ UpdateDomainRecordRemark, DeleteDomainRecord
 (https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir).
 
 The SDK's own retries are off (``Config.retry_options`` not retryable); this adapter retries
-throttling, 5xx and network failures under :class:`~cname_flow.dns.retry.RetryPolicy`
-(honouring ``x-acs-retry-after``) through :class:`~cname_flow.dns.retry.RetriedCalls`, the one
+throttling, 5xx and network failures under :class:`~cname_flow.retry.RetryPolicy`
+(honouring ``x-acs-retry-after``) through :class:`~cname_flow.retry.RetriedCalls`, the one
 retry layer, which calls the optional ``rate_limiter(action)`` before every attempt and the
 optional ``on_error(action, error)`` after every failed one: the hooks a caller composes (a
 batch job limits and counts calls through them) instead of subclassing the adapter.
@@ -28,8 +28,8 @@ from darabonba.policy.retry import RetryOptions
 from cname_flow.config.credentials import Credentials, secret_values
 from cname_flow.dns.alidns_errors import ALIDNS_SDK_ERRORS, map_alidns_error, retry_after_s
 from cname_flow.dns.base import BaseDnsProvider, RecordRef, Zone
-from cname_flow.dns.retry import RetriedCalls, RetryPolicy
 from cname_flow.errors import DnsProviderError
+from cname_flow.retry import RetriedCalls, RetryPolicy
 
 _PAGE_SIZE = 100  # DescribeDomains and DescribeSubDomainRecords accept at most 100
 _DEFAULT_MIN_TTL = 600  # free edition floor, when DescribeDomainInfo omits MinTtl

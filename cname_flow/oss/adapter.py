@@ -10,9 +10,9 @@ Every SDK failure leaves this module as an :class:`~cname_flow.errors.OssError` 
 :mod:`cname_flow.oss.errors`).
 
 One retry layer per call, ours: the SDK's retryer is off (``NopRetryer``, one attempt) and every
-operation runs through :class:`~cname_flow.dns.retry.RetriedCalls`, which retries what the SDK
+operation runs through :class:`~cname_flow.retry.RetriedCalls`, which retries what the SDK
 used to (transport errors, 5xx, 408/429 and throttling codes; see ``map_oss_error``) with the
-shared :class:`~cname_flow.dns.retry.RetryPolicy` backoff, and passes every attempt through the
+shared :class:`~cname_flow.retry.RetryPolicy` backoff, and passes every attempt through the
 optional ``rate_limiter``/``on_error`` hooks. ``NeedVerifyDomainOwnership`` is not retried here:
 its wait belongs to the PutCname step (:mod:`cname_flow.workflow.putcname`).
 """
@@ -29,12 +29,12 @@ from urllib.parse import urlsplit
 import alibabacloud_oss_v2 as oss
 
 from cname_flow.config.credentials import Credentials, secret_values
-from cname_flow.dns.retry import RetriedCalls, RetryPolicy, is_retryable
 from cname_flow.errors import OssError, OwnershipPending
 from cname_flow.logs import get_logger
 from cname_flow.model import CertificateInfo, CertificateRequest, CnameEntry, CnameToken
 from cname_flow.oss.errors import OSS_SDK_ERRORS, SERVICE, map_oss_error
 from cname_flow.oss.transport import http_client_for
+from cname_flow.retry import RetriedCalls, RetryPolicy, is_retryable
 
 _log = get_logger(__name__)
 _T = TypeVar("_T")

@@ -17,7 +17,6 @@ import pytest
 from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns
 from cname_flow.dns.base import Zone
-from cname_flow.dns.retry import RetryPolicy
 from cname_flow.errors import (
     DnsAuthError,
     DnsProviderError,
@@ -28,6 +27,7 @@ from cname_flow.errors import (
 )
 from cname_flow.model import CertificateRequest, txt_name
 from cname_flow.oss.adapter import AlibabaOss
+from cname_flow.retry import RetryPolicy
 from cname_flow.sandbox.app import Sandbox
 from cname_flow.sandbox.config import AlidnsLimits, SandboxConfig
 from tests.certgen import make_cert

@@ -17,11 +17,11 @@ from alibabacloud_oss_v2 import exceptions as oss_exc
 import cname_flow.sandbox.oss.api as sandbox_oss_api
 from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns
-from cname_flow.dns.retry import RetryPolicy
 from cname_flow.errors import OssError
 from cname_flow.model import txt_name
 from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.transport import Urllib3HttpClient, http_client_for
+from cname_flow.retry import RetryPolicy
 from cname_flow.sandbox.app import Sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_proxy")]

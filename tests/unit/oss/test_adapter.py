@@ -9,7 +9,6 @@ import pytest
 from alibabacloud_oss_v2 import exceptions as oss_exc
 
 from cname_flow.config.credentials import Credentials
-from cname_flow.dns.retry import RetryPolicy
 from cname_flow.errors import (
     CnameAlreadyBound,
     CnameTaken,
@@ -26,6 +25,7 @@ from cname_flow.oss.adapter import (
     _needs_path_style,
     parse_http_date,
 )
+from cname_flow.retry import RetryPolicy
 from tests.fakes import FakeOss, oss_error
 
 

@@ -14,7 +14,6 @@ from structlog.testing import capture_logs
 
 from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns, split_endpoint
-from cname_flow.dns.retry import RetryPolicy
 from cname_flow.errors import (
     CnameTaken,
     DnsProviderError,
@@ -23,6 +22,7 @@ from cname_flow.errors import (
     RemoteError,
 )
 from cname_flow.oss.adapter import AlibabaOss
+from cname_flow.retry import RetryPolicy
 from tests.unit.test_errors import client_exception
 
 
