@@ -240,26 +240,42 @@ def learn_regions(clients: Clients, buckets: Iterable[str], *,
     return {name: err for name, err in zip(names, answers, strict=True) if err is not None}
 
 
-def manifest_in_regions(clients: Clients, manifest: Manifest, *, threads: int = 16) -> Manifest:
-    """The manifest with every binding's region its bucket's (:func:`preflight_region` for each,
-    the buckets learned at once by :func:`learn_regions`), before anything is read or written.
+def bindings_in_regions(
+    clients: Clients, manifest: Manifest, *, threads: int = 16,
+) -> tuple[list[Binding], dict[str, str]]:
+    """Every binding of ``manifest`` with its region its bucket's (:func:`preflight_region` for
+    each, the buckets learned at once by :func:`learn_regions`), before anything is written.
+
+    Returns:
+        The usable bindings (manifest order), and binding key → ``"<file>:<line>: <why>"`` for
+        each binding whose bucket does not exist or whose region is not its bucket's.
 
     Raises:
-        ConfigError: every binding whose bucket does not exist or whose region is not its
-            bucket's, each with its manifest line (exit 2).
         OssError: GetBucketInfo failed otherwise (e.g. unreachable: retryable).
     """
     unusable = learn_regions(clients, (b.bucket for b in manifest.bindings), threads=threads)
-    bindings, reasons = [], []
+    bindings, reasons = [], {}
     for binding in manifest.bindings:
         try:
             if binding.bucket in unusable:
                 raise unusable[binding.bucket]
             bindings.append(preflight_region(clients, binding))
         except InputError as exc:
-            reasons.append(f"{manifest.lines.get(binding.key, manifest.source)}: {exc}")
+            reasons[binding.key] = f"{manifest.lines.get(binding.key, manifest.source)}: {exc}"
+    return bindings, reasons
+
+
+def manifest_in_regions(clients: Clients, manifest: Manifest, *, threads: int = 16) -> Manifest:
+    """The manifest with every binding's region its bucket's (:func:`bindings_in_regions`).
+
+    Raises:
+        ConfigError: every binding whose bucket does not exist or whose region is not its
+            bucket's, each with its manifest line (exit 2).
+        OssError: GetBucketInfo failed otherwise (e.g. unreachable: retryable).
+    """
+    bindings, reasons = bindings_in_regions(clients, manifest, threads=threads)
     if reasons:
-        raise ConfigError(reasons, source=str(manifest.source))
+        raise ConfigError(list(reasons.values()), source=str(manifest.source))
     return replace(manifest, bindings=tuple(bindings))
 
 

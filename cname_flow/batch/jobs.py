@@ -264,20 +264,19 @@ def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]
             exist or whose region is not its bucket's, each with its manifest line.
         OssError: GetBucketInfo failed otherwise (e.g. unreachable: retryable).
     """
-    contexts, reasons = [], []
+    contexts = []
     listing = clients.oss.recent_list if isinstance(clients.oss, BatchOss) else None
     ports = service.ports(clients, bucket_listing=listing)
-    unusable = service.learn_regions(clients, (b.bucket for b in manifest.bindings),
-                                     threads=clients.settings.batch.concurrency)
-    for binding in manifest.bindings:
+    bindings, reasons = service.bindings_in_regions(clients, manifest,
+                                                    threads=clients.settings.batch.concurrency)
+    for binding in bindings:
         try:
-            if binding.bucket in unusable:
-                raise unusable[binding.bucket]
             contexts.append(service.step_context(clients, binding, shared=ports))
         except InputError as exc:
-            reasons.append(f"{manifest.lines.get(binding.key, manifest.source)}: {exc}")
-    if reasons:
-        raise ConfigError(reasons, source=str(manifest.source))
+            reasons[binding.key] = f"{manifest.lines.get(binding.key, manifest.source)}: {exc}"
+    if reasons:  # in manifest order, whichever check refused each binding
+        ordered = [reasons[b.key] for b in manifest.bindings if b.key in reasons]
+        raise ConfigError(ordered, source=str(manifest.source))
     return contexts
 
 
