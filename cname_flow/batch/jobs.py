@@ -7,7 +7,7 @@ options it was started with; :func:`resume_job` reloads both), its members and i
 fsync per group), each binding's lock held while it is in flight. So ``status``, ``cert
 status`` and ``reconcile`` see what a job made, and a ``bind`` of one of its domains waits for
 the job instead of doing the work twice. The engine is in
-:mod:`cname_flow.batch.engine`, the API discipline (token buckets, coalesced ListCname) in
+:mod:`cname_flow.workflow.engine`, the API discipline (token buckets, coalesced ListCname) in
 :mod:`cname_flow.batch.limits`. Nothing here prints or exits: the CLI renders a
 :class:`JobResult` and picks the exit code from :attr:`JobResult.exit_status`.
 
@@ -36,10 +36,7 @@ from typing import Literal
 
 from cname_flow import service
 from cname_flow.batch.checker import CachingChecker
-from cname_flow.batch.commit import GroupCommitter
-from cname_flow.batch.engine import BackoffPolicy, Engine
 from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter
-from cname_flow.batch.pool import Workers
 from cname_flow.config import Settings
 from cname_flow.errors import ConfigError, InputError
 from cname_flow.journal import BindingRecord
@@ -48,7 +45,10 @@ from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import Phase
 from cname_flow.store import BindingStore, JobState
 from cname_flow.store.jobs import JOBS_DIR, job_file
+from cname_flow.workflow.commit import GroupCommitter
 from cname_flow.workflow.context import StepContext
+from cname_flow.workflow.engine import BackoffPolicy, Engine
+from cname_flow.workflow.pool import Workers
 
 log = get_logger(__name__)
 

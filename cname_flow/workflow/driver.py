@@ -2,7 +2,7 @@
 expired-token back-edge, failure events, and naming the binding and step on every error.
 
 A driver (:class:`~cname_flow.workflow.runner.Runner` for one binding,
-:class:`~cname_flow.batch.engine.Engine` for a job) owns only *when* and *where* a step runs
+:class:`~cname_flow.workflow.engine.Engine` for a job) owns only *when* and *where* a step runs
 and how its events reach the journal; *what* a step does and which events it leaves behind
 are decided here, once::
 

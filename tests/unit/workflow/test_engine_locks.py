@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from cname_flow.batch.commit import GroupCommitter
-from cname_flow.batch.engine import BackoffPolicy, Engine
 from cname_flow.batch.jobs import outcome
-from cname_flow.batch.pool import Workers
 from cname_flow.journal import BindingRecord, JournalEvent
 from cname_flow.model import AuxStep, Binding, CnameToken, Phase
 from cname_flow.store import JsonStore
+from cname_flow.workflow.commit import GroupCommitter
 from cname_flow.workflow.context import Ports, StepContext
+from cname_flow.workflow.engine import BackoffPolicy, Engine
+from cname_flow.workflow.pool import Workers
 from tests.fakes import FakeChecker, FakeDnsProvider, FakeOss
 
 BUCKET = "examplebucket"

@@ -8,12 +8,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from cname_flow.batch.commit import GroupCommitter
-from cname_flow.batch.engine import BackoffPolicy, Engine
-from cname_flow.batch.pool import Workers
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Binding, CertificateRequest, CnameToken, Phase
+from cname_flow.workflow.commit import GroupCommitter
 from cname_flow.workflow.context import Ports, StepContext
+from cname_flow.workflow.engine import BackoffPolicy, Engine
+from cname_flow.workflow.pool import Workers
 from tests.fakes import FakeChecker, FakeDnsProvider, FakeOss, oss_error
 
 BUCKET = "examplebucket"

@@ -14,13 +14,13 @@ Design:
   the previous step's ``done`` and is durable before the step starts), so the event loop
   sees a binding only at the start of a hop and for its propagation wait.
 * Synchronous SDK calls run in a bounded thread pool (``concurrency`` workers,
-  :class:`~cname_flow.batch.pool.Workers`) behind a priority gate that hands a freed worker
+  :class:`~cname_flow.workflow.pool.Workers`) behind a priority gate that hands a freed worker
   to the binding furthest along the machine, so bindings finish instead of all crowding the
   first steps; no step kind may hold more than half the workers (a step blocked on its API's
   token bucket cannot starve the others).
 * WAIT_PROPAGATION holds no worker: it runs :func:`~cname_flow.workflow.steps.await_propagation`
   on the loop, so thousands of waiting bindings cost a few sockets and objects each.
-* Journal writes go through a :class:`~cname_flow.batch.commit.GroupCommitter`: every
+* Journal writes go through a :class:`~cname_flow.workflow.commit.GroupCommitter`: every
   event that lands while the previous ``fsync`` runs is written with the next one.
 * A retryable failure is journaled with ``next_attempt_at`` and retried after an exponential
   backoff, at most ``max_attempts`` times per run; a resumed job first waits out a recorded
@@ -44,15 +44,15 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from cname_flow.batch.commit import GroupCommitter
-from cname_flow.batch.pool import Workers
 from cname_flow.errors import CnameFlowError, Locked, TokenExpired
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.model import Phase, Step
 from cname_flow.store.base import BindingLock, BindingLocks
 from cname_flow.workflow import driver, machine, steps
+from cname_flow.workflow.commit import GroupCommitter
 from cname_flow.workflow.context import BindingRun, StepContext
+from cname_flow.workflow.pool import Workers
 
 log = get_logger(__name__)
 
