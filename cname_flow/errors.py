@@ -19,6 +19,8 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
     │   └── JournalCorrupt            unreadable journal (not a torn last line, which is dropped)
     ├── Locked                        another process holds the journal or the run lock; .holder
                                       (exit 75)
+    ├── Interrupted                   SIGINT/SIGTERM stopped a run gracefully; .signum (exit
+                                      128 + signum); resumable
     ├── TransitionNotAllowed          .phase; a bug or a tampered journal
     ├── UnsafePlan                    refused without --force (exit 3)
     │   └── StalePlan                 a reviewed reconcile plan no longer matches the state
@@ -155,6 +157,22 @@ class Locked(CnameFlowError):
     def __init__(self, message: str, *, holder: str = "", hint: str = "") -> None:
         super().__init__(message, hint=hint)
         self.holder = holder
+
+
+class Interrupted(CnameFlowError):
+    """A signal (SIGINT or SIGTERM) stopped a run gracefully: waits cancelled, steps in flight
+    finished and journaled, so a re-run resumes (exit ``128 + signum``, as a shell reports it).
+
+    Attributes:
+        signum: the signal's number.
+    """
+
+    retryable = True
+
+    def __init__(self, signum: int, binding_key: str | None = None) -> None:
+        super().__init__(f"stopped by signal {signum}; the state is saved: re-run to resume")
+        self.signum = signum
+        self.binding_key = binding_key
 
 
 class TransitionNotAllowed(CnameFlowError):

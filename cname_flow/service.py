@@ -49,9 +49,9 @@ from cname_flow.propagation.checker import PropagationChecker, Round
 from cname_flow.store import BindingStore, JsonStore, prunable
 from cname_flow.store.jobs import job_files
 from cname_flow.store.jsonl import STORE_FILE
+from cname_flow.workflow import runner
 from cname_flow.workflow.context import Ports, StepContext
 from cname_flow.workflow.putcname import OwnershipPolicy
-from cname_flow.workflow.runner import Runner
 
 log = get_logger(__name__)
 
@@ -314,15 +314,29 @@ def bind(
     on_round: Callable[[Round], None] | None = None,
     on_step: Callable[[str, Step, Phase], None] | None = None,
 ) -> BindingRecord:
-    """Drive one binding to BOUND, resuming from the store, holding the binding's lock.
+    """Drive one binding to BOUND, resuming from the store, holding the binding's lock: a
+    batch of one on the engine every entry point shares (:func:`runner.run_one`).
+
+    Args:
+        clients: the adapters.
+        binding: what to bind (its region and certificate are pre-flighted first).
+        store: the store of record.
+        on_round: called with each propagation round (display).
+        on_step: called with (binding key, step, phase reached) as each step completes.
 
     Raises:
         Locked: another process drives this binding for longer than ``journal.lock_wait_s``.
+        Interrupted: SIGINT or SIGTERM stopped the run (the store shows where; re-run).
         CnameFlowError: the failing step's error (recorded in the store).
     """
     ctx = step_context(clients, binding, on_round=on_round)
-    with store.lock(binding.key):
-        return Runner(store, on_step=on_step).run(ctx)
+
+    def on_event(event: JournalEvent) -> None:
+        if on_step is not None and event.status == "done" and isinstance(event.step, Step):
+            on_step(event.key, event.step, event.phase)
+
+    return runner.run_one(store, ctx, locks=store, on_event=on_event,
+                          lock_wait_s=clients.settings.journal.lock_wait_s)
 
 
 #: Outputs an unbind clears: what pointed at the binding that is gone.

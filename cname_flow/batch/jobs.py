@@ -24,8 +24,6 @@ import contextlib
 import functools
 import os
 import secrets
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -45,10 +43,10 @@ from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import Phase
 from cname_flow.store import BindingStore, JobState
 from cname_flow.store.jobs import JOBS_DIR, job_file
-from cname_flow.workflow.commit import GroupCommitter
+from cname_flow.workflow import runner
 from cname_flow.workflow.context import StepContext
-from cname_flow.workflow.engine import BackoffPolicy, Engine
-from cname_flow.workflow.pool import Workers
+from cname_flow.workflow.engine import BackoffPolicy
+from cname_flow.workflow.runner import RunOptions, RunResult
 
 log = get_logger(__name__)
 
@@ -243,14 +241,15 @@ def _run(
         todo = [c for c in contexts if needs(store.get(c.binding.key))]
         if on_start is not None:
             on_start(_result(job_id, path, store, manifest, 0.0, None, stats, 0))
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            signum, flushes, locked = runner.run(_drive(
-                store, todo, concurrency or settings.batch.concurrency, on_change, checker,
-                needs, settings.journal.lock_wait_s))
+        options = RunOptions(concurrency=concurrency or settings.batch.concurrency,
+                             backoff=BackoffPolicy(), lock_wait_s=settings.journal.lock_wait_s,
+                             needs_run=needs)
+        with asyncio.Runner(loop_factory=runner.loop_factory()) as loop:
+            run = loop.run(_drive(store, todo, options, on_change, checker))
         store.refresh()
-        result = _result(job_id, path, store, manifest, time.monotonic() - started, signum,
-                         stats, flushes, locked)
-        job.note("stopped", signal=signum, **dict(result.counts))
+        result = _result(job_id, path, store, manifest, time.monotonic() - started, run.signal,
+                         stats, run.flushes, {k: str(v) for k, v in run.locked.items()})
+        job.note("stopped", signal=run.signal, **dict(result.counts))
         return result
 
 
@@ -285,53 +284,16 @@ def _needs_run(record: BindingRecord | None, retry_failed: bool) -> bool:
     return state in ("pending", "retryable") or (state == "failed" and retry_failed)
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when it is installed (a faster loop for thousands of waits), else None."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-async def _drive(store: BindingStore, contexts: Sequence[StepContext], concurrency: int,
+async def _drive(store: BindingStore, contexts: Sequence[StepContext], options: RunOptions,
                  on_change: Callable[[str, str], None] | None, checker: CachingChecker,
-                 needs_run: Callable[[BindingRecord | None], bool], lock_wait_s: float,
-                 ) -> tuple[int | None, int, dict[str, str]]:
-    """Run the engine with SIGINT/SIGTERM wired to :meth:`Engine.stop`.
-
-    Returns:
-        (the signal that stopped the run or None, store flushes, bindings left locked).
-    """
-    loop = asyncio.get_running_loop()
-    checker.attach_loop(loop)  # pre-states of the workers go through the loop's shared sockets
-    committer = GroupCommitter(store)
-    committer.start()
-    workers = Workers(concurrency)
-    engine = Engine(committer, workers, backoff=BackoffPolicy(), on_change=on_change,
-                    locks=store, lock_wait_s=lock_wait_s, needs_run=needs_run)
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        log.warning("batch.stopping", signal=signal.Signals(signum).name)
-        engine.stop()
-
-    # only the main thread can take signals: a job run from another thread (the library's
-    # run_batch_async, a web server's worker) leaves them to the host
-    stoppers = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is \
-        threading.main_thread() else ()
-    for signum in stoppers:
-        loop.add_signal_handler(signum, on_signal, signum)
+                 ) -> RunResult:
+    """Run the engine (:func:`runner.drive`) with the checker's shared sockets on its loop."""
+    checker.attach_loop(asyncio.get_running_loop())  # workers' pre-states go through the loop
+    on_event = None if on_change is None else lambda e: on_change(e.key, e.phase)
     try:
-        await engine.run(contexts)
+        return await runner.drive(store, contexts, options, locks=store, on_event=on_event)
     finally:
-        for signum in stoppers:
-            loop.remove_signal_handler(signum)
-        await committer.close()
         await checker.aclose()
-        workers.shutdown()
-    return (received[0] if received else None), committer.flushes, engine.locked
 
 
 def _result(job_id: str, path: Path, store: BindingStore, manifest: Manifest, elapsed_s: float,

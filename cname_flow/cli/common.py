@@ -28,6 +28,7 @@ from cname_flow.errors import (
     CnameFlowError,
     ConfigError,
     InputError,
+    Interrupted,
     Locked,
     UnsafePlan,
 )
@@ -89,6 +90,8 @@ def outcome_of(ended: BaseException | JobResult | ReconcileReport) -> Outcome:
 def _error_outcome(exc: BaseException) -> Outcome:
     if isinstance(exc, KeyboardInterrupt):
         return Outcome.SIGINT
+    if isinstance(exc, Interrupted):
+        return Outcome.interrupted(exc.signum)
     if isinstance(exc, ConfigError | InputError | click.UsageError):
         return Outcome.USAGE
     if isinstance(exc, UnsafePlan):

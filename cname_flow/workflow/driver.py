@@ -1,10 +1,9 @@
-"""The one seam every driver of the machine goes through: start or resume, dispatch, the
+"""What a step does and which events it leaves behind: start or resume, dispatch, the
 expired-token back-edge, failure events, and naming the binding and step on every error.
 
-A driver (:class:`~cname_flow.workflow.runner.Runner` for one binding,
-:class:`~cname_flow.workflow.engine.Engine` for a job) owns only *when* and *where* a step runs
-and how its events reach the journal; *what* a step does and which events it leaves behind
-are decided here, once::
+The engine (:class:`~cname_flow.workflow.engine.Engine`, the one driver of every entry point)
+owns only *when* and *where* a step runs and how its events reach the journal; the rest is
+decided here, once::
 
     start = start_or_resume(journal, ctx.binding)      # journal start.events first
     run = BindingRun(ctx.ports, ctx.binding)

@@ -1,13 +1,14 @@
-"""The asyncio engine of batch jobs: many bindings through the machine at once.
+"""The asyncio engine: the one driver of the machine, for a one-shot bind (a batch of one), a
+batch job and reconcile's fixes alike (:func:`cname_flow.workflow.runner.drive` runs it).
 
 What a job does for the user: README, "Batch jobs".
 
 Design:
 
-* One task per binding drives it through :mod:`cname_flow.workflow.driver`, as the runner
-  does: ``running`` is journaled before each step, ``done``/``failed`` after; the driver
-  dispatches, follows the expired-token back-edge and builds every event. The engine only
-  schedules: hops, group commit, backoff.
+* One task per binding drives it through :mod:`cname_flow.workflow.driver`: ``running`` is
+  journaled before each step, ``done``/``failed`` after; the driver dispatches, follows the
+  expired-token back-edge and builds every event. The engine only schedules: hops, group
+  commit, backoff.
 * A binding's consecutive synchronous steps run in one *hop* on one worker thread
   (create_token → write_txt, then put_cname → verify → finish): the worker journals each
   transition itself through the group committer (a step's ``running`` shares a group with
@@ -24,7 +25,9 @@ Design:
   event that lands while the previous ``fsync`` runs is written with the next one.
 * A retryable failure is journaled with ``next_attempt_at`` and retried after an exponential
   backoff, at most ``max_attempts`` times per run; a resumed job first waits out a recorded
-  backoff. A permanent failure ends only its own binding (phase FAILED).
+  backoff (unless ``honour_recorded`` is off: a one-shot bind the user re-runs starts at
+  once). A permanent failure ends only its own binding (phase FAILED); the last error of
+  each binding is kept in :attr:`Engine.errors`.
 * Each binding's lock (:class:`~cname_flow.store.base.BindingLocks`) is held while the binding
   is in flight, so a ``bind`` of one of its domains (or another job) waits and never does the
   work twice; a binding another process holds for longer than ``lock_wait_s`` is left for a
@@ -66,12 +69,14 @@ class BackoffPolicy:
         factor: growth per further failure.
         max_s: cap of one delay.
         max_attempts: failures of one binding within one run before it is left for a resume.
+        honour_recorded: wait out a ``next_attempt_at`` journaled by an earlier run.
     """
 
     initial_s: float = 2.0
     factor: float = 2.0
     max_s: float = 60.0
     max_attempts: int = 5
+    honour_recorded: bool = True
 
     def delay_s(self, failures: int) -> float:
         """Delay before the next attempt after ``failures`` consecutive failures (≥ 1)."""
@@ -85,8 +90,8 @@ class Engine:
         committer: the job's journal writer.
         workers: the thread pool.
         backoff: retry schedule of failing bindings.
-        on_change: called with (binding key, phase) after every journaled transition, from a
-            worker thread or the loop: it must be thread-safe.
+        on_event: called with every journaled event, after it is durable, from a worker
+            thread or the loop: it must be thread-safe.
         grace_s: after :meth:`stop`, how long steps already in a worker may take to finish.
         locks: the store's per-binding locks, held while a binding is in flight (None: none).
         lock_wait_s: how long a binding held by another process is waited for, seconds.
@@ -96,31 +101,41 @@ class Engine:
     def __init__(
         self, committer: GroupCommitter, workers: Workers, *,
         backoff: BackoffPolicy | None = None,
-        on_change: Callable[[str, str], None] | None = None, grace_s: float = 20.0,
+        on_event: Callable[[JournalEvent], None] | None = None, grace_s: float = 20.0,
         locks: BindingLocks | None = None, lock_wait_s: float = 0.0,
         needs_run: Callable[[BindingRecord | None], bool] | None = None,
     ) -> None:
         self.locks = locks
         self.lock_wait_s = lock_wait_s
         self.needs_run = needs_run
-        #: binding key → why it was left (another process held it), for the job's result.
-        self.locked: dict[str, str] = {}
+        #: binding key → the refusal, for bindings left because another process held them.
+        self.locked: dict[str, Locked] = {}
+        #: binding key → the error of its last failed step in this run.
+        self.errors: dict[str, CnameFlowError] = {}
         self.committer = committer
         self.workers = workers
         self.backoff = backoff or BackoffPolicy()
-        self.on_change = on_change
+        self.on_event = on_event
         self.grace_s = grace_s
         self.stopping = False
         self._idle: set[asyncio.Task[None]] = set()  # tasks in a wait or backoff: cancel at stop
         self._tasks: list[asyncio.Task[None]] = []
         self.step_times: Counter[str] = Counter()
 
-    async def run(self, contexts: Sequence[StepContext]) -> None:
-        """Drive every binding until BOUND, FAILED, retries exhausted, or :meth:`stop`."""
+    async def run(self, contexts: Sequence[StepContext]) -> list[BaseException]:
+        """Drive every binding until BOUND, FAILED, retries exhausted, or :meth:`stop`.
+
+        Returns:
+            What ended a binding's task other than an error of its steps (which is journaled
+            and kept in :attr:`errors`): KeyboardInterrupt, SystemExit, a test's simulated
+            kill. The caller raises the first once every binding has stopped.
+        """
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._guarded(ctx)) for ctx in contexts]
         if self._tasks:
             await asyncio.wait(self._tasks)
+        return [exc for task in self._tasks
+                if not task.cancelled() and (exc := task.exception()) is not None]
 
     def stop(self) -> None:
         """Stop new work; cancel waits and backoffs; leave worker steps ``grace_s`` to finish."""
@@ -168,7 +183,7 @@ class Engine:
             except Locked as exc:
                 if self.stopping or loop.time() >= deadline:
                     log.warning("binding.locked", binding=key, holder=exc.holder)
-                    self.locked[key] = str(exc)
+                    self.locked[key] = exc
                     return None
             with self._idle_while():
                 await asyncio.sleep(_LOCK_POLL_S)
@@ -182,7 +197,7 @@ class Engine:
         key = ctx.binding.key
         start = driver.start_or_resume(self.committer.journal, ctx.binding)
         carry = list(start.events)
-        if start.record is not None:
+        if start.record is not None and self.backoff.honour_recorded:
             await self._wait_backoff(start.record)
         run = BindingRun(ctx.ports, ctx.binding)
         phase, renewals, failures = start.phase, 0, 0
@@ -192,10 +207,16 @@ class Engine:
                     phase, carry = await self._leg(ctx, run, phase, carry)
                 except TokenExpired as exc:
                     renewals += 1
-                    record = await self._commit(driver.on_token_expired(key, exc, renewals))
-                    phase = record.phase
+                    if renewals <= driver.MAX_TOKEN_RENEWALS:
+                        record = await self._commit(driver.on_token_expired(key, exc, renewals))
+                        phase = record.phase
+                        continue
+                    self.errors[key] = exc  # renewed too often: a failure like any other
+                    await self._failed(key, exc, self.backoff.max_attempts)
+                    return
                 except CnameFlowError as exc:
                     failures += 1
+                    self.errors[key] = exc
                     record = await self._failed(key, exc, failures)
                     if not exc.retryable or failures >= self.backoff.max_attempts:
                         return
@@ -243,10 +264,12 @@ class Engine:
         while True:
             step = driver.next_step(phase)
             record = self._commit_blocking(*carry, driver.running_event(key, step, phase))
+            log.info("step.start", step=str(step), phase=str(phase))
             if step is Step.WAIT_PROPAGATION:
                 with driver.binding_context(key, step, crash_as_failure=True):
                     return Hop(record, steps.plan_wait(ctx, run, record))
             phase, done = driver.run_step(ctx, run, record, phase, crash_as_failure=True)
+            log.info("step.done", step=str(step), phase=str(phase))
             carry = [done]
             if phase in machine.TERMINAL or self.stopping:
                 return Hop(self._commit_blocking(*carry), None)
@@ -276,6 +299,7 @@ class Engine:
         with driver.binding_context(key, step), self._idle_while():
             result = await steps.await_propagation(ctx, plan)
         phase, done = driver.done_event(key, step, Phase.TXT_WRITTEN, result)
+        log.info("step.done", binding=key, step=str(step), phase=str(phase))
         return phase, [done]
 
     async def _failed(self, key: str, exc: CnameFlowError, failures: int) -> BindingRecord:
@@ -324,9 +348,9 @@ class Engine:
         return record
 
     def _changed(self, events: Sequence[JournalEvent]) -> None:
-        if self.on_change is not None:
+        if self.on_event is not None:
             for event in events:
-                self.on_change(event.key, event.phase)
+                self.on_event(event)
 
 
 #: Seconds between two attempts at a binding another process holds.

@@ -159,7 +159,7 @@ def test_the_library_writes_nothing_and_a_host_that_configures_logging_gets_its_
     assert loud.phase == Phase.BOUND
     assert capsys.readouterr().out == ""
     done = [r for r in caplog.records
-            if r.name == "cname_flow.workflow.runner" and r.getMessage().startswith(
+            if r.name == "cname_flow.workflow.engine" and r.getMessage().startswith(
                 "event=step.done step=put_cname")]
     assert len(done) == 1
     assert vars(done[0])["cname_flow"] == {"event": "step.done", "step": "put_cname",
@@ -224,5 +224,5 @@ def test_a_host_process_sees_library_events_only_once_it_configures_logging(
     if host == "silent":
         assert done.stderr == ""
     else:
-        assert ("cname_flow.workflow.runner event=step.done step=verify phase=VERIFIED "
+        assert ("cname_flow.workflow.engine event=step.done step=verify phase=VERIFIED "
                 "binding=examplebucket/host.example.com") in done.stderr.splitlines()

@@ -73,7 +73,7 @@ def test_a_binding_held_elsewhere_is_left_and_said_so(tmp_path: Path) -> None:
             engine = run(store, oss, dns, ["held.example.com", "free.example.com"],
                          lock_wait_s=0.3)
         assert list(engine.locked) == [f"{BUCKET}/held.example.com"]
-        assert "is in use by" in engine.locked[f"{BUCKET}/held.example.com"]
+        assert "is in use by" in str(engine.locked[f"{BUCKET}/held.example.com"])
         assert store.get(f"{BUCKET}/held.example.com") is None  # nothing done for it
         record = store.get(f"{BUCKET}/free.example.com")
         assert record is not None and record.phase == Phase.BOUND

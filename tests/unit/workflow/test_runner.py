@@ -1,4 +1,5 @@
-"""The runner over fakes: crash after any step or side effect, resume, no duplicate side effects."""
+"""A one-shot run (a batch of one on the engine) over fakes: crash after any step or side effect,
+resume, no duplicate side effects."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from cname_flow.errors import DomainBoundElsewhere, PropagationTimeout, ZoneNotF
 from cname_flow.journal import Journal
 from cname_flow.model import Binding, Phase, txt_name
 from cname_flow.workflow.context import Ports, StepContext
-from cname_flow.workflow.runner import Runner
+from cname_flow.workflow.runner import run_one
 from tests.fakes import FakeChecker, FakeDnsProvider, FakeOss, utc_now
 
 DOMAIN = "www.example.com"
@@ -39,7 +40,7 @@ class World:
         ports = Ports(oss=self.oss, dns=self.dns, checker=self.checker, sleep=lambda s: None)
         ctx = StepContext(binding=binding, ports=ports)
         with Journal(self.journal_path) as journal:
-            return Runner(journal).run(ctx)
+            return run_one(journal, ctx)
 
     def txt_records(self) -> list[str]:
         return self.dns.txt_values(txt_name(DOMAIN))
@@ -162,7 +163,7 @@ def test_run_when_token_expired_on_resume_should_mint_a_new_one_and_update_our_r
         oss=world.oss, dns=world.dns, checker=world.checker,
         sleep=lambda s: None, now=lambda: ctx_now))
     with Journal(world.journal_path) as journal:
-        record = Runner(journal).run(ctx)
+        record = run_one(journal, ctx)
     assert record.phase == Phase.BOUND
     assert world.oss.calls["CreateCnameToken"] == 2 and world.oss.minted == 2
     assert len(world.txt_records()) == 1 and world.txt_records() != first   # updated in place
