@@ -34,13 +34,14 @@ from typing import Literal
 
 from cname_flow import service
 from cname_flow.batch.checker import CachingChecker
-from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter
+from cname_flow.batch.limits import BatchOss
 from cname_flow.config import Settings
 from cname_flow.errors import ConfigError, InputError
 from cname_flow.journal import BindingRecord
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import Phase
+from cname_flow.quotas import ApiStats, RateLimiter
 from cname_flow.store import BindingStore, JobState
 from cname_flow.store.jobs import JOBS_DIR, job_file
 from cname_flow.workflow import runner

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from cname_flow.batch.limits import ApiStats, RateLimiter
 from cname_flow.config.credentials import Credentials
 from cname_flow.dns.alidns import Alidns
 from cname_flow.oss.adapter import AlibabaOss
+from cname_flow.quotas import ApiStats, RateLimiter
 from cname_flow.retry import RetryPolicy
 from cname_flow.sandbox.app import Sandbox
 from cname_flow.sandbox.config import AlidnsLimits, FaultsConfig, OpFaults, SandboxConfig

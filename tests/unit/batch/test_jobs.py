@@ -14,11 +14,12 @@ import pytest
 
 from cname_flow.batch.checker import CachingChecker
 from cname_flow.batch.jobs import JobResult, outcome
-from cname_flow.batch.limits import ApiStats, BatchOss, RateLimiter, TokenBucket
+from cname_flow.batch.limits import BatchOss
 from cname_flow.errors import DnsThrottled, OssError, OssThrottled, RemoteError
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import AuxStep, Binding, CnameEntry, Phase
 from cname_flow.propagation.checker import NameserverAddress, PropagationChecker
+from cname_flow.quotas import ApiStats, RateLimiter, TokenBucket
 from cname_flow.workflow.commit import GroupCommitter
 from cname_flow.workflow.context import BindingRun, Ports, StepContext
 from cname_flow.workflow.engine import BackoffPolicy, Engine

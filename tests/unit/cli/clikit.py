@@ -18,11 +18,12 @@ from click.testing import CliRunner, Result
 from cname_flow import service
 from cname_flow.batch import jobs
 from cname_flow.batch.checker import CachingChecker
-from cname_flow.batch.limits import ApiStats, BatchOss
+from cname_flow.batch.limits import BatchOss
 from cname_flow.cli import main
 from cname_flow.cli.common import CliState
 from cname_flow.config.settings import Settings
 from cname_flow.propagation.checker import PropagationChecker
+from cname_flow.quotas import ApiStats
 from cname_flow.workflow.engine import BackoffPolicy
 from tests.fakes import FakeChecker, FakeDnsProvider, FakeOss
 
