@@ -46,6 +46,7 @@ from cname_flow.oss.adapter import AlibabaOss
 from cname_flow.oss.base import OssCnameApi
 from cname_flow.oss.regions import RegionalOss
 from cname_flow.propagation.checker import PropagationChecker, Round
+from cname_flow.quotas import RateLimiter
 from cname_flow.store import BindingStore, JsonStore, prunable
 from cname_flow.store.jobs import job_files
 from cname_flow.store.jsonl import STORE_FILE
@@ -81,15 +82,19 @@ class Clients:
         the SDK's production endpoint of its region (``oss-<region>.aliyuncs.com``); an
         explicit ``oss.endpoint`` (the sandbox) is shared by every region. The DNS provider is
         the ``dns.provider`` setting, built by :func:`cname_flow.dns.build_provider`.
-        ``rate_limiter(action)`` and ``on_error(action, error)``, when given, see every attempt
-        of both adapters, every region's client included (their one retry layer calls them; a
-        batch job limits and counts through them).
+        ``rate_limiter(action)`` and ``on_error(action, error)`` see every attempt of both
+        adapters, every region's client included (their one retry layer calls them; a batch
+        job limits and counts through them). Without a ``rate_limiter`` the clients pace
+        themselves to ``batch.rate_limits`` (:class:`~cname_flow.quotas.RateLimiter`), so every
+        entry point (a bind, reconcile's concurrent fixes) keeps to the same rates.
 
         Raises:
             ConfigError: no usable credentials, or an unknown ``dns.provider``.
         """
         creds = credentials(settings, env)
         o = settings.oss
+        if rate_limiter is None:
+            rate_limiter = RateLimiter(settings.batch.rate_limits)
 
         def regional(region: str) -> OssCnameApi:
             return AlibabaOss(

@@ -45,7 +45,8 @@ from cname_flow.reconcile.run import reconcile as run_reconcile
 @click.option("--plan", "plan_in", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Apply exactly this reviewed plan (with --apply); refused if the state changed.")
 @click.option("--deadline", type=click.FloatRange(min=0), default=None,
-              help="Seconds for the whole run; no new fix starts after it.")
+              help="Seconds for the whole run: no fix starts after it, and fixes in flight "
+                   "stop at it (the next run resumes them).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write Prometheus text-format metrics here (atomically).")
