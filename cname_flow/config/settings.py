@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -177,9 +176,10 @@ def _apply_env_overrides(
 
 
 def _parse_scalar(raw: str) -> Any:
+    """The override's value read as YAML by the same guarded loader; the raw string otherwise."""
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
+        return load_located(raw, "").data
+    except ConfigError:
         return raw
 
 

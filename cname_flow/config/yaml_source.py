@@ -5,6 +5,13 @@ gives the line of every mapping key and sequence item, and the constructed docum
 plain data. Validation errors can then be reported as ``"<file>:<line>: <key>: <problem>"``
 (cf. octoDNS ``yaml.py::ContextLoader``). Values set from elsewhere (environment overrides) can be
 registered with their own origin string.
+
+The loader is PyYAML's ``SafeLoader`` with three refusals, each a :class:`ConfigError` naming the
+line before anything is walked (issue 13): any anchor or alias (``&a``/``*a``, the stuff of
+"billion laughs" bombs; no config or manifest needs them, ``defaults:`` does their job), nesting
+deeper than :data:`MAX_DEPTH` (PyYAML's composer recurses), and a scalar its type cannot hold
+(an integer of more than 4,300 digits, 2024-13-45). Control characters are PyYAML's own refusal,
+reported with their line too.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from typing import Any
 import yaml
 
 from cname_flow.errors import ConfigError
+
+#: Deepest nesting of mappings and sequences (the document itself is level 1); a manifest or a
+#: config uses 3 or 4.
+MAX_DEPTH = 32
 
 #: A path into a document: mapping keys (``str``) and sequence indexes (``int``).
 KeyPath = tuple[str | int, ...]
@@ -63,11 +74,17 @@ def load_located(text: str, source: str) -> LocatedDocument:
         (PyYAML silently keeps the last one; a config file that says a thing twice is a mistake).
 
     Raises:
-        ConfigError: the text is not valid YAML; one reason naming the line. The message is built
-            from the parser's problem description only, never from a snippet of the text, so a
-            secret on the offending line is not echoed.
+        ConfigError: the text is not valid YAML, holds a control character, an anchor or alias,
+            nesting deeper than :data:`MAX_DEPTH` or a value its type cannot hold; one reason
+            naming the line. The message is built from the parser's problem description only,
+            never from a snippet of the text, so a secret on the offending line is not echoed.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        reason = f"{source}:{line}: not valid YAML: control character U+{exc.character:04X}"
+        raise ConfigError([reason], source=source) from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
@@ -88,6 +105,45 @@ def load_located(text: str, source: str) -> LocatedDocument:
                     f"{source}:{line}: {dotted}: duplicate key (first given at line {dup_of})"
                 )
     return doc
+
+
+class _Loader(yaml.SafeLoader):
+    """``SafeLoader`` refusing anchors, aliases and deep nesting, and marking bad scalars."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed; "
+                "repeat the values, or use the manifest's defaults", event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError):
+            kind = node.tag.rpartition(":")[2]
+            what = _BAD_SCALAR.get(kind, f"not a valid {kind}")
+            raise yaml.constructor.ConstructorError(
+                None, None, what, node.start_mark) from None
+
+
+#: What a scalar of a resolved type that Python cannot construct is, by YAML tag suffix.
+_BAD_SCALAR = {
+    "int": "integer of more than 4300 digits (Python's limit)",
+    "timestamp": "not a valid date/time",
+}
 
 
 def format_path(path: Sequence[str | int]) -> str:
