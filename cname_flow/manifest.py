@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cname_flow.config.yaml_source import format_path, load_located
+from cname_flow.config.yaml_source import format_path, load_located, read_document
 from cname_flow.errors import CnameFlowError, ConfigError
 from cname_flow.model import Binding, BindingOptions, CertificateSpec, normalize_domain
 
@@ -87,13 +87,10 @@ def load_manifest(path: Path, *, bucket: str | None = None, region: str | None =
             their bucket's (learned from OSS before the job runs).
 
     Raises:
-        ConfigError: every problem found, each with file and line.
+        ConfigError: every problem found, each with file and line; a file that is not UTF-8
+            (or UTF-16 with a byte-order mark) or is over 64 MiB is refused as a whole.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        reason = f"{path}: cannot read manifest ({exc.strerror})"
-        raise ConfigError([reason], source=str(path)) from exc
+    text = read_document(path, what="manifest")
     if path.suffix.lower() == ".csv":
         defaults, rows = _Entry(), _csv_rows(text, str(path))
     else:

@@ -16,8 +16,10 @@ reported with their line too.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,6 +29,13 @@ from cname_flow.errors import ConfigError
 #: Deepest nesting of mappings and sequences (the document itself is level 1); a manifest or a
 #: config uses 3 or 4.
 MAX_DEPTH = 32
+
+#: Largest config or manifest file read, in bytes (100,000 bindings take about 10 MB).
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
+#: Byte-order marks a document may start with, and the codec each means.
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 #: A path into a document: mapping keys (``str``) and sequence indexes (``int``).
 KeyPath = tuple[str | int, ...]
@@ -60,6 +69,55 @@ class LocatedDocument:
             if origin is not None:
                 return origin
         return self.source or "<defaults>"
+
+
+def read_document(path: Path, *, what: str = "the file") -> str:
+    """Read a config file or manifest as text.
+
+    UTF-8 is expected; a UTF-8 byte-order mark is dropped, and a file starting with a UTF-16
+    byte-order mark (a spreadsheet's "Unicode text") is decoded as UTF-16. Anything else is
+    refused rather than guessed at (Latin-1 and UTF-8 cannot be told apart reliably).
+
+    Args:
+        path: the file; pipes and process substitutions work too (read up to the cap).
+        what: how to call the file in the "cannot read" reason (``"manifest"``).
+
+    Returns:
+        The text, without its byte-order mark.
+
+    Raises:
+        ConfigError: one reason: ``"<file>: cannot read <what> (<why>)"``, ``"<file>: larger
+            than 64 MiB"`` (:data:`MAX_DOCUMENT_BYTES`), or ``"<file>:<line>: not UTF-8 text
+            (byte 0xe9 at offset 17) …"`` naming the first undecodable byte.
+    """
+    cap = MAX_DOCUMENT_BYTES
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(cap + 1)
+    except OSError as exc:
+        reason = f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})"
+        raise ConfigError([reason], source=str(path)) from None
+    if len(data) > cap:
+        size = f"{cap >> 20} MiB" if cap % (1 << 20) == 0 else f"{cap} bytes"
+        raise ConfigError([f"{path}: larger than {size}; is it the right file?"],
+                          source=str(path))
+    bom, codec = next(((b, c) for b, c in _BOMS if data.startswith(b)), (b"", "utf-8"))
+    body = data[len(bom):]
+    try:
+        text = body.decode(codec)
+    except UnicodeDecodeError as exc:
+        start, what = exc.start, f"byte 0x{body[exc.start]:02x}"
+    else:
+        if "\x00" not in text:
+            return text
+        # ASCII saved as UTF-16 without a byte-order mark decodes as UTF-8 full of NULs
+        start = len(text[:text.index("\x00")].encode(codec))
+        what = "NUL byte"
+    line = body[:start].decode(codec, errors="replace").count("\n") + 1
+    name = "UTF-8" if codec == "utf-8" else "UTF-16"
+    reason = (f"{path}:{line}: not {name} text ({what} at offset {len(bom) + start}); "
+              "save it as UTF-8 (a spreadsheet's \"CSV UTF-8\")")
+    raise ConfigError([reason], source=str(path))
 
 
 def load_located(text: str, source: str) -> LocatedDocument:

@@ -59,7 +59,10 @@ def test_control_character_should_name_its_line(tmp_path: Path, loader: str) -> 
 
 def test_nul_should_name_its_line(tmp_path: Path, loader: str) -> None:
     reason = reason_of(tmp_path, loader, "bindings: []\nx: a\x00b\n")
-    assert reason.startswith("2: not valid YAML: control character U+0000"), reason
+    assert reason.startswith("2: not UTF-8 text (NUL byte at offset 17)"), reason
+    with pytest.raises(ConfigError) as info:
+        load_located("bindings: []\nx: a\x00b\n", "doc.yaml")
+    assert info.value.reasons == ["doc.yaml:2: not valid YAML: control character U+0000"]
 
 
 @pytest.mark.parametrize("shape", ["flow-seq", "flow-map", "block"])
@@ -111,3 +114,22 @@ def test_env_override_that_is_not_plain_yaml_should_stay_a_string() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(None, env=env)
     assert all(r.startswith("env CNAME_FLOW__") for r in info.value.reasons), info.value.reasons
+
+
+def test_config_not_in_utf8_should_name_line_and_offset(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes("oss:\n  region: cn-hangzhou\n# café\n".encode("latin-1"))
+    [reason] = reasons_of_config(path)
+    assert reason.startswith(f"{path}:3: not UTF-8 text (byte 0xe9 at offset 32)"), reason
+
+
+def test_config_with_a_bom_should_load(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"\xef\xbb\xbfoss:\n  region: cn-shanghai\n")
+    assert load_settings(path, env={}).oss.region == "cn-shanghai"
+
+
+def reasons_of_config(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    return info.value.reasons
