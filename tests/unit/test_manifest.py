@@ -73,7 +73,39 @@ def test_utf16_with_a_lone_surrogate_should_be_refused_with_its_line(tmp_path: P
     assert reason.startswith(f"{path}:2: not UTF-16 text"), reason
 
 
-# -- size and YAML ------------------------------------------------------------------------
+# -- CSV structure -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header", ["domain,bucket,domain", "domain,bucket, bucket "])
+def test_duplicate_header_should_be_refused(tmp_path: Path, header: str) -> None:
+    path = write(tmp_path, f"{header}\na.example.com,b1,c.example.com\n".encode())
+    [reason] = reasons_of(path)
+    assert reason.startswith(f"{path}:1: header:"), reason
+    assert "twice" in reason
+
+
+def test_field_over_the_csv_limit_should_be_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{HEADER}a.example.com,b1\n{'a' * 200_000},b1\n".encode())
+    [reason] = reasons_of(path)
+    assert reason.startswith(f"{path}:3: not valid CSV"), reason
+    assert "field larger than field limit" in reason
+
+
+def test_unterminated_quote_should_be_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, f'{HEADER}"a.example.com,b1\n'.encode())
+    [reason] = reasons_of(path)
+    assert reason.startswith(f"{path}:"), reason
+
+
+def test_cells_beyond_the_header_should_be_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{HEADER}a.example.com,b1,c.example.com\n".encode())
+    [reason] = reasons_of(path)
+    assert reason == f"{path}:2: 3 cells but the header has 2 columns", reason
+
+
+def test_blank_cells_beyond_the_header_should_be_ignored(tmp_path: Path) -> None:
+    manifest = load_manifest(write(tmp_path, f"{HEADER}a.example.com,b1,, \n".encode()))
+    assert [b.domain for b in manifest.bindings] == ["a.example.com"]
+
 
 def test_big_integer_in_yaml_manifest_should_be_refused_with_its_line(tmp_path: Path) -> None:
     text = ("defaults: {bucket: b1}\nbindings:\n  - domain: a.example.com\n"
