@@ -77,6 +77,15 @@ def test_deep_nesting_should_be_refused(tmp_path: Path, loader: str, shape: str)
     assert f"nested deeper than {MAX_DEPTH} levels" in reason, reason
 
 
+def test_flow_nesting_should_stop_the_scanner_before_it_reads_ahead() -> None:
+    # PyYAML's scanner looks ahead (quadratically) past every "[" for a simple key; a bracket
+    # past the limit must end the scan there, not at the bad character 500 brackets later
+    with pytest.raises(ConfigError) as info:
+        load_located("x: " + "[" * 500 + "@", "doc.yaml")
+    assert info.value.reasons == [
+        f"doc.yaml:1: not valid YAML: nested deeper than {MAX_DEPTH} levels"]
+
+
 def test_nesting_up_to_the_limit_should_parse() -> None:
     n = MAX_DEPTH - 1
     doc = load_located("x: " + "[" * n + "]" * n + "\n", "doc.yaml")
