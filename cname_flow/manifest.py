@@ -12,8 +12,12 @@ YAML::
         key_file: certs/img.key
 
 CSV (domain lists often come from spreadsheets): a header row with ``domain`` and any of
-``bucket, region, route, route_target, remove_txt, cert_file, key_file, cert_id, force_cert``;
-empty cells take the defaults (``--bucket``/``--region`` or the config's ``defaults``).
+``bucket, region, route, route_target, remove_txt, cert_file, key_file, cert_id, force_cert``,
+each once; empty cells take the defaults (``--bucket``/``--region`` or the config's
+``defaults``); a row with non-empty cells beyond the header is refused.
+
+Files are UTF-8, with or without a byte-order mark, or UTF-16 with one (see
+:func:`~cname_flow.config.yaml_source.read_document`); YAML anchors and aliases are refused.
 
 The whole manifest is validated before anything runs; every problem is reported at once with its
 file and line; duplicate domains and a domain listed for two buckets are refused.
@@ -30,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cname_flow.config.yaml_source import format_path, load_located
+from cname_flow.config.yaml_source import format_path, load_located, read_document
 from cname_flow.errors import CnameFlowError, ConfigError
 from cname_flow.model import Binding, BindingOptions, CertificateSpec, normalize_domain
 
@@ -87,13 +91,10 @@ def load_manifest(path: Path, *, bucket: str | None = None, region: str | None =
             their bucket's (learned from OSS before the job runs).
 
     Raises:
-        ConfigError: every problem found, each with file and line.
+        ConfigError: every problem found, each with file and line; a file that is not UTF-8
+            (or UTF-16 with a byte-order mark) or is over 64 MiB is refused as a whole.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        reason = f"{path}: cannot read manifest ({exc.strerror})"
-        raise ConfigError([reason], source=str(path)) from exc
+    text = read_document(path, what="manifest")
     if path.suffix.lower() == ".csv":
         defaults, rows = _Entry(), _csv_rows(text, str(path))
     else:
@@ -119,15 +120,43 @@ def _yaml_rows(text: str, source: str) -> tuple[_Entry, list[tuple[str, Any]]]:
 
 def _csv_rows(text: str, source: str) -> list[tuple[str, Any]]:
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        header = [c.strip() for c in reader.fieldnames or []]
+        _check_header(header, source)
+        return _csv_entries(reader, source)
+    except csv.Error as exc:  # a field over csv.field_size_limit() (128 KiB), a stray quote
+        line = reader.reader.line_num  # DictReader's own line_num lags behind on an error
+        raise ConfigError([f"{source}:{line}: not valid CSV: {exc}"],
+                          source=source) from None
+
+
+def _check_header(header: list[str], source: str) -> None:
+    """ConfigError unless the header names ``domain`` and known columns, each once."""
+    known = set(_Entry.model_fields)
+    unknown = [c for c in header if c not in known]
+    if unknown or "domain" not in header:
+        raise ConfigError([f"{source}:1: header: needs a 'domain' column; unknown columns: "
+                           f"{', '.join(map(repr, unknown)) or 'none'}"], source=source)
+    columns: dict[str, list[str]] = {}
+    for number, name in enumerate(header, 1):
+        columns.setdefault(name, []).append(str(number))
+    twice = [f"{name!r} given twice (columns {', '.join(at)})"
+             for name, at in columns.items() if len(at) > 1]
+    if twice:
+        raise ConfigError([f"{source}:1: header: {'; '.join(twice)}"], source=source)
+
+
+def _csv_entries(reader: csv.DictReader[str], source: str) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = []
     reasons: list[str] = []
-    known = set(_Entry.model_fields)
-    unknown = [c for c in (reader.fieldnames or []) if c.strip() not in known]
-    if unknown or "domain" not in (reader.fieldnames or []):
-        raise ConfigError([f"{source}:1: header: needs a 'domain' column; unknown columns: "
-                           f"{', '.join(unknown) or 'none'}"], source=source)
+    width = len(reader.fieldnames or [])
     for row in reader:
         where = f"{source}:{reader.line_num}"
+        rest = row.pop(None, [])  # cells beyond the header; blank ones are spreadsheet noise
+        if any(v.strip() for v in rest):
+            reasons.append(f"{where}: {width + len(rest)} cells but the header has {width} "
+                           "columns")
+            continue
         cells = {k.strip(): v.strip() for k, v in row.items() if k and v and v.strip()}
         try:
             rows.append((where, _Entry.model_validate(cells)))

@@ -14,6 +14,7 @@ Private keys are read only to check that they match the leaf and to be sent in P
 from __future__ import annotations
 
 import itertools
+import os
 import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from cname_flow.errors import CertificateError
 
 __all__ = [
     "EXPIRY_WARNING_DAYS",
+    "MAX_PEM_BYTES",
     "LocalCertificate",
     "check_certificate",
     "load_private_key",
@@ -39,6 +41,9 @@ __all__ = [
 
 #: A certificate closer than this to its NotAfter gets an "expires in N days" warning.
 EXPIRY_WARNING_DAYS = 30.0
+
+#: Largest certificate or key file read, in bytes (a PEM chain is a few KiB).
+MAX_PEM_BYTES = 1024 * 1024
 
 _SECONDS_PER_DAY = 86400.0
 
@@ -130,12 +135,39 @@ def _utc(now: datetime | None) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
-def _read_pem_text(path: Path, what: str) -> str:
-    """Read ``path`` as ASCII PEM text; CertificateError naming the file otherwise."""
+def _read_capped(path: Path, what: str) -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_PEM_BYTES`; CertificateError otherwise.
+
+    The file is opened without blocking and checked with ``fstat`` before any read, so
+    ``/dev/zero``, a FIFO or a directory is refused at once rather than read forever.
+    """
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise CertificateError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CertificateError(f"{what} {path}: not a regular file",
+                                   hint="give the path of a PEM file")
+        data = b""
+        while len(data) <= MAX_PEM_BYTES:
+            chunk = os.read(fd, MAX_PEM_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        raise CertificateError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PEM_BYTES:
+        raise CertificateError(f"{what} {path}: larger than {MAX_PEM_BYTES >> 20} MiB",
+                               hint="a PEM chain or key is a few KiB; is it the right file?")
+    return data
+
+
+def _read_pem_text(path: Path, what: str) -> str:
+    """Read ``path`` as ASCII PEM text; CertificateError naming the file otherwise."""
+    data = _read_capped(path, what)
     try:
         return data.decode("ascii")
     except UnicodeDecodeError:
@@ -156,11 +188,43 @@ def _load_chain(cert_file: Path, text: str) -> list[x509.Certificate]:
             else "expected '-----BEGIN CERTIFICATE-----' blocks, leaf first",
         )
     try:
-        return parse_certificate_chain(text)
+        chain = parse_certificate_chain(text)
     except ValueError:
         raise CertificateError(
             f"certificate file {cert_file}: a PEM certificate block does not parse"
         ) from None
+    for number, cert in enumerate(chain, 1):
+        _inspect(cert_file, number, cert)
+    return chain
+
+
+def _inspect(cert_file: Path, number: int, cert: x509.Certificate) -> None:
+    """Read every field the pre-flight uses, so a malformed one is a CertificateError here.
+
+    ``cryptography`` parses extensions, names and keys lazily: without this, a duplicate or
+    malformed extension would surface as ``DuplicateExtension``/``ValueError`` mid-check.
+    """
+    where = f"certificate file {cert_file}: certificate #{number}"
+    try:
+        cert.extensions  # noqa: B018 - parsing them is the point
+        certificate_names(cert)
+    except x509.DuplicateExtension as exc:
+        raise CertificateError(f"{where}: extension {exc.oid.dotted_string} appears twice",
+                               hint="a certificate may carry each extension once (RFC 5280)"
+                               ) from None
+    except (ValueError, x509.UnsupportedGeneralNameType):
+        raise CertificateError(f"{where}: its extensions cannot be read (malformed DER)"
+                               ) from None
+    for field_name, read in (
+        ("subject", lambda: cert.subject.rfc4514_string()),
+        ("issuer", lambda: cert.issuer.rfc4514_string()),
+        ("validity", lambda: (cert.not_valid_before_utc, cert.not_valid_after_utc)),
+        ("public key", cert.public_key),
+    ):
+        try:
+            read()
+        except (ValueError, UnsupportedAlgorithm):
+            raise CertificateError(f"{where}: its {field_name} cannot be read") from None
 
 
 def _load_key(key_file: Path, text: str) -> PrivateKeyTypes:

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -38,7 +37,12 @@ from cname_flow.config.sections import (
     PropagationSettings,
     SettingsModel,
 )
-from cname_flow.config.yaml_source import LocatedDocument, format_path, load_located
+from cname_flow.config.yaml_source import (
+    LocatedDocument,
+    format_path,
+    load_located,
+    read_document,
+)
 from cname_flow.errors import ConfigError
 
 #: Prefix of environment overrides: ``CNAME_FLOW__OSS__REGION=cn-shanghai`` sets ``oss.region``.
@@ -136,12 +140,7 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
 
 
 def _read(path: Path) -> LocatedDocument:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = f"{path}: cannot read the file ({type(exc).__name__}: {exc.args[-1]})"
-        raise ConfigError([reason], source=str(path)) from None
-    return load_located(text, str(path))
+    return load_located(read_document(path), str(path))
 
 
 def _top_mapping(doc: LocatedDocument, reasons: list[str]) -> dict[str, Any]:
@@ -177,9 +176,10 @@ def _apply_env_overrides(
 
 
 def _parse_scalar(raw: str) -> Any:
+    """The override's value read as YAML by the same guarded loader; the raw string otherwise."""
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
+        return load_located(raw, "").data
+    except ConfigError:
         return raw
 
 
