@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,8 @@ class Engine:
         locks: the store's per-binding locks, held while a binding is in flight (None: none).
         lock_wait_s: how long a binding held by another process is waited for, seconds.
         needs_run: whether a binding's fresh record (after locking) still needs a run.
+        step_level: the ``logging`` level of the ``step.start``/``step.done`` events (a
+            one-shot bind's are INFO; a job's thousands are DEBUG, its progress is per binding).
     """
 
     def __init__(
@@ -104,7 +107,9 @@ class Engine:
         on_event: Callable[[JournalEvent], None] | None = None, grace_s: float = 20.0,
         locks: BindingLocks | None = None, lock_wait_s: float = 0.0,
         needs_run: Callable[[BindingRecord | None], bool] | None = None,
+        step_level: int = logging.DEBUG,
     ) -> None:
+        self._log_step = log.info if step_level >= logging.INFO else log.debug
         self.locks = locks
         self.lock_wait_s = lock_wait_s
         self.needs_run = needs_run
@@ -264,12 +269,12 @@ class Engine:
         while True:
             step = driver.next_step(phase)
             record = self._commit_blocking(*carry, driver.running_event(key, step, phase))
-            log.info("step.start", step=str(step), phase=str(phase))
+            self._log_step("step.start", step=str(step), phase=str(phase))
             if step is Step.WAIT_PROPAGATION:
                 with driver.binding_context(key, step, crash_as_failure=True):
                     return Hop(record, steps.plan_wait(ctx, run, record))
             phase, done = driver.run_step(ctx, run, record, phase, crash_as_failure=True)
-            log.info("step.done", step=str(step), phase=str(phase))
+            self._log_step("step.done", step=str(step), phase=str(phase))
             carry = [done]
             if phase in machine.TERMINAL or self.stopping:
                 return Hop(self._commit_blocking(*carry), None)
@@ -299,7 +304,7 @@ class Engine:
         with driver.binding_context(key, step), self._idle_while():
             result = await steps.await_propagation(ctx, plan)
         phase, done = driver.done_event(key, step, Phase.TXT_WRITTEN, result)
-        log.info("step.done", binding=key, step=str(step), phase=str(phase))
+        self._log_step("step.done", binding=key, step=str(step), phase=str(phase))
         return phase, [done]
 
     async def _failed(self, key: str, exc: CnameFlowError, failures: int) -> BindingRecord:

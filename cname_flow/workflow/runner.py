@@ -12,6 +12,7 @@ for, a deadline, and whether SIGINT/SIGTERM stop the run gracefully.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ class RunOptions:
         grace_s: after a stop, how long steps already in a worker may take, seconds.
         stop_on_signals: SIGINT and SIGTERM stop the run gracefully (only when it runs on the
             main thread; elsewhere signals stay the host's).
+        step_level: the ``logging`` level of each step's start and end events.
     """
 
     concurrency: int = 1
@@ -57,6 +59,7 @@ class RunOptions:
     deadline_s: float | None = None
     grace_s: float = 20.0
     stop_on_signals: bool = True
+    step_level: int = logging.DEBUG
 
 
 @dataclass(slots=True)
@@ -110,7 +113,7 @@ async def drive(
     workers = Workers(options.concurrency)
     engine = Engine(committer, workers, backoff=options.backoff, on_event=on_event,
                     grace_s=options.grace_s, locks=locks, lock_wait_s=options.lock_wait_s,
-                    needs_run=options.needs_run)
+                    needs_run=options.needs_run, step_level=options.step_level)
     result = RunResult()
 
     def on_signal(signum: int) -> None:
@@ -184,8 +187,8 @@ def run_one(
             store holds the failure (phase FAILED when not retryable).
     """
     key = ctx.binding.key
-    result = run(store, [ctx], RunOptions(lock_wait_s=lock_wait_s), locks=locks,
-                 on_event=on_event)
+    result = run(store, [ctx], RunOptions(lock_wait_s=lock_wait_s, step_level=logging.INFO),
+                 locks=locks, on_event=on_event)
     if key in result.locked:
         raise result.locked[key]
     if key in result.errors:
