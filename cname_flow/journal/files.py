@@ -3,11 +3,17 @@
 :class:`HolderLock` is also the reconcile run lock (:func:`cname_flow.reconcile.run.run_lock`).
 
 Files are created ``0600`` and a missing directory ``0700``, whatever the umask.
+
+:func:`location_error` and :func:`disk_error` turn an ``OSError`` of the journal's files into
+the error a command reports (never a traceback): a location that cannot be used (``journal.dir``
+is a file, read-only, not ours) is a :class:`~cname_flow.errors.ConfigError` (exit 2);
+anything else a :class:`~cname_flow.errors.JournalError` (exit 1).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -21,11 +27,48 @@ from typing import Final, Self
 
 from filelock import FileLock, Timeout
 
-from cname_flow.errors import Locked
+from cname_flow.errors import CnameFlowError, ConfigError, JournalError, Locked
 from cname_flow.journal.records import format_ts
 
 FILE_MODE: Final = 0o600
 DIR_MODE: Final = 0o700
+
+#: Errors of a location that cannot be used as it is: the user must change it (exit 2).
+_LOCATION_ERRNOS: Final = frozenset({
+    errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG,
+    errno.ELOOP, errno.EEXIST,
+})
+
+
+def disk_error(exc: OSError, path: Path, *, doing: str) -> JournalError:
+    """The error to raise for ``exc``, an ``OSError`` met while ``doing`` (``"append to"``…)
+    the journal file ``path``.
+
+    Returns:
+        A :class:`JournalError` (exit 1) naming the file and the system's reason.
+    """
+    reason = exc.strerror or str(exc)
+    return JournalError(f"cannot {doing} {path}: {reason}")
+
+
+def location_error(exc: OSError, path: Path, *, doing: str = "use") -> CnameFlowError:
+    """The error to raise for ``exc``, an ``OSError`` met while opening or reading the journal
+    at ``path`` (a file under ``journal.dir``, or the directory itself).
+
+    Returns:
+        A :class:`ConfigError` (exit 2) naming ``journal.dir`` when the location cannot be used
+        as it is (a file where a directory should be or the reverse, no permission, a read-only
+        file system, a name too long); else what :func:`disk_error` returns.
+    """
+    if exc.errno not in _LOCATION_ERRNOS:
+        return disk_error(exc, path, doing=doing)
+    where = exc.filename if isinstance(exc.filename, str) else str(path)
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOTDIR:
+        reason += " (a file is in the way)"
+    error = ConfigError([f"journal.dir: cannot {doing} {where}: {reason}"])
+    error.hint = "journal.dir must name a directory this user can create, read and write"
+    return error
 
 
 class HolderLock:

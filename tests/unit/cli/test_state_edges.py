@@ -4,12 +4,19 @@ traceback (issue 13)."""
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
 import pytest
 from click.testing import Result
 
 from cname_flow.cli.common import Outcome
 from cname_flow.store import JsonStore
-from tests.unit.cli.clikit import CliWorld
+from tests.unit.cli.clikit import BUCKET, CliWorld
+
+DOMAIN = "www.example.com"
 
 
 def _no_traceback(result: Result) -> None:
@@ -26,3 +33,54 @@ def test_a_job_id_too_long_for_a_file_name_exits_2(world: CliWorld, command: str
     _no_traceback(result)
     assert result.exit_code == Outcome.USAGE
     assert "too long" in result.output
+
+
+# -- a journal location that cannot be used: exit 2, naming journal.dir -----------------------
+# Tests run as root in CI, where permission bits stop nothing: a file in the way stands for a
+# location that cannot be created, and a failing os.open for a read-only one.
+
+def _journal_dir(world: CliWorld, directory: Path) -> None:
+    world.config.write_text(
+        f"journal:\n  dir: {directory}\n"
+        f"defaults:\n  bucket: {BUCKET}\n  region: cn-hangzhou\n", encoding="utf-8")
+
+
+def _refused_location(result: Result, where: Path) -> None:
+    _no_traceback(result)
+    assert result.exit_code == Outcome.USAGE, result.output
+    assert "journal.dir" in result.output and str(where) in result.output
+
+
+def test_a_journal_dir_that_is_a_file_exits_2(world: CliWorld) -> None:
+    (world.tmp / "journal").write_text("not a directory", encoding="utf-8")
+    _refused_location(world.invoke("bind", DOMAIN), world.tmp / "journal")
+
+
+def test_a_journal_dir_under_a_file_exits_2_for_bind_and_reconcile(world: CliWorld) -> None:
+    (world.tmp / "blocker").write_text("a file", encoding="utf-8")
+    _journal_dir(world, world.tmp / "blocker" / "journal")
+    _refused_location(world.invoke("bind", DOMAIN), world.tmp / "blocker")
+    manifest = str(world.manifest(DOMAIN))
+    _refused_location(world.invoke("reconcile", "-f", manifest), world.tmp / "blocker")
+
+
+def test_a_store_file_that_cannot_be_read_exits_2(world: CliWorld) -> None:
+    (world.tmp / "journal" / "bindings.jsonl").mkdir(parents=True)  # a directory in the way
+    _refused_location(world.invoke("bind", DOMAIN), world.tmp / "journal")
+    _refused_location(world.invoke("status"), world.tmp / "journal")
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_a_read_only_journal_dir_exits_2(world: CliWorld, monkeypatch: pytest.MonkeyPatch,
+                                         code: int) -> None:
+    journal = world.tmp / "journal"
+    journal.mkdir()
+    real_open = os.open
+
+    def read_only(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).startswith(str(journal)) and flags & (os.O_WRONLY | os.O_RDWR):
+            raise OSError(code, os.strerror(code), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    _refused_location(world.invoke("bind", DOMAIN), journal)
