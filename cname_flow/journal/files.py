@@ -6,8 +6,9 @@ Files are created ``0600`` and a missing directory ``0700``, whatever the umask.
 
 :func:`location_error` and :func:`disk_error` turn an ``OSError`` of the journal's files into
 the error a command reports (never a traceback): a location that cannot be used (``journal.dir``
-is a file, read-only, not ours) is a :class:`~cname_flow.errors.ConfigError` (exit 2);
-anything else a :class:`~cname_flow.errors.JournalError` (exit 1).
+is a file, read-only, not ours) is a :class:`~cname_flow.errors.ConfigError` (exit 2); a full
+disk or quota is a retryable :class:`~cname_flow.errors.JournalError` (exit 75: the re-run
+resumes from the store); anything else a :class:`~cname_flow.errors.JournalError` (exit 1).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _LOCATION_ERRNOS: Final = frozenset({
     errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG,
     errno.ELOOP, errno.EEXIST,
 })
+#: A full file system or quota: temporary, the same command resumes once space is freed.
+_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def disk_error(exc: OSError, path: Path, *, doing: str) -> JournalError:
@@ -45,9 +48,19 @@ def disk_error(exc: OSError, path: Path, *, doing: str) -> JournalError:
     the journal file ``path``.
 
     Returns:
-        A :class:`JournalError` (exit 1) naming the file and the system's reason.
+        For ``ENOSPC`` / ``EDQUOT``: a :class:`JournalError` with ``retryable`` True (exit 75)
+        whose message says the disk is full and where; else a :class:`JournalError` (exit 1)
+        naming the file and the system's reason.
     """
     reason = exc.strerror or str(exc)
+    if exc.errno in _FULL_ERRNOS:
+        error = JournalError(
+            f"disk full: cannot {doing} {path} ({reason})",
+            hint=f"free space on the file system holding {path.parent} (or raise the quota), "
+            "then re-run the same command: it resumes from the store",
+        )
+        error.retryable = True
+        return error
     return JournalError(f"cannot {doing} {path}: {reason}")
 
 
