@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from cname_flow.cli.common import Outcome
+from cname_flow.cli.common import Outcome, outcome_of
+from cname_flow.errors import JournalCorrupt
 from cname_flow.store import JsonStore
 from tests.unit.cli.clikit import BUCKET, CliWorld
 
@@ -84,3 +85,20 @@ def test_a_read_only_journal_dir_exits_2(world: CliWorld, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(os, "open", read_only)
     _refused_location(world.invoke("bind", DOMAIN), journal)
+
+
+# -- a tampered journal: refused at read, naming file:line, exit 1 -----------------------------
+
+def test_an_unknown_phase_in_the_store_is_refused_at_read_with_exit_1(world: CliWorld) -> None:
+    assert world.invoke("bind", DOMAIN).exit_code == Outcome.OK
+    store = world.tmp / "journal" / "bindings.jsonl"
+    lines = store.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[-1] = lines[-1].replace('"phase": "BOUND"', '"phase": "WEIRD"')
+    store.write_text("".join(lines) + lines[-2], encoding="utf-8")  # tampered, then one more
+    for command in (("bind", DOMAIN), ("status",), ("unbind", DOMAIN)):
+        result = world.invoke(*command)
+        _no_traceback(result)
+        assert result.exit_code == Outcome.FAILED, (command, result.output)
+        assert f"{store}:{len(lines)}: field 'phase': 'WEIRD' is not a known phase" \
+            in result.output
+    assert outcome_of(JournalCorrupt("x.jsonl:3: bad")) == Outcome.FAILED  # the table's row
