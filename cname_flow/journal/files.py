@@ -224,8 +224,9 @@ def open_append(path: Path) -> int:
     return fd
 
 
-def replace_file(path: Path, data: bytes, *, durable: bool) -> None:
-    """Atomically replace ``path`` with ``data``, mode ``0600``.
+def replace_file(path: Path, data: bytes, *, durable: bool, mode: int = FILE_MODE) -> None:
+    """Atomically replace ``path`` with ``data``, with permission bits ``mode`` (default
+    ``0600``) whatever the umask.
 
     Temp file in the same directory, ``fsync`` (when ``durable``), ``rename``, directory
     ``fsync`` (when ``durable``): a crash leaves the old or the new content, never a mix.
@@ -236,7 +237,7 @@ def replace_file(path: Path, data: bytes, *, durable: bool) -> None:
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
-            os.fchmod(fd, FILE_MODE)
+            os.fchmod(fd, mode)
             write_all(fd, data)
             if durable:
                 os.fsync(fd)
