@@ -89,7 +89,9 @@ class HolderLock:
 
     The holder goes in a side file because every contender opens the lock file itself. The
     side file is advisory: a stale one left by a crash is simply overwritten by the next
-    holder, and it is removed on release. Usable as a context manager.
+    holder, and it is removed on release when it still names this holder (a side file another
+    process wrote meanwhile, e.g. over a lock file deleted by hand, is left to it). Both files
+    are ``0600`` whatever the umask. Usable as a context manager.
 
     Args:
         lock_path: the lock file, created ``0600``.
@@ -106,6 +108,7 @@ class HolderLock:
         self._holder = holder_path
         self._busy = busy
         self._hint = hint
+        self._mine: bytes | None = None  # the side file's content as this holder wrote it
 
     @classmethod
     def for_journal(cls, journal: Path) -> HolderLock:
@@ -136,10 +139,15 @@ class HolderLock:
             raise
 
     def release(self) -> None:
-        """Forget the holder and release the lock."""
-        with contextlib.suppress(FileNotFoundError):
-            self._holder.unlink()
-        self._lock.release()
+        """Remove the side file if it still names this holder, and release the lock."""
+        mine, self._mine = self._mine, None
+        try:
+            if mine is not None and self._holder.read_bytes() == mine:
+                self._holder.unlink()
+        except OSError:
+            pass  # gone already, or unreadable: not ours to remove
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> Self:
         self.acquire()
@@ -154,17 +162,24 @@ class HolderLock:
         self.release()
 
     def _write_holder(self) -> None:
-        write_holder(self._holder)
+        self._mine = write_holder(self._holder)
 
     def _read_holder(self) -> str:
         return read_holder(self._holder)
 
 
-def write_holder(path: Path) -> None:
-    """Name this process as a lock's holder in the side file ``path`` (pid, host, since)."""
+def write_holder(path: Path) -> bytes:
+    """Name this process as a lock's holder in the side file ``path`` (pid, host, since),
+    ``0600``; return the bytes written (JSON).
+
+    Raises:
+        OSError: the side file could not be written.
+    """
     since = format_ts(datetime.now(UTC))
     text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since})
-    replace_file(path, text.encode("utf-8"), durable=False)
+    data = text.encode("utf-8")
+    replace_file(path, data, durable=False)
+    return data
 
 
 def read_holder(path: Path) -> str:
