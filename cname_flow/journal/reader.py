@@ -60,7 +60,7 @@ def _scan(handle: BinaryIO, path: Path) -> Iterator[_RawLine]:
         if raw.strip():
             try:
                 value = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
                 bad_line = number  # fatal unless it turns out to be the last line
                 continue
             yield _RawLine(number, value, offset + len(raw))
@@ -175,7 +175,7 @@ def catch_up(fd: int, offset: int, state: ReplayState, path: Path, end: int | No
         if raw.strip():
             try:
                 apply_line(state, decode_line(json.loads(raw)))
-            except ValueError as exc:  # LineError included
+            except (ValueError, RecursionError) as exc:  # LineError included
                 where = f"{path}:{_line_at(fd, position)} (byte {position})"
                 raise JournalCorrupt(f"{where}: {exc}") from None
         position += len(raw)
