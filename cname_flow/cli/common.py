@@ -29,6 +29,7 @@ from cname_flow.errors import (
     ConfigError,
     InputError,
     Interrupted,
+    JournalCorrupt,
     Locked,
     UnsafePlan,
 )
@@ -39,10 +40,13 @@ class Outcome(IntEnum):
     """The process exit codes of every command (the README's table).
 
     ``OK`` success (for ``reconcile``: no drift left); ``FAILED`` a binding failed for good (or
-    drift is left); ``USAGE`` usage, config, manifest or input error, nothing touched; ``UNSAFE``
-    an unsafe plan refused without ``--force``; ``RETRYABLE`` (EX_TEMPFAIL of ``sysexits.h``)
-    every failure was retryable or another run holds the lock; ``SIGINT`` / ``SIGTERM``
-    interrupted by that signal, ``128 + signum`` as a shell reports it.
+    drift is left, or the journal is corrupt: a person must look, and corruption may be found
+    after side effects, so not ``USAGE``'s "nothing touched"); ``USAGE`` usage, config
+    (``journal.dir`` that cannot be used included), manifest or input error, nothing touched;
+    ``UNSAFE`` an unsafe plan refused without ``--force``; ``RETRYABLE`` (EX_TEMPFAIL of
+    ``sysexits.h``) every failure was retryable (a full disk under the journal included) or
+    another run holds the lock; ``SIGINT`` / ``SIGTERM`` interrupted by that signal,
+    ``128 + signum`` as a shell reports it.
     """
 
     OK = 0
@@ -94,6 +98,8 @@ def _error_outcome(exc: BaseException) -> Outcome:
         return Outcome.interrupted(exc.signum)
     if isinstance(exc, ConfigError | InputError | click.UsageError):
         return Outcome.USAGE
+    if isinstance(exc, JournalCorrupt):  # re-running cannot help; may come after side effects
+        return Outcome.FAILED
     if isinstance(exc, UnsafePlan):
         return Outcome.UNSAFE
     if isinstance(exc, Locked):

@@ -2,6 +2,9 @@
 
 On a terminal: human-readable console lines on stderr. Otherwise: one JSON object per line on
 stderr (``timestamp``, ``level``, ``event`` and key=value fields), for log collectors and cron mail.
+A logged exception (``log.exception``) is rendered on the console as a rich traceback WITHOUT
+local variables: structlog's default shows them, and a frame's locals can hold a secret (an
+AccessKey secret, an STS token) that no log line may carry.
 A last processor (:func:`cname_flow.logs.redact_secrets`) redacts any field whose name says it is
 a secret, as a second line of defence: the library never passes secrets to the logger in the first
 place. Once this has run, every library logger (:mod:`cname_flow.logs`) goes through this
@@ -34,9 +37,11 @@ def configure(*, json_logs: bool | None = None, verbose: bool = False,
     out = stream or sys.stderr
     if json_logs is None:
         json_logs = not out.isatty()
+    colors = out.isatty()
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json_logs
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(colors=colors,
+                                           exception_formatter=_traceback_formatter(colors))
     )
     structlog.configure(
         processors=[
@@ -52,6 +57,12 @@ def configure(*, json_logs: bool | None = None, verbose: bool = False,
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def _traceback_formatter(colors: bool) -> structlog.dev.RichTracebackFormatter:
+    """Rich tracebacks as structlog renders them, minus the locals (never shown: secrets)."""
+    return structlog.dev.RichTracebackFormatter(
+        show_locals=False, color_system="truecolor" if colors else None)
 
 
 def _level(name: str | None, verbose: bool, json_logs: bool) -> int:

@@ -11,7 +11,10 @@ these in :mod:`cname_flow.store`.
 Guarantees (summarised in the README, "How a binding flows"):
 
 * Append-only (``O_APPEND``); :meth:`Journal.record` returns only after ``write`` + ``fsync``.
-  A failed write is truncated away, so the file never keeps half a line in its middle.
+  A failed write is truncated away, so the file never keeps half a line in its middle. A full
+  disk or quota (``ENOSPC``, ``EDQUOT``) is a retryable
+  :class:`~cname_flow.errors.JournalError` (exit 75: the same command resumes once space is
+  freed); a ``journal.dir`` that cannot be used is a :class:`~cname_flow.errors.ConfigError`.
 * A torn last line (a crash mid-write: no trailing newline, or invalid JSON on the last line
   only) is dropped on load and truncated before the next append. Anything else unreadable,
   a missing header or an unknown version raises :class:`~cname_flow.errors.JournalCorrupt`

@@ -21,6 +21,7 @@ Timestamps are ISO-8601 in UTC with microseconds and a ``Z`` suffix. Pure code, 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,7 @@ from typing import Final, TypeAlias, TypeVar, cast
 
 from cname_flow.journal.records import (
     STATUSES,
+    TIME_OUTPUTS,
     BindingOutputs,
     BindingRecord,
     ErrorInfo,
@@ -245,13 +247,13 @@ def decode_line(obj: object) -> Line:
     if "meta" in obj:
         return MetaLine(_outputs(obj, "meta"), _field_ts(obj, "ts"))
     if "forget" in obj:
-        return ForgetLine(_field_str(obj, "forget"), _field_ts(obj, "ts"))
+        return ForgetLine(_field_key(obj, "forget"), _field_ts(obj, "ts"))
     if "members" in obj:
         return MembersLine(_keys(obj), _field_ts(obj, "ts"))
     if "job" in obj:
         return JobLine(JobEvent(_field_str(obj, "job"), _outputs(obj, "values"),
                                 _field_ts(obj, "ts")))
-    key, step = _field_str(obj, "key"), _field_str(obj, "step")
+    key, step = _field_key(obj, "key"), _field_str(obj, "step")
     status = _status(obj)
     event = JournalEvent(
         key=key,
@@ -272,9 +274,9 @@ def decode_line(obj: object) -> Line:
 
 def _keys(obj: dict[str, object]) -> tuple[str, ...]:
     keys = obj.get("members")
-    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+    if not isinstance(keys, list):
         raise LineError("field 'members' must be a list of strings")
-    return tuple(keys)
+    return tuple(_field_key({"members": key}, "members") for key in keys)
 
 
 def _status(obj: dict[str, object]) -> EventStatus:
@@ -298,6 +300,25 @@ def _field_str(obj: dict[str, object], name: str) -> str:
     value = obj.get(name)
     if not isinstance(value, str):
         raise LineError(f"field {name!r} must be a string")
+    return _text(value, name)
+
+
+def _field_key(obj: dict[str, object], name: str) -> str:
+    key = _field_str(obj, name)
+    try:
+        _check_key(key)
+    except ValueError as exc:
+        raise LineError(f"field {name!r}: {exc}") from None
+    return key
+
+
+def _text(value: str, name: str) -> str:
+    """``value`` when it is valid Unicode (JSON's ``\\ud800`` escapes can make a lone
+    surrogate, which could never be written back as UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LineError(f"field {name!r} holds an invalid Unicode escape") from None
     return value
 
 
@@ -315,8 +336,17 @@ def _outputs(obj: dict[str, object], name: str) -> dict[str, OutputValue]:
     if not isinstance(value, dict):
         raise LineError(f"field {name!r} must be an object")
     for key, item in value.items():
+        where = f"{name}.{_text(key, name)}"
         if item is not None and not isinstance(item, str | int | float | bool):
-            raise LineError(f"field '{name}.{key}' must be a string, number, boolean or null")
+            raise LineError(f"field '{where}' must be a string, number, boolean or null")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise LineError(f"field '{where}' must be a finite number")
+        if isinstance(item, str):
+            _text(item, where)
+            if name == "outputs" and key in TIME_OUTPUTS:
+                _field_ts(value, key)
+        elif name == "outputs" and key in TIME_OUTPUTS and item is not None:
+            raise LineError(f"field '{where}' must be a timestamp string or null")
     return cast(dict[str, OutputValue], value)
 
 
@@ -333,5 +363,5 @@ def _error(value: object) -> ErrorInfo | None:
         code=_field_str(value, "code"),
         message=_field_str(value, "message"),
         retryable=retryable,
-        request_id=request_id if isinstance(request_id, str) else "",
+        request_id=_text(request_id, "error.request_id") if isinstance(request_id, str) else "",
     )

@@ -3,11 +3,18 @@
 :class:`HolderLock` is also the reconcile run lock (:func:`cname_flow.reconcile.run.run_lock`).
 
 Files are created ``0600`` and a missing directory ``0700``, whatever the umask.
+
+:func:`location_error` and :func:`disk_error` turn an ``OSError`` of the journal's files into
+the error a command reports (never a traceback): a location that cannot be used (``journal.dir``
+is a file, read-only, not ours) is a :class:`~cname_flow.errors.ConfigError` (exit 2); a full
+disk or quota is a retryable :class:`~cname_flow.errors.JournalError` (exit 75: the re-run
+resumes from the store); anything else a :class:`~cname_flow.errors.JournalError` (exit 1).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -21,11 +28,60 @@ from typing import Final, Self
 
 from filelock import FileLock, Timeout
 
-from cname_flow.errors import Locked
+from cname_flow.errors import CnameFlowError, ConfigError, JournalError, Locked
 from cname_flow.journal.records import format_ts
 
 FILE_MODE: Final = 0o600
 DIR_MODE: Final = 0o700
+
+#: Errors of a location that cannot be used as it is: the user must change it (exit 2).
+_LOCATION_ERRNOS: Final = frozenset({
+    errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG,
+    errno.ELOOP, errno.EEXIST,
+})
+#: A full file system or quota: temporary, the same command resumes once space is freed.
+_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_error(exc: OSError, path: Path, *, doing: str) -> JournalError:
+    """The error to raise for ``exc``, an ``OSError`` met while ``doing`` (``"append to"``…)
+    the journal file ``path``.
+
+    Returns:
+        For ``ENOSPC`` / ``EDQUOT``: a :class:`JournalError` with ``retryable`` True (exit 75)
+        whose message says the disk is full and where; else a :class:`JournalError` (exit 1)
+        naming the file and the system's reason.
+    """
+    reason = exc.strerror or str(exc)
+    if exc.errno in _FULL_ERRNOS:
+        error = JournalError(
+            f"disk full: cannot {doing} {path} ({reason})",
+            hint=f"free space on the file system holding {path.parent} (or raise the quota), "
+            "then re-run the same command: it resumes from the store",
+        )
+        error.retryable = True
+        return error
+    return JournalError(f"cannot {doing} {path}: {reason}")
+
+
+def location_error(exc: OSError, path: Path, *, doing: str = "use") -> CnameFlowError:
+    """The error to raise for ``exc``, an ``OSError`` met while opening or reading the journal
+    at ``path`` (a file under ``journal.dir``, or the directory itself).
+
+    Returns:
+        A :class:`ConfigError` (exit 2) naming ``journal.dir`` when the location cannot be used
+        as it is (a file where a directory should be or the reverse, no permission, a read-only
+        file system, a name too long); else what :func:`disk_error` returns.
+    """
+    if exc.errno not in _LOCATION_ERRNOS:
+        return disk_error(exc, path, doing=doing)
+    where = exc.filename if isinstance(exc.filename, str) else str(path)
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOTDIR:
+        reason += " (a file is in the way)"
+    error = ConfigError([f"journal.dir: cannot {doing} {where}: {reason}"])
+    error.hint = "journal.dir must name a directory this user can create, read and write"
+    return error
 
 
 class HolderLock:
@@ -33,7 +89,9 @@ class HolderLock:
 
     The holder goes in a side file because every contender opens the lock file itself. The
     side file is advisory: a stale one left by a crash is simply overwritten by the next
-    holder, and it is removed on release. Usable as a context manager.
+    holder, and it is removed on release when it still names this holder (a side file another
+    process wrote meanwhile, e.g. over a lock file deleted by hand, is left to it). Both files
+    are ``0600`` whatever the umask. Usable as a context manager.
 
     Args:
         lock_path: the lock file, created ``0600``.
@@ -50,6 +108,7 @@ class HolderLock:
         self._holder = holder_path
         self._busy = busy
         self._hint = hint
+        self._mine: bytes | None = None  # the side file's content as this holder wrote it
 
     @classmethod
     def for_journal(cls, journal: Path) -> HolderLock:
@@ -80,10 +139,15 @@ class HolderLock:
             raise
 
     def release(self) -> None:
-        """Forget the holder and release the lock."""
-        with contextlib.suppress(FileNotFoundError):
-            self._holder.unlink()
-        self._lock.release()
+        """Remove the side file if it still names this holder, and release the lock."""
+        mine, self._mine = self._mine, None
+        try:
+            if mine is not None and self._holder.read_bytes() == mine:
+                self._holder.unlink()
+        except OSError:
+            pass  # gone already, or unreadable: not ours to remove
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> Self:
         self.acquire()
@@ -98,17 +162,24 @@ class HolderLock:
         self.release()
 
     def _write_holder(self) -> None:
-        write_holder(self._holder)
+        self._mine = write_holder(self._holder)
 
     def _read_holder(self) -> str:
         return read_holder(self._holder)
 
 
-def write_holder(path: Path) -> None:
-    """Name this process as a lock's holder in the side file ``path`` (pid, host, since)."""
+def write_holder(path: Path) -> bytes:
+    """Name this process as a lock's holder in the side file ``path`` (pid, host, since),
+    ``0600``; return the bytes written (JSON).
+
+    Raises:
+        OSError: the side file could not be written.
+    """
     since = format_ts(datetime.now(UTC))
     text = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since})
-    replace_file(path, text.encode("utf-8"), durable=False)
+    data = text.encode("utf-8")
+    replace_file(path, data, durable=False)
+    return data
 
 
 def read_holder(path: Path) -> str:
@@ -168,8 +239,9 @@ def open_append(path: Path) -> int:
     return fd
 
 
-def replace_file(path: Path, data: bytes, *, durable: bool) -> None:
-    """Atomically replace ``path`` with ``data``, mode ``0600``.
+def replace_file(path: Path, data: bytes, *, durable: bool, mode: int = FILE_MODE) -> None:
+    """Atomically replace ``path`` with ``data``, with permission bits ``mode`` (default
+    ``0600``) whatever the umask.
 
     Temp file in the same directory, ``fsync`` (when ``durable``), ``rename``, directory
     ``fsync`` (when ``durable``): a crash leaves the old or the new content, never a mix.
@@ -180,7 +252,7 @@ def replace_file(path: Path, data: bytes, *, durable: bool) -> None:
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:
-            os.fchmod(fd, FILE_MODE)
+            os.fchmod(fd, mode)
             write_all(fd, data)
             if durable:
                 os.fsync(fd)

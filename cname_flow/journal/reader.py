@@ -60,7 +60,7 @@ def _scan(handle: BinaryIO, path: Path) -> Iterator[_RawLine]:
         if raw.strip():
             try:
                 value = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
                 bad_line = number  # fatal unless it turns out to be the last line
                 continue
             yield _RawLine(number, value, offset + len(raw))
@@ -161,7 +161,8 @@ def catch_up(fd: int, offset: int, state: ReplayState, path: Path, end: int | No
         The offset just past the last complete line applied.
 
     Raises:
-        JournalCorrupt: a complete line that is not a valid journal line (names the byte offset).
+        JournalCorrupt: a complete line that is not a valid journal line (names ``<file>:<line>``
+            and the byte offset).
         OSError: the read failed.
     """
     size = os.fstat(fd).st_size if end is None else end
@@ -174,10 +175,24 @@ def catch_up(fd: int, offset: int, state: ReplayState, path: Path, end: int | No
         if raw.strip():
             try:
                 apply_line(state, decode_line(json.loads(raw)))
-            except ValueError as exc:  # LineError included
-                raise JournalCorrupt(f"{path}: bad line at byte {position}: {exc}") from None
+            except (ValueError, RecursionError) as exc:  # LineError included
+                where = f"{path}:{_line_at(fd, position)} (byte {position})"
+                raise JournalCorrupt(f"{where}: {exc}") from None
         position += len(raw)
     return offset + complete
+
+
+def _line_at(fd: int, position: int) -> int:
+    """The 1-based number of the line starting at byte ``position`` (the error path only: it
+    reads the file up to there)."""
+    newlines, start = 0, 0
+    while start < position:
+        chunk = os.pread(fd, min(1 << 20, position - start), start)
+        if not chunk:
+            break
+        newlines += chunk.count(b"\n")
+        start += len(chunk)
+    return newlines + 1
 
 
 def read_events(path: Path, key: str | None = None) -> Iterator[JournalEvent]:

@@ -250,6 +250,14 @@ class BindingRecord:
         return cast(OutputValue, self.outputs.get(name))
 
 
+#: The outputs read as times (ISO-8601 strings on disk, parsed by the typed attributes): the
+#: reader refuses a line holding one that does not parse, rather than a later read crashing.
+TIME_OUTPUTS: Final[frozenset[str]] = frozenset(
+    attr.key for attr in vars(BindingRecord).values()
+    if isinstance(attr, _Output) and attr._convert is _as_datetime
+)
+
+
 def format_ts(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds and ``Z``: ``"2024-05-01T12:00:00.000000Z"``.
 
@@ -266,12 +274,16 @@ def parse_ts(text: str) -> datetime:
     """Parse an ISO-8601 timestamp into an aware UTC datetime.
 
     Raises:
-        ValueError: not ISO-8601, or without a UTC offset.
+        ValueError: not ISO-8601, without a UTC offset, or out of range once in UTC
+            (``0001-01-01T00:00:00+01:00``).
     """
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no UTC offset")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp {text!r} is out of range in UTC") from None
 
 
 def guard_values(values: Mapping[str, object], *, what: str) -> None:

@@ -23,8 +23,10 @@ from cname_flow.journal.codec import (
 )
 from cname_flow.journal.files import (
     HolderLock,
+    disk_error,
     ensure_dir,
     fsync_dir,
+    location_error,
     open_append,
     remove_stale_temps,
     replace_file,
@@ -77,15 +79,24 @@ class Journal(JournalView):
         Raises:
             Locked: another holder; the message names its pid, host and start time.
             JournalCorrupt: unreadable line, missing header or unknown version.
-            JournalError: this object is already open.
+            ConfigError: the location cannot be used (``journal.dir`` is a file, read-only, not
+                readable…; :func:`~cname_flow.journal.files.location_error`).
+            JournalError: this object is already open, or the file could not be read or
+                written (``retryable`` when the disk is full).
         """
         with self._mutex:
             if self._lock is not None:
                 raise JournalError(f"journal {self._path} is already open")
-            ensure_dir(self._path.parent)
-            lock = self._acquire_lock()
+            try:
+                ensure_dir(self._path.parent)
+                lock = self._acquire_lock()
+            except OSError as exc:
+                raise location_error(exc, self._path, doing="open") from exc
             try:
                 self._open_file()
+            except OSError as exc:
+                lock.release()
+                raise location_error(exc, self._path, doing="open") from exc
             except BaseException:
                 lock.release()
                 raise
@@ -113,7 +124,8 @@ class Journal(JournalView):
 
         Raises:
             ValueError: bad key or status, naive timestamp, or a secret among the outputs.
-            JournalError: the journal is not open, or the write/fsync failed (nothing recorded).
+            JournalError: the journal is not open, or the write/fsync failed (nothing recorded;
+                ``retryable`` when the disk or quota is full: exit 75).
         """
         line = encode_event(event)
         with self._mutex:
@@ -227,7 +239,7 @@ class Journal(JournalView):
             try:
                 replace_file(self._path, data, durable=self._fsync)
             except OSError as exc:
-                raise JournalError(f"cannot compact {self._path}: {exc.strerror}") from exc
+                raise disk_error(exc, self._path, doing="compact") from exc
             self._fd = None
             os.close(fd)
             self._fd = open_append(self._path)
@@ -238,13 +250,17 @@ class Journal(JournalView):
         """Load a journal without taking its lock (for ``status`` while a job runs).
 
         Raises:
-            JournalError: no file at ``path``.
+            JournalError: no file at ``path``, or it cannot be read.
+            ConfigError: the location cannot be used (as :meth:`open`).
             JournalCorrupt: as :meth:`open`.
         """
         path = Path(path)
-        if not path.exists():
-            raise JournalError(f"no journal at {path}")
-        return JournalSnapshot(path, load(path))
+        try:
+            if not path.exists():
+                raise JournalError(f"no journal at {path}")
+            return JournalSnapshot(path, load(path))
+        except OSError as exc:
+            raise location_error(exc, path, doing="read") from exc
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -320,7 +336,7 @@ class Journal(JournalView):
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, self._size)
-            raise JournalError(f"cannot append to journal {self._path}: {exc.strerror}") from exc
+            raise disk_error(exc, self._path, doing="append to") from exc
         self._size += len(data)
 
     def _compacted_bytes(self) -> bytes:

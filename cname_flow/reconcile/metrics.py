@@ -1,7 +1,9 @@
 """Prometheus text-format metrics of a reconcile run, for node_exporter's textfile collector.
 
-Written with ``prometheus_client``'s :func:`~prometheus_client.write_to_textfile` (temp file in the
-same directory + rename, so the collector never reads half a file). The last successful run's
+Rendered by ``prometheus_client`` and written atomically (a temp file ``.<name>.*.tmp`` in the
+same directory, then rename, so the collector never reads half a file) with mode ``0644``
+whatever the umask: readable by node_exporter, which runs as its own user, and writable by the
+owner only (it holds no secret, but nobody else may forge it). The last successful run's
 timestamp survives failed runs: it is read back from the previous file.
 
 Metrics (all gauges)::
@@ -23,15 +25,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cname_flow.journal.files import replace_file
 from cname_flow.reconcile.drift import DriftKind
 from cname_flow.reconcile.run import ReconcileReport
 
 PREFIX = "cname_flow"
 LAST_SUCCESS = f"{PREFIX}_reconcile_last_success_timestamp_seconds"
 STATUSES = ("Enabled", "Disabled", "missing")
+#: Permission bits of the metrics file: world-readable for the collector, never world-writable.
+METRICS_MODE = 0o644
 
 
 def previous_success(path: Path) -> float | None:
@@ -60,6 +65,9 @@ def write_metrics(path: Path, report: ReconcileReport | None, *, duration_s: flo
         duration_s: wall time of the run, seconds.
         error_code: code of the error that ended the run early (``"Locked"``…), if any.
         now: Unix seconds of the run's end (default: now).
+
+    Raises:
+        OSError: the file could not be written (the previous one, if any, is kept whole).
     """
     now = time.time() if now is None else now
     registry = CollectorRegistry()
@@ -76,7 +84,7 @@ def write_metrics(path: Path, report: ReconcileReport | None, *, duration_s: flo
         errors.labels(code=code).set(count)
     if report is not None:
         _report_metrics(registry, report)
-    write_to_textfile(str(path), registry)
+    replace_file(path, generate_latest(registry), durable=False, mode=METRICS_MODE)
 
 
 def _gauge(registry: CollectorRegistry, name: str, doc: str,

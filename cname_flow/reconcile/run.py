@@ -34,7 +34,7 @@ from cname_flow import service
 from cname_flow.dns.base import RecordRef
 from cname_flow.errors import CnameFlowError, Interrupted, JournalError, ZoneNotFound
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
-from cname_flow.journal.files import HolderLock, ensure_dir
+from cname_flow.journal.files import HolderLock, ensure_dir, location_error
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest
 from cname_flow.model import AuxStep, Binding, CnameEntry, Phase, txt_name
@@ -165,8 +165,9 @@ def run_lock(directory: Path) -> Iterator[Path]:
     Raises:
         Locked: another run holds it; the message names the lock file and the holder (pid,
             host, since).
+        ConfigError: ``directory`` cannot be used (a file in the way, read-only…; exit 2).
+        JournalError: the lock files could not be written (``retryable`` on a full disk).
     """
-    ensure_dir(directory)
     path = directory / LOCK_NAME
     lock = HolderLock(
         path, path.with_suffix(".holder"),
@@ -174,8 +175,15 @@ def run_lock(directory: Path) -> Iterator[Path]:
         " nothing was done",
         hint="cron will try again; check for a run that hangs",
     )
-    with lock:
+    try:
+        ensure_dir(directory)
+        lock.acquire()
+    except OSError as exc:
+        raise location_error(exc, path, doing="lock") from exc
+    try:
         yield path
+    finally:
+        lock.release()
 
 
 def manifest_digest(manifest: Manifest) -> str:

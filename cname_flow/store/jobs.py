@@ -17,6 +17,10 @@ from cname_flow.journal import Journal
 from cname_flow.store.base import JobState
 
 JOBS_DIR: Final = "jobs"
+#: Longest job id, in UTF-8 bytes. The id is a file name's stem: the longest name made from it,
+#: a temp file of an atomic rewrite (``.<id>.jsonl.<8 chars>.tmp``), adds 20 bytes, and one
+#: path component holds at most 255 bytes (``NAME_MAX``); 200 leaves a margin.
+MAX_JOB_ID_BYTES: Final = 200
 
 
 def jobs_dir(directory: Path) -> Path:
@@ -28,10 +32,14 @@ def job_file(directory: Path, job_id: str) -> Path:
     """The file of job ``job_id`` under the store directory ``directory``.
 
     Raises:
-        InputError: the id is not a plain name (letters, digits, ``-``, ``_``, ``.``).
+        InputError: the id is not a plain name (letters, digits, ``-``, ``_``, ``.``, not
+            starting with ``.``) or is longer than :data:`MAX_JOB_ID_BYTES` in UTF-8.
     """
+    shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
+    if len(job_id.encode("utf-8", "surrogatepass")) > MAX_JOB_ID_BYTES:
+        raise InputError(f"job id {shown!r} is too long: at most {MAX_JOB_ID_BYTES} bytes")
     if not job_id or not all(c.isalnum() or c in "-_." for c in job_id) or job_id[0] == ".":
-        raise InputError(f"job id {job_id!r}: use letters, digits, '-', '_' and '.' only")
+        raise InputError(f"job id {shown!r}: use letters, digits, '-', '_' and '.' only")
     return jobs_dir(directory) / f"{job_id}.jsonl"
 
 

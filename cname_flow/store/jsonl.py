@@ -34,7 +34,7 @@ from typing import Final, Self
 
 from cname_flow.errors import JournalError, Locked
 from cname_flow.journal import BindingRecord, Journal
-from cname_flow.journal.files import ensure_dir, write_all
+from cname_flow.journal.files import disk_error, ensure_dir, location_error, write_all
 from cname_flow.journal.reader import catch_up, load
 from cname_flow.store import legacy
 from cname_flow.store.base import JobState
@@ -107,8 +107,7 @@ class JsonStore(Journal):
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, self._offset)
-                raise JournalError(f"cannot append to store {self._path}: {exc.strerror}") \
-                    from exc
+                raise disk_error(exc, self._path, doing="append to") from exc
             self._offset += len(data)
             self._size = self._offset
         if self._fsync:
@@ -116,8 +115,9 @@ class JsonStore(Journal):
                 os.fsync(fd)
             except OSError as exc:
                 self._reload()
-                raise JournalError(f"cannot sync store {self._path} ({exc.strerror}): the last "
-                                   "events may not be durable; re-run the command") from exc
+                error = disk_error(exc, self._path, doing="sync")
+                error.message += ": the last events may not be durable; re-run the command"
+                raise error from exc
 
     def _reload(self) -> None:
         loaded = load(self._path)
@@ -190,6 +190,7 @@ class JsonStore(Journal):
 
         Raises:
             InputError: a bad job id.
+            ConfigError, JournalError: the job file cannot be read or upgraded (as :meth:`open`).
             Locked: another process drives this job (on entering the ``with`` block).
         """
         path = job_file(self.directory, job_id)
@@ -201,6 +202,8 @@ class JsonStore(Journal):
 
         Raises:
             InputError: a bad job id.
+            ConfigError, JournalError: the job file cannot be read (as :meth:`open`).
+            JournalCorrupt: the job file is unreadable.
         """
         path = job_file(self.directory, job_id)
         self._fold(path)
@@ -219,7 +222,8 @@ class JsonStore(Journal):
             Locked: the file is held exclusively (a rewrite, or a process of the previous
                 version) for longer than ``lock_wait_s``.
             JournalCorrupt: an unreadable line, a missing header or an unknown version.
-            JournalError: this object is already open.
+            ConfigError: ``journal.dir`` cannot be used (a file in the way, read-only…; exit 2).
+            JournalError: this object is already open, or a file could not be read or written.
         """
         try:
             return super().open()
@@ -333,7 +337,10 @@ class JsonStore(Journal):
         self._read_fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
 
     def _fold(self, path: Path) -> None:
-        legacy.fold_job(path, get=self._fresh, adopt=self._adopt, fsync=self._fsync)
+        try:
+            legacy.fold_job(path, get=self._fresh, adopt=self._adopt, fsync=self._fsync)
+        except OSError as exc:
+            raise location_error(exc, path, doing="read or upgrade") from exc
 
     def _fresh(self, key: str) -> BindingRecord | None:
         self.refresh()

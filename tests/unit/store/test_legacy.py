@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cname_flow.errors import JournalError
 from cname_flow.journal import Journal
 from cname_flow.journal.files import HolderLock
 from cname_flow.model import Phase
@@ -107,7 +108,7 @@ def test_a_crash_between_the_store_append_and_the_job_rewrite_is_finished_later(
         real(path, data, durable=durable)
 
     monkeypatch.setattr(legacy, "replace_file", crash)
-    with pytest.raises(OSError, match="killed"):
+    with pytest.raises(JournalError, match="killed"):  # the OSError, reported (exit 1)
         JsonStore(tmp_path).open()
     assert json.loads(job.read_text().splitlines()[0])["version"] == 1  # old layout readable
     size = (tmp_path / "bindings.jsonl").stat().st_size
@@ -127,7 +128,7 @@ def test_a_crash_while_upgrading_the_store_file_leaves_the_old_one(
         raise OSError("killed")
 
     monkeypatch.setattr(legacy, "replace_file", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(JournalError, match="killed"):
         JsonStore(tmp_path).open()
     assert (tmp_path / "bindings.jsonl").read_bytes() == original
     assert not list(tmp_path.glob(".bindings.jsonl.*.tmp"))
