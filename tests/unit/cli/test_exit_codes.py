@@ -26,8 +26,9 @@ from cname_flow.errors import (
 from cname_flow.journal import JournalEvent
 from cname_flow.journal.records import apply_event
 from cname_flow.model import CnameToken, Phase
+from cname_flow.reconcile.apply import ItemResult
 from cname_flow.reconcile.drift import Action, DriftKind
-from cname_flow.reconcile.run import LOCK_NAME, ItemResult, ReconcileReport
+from cname_flow.reconcile.run import LOCK_NAME, ReconcileReport
 from tests.fakes import FakeOss, oss_error
 from tests.unit.cli.clikit import BUCKET, CliWorld
 from tests.unit.reconcile.test_reconcile import finding, plan

@@ -15,6 +15,7 @@ from cname_flow.dns.base import OWNER_REMARK, RecordRef
 from cname_flow.errors import InputError, Locked, StalePlan, UnsafePlan
 from cname_flow.journal import BindingOutputs, BindingRecord
 from cname_flow.model import Binding, BindingOptions, CertificateInfo, CnameEntry, Phase, Step
+from cname_flow.reconcile.apply import ItemResult
 from cname_flow.reconcile.drift import (
     Action,
     DesiredState,
@@ -26,7 +27,7 @@ from cname_flow.reconcile.drift import (
 )
 from cname_flow.reconcile.metrics import previous_success, write_metrics
 from cname_flow.reconcile.plan import ReconcilePlan, default_max_changes
-from cname_flow.reconcile.run import BindingStatus, ItemResult, ReconcileReport, run_lock
+from cname_flow.reconcile.run import BindingStatus, ReconcileReport, run_lock
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 B = "examplebucket"
