@@ -39,7 +39,6 @@ from cname_flow.model import (
     CnameEntry,
     Phase,
     Step,
-    normalize_domain,
     txt_name,
 )
 from cname_flow.oss.adapter import AlibabaOss
@@ -155,23 +154,22 @@ def make_binding(
     """A validated :class:`Binding` from user input and the settings' defaults.
 
     ``region`` is the user's (``--region``); without it the binding's region is left ``""``
-    and :func:`preflight_region` fills in the bucket's own.
+    and :func:`preflight_region` fills in the bucket's own. Every field is checked by
+    :func:`cname_flow.names.build_binding` before anything is sent or journaled.
 
     Raises:
-        InputError: bad domain name, no bucket, or an incomplete certificate spec.
+        InputError: bad domain name, no bucket, a name OSS forbids for a bucket, a malformed
+            region id, a route target that is not a host name, or a certificate spec that is
+            incomplete or gives both files and a CAS id.
     """
+    from cname_flow import names  # here, so this change stays inside make_binding (issue 13)
+
     bucket = bucket or settings.defaults.bucket
     if not bucket:
         raise InputError("no bucket: pass --bucket or set defaults.bucket in the config")
-    if certificate is not None and certificate.cert_id is None and not (
-        certificate.cert_file and certificate.key_file
-    ):
-        raise InputError("a certificate needs both --cert-file and --key-file, or --cert-id")
-    return Binding(
-        domain=normalize_domain(domain), bucket=bucket,
-        region=region or "",
-        certificate=certificate, options=options or BindingOptions(
-            route_target=settings.defaults.route_target),
+    return names.build_binding(
+        domain, bucket=bucket, region=region or "", certificate=certificate,
+        options=options or BindingOptions(route_target=settings.defaults.route_target),
     )
 
 

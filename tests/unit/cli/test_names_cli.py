@@ -40,3 +40,54 @@ def bound(world: CliWorld, domain: str) -> None:
 @pytest.mark.parametrize("domain", ["1.2.3.4", "::1", "example.123"])
 def test_bind_refuses_ip_shaped_names(world: CliWorld, domain: str) -> None:
     assert_refused(world, world.invoke("bind", domain), "error:", repr(domain))
+
+
+# -- buckets, regions, route targets, certificates -----------------------------------------------
+
+@pytest.mark.parametrize("bucket", ["a/b", "Bad_Bucket", "ab", "b" * 64])
+def test_bind_refuses_bucket_names_oss_forbids(world: CliWorld, bucket: str) -> None:
+    done = world.invoke("bind", "www.example.com", "--bucket", bucket)
+    assert_refused(world, done, f"bucket {bucket!r}")
+
+
+@pytest.mark.parametrize("command", ["unbind", "forget", "cert"])
+def test_commands_on_a_bound_name_refuse_a_forbidden_bucket(world: CliWorld,
+                                                            command: str) -> None:
+    args = ["cert", "remove"] if command == "cert" else [command]
+    done = world.invoke(*args, "www.example.com", "--bucket", "a/b")
+    assert_refused(world, done, "bucket 'a/b'")
+
+
+@pytest.mark.parametrize("region", ["x y", "CN-HANGZHOU", "hangzhou"])
+def test_bind_and_plan_refuse_a_malformed_region(world: CliWorld, region: str) -> None:
+    for command in ("bind", "plan"):
+        done = world.invoke(command, "www.example.com", "--region", region)
+        assert_refused(world, done, f"region {region!r}: not an OSS region id")
+
+
+def test_batch_refuses_a_manifest_region_before_the_job(world: CliWorld,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    world.batch(monkeypatch)
+    path = world.tmp / "m.yaml"
+    path.write_text("defaults:\n  bucket: examplebucket\nbindings:\n"
+                    "  - domain: a.example.com\n    region: x y\n", encoding="utf-8")
+    done = world.invoke("batch", "run", "-f", str(path))
+    assert_refused(world, done, "m.yaml:4: region 'x y'")
+
+
+@pytest.mark.parametrize(("target", "needle"), [
+    ("evil", "at least two labels"),
+    ("http://evil/", "not a URL"),
+    ("cdn.example.net:8080", "no port"),
+    ("10.0.0.1", "IP address"),
+])
+def test_bind_refuses_a_route_target_that_is_not_a_host(world: CliWorld, target: str,
+                                                        needle: str) -> None:
+    done = world.invoke("bind", "www.example.com", "--route", "--route-target", target)
+    assert_refused(world, done, f"route target {target!r}", needle)
+
+
+def test_bind_refuses_a_cas_id_with_files_before_minting(world: CliWorld) -> None:
+    done = world.invoke("bind", "www.example.com", "--cert-id", "4930000-cn-hangzhou",
+                        "--cert-file", "a.pem", "--key-file", "a.key")
+    assert_refused(world, done, "--cert-id or --cert-file with --key-file, not both")
