@@ -12,13 +12,16 @@ from cname_flow.config import load_settings
 from cname_flow.config.settings import Settings
 from cname_flow.errors import ConfigError, InputError
 from cname_flow.manifest import load_manifest
-from cname_flow.model import BindingOptions, CertificateSpec
+from cname_flow.model import BindingOptions, CertificateSpec, normalize_domain
 from cname_flow.names import (
     build_binding,
     check_bucket,
     check_certificate_spec,
     check_region,
     check_route_target,
+    domain_warnings,
+    mixed_scripts,
+    visible_domain,
 )
 
 
@@ -175,3 +178,68 @@ def test_service_make_binding_normalises_what_it_accepts(settings: Settings) -> 
         options=BindingOptions(route=True, route_target="CDN.example.net."))
     assert (binding.domain, binding.bucket, binding.region, binding.route_target) == (
         "www.xn--fsqu00a.com", "examplebucket", "ap-southeast-1", "cdn.example.net")
+
+
+# -- destructive commands act only on the name the user can see ----------------------------------
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("example.com", "example.com"),
+    (" Example.COM.\n", "example.com"),             # edge whitespace, case, one trailing dot
+    ("例子.中国", "xn--fsqu00a.xn--fiqs8s"),          # U-labels
+    ("XN--FSQU00A.xn--fiqs8s", "xn--fsqu00a.xn--fiqs8s"),
+    ("e\u0301.com", "xn--9ca.com"),                 # NFC: the same text
+    ("ΣΙΣΥΦΟΣ.gr", "xn--uxamkbbkh.gr"),             # case folding, letter by letter (σ, not ς)
+    ("日本語かなカナ.jp", "xn--u8j2cyjqe154zcvb2w6i.jp"),  # Japanese mixes scripts UTS 39 allows
+    ("한국어漢字.kr", "xn--p8s937b4q9bkkuslr.kr"),
+    ("xn--pypal-4ve.com", "xn--pypal-4ve.com"),      # a mixed label, as an A-label
+])
+def test_visible_names_are_accepted(raw: str, expected: str) -> None:
+    assert visible_domain(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "needle"), [
+    ("example\u200b.com", "U+200B ZERO WIDTH SPACE at position 8 is removed"),
+    ("exam\u00adple.com", "U+00AD SOFT HYPHEN at position 5 is removed"),
+    ("example.com\ufe0f", "U+FE0F VARIATION SELECTOR-16 at position 12 is removed"),
+    ("\u3000example.com", "U+3000 IDEOGRAPHIC SPACE at position 1 becomes ' '"),
+    ("例子。中国", "U+3002 IDEOGRAPHIC FULL STOP at position 3 becomes '.'"),
+    ("ｅxample.com", "U+FF45 FULLWIDTH LATIN SMALL LETTER E at position 1 becomes 'e'"),
+    ("ﬁsh.com", "U+FB01 LATIN SMALL LIGATURE FI at position 1 becomes 'fi'"),
+    ("क्\u200cष.com", "U+200C ZERO WIDTH NON-JOINER at position 3 is invisible"),
+])
+def test_hidden_changes_are_refused_naming_the_code_point(raw: str, needle: str) -> None:
+    assert normalize_domain(raw)                   # the lenient check lets each one through
+    with pytest.raises(InputError) as caught:
+        visible_domain(raw)
+    assert needle in str(caught.value) and "act only on the name you can see" in str(caught.value)
+    assert f"it would act on {normalize_domain(raw)}" in str(caught.value)
+
+
+@pytest.mark.parametrize(("raw", "needle"), [
+    ("p\u0430ypal.com", "label 'p\u0430ypal' mixes LATIN and CYRILLIC (U+0430 CYRILLIC SMALL "
+                        "LETTER A at position 2)"),
+    ("www.g\u03bfogle.com", "mixes LATIN and GREEK (U+03BF GREEK SMALL LETTER OMICRON"),
+    ("\u0430pple.com", "mixes CYRILLIC and LATIN (U+0070 LATIN SMALL LETTER P at position 2)"),
+])
+def test_mixed_script_unicode_labels_are_refused_unless_given_as_a_labels(raw: str,
+                                                                          needle: str) -> None:
+    with pytest.raises(InputError, match="give the A-label form") as caught:
+        visible_domain(raw)
+    assert needle in str(caught.value)
+    alabel = normalize_domain(raw)
+    assert visible_domain(alabel) == alabel
+    assert mixed_scripts(alabel) and needle.split(" (")[0] in mixed_scripts(alabel)[0]
+
+
+def test_single_script_names_mix_nothing() -> None:
+    for name in ("example.com", "xn--fsqu00a.xn--fiqs8s", "xn--80ak6aa92e.com", "a1-b2.com"):
+        assert mixed_scripts(name) == []
+
+
+def test_destructive_bindings_refuse_what_bind_warns_about(settings: Settings) -> None:
+    raw = "example\u200b.com"
+    assert service.make_binding(settings, raw).domain == "example.com"
+    assert domain_warnings(raw) == ["U+200B ZERO WIDTH SPACE at position 8 is removed"]
+    with pytest.raises(InputError, match="U\\+200B"):
+        service.make_binding(settings, raw, destructive=True)
+    assert service.make_binding(settings, "example.com", destructive=True).domain == "example.com"

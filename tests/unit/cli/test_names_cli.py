@@ -91,3 +91,67 @@ def test_bind_refuses_a_cas_id_with_files_before_minting(world: CliWorld) -> Non
     done = world.invoke("bind", "www.example.com", "--cert-id", "4930000-cn-hangzhou",
                         "--cert-file", "a.pem", "--key-file", "a.key")
     assert_refused(world, done, "--cert-id or --cert-file with --key-file, not both")
+
+
+# -- destructive commands act only on the name the user can see ----------------------------------
+
+DESTRUCTIVE = [("unbind",), ("forget",), ("cert", "remove")]
+
+
+def assert_untouched(world: CliWorld, done: Result, *needles: str) -> None:
+    """Exit 2, the reason on stderr, nothing remote, the bound entry still in the store."""
+    assert done.exit_code == 2, done.output
+    assert "Traceback" not in done.output and isinstance(done.exception, SystemExit)
+    for needle in needles:
+        assert needle in done.stderr, done.stderr
+    assert sum(world.oss.calls.values()) == 0 and sum(world.dns.calls.values()) == 0
+    records = service.read_bindings(load_settings(world.config))
+    assert records["examplebucket/example.com"].phase == "BOUND"
+
+
+@pytest.mark.parametrize("command", DESTRUCTIVE)
+def test_a_zero_width_space_does_not_redirect_a_destructive_command(world: CliWorld,
+                                                                   command: tuple[str]) -> None:
+    bound(world, "example.com")
+    done = world.invoke(*command, "example\u200b.com")
+    assert_untouched(world, done, "U+200B ZERO WIDTH SPACE at position 8",
+                     "it would act on example.com")
+
+
+@pytest.mark.parametrize("command", DESTRUCTIVE)
+def test_mapped_characters_do_not_redirect_a_destructive_command(world: CliWorld,
+                                                                command: tuple[str]) -> None:
+    bound(world, "example.com")
+    done = world.invoke(*command, "ｅxample\u3002com")
+    assert_untouched(world, done, "U+FF45 FULLWIDTH LATIN SMALL LETTER E at position 1",
+                     "U+3002 IDEOGRAPHIC FULL STOP at position 8")
+
+
+@pytest.mark.parametrize("command", DESTRUCTIVE)
+def test_a_mixed_script_label_needs_its_a_label_form(world: CliWorld,
+                                                    command: tuple[str]) -> None:
+    bound(world, "example.com")
+    done = world.invoke(*command, "ex\u0430mple.com")       # Cyrillic а
+    assert done.exit_code == 2, done.output
+    assert "mixes LATIN and CYRILLIC" in done.stderr and "xn--exmple-4nf.com" in done.stderr
+    assert sum(world.oss.calls.values()) == 0 and sum(world.dns.calls.values()) == 0
+
+
+def test_the_a_label_form_reaches_the_command(world: CliWorld) -> None:
+    done = world.invoke("forget", "xn--exmple-4nf.com")
+    assert done.exit_code == 2, done.output
+    assert "no entry examplebucket/xn--exmple-4nf.com in the store" in done.stderr
+
+
+def test_a_visible_name_still_unbinds(world: CliWorld) -> None:
+    bound(world, "example.com")
+    done = world.invoke("unbind", " Example.COM.")
+    assert done.exit_code == 0, done.output
+    assert world.oss.calls["DeleteCname"] == 1
+
+
+def test_bind_warns_about_a_mixed_script_name_and_goes_on(world: CliWorld) -> None:
+    done = world.invoke("bind", "p\u0430ypal.example.com")
+    assert "domain.suspicious" in done.stderr
+    assert "mixes LATIN and CYRILLIC" in done.stderr
+    assert world.oss.calls["CreateCnameToken"] == 1
