@@ -36,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cname_flow.config.yaml_source import format_path, load_located, read_document
 from cname_flow.errors import CnameFlowError, ConfigError
-from cname_flow.model import Binding, BindingOptions, CertificateSpec, normalize_domain
+from cname_flow.model import Binding, BindingOptions, CertificateSpec
+from cname_flow.names import build_binding
 
 
 class _Entry(BaseModel):
@@ -222,5 +223,5 @@ def _binding(v: dict[str, Any], base: Path) -> Binding:
     options = BindingOptions(route=bool(v.get("route")), route_target=v.get("route_target"),
                              remove_txt=bool(v.get("remove_txt")),
                              force_cert=bool(v.get("force_cert")))
-    return Binding(domain=normalize_domain(v["domain"]), bucket=v["bucket"], region=v["region"],
-                   certificate=cert, options=options)
+    return build_binding(v["domain"], bucket=v["bucket"], region=v["region"],
+                         certificate=cert, options=options)

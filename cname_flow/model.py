@@ -6,6 +6,7 @@ All domains inside cname-flow are IDNA A-labels, lowercase, without a trailing d
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,23 +18,40 @@ import idna
 from cname_flow.errors import InputError
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+#: A last label that URL parsers (WHATWG "ends in a number") take for part of an IPv4 address.
+_NUMERIC_TLD = re.compile(r"^([0-9]+|0x[0-9a-f]*)$")
 
 
 def normalize_domain(raw: str) -> str:
     """Return ``raw`` as a lowercase IDNA A-label name without a trailing dot.
 
-    Accepts any case, a trailing dot, U-labels (``例子.中国``) or A-labels
-    (``xn--fsqu00a.xn--fiqs8s``).
+    Accepts any case, one trailing dot, U-labels (``例子.中国``) or A-labels
+    (``xn--fsqu00a.xn--fiqs8s``); labels are mapped as UTS 46 (non-transitional) does and
+    checked as IDNA 2008 (RFC 5891) with the ``idna`` library, then as RFC 1123 host labels.
+
+    Args:
+        raw: the name as the user gave it (str, any script).
+
+    Returns:
+        The A-label name, e.g. ``"xn--fsqu00a.xn--fiqs8s"`` (ASCII, at most 253 characters).
 
     Raises:
-        InputError: empty name, bad label, name longer than 253 bytes, or a single label.
+        InputError: empty name, bad label, name longer than 253 bytes, a single label, an IP
+            address (``1.2.3.4``, ``::1``), or a name whose last label is numeric (RFC 3696
+            §2: a top-level domain is never all-numeric; ``0x7f`` counts as one, as URL
+            parsers read such a name as an IPv4 address).
     """
-    name = raw.strip().rstrip(".")
+    name = raw.strip()
+    if name.endswith("."):
+        name = name[:-1]
     if not name:
         raise InputError(f"domain {raw!r}: empty name")
+    if _is_ip(name):
+        raise InputError(f"domain {raw!r}: an IP address cannot be a custom domain",
+                         hint="give the host name that should serve the bucket")
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
+    except UnicodeError as exc:  # idna.IDNAError and the codec's own errors
         raise InputError(f"domain {raw!r}: not a valid IDNA name ({exc})") from exc
     ascii_name = ascii_name.lower()
     labels = ascii_name.split(".")
@@ -44,7 +62,19 @@ def normalize_domain(raw: str) -> str:
     for label in labels:
         if not _LABEL.match(label):
             raise InputError(f"domain {raw!r}: label {label!r} is not a valid host label")
+    if _NUMERIC_TLD.match(labels[-1]):
+        raise InputError(f"domain {raw!r}: the last label {labels[-1]!r} is numeric; an IP "
+                         "address or a made-up name cannot be a custom domain")
     return ascii_name
+
+
+def _is_ip(name: str) -> bool:
+    """Whether ``name`` reads as an IPv4 or IPv6 address (brackets allowed around IPv6)."""
+    try:
+        ipaddress.ip_address(name[1:-1] if name.startswith("[") and name.endswith("]") else name)
+    except ValueError:
+        return False
+    return True
 
 
 def txt_name(domain: str) -> str:

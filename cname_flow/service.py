@@ -39,7 +39,6 @@ from cname_flow.model import (
     CnameEntry,
     Phase,
     Step,
-    normalize_domain,
     txt_name,
 )
 from cname_flow.oss.adapter import AlibabaOss
@@ -156,28 +155,36 @@ def read_bindings(settings: Settings) -> Mapping[str, BindingRecord]:
 def make_binding(
     settings: Settings, domain: str, *, bucket: str | None = None, region: str | None = None,
     options: BindingOptions | None = None, certificate: CertificateSpec | None = None,
+    destructive: bool = False,
 ) -> Binding:
     """A validated :class:`Binding` from user input and the settings' defaults.
 
     ``region`` is the user's (``--region``); without it the binding's region is left ``""``
-    and :func:`preflight_region` fills in the bucket's own.
+    and :func:`preflight_region` fills in the bucket's own. Every field is checked by
+    :func:`cname_flow.names.build_binding` before anything is sent or journaled.
+    ``destructive`` (``unbind``, ``forget``, ``cert remove``) refuses a domain that is not the
+    name the user can see (:func:`cname_flow.names.visible_domain`); otherwise what that check
+    would refuse is logged as a ``domain.suspicious`` warning.
 
     Raises:
-        InputError: bad domain name, no bucket, or an incomplete certificate spec.
+        InputError: bad domain name, no bucket, a name OSS forbids for a bucket, a malformed
+            region id, a route target that is not a host name, or a certificate spec that is
+            incomplete or gives both files and a CAS id; when ``destructive``, a domain
+            with hidden characters or a mixed-script Unicode label.
     """
+    from cname_flow import names  # here, so this change stays inside make_binding (issue 13)
+
     bucket = bucket or settings.defaults.bucket
     if not bucket:
         raise InputError("no bucket: pass --bucket or set defaults.bucket in the config")
-    if certificate is not None and certificate.cert_id is None and not (
-        certificate.cert_file and certificate.key_file
-    ):
-        raise InputError("a certificate needs both --cert-file and --key-file, or --cert-id")
-    return Binding(
-        domain=normalize_domain(domain), bucket=bucket,
-        region=region or "",
-        certificate=certificate, options=options or BindingOptions(
-            route_target=settings.defaults.route_target),
+    binding = names.build_binding(
+        domain, bucket=bucket, region=region or "", certificate=certificate,
+        options=options or BindingOptions(route_target=settings.defaults.route_target),
+        destructive=destructive,
     )
+    for warning in [] if destructive else names.domain_warnings(domain):
+        log.warning("domain.suspicious", domain=binding.domain, given=domain, warning=warning)
+    return binding
 
 
 def preflight_certificate(binding: Binding) -> LocalCertificate | str | None:

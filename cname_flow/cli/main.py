@@ -126,7 +126,7 @@ def unbind(obj: CliState, domain: str, bucket: str | None, as_json: bool) -> Non
     A domain never bound (unknown to the store, not on the bucket) is left alone: nothing is
     written.
     """
-    binding = service.make_binding(obj.settings, domain, bucket=bucket)
+    binding = service.make_binding(obj.settings, domain, bucket=bucket, destructive=True)
     clients = obj.clients()
     with service.open_store(obj.settings) as store:
         done = service.unbind(clients, binding, store)
@@ -209,7 +209,7 @@ def cert() -> None:
 @guarded
 def cert_remove(obj: CliState, domain: str, bucket: str | None) -> None:
     """Unbind DOMAIN's certificate (PutCname with DeleteCertificate)."""
-    binding = service.make_binding(obj.settings, domain, bucket=bucket)
+    binding = service.make_binding(obj.settings, domain, bucket=bucket, destructive=True)
     clients = obj.clients()
     with service.open_store(obj.settings) as store:
         render.console().print(certificates.remove_certificate(clients, binding, store))
@@ -255,7 +255,7 @@ def forget(obj: CliState, domain: str | None, bucket: str | None, prune: bool,
         gone = service.prune(obj.settings)
     else:
         assert domain is not None
-        key = service.make_binding(obj.settings, domain, bucket=bucket).key
+        key = service.make_binding(obj.settings, domain, bucket=bucket, destructive=True).key
         if not service.forget(obj.settings, key):
             raise InputError(f"no entry {key} in the store; nothing was forgotten",
                              hint="`cname-flow status` lists the entries; --bucket picks one")
