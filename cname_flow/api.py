@@ -224,11 +224,12 @@ def unbind(domain: str, *, bucket: str | None = None, config: Config = None,
         One sentence per action taken, e.g. ``"DeleteCname a.example.com on examplebucket"``.
 
     Raises:
-        InputError, ConfigError: bad input; Locked: another process holds the bind journal;
-        RemoteError: an API call failed.
+        InputError, ConfigError: bad input (a name whose normalisation removes or maps
+            characters the user cannot see is refused, as the CLI refuses it); Locked:
+            another process holds the binding; RemoteError: an API call failed.
     """
     settings = load(config, env)
-    binding = service.make_binding(settings, domain, bucket=bucket)
+    binding = service.make_binding(settings, domain, bucket=bucket, destructive=True)
     clients = service.Clients.from_settings(settings, env)
     with service.open_store(settings) as store:
         return service.unbind(clients, binding, store)

@@ -76,6 +76,7 @@ def test_a_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
      "--key-file"),
     (lambda c: cname_flow.plan("a..example.com", config=c, env={}), r"a\.\.example\.com"),
     (lambda c: cname_flow.unbind("-bad-.example.com", config=c, env={}), "-bad-"),
+    (lambda c: cname_flow.unbind("example\u200b.com", config=c, env={}), "U\\+200B"),
     (lambda c: cname_flow.status("not a domain!", config=c, env={}), "not a domain"),
 ])
 def test_bad_input_is_an_input_error_that_touches_nothing(
