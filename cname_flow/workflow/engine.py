@@ -99,6 +99,9 @@ class Engine:
         needs_run: whether a binding's fresh record (after locking) still needs a run.
         step_level: the ``logging`` level of the ``step.start``/``step.done`` events (a
             one-shot bind's are INFO; a job's thousands are DEBUG, its progress is per binding).
+        window: bindings in flight at once (each holds its lock, a task and its state; the
+            others wait their turn in manifest order); default 1,024 or 16 per worker, which
+            keeps every worker and the rate limits busy while memory stays flat in N.
     """
 
     def __init__(
@@ -107,8 +110,9 @@ class Engine:
         on_event: Callable[[JournalEvent], None] | None = None, grace_s: float = 20.0,
         locks: BindingLocks | None = None, lock_wait_s: float = 0.0,
         needs_run: Callable[[BindingRecord | None], bool] | None = None,
-        step_level: int = logging.DEBUG,
+        step_level: int = logging.DEBUG, window: int | None = None,
     ) -> None:
+        self.window = window or max(1024, 16 * workers.concurrency)
         self._log_step = log.info if step_level >= logging.INFO else log.debug
         self.locks = locks
         self.lock_wait_s = lock_wait_s
@@ -124,7 +128,7 @@ class Engine:
         self.grace_s = grace_s
         self.stopping = False
         self._idle: set[asyncio.Task[None]] = set()  # tasks in a wait or backoff: cancel at stop
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # the bindings in flight
         self.step_times: Counter[str] = Counter()
 
     async def run(self, contexts: Sequence[StepContext]) -> list[BaseException]:
@@ -136,11 +140,25 @@ class Engine:
             kill. The caller raises the first once every binding has stopped.
         """
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._guarded(ctx)) for ctx in contexts]
+        room = asyncio.Semaphore(self.window)
+        crashes: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            room.release()
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                crashes.append(exc)
+
+        for ctx in contexts:  # at most ``window`` bindings in flight: memory flat in N
+            await room.acquire()
+            if self.stopping:
+                break
+            task = loop.create_task(self._guarded(ctx))
+            self._tasks.add(task)
+            task.add_done_callback(finished)
         if self._tasks:
-            await asyncio.wait(self._tasks)
-        return [exc for task in self._tasks
-                if not task.cancelled() and (exc := task.exception()) is not None]
+            await asyncio.wait(set(self._tasks))
+        return crashes
 
     def stop(self) -> None:
         """Stop new work; cancel waits and backoffs; leave worker steps ``grace_s`` to finish."""
@@ -152,7 +170,7 @@ class Engine:
         asyncio.get_running_loop().call_later(self.grace_s, self._abandon)
 
     def _abandon(self) -> None:
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
 
     async def _guarded(self, ctx: StepContext) -> None:
