@@ -26,7 +26,7 @@ KEY = f"examplebucket/{DOMAIN}"
 KILL_POINTS = [(str(s), status) for s in Step for status in ("running", "done")]
 
 
-def _events(sb: SandboxEnv) -> list[tuple[str, str]]:
+def _events(sb: SandboxEnv, key: str = KEY) -> list[tuple[str, str]]:
     if not sb.journal.exists():
         return []
     out = []
@@ -35,7 +35,7 @@ def _events(sb: SandboxEnv) -> list[tuple[str, str]]:
             ev = json.loads(line)
         except json.JSONDecodeError:
             continue            # a torn last line: the journal drops it on load
-        if ev.get("key") == KEY:
+        if ev.get("key") == key:
             out.append((ev["step"], ev["status"]))
     return out
 
@@ -119,3 +119,32 @@ def test_bind_killed_while_the_add_answer_is_in_flight_claims_the_record_on_reru
         gone = sb.cli("unbind", domain)
         assert gone.returncode == 0, gone.stderr
         assert sb.records(name) == []
+
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_bind_stopped_by_a_signal_exits_128_plus_it_and_the_rerun_resumes(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """A one-shot bind runs on the engine a job uses, so a signal stops it the way it stops a
+    job: the propagation wait is cancelled at once (the lagging server never got to serve),
+    the state is saved, exit 128 + signum; the re-run resumes with the same token and record."""
+    domain = f"sig{int(signum)}.example.com"
+    key = f"examplebucket/{domain}"
+    with sandbox_env(tmp_path, world(0.0, 4.0)) as sb:
+        proc = sb.popen("bind", domain)
+        deadline = time.monotonic() + 60
+        while (str(Step.WAIT_PROPAGATION), "running") not in _events(sb, key):
+            assert proc.poll() is None and time.monotonic() < deadline, "no wait started"
+            time.sleep(0.01)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 128 + int(signum), err
+        assert "re-run to resume" in err and "Traceback" not in err
+        assert sb.phase(key) == "TXT_WRITTEN"           # stopped in the wait, not after it
+        [first] = sb.records(f"_dnsauth.{domain}")
+        done = sb.cli("bind", domain, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["phase"] == "BOUND"
+        [again] = sb.records(f"_dnsauth.{domain}")
+        assert (again.record_id, again.value) == (first.record_id, first.value)
