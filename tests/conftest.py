@@ -13,6 +13,7 @@ tests' requests to a proxy that cannot reach 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -56,3 +57,13 @@ def sandbox(no_proxy: None) -> Iterator[Sandbox]:
 def clock() -> FakeClock:
     """A fresh wall clock, at a fixed Unix time, that only the test moves."""
     return FakeClock()
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """Run with umask 000, where a file created without an explicit mode is 0666."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,6 @@ from cname_flow.journal.files import HolderLock
 from cname_flow.reconcile.run import LOCK_NAME, run_lock
 
 FOREIGN = json.dumps({"pid": 1, "host": "elsewhere", "since": "2025-01-01T00:00:00.000000Z"})
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    """Run with umask 000, where a file created without an explicit mode is 0666."""
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _mode(path: Path) -> int:

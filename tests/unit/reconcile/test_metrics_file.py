@@ -6,23 +6,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cname_flow.reconcile.metrics import LAST_SUCCESS, METRICS_MODE, write_metrics
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    """Run with umask 000, where a file created without an explicit mode is 0666."""
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def _mode(path: Path) -> int:
