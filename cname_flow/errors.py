@@ -33,9 +33,11 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
         │   │   ├── BucketNotFound    NoSuchBucket; also an InputError (exit 2)
         │   │   ├── BucketInOtherRegion  AccessDenied + <Endpoint>: the wrong region; .region
         │   │   ├── CnameTaken        CnameAlreadyExists: bound to some bucket (maybe ours)
+        │   │   ├── DomainOfOtherAccount  CnameDenied: bound by another account; not retryable
         │   │   ├── CnameAlreadyBound NoNeedCreateCnameToken: bound here, no token needed
         │   │   ├── OwnershipPending  NeedVerifyDomainOwnership: TXT proof not seen; retryable
-        │   │   ├── IcpFilingMissing  NoSuchCnameInRecord: the domain has no ICP filing
+        │   │   ├── IcpFilingMissing  NoSuchCnameInRecord: the domain has no ICP filing;
+                                      terminal (not retryable)
         │   │   └── OssCertificateConflict  also a CertificateConflict (below)
         │   └── DnsProviderError      .provider
         │       ├── DnsThrottled      also Throttled
@@ -291,6 +293,18 @@ class CnameTaken(OssError):
     retryable = False
 
 
+class DomainOfOtherAccount(OssError):
+    """OSS answered ``CnameDenied`` ("The cname belongs to another user."): the domain is bound
+    to a bucket of another Alibaba Cloud account. Unlike :class:`CnameTaken` (another bucket of
+    this account, which ``cname-flow unbind`` can release) only that account can release it, so
+    no retry or unbind here helps. Sources: the 403 page
+    (https://www.alibabacloud.com/help/en/oss/how-to-troubleshoot-403-status-code-when-you-access-oss)
+    and a real answer quoted in ``docs/sandbox-oss.md``.
+    """
+
+    retryable = False
+
+
 class CnameAlreadyBound(OssError):
     """OSS answered ``NoNeedCreateCnameToken``: no token is needed, the domain is bound here."""
 
@@ -309,7 +323,11 @@ class OwnershipPending(OssError):
 
 
 class IcpFilingMissing(OssError):
-    """OSS answered ``NoSuchCnameInRecord``: a mainland-China bucket needs an ICP filing."""
+    """OSS answered ``NoSuchCnameInRecord``: a mainland-China bucket needs an ICP filing.
+
+    Terminal: waiting does not file a domain, so neither the retry layer nor ``batch`` retries
+    it; the hint says to file it (or use a bucket outside mainland China) and run again.
+    """
 
     retryable = False
 

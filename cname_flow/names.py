@@ -30,6 +30,7 @@ from cname_flow.model import Binding, BindingOptions, CertificateSpec, normalize
 
 __all__ = [
     "build_binding",
+    "check_bindable",
     "check_bucket",
     "check_certificate_spec",
     "check_region",
@@ -169,7 +170,7 @@ def build_binding(
         InputError: the first field that is wrong (domain, bucket, region, route target,
             certificate), with what is wrong with it.
     """
-    name = visible_domain(domain) if destructive else normalize_domain(domain)
+    name = visible_domain(domain) if destructive else check_bindable(normalize_domain(domain))
     check_bucket(bucket)
     if region:
         check_region(region)
@@ -182,6 +183,31 @@ def build_binding(
         options = replace(options, route_target=target)
     return Binding(domain=name, bucket=bucket, region=region,
                    certificate=check_certificate_spec(certificate), options=options)
+
+
+#: Domains OSS reserves: each of them and every name under it is refused as a custom domain
+#: (https://help.aliyun.com/zh/oss/support/0018-00000401).
+OSS_RESERVED = ("aliyuncs.com", "aliyun.com", "aliyun-inc.com", "taobao.com", "taobaocdn.com")
+
+
+def check_bindable(name: str) -> str:
+    """``name`` (a normalised A-label domain) when OSS can bind it, else InputError (exit 2).
+
+    OSS refuses the reserved domains :data:`OSS_RESERVED` and the names under them, and host
+    names of 3 characters or fewer ("Entire hostname must be longer than 3 ASCII characters.",
+    https://help.aliyun.com/zh/oss/support/0017-00000249); refusing them here spares a token and
+    a TXT record that could never serve.
+
+    Raises:
+        InputError: a reserved domain, or 3 characters or fewer.
+    """
+    reserved = next((s for s in OSS_RESERVED if name == s or name.endswith("." + s)), None)
+    if reserved is not None:
+        raise InputError(f"domain {name!r}: OSS reserves {reserved} and the names under it; "
+                         "they cannot be custom domains", hint="bind a domain of your own")
+    if len(name) <= 3:
+        raise InputError(f"domain {name!r}: OSS needs a host name longer than 3 characters")
+    return name
 
 
 def code_point(char: str) -> str:

@@ -20,7 +20,7 @@ its wait belongs to the PutCname step (:mod:`cname_flow.workflow.putcname`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
@@ -101,6 +101,9 @@ class AlibabaOss:
         if http_client is not None:  # None: a proxy applies; the SDK's requests client does it
             cfg.http_client = http_client
         self.region = region
+        #: ``(bucket, domain)`` → the CertId the last PutCname with a certificate bound, as its
+        #: answer header :data:`CERT_ID_HEADER` named it (absent when the answer had none).
+        self.certificate_ids: dict[tuple[str, str], str] = {}
         self._secrets = secret_values(credentials)
         self._client = oss.Client(cfg)
         self._calls = RetriedCalls(
@@ -165,19 +168,28 @@ class AlibabaOss:
     ) -> str:
         """PutCname, optionally with a CertificateConfiguration. Returns the request id.
 
+        The CertId the answer names in :data:`CERT_ID_HEADER` (an inline certificate becomes a
+        CAS certificate with a new id) is logged and kept in :attr:`certificate_ids`.
+
         Raises:
             OwnershipPending: ``NeedVerifyDomainOwnership``, the TXT proof is not visible to
                 OSS yet (retryable).
             CnameTaken: ``CnameAlreadyExists``, bound to a bucket (maybe this one).
             IcpFilingMissing: ``NoSuchCnameInRecord``, the domain has no ICP filing.
-            OssCertificateConflict: ``PreviousCertId`` no longer matches the bound certificate.
+            OssCertificateConflict: ``PreviousCertId`` no longer matches the bound certificate,
+                or ``CasRenewCertificateConflict`` (a replacement sent without either).
+            DomainOfOtherAccount: ``CnameDenied``, another account's domain.
             OssError: any other failure.
         """
         request = oss.models.PutCnameRequest(
             bucket=bucket, bucket_cname_configuration=_cname_config(domain, certificate)
         )
         result = self._call("PutCname", lambda: self._client.put_cname(request), bucket)
-        _log.info("oss.cname.put", bucket=bucket, domain=domain, request_id=result.request_id)
+        cert_id = header(result.headers, CERT_ID_HEADER)
+        if cert_id:
+            self.certificate_ids[(bucket, domain)] = cert_id
+        _log.info("oss.cname.put", bucket=bucket, domain=domain, request_id=result.request_id,
+                  cert_id=cert_id or None)
         return str(result.request_id or "")
 
     def list_cnames(self, bucket: str) -> list[CnameEntry]:
@@ -191,7 +203,8 @@ class AlibabaOss:
         return [_entry(info) for info in result.cnames or []]
 
     def delete_cname(self, bucket: str, domain: str) -> None:
-        """DeleteCname; ``NoSuchCname`` (not bound here) counts as success.
+        """DeleteCname; 200 for a domain not mapped (the documented idempotent answer) and the
+        older ``NoSuchCname`` both count as success.
 
         Raises:
             OssError: any other failure (``NoSuchBucket`` included).
@@ -217,6 +230,18 @@ class AlibabaOss:
         return self._calls(op, fn, map_error=map_error)
 
 
+#: PutCname's answer header naming the CAS certificate it bound, an inline upload's new id
+#: included (the Java SDK's ``OSSHeaders.OSS_HEADER_CERT_ID``, read by its
+#: ``AddBucketCnameResponseParser``).
+CERT_ID_HEADER = "x-oss-yundun-certificate-id"
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str:
+    """The value of header ``name`` (any case) in an SDK result's headers, or ``""``."""
+    wanted = name.lower()
+    return next((str(v) for k, v in (headers or {}).items() if k.lower() == wanted), "")
+
+
 def _call_retryable(exc: BaseException) -> bool:
     """Retryable at the call level: not ``OwnershipPending``, whose wait is the PutCname step's."""
     return is_retryable(exc) and not isinstance(exc, OwnershipPending)
@@ -237,13 +262,15 @@ def _cname_config(
 
 
 def _certificate_config(req: CertificateRequest) -> oss.models.CertificateConfiguration:
-    """The SDK model of a CertificateRequest; false booleans are left out of the XML."""
+    """The SDK model of a CertificateRequest; false booleans are left out of the XML, and
+    ``Force`` never goes with ``DeleteCertificate`` (OSS answers MalformedXML to the pair whatever
+    Force's value: terraform-provider-alicloud commit 6e2693809)."""
     return oss.models.CertificateConfiguration(
         cert_id=req.cert_id,
         certificate=req.certificate,
         private_key=req.private_key,
         previous_cert_id=req.previous_cert_id,
-        force=True if req.force else None,
+        force=True if req.force and not req.delete_certificate else None,
         delete_certificate=True if req.delete_certificate else None,
     )
 

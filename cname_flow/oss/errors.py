@@ -23,6 +23,7 @@ from cname_flow.errors import (
     BucketNotFound,
     CnameAlreadyBound,
     CnameTaken,
+    DomainOfOtherAccount,
     IcpFilingMissing,
     OssAuthError,
     OssCertificateConflict,
@@ -48,9 +49,10 @@ AUTH_CODES = frozenset(
 )
 #: OSS codes that mean "slow down" (with HTTP 429, whatever its code): the QPS limits of
 #: https://www.alibabacloud.com/help/en/oss/user-guide/429-error and
-#: https://www.alibabacloud.com/help/doc-detail/185813.htm (503), plus the S3-style
-#: ``SlowDown``. ``RequestRateLimitExceeded`` / ``RequestRateExceeded``, listed before, are
-#: in neither page and were dropped.
+#: https://www.alibabacloud.com/help/doc-detail/185813.htm (503 ``MetaOperationQpsLimitExceeded``
+#: and ``TotalQpsLimitExceeded``, which the sandbox answers too), plus the S3-style ``SlowDown``
+#: (kept, harmless, though OSS is not known to send it). ``RequestRateLimitExceeded`` /
+#: ``RequestRateExceeded``, listed before, are in neither page and were dropped.
 THROTTLE_CODES = frozenset(
     {
         "SlowDown",
@@ -69,6 +71,7 @@ _RETRYABLE_STATUS = frozenset({408, 429})
 #: https://www.alibabacloud.com/help/en/oss/developer-reference/createcnametoken).
 CODE_CLASSES: dict[str, type[OssError]] = {
     "CnameAlreadyExists": CnameTaken,
+    "CnameDenied": DomainOfOtherAccount,
     "NoNeedCreateCnameToken": CnameAlreadyBound,
     "NeedVerifyDomainOwnership": OwnershipPending,
     "NoSuchCnameInRecord": IcpFilingMissing,
@@ -92,12 +95,17 @@ HINTS: dict[str, str] = {
         "the domain is bound to another bucket of this account (or to legacy image processing);"
         " a domain maps to one bucket: DeleteCname it there first"
     ),
-    "CnameDenied": "the domain is bound to a bucket of another account; it must be released there",
+    "CnameDenied": (
+        "the domain is bound to a bucket of another Alibaba Cloud account: only that account can"
+        " release it (DeleteCname there); if the domain is yours, ask its owner or Alibaba Cloud"
+        " support, or bind another domain"
+    ),
     "CnameIsForbidden": "OSS reserves this domain; choose another custom domain",
     "CnameIsRisk": "OSS flags this domain as high-risk; contact Alibaba Cloud support",
     "NoSuchCnameInRecord": (
-        "buckets in mainland China regions need an ICP filing for the domain; file it, or use a"
-        " bucket outside mainland China"
+        "buckets in mainland China regions (cn-*, except cn-hongkong) need an ICP filing for the"
+        " domain: file it (https://beian.aliyun.com) and run bind again once it is approved, or"
+        " bind the domain to a bucket outside mainland China; retrying before that cannot help"
     ),
     "TooManyCnameToken": "the bucket holds 1000 CNAME tokens; wait for old ones to expire (72 h)",
     "TooManyCname": "a bucket takes at most 100 custom domains; unbind some or use another bucket",

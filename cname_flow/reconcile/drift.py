@@ -18,9 +18,10 @@ from enum import StrEnum
 
 from cname_flow.certs import LocalCertificate, plan_certificate
 from cname_flow.dns.base import OWNER_REMARK, RecordRef
-from cname_flow.errors import UnsafePlan
+from cname_flow.errors import IcpFilingMissing, UnsafePlan
 from cname_flow.journal import BindingRecord
 from cname_flow.model import AuxStep, Binding, CnameEntry, Phase
+from cname_flow.oss.errors import oss_error_class
 from cname_flow.workflow.machine import TERMINAL
 
 #: A journal binding in a non-terminal phase with no event for this long (seconds) is stuck.
@@ -31,6 +32,7 @@ class DriftKind(StrEnum):
     """What differs. ``UNMANAGED`` and ``UNDESIRED_KEPT`` are notices, not drift."""
 
     BINDING_MISSING = "binding_missing"
+    ICP_FILING_MISSING = "icp_filing_missing"
     NOT_ENABLED = "not_enabled"
     BOUND_ELSEWHERE = "bound_elsewhere"
     CERTIFICATE_MISMATCH = "certificate_mismatch"
@@ -221,6 +223,10 @@ def _desired_findings(
     if obs.elsewhere is not None:
         return [(DriftKind.BOUND_ELSEWHERE, f"{b.domain} is bound to bucket {obs.elsewhere}, "
                  f"not {b.bucket}; unbind it there first", Action.NONE)]
+    if e is None and _icp_refused(obs.record):
+        return [(DriftKind.ICP_FILING_MISSING, f"OSS refused {b.domain} on {b.bucket}: the domain "
+                 "has no ICP filing (mainland China bucket); file it, then run bind for it, or "
+                 "bind it to a bucket outside mainland China", Action.NONE)]
     if e is None:
         return [(DriftKind.BINDING_MISSING, f"ListCname on {b.bucket} does not show {b.domain}",
                  Action.BIND)]
@@ -229,6 +235,14 @@ def _desired_findings(
                  Action.BIND)]
     found = _certificate(desired, b, e, now, obs.record) + _route(b, obs)
     return found + _txt_missing(b, obs)
+
+
+def _icp_refused(record: BindingRecord | None) -> bool:
+    """Whether the journal's last failure of the key is OSS's "no ICP filing" answer: a
+    terminal refusal that re-binding cannot clear until the filing exists, so reconcile reports
+    it instead of binding again every run."""
+    err = record.last_error if record is not None else None
+    return err is not None and issubclass(oss_error_class(err.code, 0), IcpFilingMissing)
 
 
 def _certificate(desired: DesiredState, b: Binding, e: CnameEntry, now: datetime,

@@ -150,6 +150,25 @@ class OssLimits(_Model):
     max_skew_s: int = 15 * 60
 
 
+class IcpConfig(_Model):
+    """ICP filing enforcement: a mainland-China bucket answers PutCname for a domain without an
+    ICP filing with 404 ``NoSuchCnameInRecord`` (PutCname error table,
+    https://www.alibabacloud.com/help/en/oss/developer-reference/putcname; evidence in
+    ``docs/sandbox-oss.md``). Off by default, so the default world (region cn-hangzhou) binds any
+    domain; ``enforce: true`` turns it on.
+
+    Attributes:
+        enforce: check filings at all.
+        regions: regions that require a filing; ``None``: every mainland region (``cn-*`` but
+            ``cn-hongkong``).
+        filed: domains with a filing; a filing covers the domain and every name under it.
+    """
+
+    enforce: bool = False
+    regions: list[str] | None = None
+    filed: list[str] = Field(default_factory=list)
+
+
 class AlidnsLimits(_Model):
     """Alidns rate limits per action (requests/s), the throttle answer's HTTP status."""
 
@@ -207,6 +226,7 @@ class SandboxConfig(_Model):
     resolver: ResolverConfig = Field(default_factory=ResolverConfig)
     cas_certificates: list[CasCertificateConfig] = Field(default_factory=list)
     oss: OssLimits = Field(default_factory=OssLimits)
+    icp: IcpConfig = Field(default_factory=IcpConfig)
     alidns: AlidnsLimits = Field(default_factory=AlidnsLimits)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
 

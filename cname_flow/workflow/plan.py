@@ -36,8 +36,9 @@ class Plan:
 
     @property
     def changes(self) -> int:
-        """How many actions would change remote state."""
-        return sum(1 for a in self.actions if not a.action.startswith(("skip", "read", "wait")))
+        """How many actions would change remote state (``warn`` notes change nothing)."""
+        return sum(1 for a in self.actions
+                   if not a.action.startswith(("skip", "read", "wait", "warn")))
 
     def to_json(self) -> dict[str, object]:
         """JSON-able form for ``--json``."""
@@ -101,9 +102,24 @@ def _actions(
         acts.append(PlannedAction(Step.WRITE_TXT, what, why))
     acts.append(PlannedAction(Step.WAIT_PROPAGATION, "wait",
                               "until every authoritative nameserver address serves the token"))
+    acts.extend(_icp_warning(b.region or oss.bucket_region(b.bucket), b.domain))
     acts.extend(_certificate_actions(ctx, None, put=True))
     acts.append(PlannedAction(Step.VERIFY, "read", "ListCname must show the domain Enabled"))
     return acts + _tail(ctx, record)
+
+
+def mainland_region(region: str) -> bool:
+    """Whether an OSS region is in mainland China (``cn-*`` except ``cn-hongkong``), where a
+    custom domain needs an ICP filing ("Map a custom domain name",
+    https://www.alibabacloud.com/help/en/oss/user-guide/map-custom-domain-names-5)."""
+    return region.startswith("cn-") and region != "cn-hongkong"
+
+
+def _icp_warning(region: str, domain: str) -> list[PlannedAction]:
+    if not mainland_region(region):
+        return []
+    return [PlannedAction(Step.PUT_CNAME, "warn", f"the bucket is in {region} (mainland China): "
+                          f"{domain} needs an ICP filing, else PutCname fails for good")]
 
 
 def _certificate_actions(

@@ -20,6 +20,7 @@ from cname_flow.dns.base import Zone
 from cname_flow.errors import (
     DnsAuthError,
     DnsProviderError,
+    DomainOfOtherAccount,
     OssAuthError,
     OssError,
     OwnershipPending,
@@ -98,11 +99,11 @@ def test_put_cname_without_txt_proof_should_need_ownership(oss_api: AlibabaOss) 
     assert len(err.request_id) == 24
 
 
-def test_put_cname_for_a_domain_bound_elsewhere_should_say_so(oss_api: AlibabaOss) -> None:
-    with pytest.raises(OssError) as info:
+def test_put_cname_for_another_accounts_domain_should_say_so(oss_api: AlibabaOss) -> None:
+    with pytest.raises(DomainOfOtherAccount) as info:
         oss_api.put_cname(BUCKET, "taken.example.com")
-    assert (info.value.code, info.value.status) == ("CnameAlreadyExists", 409)
-    assert "one bucket" in info.value.hint
+    assert (info.value.code, info.value.status) == ("CnameDenied", 403)
+    assert "another Alibaba Cloud account" in info.value.hint and not info.value.retryable
 
 
 def test_unknown_bucket_should_map_to_no_such_bucket(oss_api: AlibabaOss) -> None:
@@ -120,7 +121,7 @@ def test_list_cnames_when_none_should_be_empty_list(sandbox: Sandbox) -> None:
         endpoint=info.oss_endpoint,
     )
     assert [e.domain for e in other.list_cnames("otherbucket")] == ["taken.example.com"]
-    other.delete_cname("otherbucket", "never-bound.example.com")  # NoSuchCname → done
+    other.delete_cname("otherbucket", "never-bound.example.com")  # idempotent 200 → done
 
 
 def test_wrong_oss_secret_should_be_auth_error_without_the_secret(sandbox: Sandbox) -> None:
@@ -174,7 +175,8 @@ def test_put_cname_with_certificate_should_show_it_in_list_cnames(
     entry = next(e for e in oss_api.list_cnames(BUCKET) if e.domain == domain)
     cert = entry.certificate
     assert cert is not None
-    assert (cert.type, cert.fingerprint) == ("Upload", issued.fingerprint)
+    assert (cert.type, cert.fingerprint) == ("CAS", issued.fingerprint)  # uploads become CAS
+    assert oss_api.certificate_ids[(BUCKET, domain)] == cert.cert_id  # from the answer header
     assert cert.valid_end is not None and cert.valid_end.tzinfo is not None
     assert abs((cert.valid_end - issued.cert.not_valid_after_utc).total_seconds()) < 1
     stale = CertificateRequest(certificate=issued.cert_pem, private_key=issued.key_pem,

@@ -56,7 +56,7 @@ def test_certificate_lifecycle_bind_rotate_cas_conflict_force_remove(
     first = _pem_files(tmp_path, "a")
     done = sb.cli("bind", DOMAIN, *first)
     assert done.returncode == 0, done.stderr
-    assert _bound(sb)["fingerprint"] == _fingerprint(first) and _bound(sb)["type"] == "Upload"
+    assert _bound(sb)["fingerprint"] == _fingerprint(first) and _bound(sb)["type"] == "CAS"
 
     second = _pem_files(tmp_path, "b")                 # rotate to a new PEM (PreviousCertId)
     done = sb.cli("bind", DOMAIN, *second, "--json")

@@ -43,6 +43,13 @@ _log = get_logger(__name__)
 _POST_CNAME_OPS = {"token": "CreateCnameToken", "add": "PutCname", "delete": "DeleteCname"}
 _BODY_OPS = frozenset({"PutBucket", "CreateCnameToken", "PutCname", "DeleteCname"})
 
+#: PutCname's answer header naming the certificate it bound (the Java SDK's
+#: ``OSSHeaders.OSS_HEADER_CERT_ID``, read by its ``AddBucketCnameResponseParser``).
+CERT_ID_HEADER = "x-oss-yundun-certificate-id"
+
+#: A handler's answer: status, body, and optionally extra headers.
+_Answer = tuple[int, bytes] | tuple[int, bytes, dict[str, str]]
+
 
 @dataclass(frozen=True, slots=True)
 class OssRequest:
@@ -146,13 +153,13 @@ class OssApp:
                 return self._error(_too_large(), request_id, req.bucket, close=True)
             caller = self._authenticate(req)
             body = check_body(req, raw_body)
-            status, content = await self._handlers[op](caller, req, body)
+            status, content, *extra = await self._handlers[op](caller, req, body)
         except AuthFailure as exc:
             failure = OssErrorResponse(exc.status, exc.code, exc.message, fields=exc.fields)
             return self._error(failure, request_id, req.bucket)
         except OssErrorResponse as exc:
             return self._error(exc, request_id, req.bucket)
-        return self._response(status, content, request_id)
+        return self._response(status, content, request_id, *extra)
 
     def _authenticate(self, req: OssRequest) -> Caller:
         """The verified caller; a V4 scope naming another region than the host's → 400
@@ -200,7 +207,7 @@ class OssApp:
 
     def _handler_table(
         self,
-    ) -> dict[str, Callable[[Caller, OssRequest, bytes], Awaitable[tuple[int, bytes]]]]:
+    ) -> dict[str, Callable[[Caller, OssRequest, bytes], Awaitable[_Answer]]]:
         ops = self.ops
 
         async def list_buckets(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
@@ -225,9 +232,9 @@ class OssApp:
         async def get_token(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
             return 200, ops.get_cname_token(c, _bucket(r), r.query.get("cname", ""))
 
-        async def put_cname(c: Caller, r: OssRequest, body: bytes) -> tuple[int, bytes]:
-            await ops.put_cname(c, _bucket(r), body)
-            return 200, b""
+        async def put_cname(c: Caller, r: OssRequest, body: bytes) -> _Answer:
+            cert_id = await ops.put_cname(c, _bucket(r), body)
+            return (200, b"", {CERT_ID_HEADER: cert_id}) if cert_id else (200, b"")
 
         async def list_cname(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
             return 200, ops.list_cname(c, _bucket(r))
@@ -389,6 +396,12 @@ def _too_large() -> OssErrorResponse:
 
 
 def _fault_error(kind: FaultKind) -> OssErrorResponse:
+    """The injected fault's answer. THROTTLE: 503 ``MetaOperationQpsLimitExceeded``, OSS's
+    answer when bucket-level (meta) operations exceed their QPS, as the "HTTP status code 503"
+    page gives it (https://www.alibabacloud.com/help/en/oss/user-guide/503-error); not S3's
+    ``SlowDown``, which OSS does not send."""
     if kind is FaultKind.THROTTLE:
-        return OssErrorResponse(503, "SlowDown", "Please reduce your request rate.")
+        return OssErrorResponse(
+            503, "MetaOperationQpsLimitExceeded", "Qps limit for the meta operation is exceeded."
+        )
     return OssErrorResponse(503, "ServiceUnavailable", "Service is temporarily unavailable.")

@@ -1,8 +1,11 @@
 """Certificates in PutCname: the ``CertificateConfiguration`` rules of the sandbox.
 
-Uploaded PEM (``Certificate`` + ``PrivateKey``) must parse and match; a bare ``CertId`` must name a
-CAS certificate preloaded from the config; ``PreviousCertId`` must equal the bound CertId unless
-``Force``; ``DeleteCertificate`` unbinds. The private key is checked and dropped, never stored.
+Uploaded PEM (``Certificate`` + ``PrivateKey``) must parse and match, and becomes a CAS
+certificate (Type ``CAS``, a CertId with the CAS region suffix, reusable by CertId on other domains
+of the account: the Java SDK's ``CnameTest.testPutCname``); a bare ``CertId`` must name a CAS
+certificate preloaded from the config or made by an upload of the account and still bound;
+replacing a bound certificate needs ``PreviousCertId`` (equal to the bound CertId) or ``Force``;
+``DeleteCertificate`` unbinds. The private key is checked and dropped, never stored.
 Codes and ECs: the PutCname reference
 (https://www.alibabacloud.com/help/en/oss/developer-reference/putcname) and
 ``docs/sandbox-oss.md`` (the other sources, and the guesses).
@@ -23,6 +26,9 @@ from cname_flow.sandbox.state import BoundCertificate, Bucket, CnameRecord, Sand
 
 #: First number of uploaded-certificate ids (``<n>-<region>``), shaped like the docs' samples.
 _UPLOAD_CERT_BASE = 4930000
+#: The CAS service's region, the suffix of every CAS CertId whatever the bucket's region (a
+#: terraform-provider-alicloud test comment, commit 6e2693809).
+CAS_REGION = "cn-hangzhou"
 
 
 def resolve_certificate(
@@ -35,15 +41,17 @@ def resolve_certificate(
     """The certificate a binding carries after PutCname (None: no certificate).
 
     Args:
-        state: the store (CAS certificates; the uploaded-certificate counter is advanced).
-        bucket: the bucket (its region suffixes new CertIds).
+        state: the store (CAS certificates: an upload adds one and advances the counter).
+        bucket: the bucket (its owner may reuse the CertIds its uploads made).
         current: the binding as it is now, or None for a first bind.
         conf: the request's CertificateConfiguration, or None (keep what is bound).
         now: Unix seconds (CreationDate).
 
     Raises:
-        OssErrorResponse: 400 InvalidArgument (EC 0018-00000209 PreviousCertId mismatch,
-            0018-00000210 key without certificate, bad PEM, key mismatch), 400
+        OssErrorResponse: 409 CasRenewCertificateConflict (a certificate is bound and neither
+            PreviousCertId nor Force was sent: Java ``CnameTest``, terraform commit 6e2693809;
+            the status is a guess), 400 InvalidArgument (EC 0018-00000209 PreviousCertId
+            mismatch, 0018-00000210 key without certificate, bad PEM, key mismatch), 400
             CertificateInvalidCasId.
     """
     existing = current.certificate if current is not None else None
@@ -52,6 +60,11 @@ def resolve_certificate(
     if conf.delete_certificate:
         return None
     bound_id = existing.cert_id if existing is not None else None
+    if not conf.force and conf.previous_cert_id is None and bound_id is not None:
+        raise OssErrorResponse(
+            409, "CasRenewCertificateConflict",
+            "A certificate is bound: give PreviousCertId or Force to replace it.",
+        )
     if not conf.force and conf.previous_cert_id != bound_id:
         raise OssErrorResponse(
             400,
@@ -62,7 +75,7 @@ def resolve_certificate(
     if conf.certificate or conf.private_key:
         return _uploaded(state, bucket, conf, now)
     if conf.cert_id:
-        return _cas(state, conf.cert_id, now)
+        return _cas(state, bucket, conf.cert_id, now)
     raise OssErrorResponse(
         400,
         "InvalidArgument",
@@ -96,13 +109,21 @@ def _uploaded(
             400, "InvalidArgument", "The certificate and private key do not match."
         )
     state.uploaded_certs += 1
-    cert_id = f"{_UPLOAD_CERT_BASE + state.uploaded_certs}-{bucket.region}"
-    return _bound("Upload", cert_id, now, leaf)
+    cert_id = f"{_UPLOAD_CERT_BASE + state.uploaded_certs}-{CAS_REGION}"
+    return _bound("CAS", cert_id, now, leaf)
 
 
-def _cas(state: SandboxState, cert_id: str, now: float) -> BoundCertificate:
+def _cas(state: SandboxState, bucket: Bucket, cert_id: str, now: float) -> BoundCertificate:
     cas = state.cas.get(cert_id)
     if cas is None:
+        # An upload's CAS certificate is known by the bindings of its account that carry it
+        # (the real CAS keeps it until deleted: a documented simplification).
+        made = _bound_elsewhere(state, bucket.owner, cert_id)
+        if made is not None:
+            return BoundCertificate(
+                "CAS", cert_id, "Enabled", now, made.fingerprint, made.valid_start,
+                made.valid_end,
+            )
         raise OssErrorResponse(
             400,
             "CertificateInvalidCasId",
@@ -114,6 +135,17 @@ def _cas(state: SandboxState, cert_id: str, now: float) -> BoundCertificate:
     except ValueError:
         return BoundCertificate("CAS", cert_id, "Enabled", now, "", now, now)
     return _bound("CAS", cert_id, now, leaf)
+
+
+def _bound_elsewhere(state: SandboxState, owner: str, cert_id: str) -> BoundCertificate | None:
+    """A certificate with ``cert_id`` bound on any of ``owner``'s buckets, or None."""
+    for b in state.buckets.values():
+        if b.owner != owner:
+            continue
+        for record in b.cnames.values():
+            if record.certificate is not None and record.certificate.cert_id == cert_id:
+                return record.certificate
+    return None
 
 
 def _bound(kind: str, cert_id: str, now: float, leaf: x509.Certificate) -> BoundCertificate:

@@ -176,11 +176,14 @@ class OssOperations:
 
         Raises:
             OssErrorResponse: 403 NoNeedCreateCnameToken (bound here), 409 CnameAlreadyExists
-                (bound to another bucket), 400 TooManyCnameToken, plus the bucket and body errors.
+                (bound to another bucket of the account), 403 CnameDenied (another account's),
+                refused names (:func:`_bindable`), 400 TooManyCnameToken, plus the bucket and
+                body errors.
         """
         domain = _domain(_parse(body).domain)
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
+            _bindable(domain)
             if domain in bucket.cnames:
                 raise OssErrorResponse(
                     403,
@@ -227,7 +230,12 @@ class OssOperations:
         return token if token is not None and token.expires_at > now else None
 
     def _not_bound_elsewhere(self, bucket: Bucket, domain: str) -> None:
+        """409 CnameAlreadyExists when another bucket of the account holds the domain; 403
+        CnameDenied, the real service's "The cname belongs to another user." (seed doc 003;
+        a real answer quoted in ``docs/sandbox-oss.md``), when another account's does."""
         holder = self.state.bucket_binding(domain)
+        if holder is not None and holder is not bucket and holder.owner != bucket.owner:
+            raise _denied()
         if holder is not None and holder is not bucket:
             raise OssErrorResponse(
                 409,
@@ -238,16 +246,23 @@ class OssOperations:
 
     # -- CNAME bindings -------------------------------------------------------------------------
 
-    async def put_cname(self, caller: Caller, bucket_name: str, body: bytes) -> None:
+    async def put_cname(self, caller: Caller, bucket_name: str, body: bytes) -> str | None:
         """PutCname: bind (or update the certificate of) a domain after the TXT ownership proof.
 
-        Order: bucket → bound elsewhere (409) → ownership (403 NeedVerifyDomainOwnership; skipped
-        when the domain is already bound to this bucket) → domain limit → certificate.
+        Order: bucket → refused name → bound elsewhere (409, or 403 CnameDenied for another
+        account's) → ownership (403 NeedVerifyDomainOwnership; skipped when the domain is
+        already bound to this bucket) → ICP filing (404 NoSuchCnameInRecord, new bindings on
+        buckets :meth:`_icp_required`) → domain limit → certificate.
+
+        Returns:
+            The CertId bound when the request carried a certificate, else None (the API layer
+            sends it as ``x-oss-yundun-certificate-id``).
         """
         conf = _parse(body)
         domain = _domain(conf.domain)
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
+            _bindable(domain)
             self._not_bound_elsewhere(bucket, domain)
             bound_here = domain in bucket.cnames
             token = self._valid_token(bucket, domain, self.state.clock())
@@ -257,6 +272,10 @@ class OssOperations:
             bucket = self._bucket(caller, bucket_name)
             self._not_bound_elsewhere(bucket, domain)
             current = bucket.cnames.get(domain)
+            if current is None and self._icp_required(bucket, domain):
+                raise OssErrorResponse(
+                    404, "NoSuchCnameInRecord", "No such cname be found in record."
+                )
             if current is None and len(bucket.cnames) >= self.limits.max_cnames_per_bucket:
                 raise OssErrorResponse(
                     400, "TooManyCname", "The number of CNAMEs exceeds the bucket limit."
@@ -265,6 +284,21 @@ class OssOperations:
             cert = resolve_certificate(self.state, bucket, current, conf.certificate, now)
             bucket.cnames[domain] = CnameRecord(domain, "Enabled", now, cert)
             self.state.touch()
+        return cert.cert_id if cert is not None and conf.certificate is not None else None
+
+    def _icp_required(self, bucket: Bucket, domain: str) -> bool:
+        """Whether binding ``domain`` to ``bucket`` is refused for want of an ICP filing: the
+        switch is on, the bucket's region needs filings (mainland China: ``cn-*`` but
+        ``cn-hongkong``, unless the config lists the regions) and neither the domain nor a name
+        above it is filed."""
+        icp = self.state.config.icp
+        mainland = bucket.region.startswith("cn-") and bucket.region != "cn-hongkong"
+        needs = mainland if icp.regions is None else bucket.region in icp.regions
+        if not icp.enforce or not needs:
+            return False
+        name = domain.removeprefix("*.")
+        filed = {f.lower().rstrip(".") for f in icp.filed}
+        return not any(name == f or name.endswith("." + f) for f in filed)
 
     async def _prove_ownership(self, domain: str, token: TokenRecord | None) -> None:
         if token is not None:
@@ -284,12 +318,23 @@ class OssOperations:
             return oss_xml.list_cname_body(self._bucket(caller, bucket_name))
 
     def delete_cname(self, caller: Caller, bucket_name: str, body: bytes) -> None:
-        """DeleteCname: remove the binding, or the pending token when not bound; else 404."""
+        """DeleteCname: remove the binding, or the pending token when not bound.
+
+        Idempotent, as the current DeleteCname reference documents: a domain neither bound nor
+        pending here answers 200 too
+        (https://www.alibabacloud.com/help/en/oss/developer-reference/deletecname). A domain
+        bound to another account's bucket answers 403 CnameDenied (a real answer quoted in
+        ``docs/sandbox-oss.md``).
+        """
         domain = _domain(_parse(body).domain)
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
-            if bucket.cnames.pop(domain, None) is None and bucket.tokens.pop(domain, None) is None:
-                raise OssErrorResponse(404, "NoSuchCname", "The specified CNAME does not exist.")
+            removed = bucket.cnames.pop(domain, None) or bucket.tokens.pop(domain, None)
+            if removed is None:
+                holder = self.state.bucket_binding(domain)
+                if holder is not None and holder.owner != bucket.owner:
+                    raise _denied()
+                return
             self.state.touch()
 
 
@@ -308,6 +353,37 @@ def _domain(raw: str) -> str:
     except (InputError, UnicodeError):
         raise OssErrorResponse(400, "InvalidArgument", "The domain name is not valid.") from None
     return f"*.{name}" if wildcard else name
+
+
+#: Domains OSS reserves (EC 0018-00000401, https://help.aliyun.com/zh/oss/support/0018-00000401):
+#: each of them and every name under it is refused by CreateCnameToken and PutCname.
+RESERVED_SUFFIXES = ("aliyuncs.com", "aliyun.com", "aliyun-inc.com", "taobao.com", "taobaocdn.com")
+
+
+def _bindable(domain: str) -> None:
+    """Refuse the names OSS refuses as custom domains.
+
+    Raises:
+        OssErrorResponse: 403 CnameIsForbidden, EC 0018-00000401, for a reserved domain (code
+            and status: the PutCname error table; EC: its help page); 400 InvalidArgument,
+            EC 0017-00000249, "Entire hostname must be longer than 3 ASCII characters."
+            (https://help.aliyun.com/zh/oss/support/0017-00000249) for 3 characters or fewer.
+    """
+    name = domain.removeprefix("*.")
+    if any(name == s or name.endswith("." + s) for s in RESERVED_SUFFIXES):
+        raise OssErrorResponse(
+            403, "CnameIsForbidden", "The cname is forbidden to use.", "0018-00000401"
+        )
+    if len(name) <= 3:
+        raise OssErrorResponse(
+            400, "InvalidArgument", "Entire hostname must be longer than 3 ASCII characters.",
+            "0017-00000249",
+        )
+
+
+def _denied() -> OssErrorResponse:
+    """403 CnameDenied: the domain is bound by another account."""
+    return OssErrorResponse(403, "CnameDenied", "The cname belongs to another user.")
 
 
 def _max_keys(raw: str | None) -> int:

@@ -70,6 +70,8 @@ class CertificateConfiguration:
     previous_cert_id: str | None = None
     force: bool = False
     delete_certificate: bool = False
+    #: ``<Force>`` was present, whatever its value.
+    force_sent: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -112,7 +114,8 @@ def parse_cname_configuration(body: bytes) -> CnameConfiguration:
     """Parse a Create/Put/DeleteCname body (``BucketCnameConfiguration``, as PutCname documents it).
 
     Raises:
-        MalformedXml: bad XML, no ``Cname/Domain``, or ``DeleteCertificate`` with ``Force``.
+        MalformedXml: bad XML, no ``Cname/Domain``, or ``DeleteCertificate`` with ``Force``
+            whatever its value (terraform-provider-alicloud commit 6e2693809).
     """
     cname = parse_xml(body, "BucketCnameConfiguration").find("Cname")
     domain = _text(cname, "Domain") if cname is not None else None
@@ -130,8 +133,9 @@ def _certificate(node: ET.Element) -> CertificateConfiguration:
         previous_cert_id=_text(node, "PreviousCertId") or None,
         force=_flag(node, "Force"),
         delete_certificate=_flag(node, "DeleteCertificate"),
+        force_sent=node.find("Force") is not None,
     )
-    if conf.delete_certificate and conf.force:
+    if conf.delete_certificate and conf.force_sent:
         raise MalformedXml("DeleteCertificate cannot be combined with Force")
     return conf
 
