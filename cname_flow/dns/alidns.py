@@ -1,16 +1,17 @@
 """Alibaba Cloud DNS (Alidns, API version 2015-01-09) behind the :class:`DnsProvider` port.
 
-Actions used: DescribeDomains (zone list), DescribeDomainInfo (nameservers, MinTtl),
-DescribeSubDomainRecords (exact host lookup), AddDomainRecord, UpdateDomainRecord,
-UpdateDomainRecordRemark, DeleteDomainRecord
+Actions used: DescribeDomains (zone list), DescribeDomainInfo with ``NeedDetailAttributes``
+(nameservers, MinTtl), DescribeSubDomainRecords (exact host lookup), AddDomainRecord,
+UpdateDomainRecord, UpdateDomainRecordRemark, DeleteDomainRecord
 (https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir).
 
 The SDK's own retries are off (``Config.retry_options`` not retryable); this adapter retries
-throttling, 5xx and network failures under :class:`~cname_flow.retry.RetryPolicy`
-(honouring ``x-acs-retry-after``) through :class:`~cname_flow.retry.RetriedCalls`, the one
-retry layer, which calls the optional ``rate_limiter(action)`` before every attempt and the
-optional ``on_error(action, error)`` after every failed one: the hooks a caller composes (a
-batch job limits and counts calls through them) instead of subclassing the adapter.
+throttling, 5xx, ``LastOperationNotFinished`` and network failures under
+:class:`~cname_flow.retry.RetryPolicy` (honouring ``x-acs-retry-after``) through
+:class:`~cname_flow.retry.RetriedCalls`, the one retry layer, which calls the optional
+``rate_limiter(action)`` before every attempt and the optional ``on_error(action, error)``
+after every failed one: the hooks a caller composes (a batch job limits and counts calls
+through them) instead of subclassing the adapter.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from cname_flow.errors import DnsProviderError
 from cname_flow.retry import RetriedCalls, RetryPolicy
 
 _PAGE_SIZE = 100  # DescribeDomains and DescribeSubDomainRecords accept at most 100
-_DEFAULT_MIN_TTL = 600  # free edition floor, when DescribeDomainInfo omits MinTtl
+_DEFAULT_MIN_TTL = 600  # free edition floor, should DescribeDomainInfo still omit MinTtl
 _GONE = "DomainRecordNotBelongToUser"
 _DUPLICATE = "DomainRecordDuplicate"
 
@@ -98,7 +99,12 @@ class Alidns(BaseDnsProvider):
         return [d.puny_code or d.domain_name for d in self._pages_of_domains()]
 
     def _zone(self, zone_name: str) -> Zone:
-        request = dns_models.DescribeDomainInfoRequest(domain_name=zone_name)
+        # MinTtl (the edition's TTL floor: 1 s Exclusive … 600 s Free) is returned only with
+        # NeedDetailAttributes=true (DescribeDomainInfo, https://www.alibabacloud.com/help/en/
+        # dns/api-alidns-2015-01-09-describedomaininfo); without it every zone looked free.
+        request = dns_models.DescribeDomainInfoRequest(
+            domain_name=zone_name, need_detail_attributes=True
+        )
         body = self._call(
             "DescribeDomainInfo", lambda: self._client.describe_domain_info(request)
         ).body

@@ -177,6 +177,11 @@ class AlidnsLimits(_Model):
     throttle_status: int = 400
     #: When set, throttled answers carry ``x-acs-retry-after: <ms>``.
     retry_after_ms: int | None = None
+    #: ``LastOperationNotFinished`` (docs/sandbox-alidns.md): when on, a change to a host
+    #: record (zone + RR) within ``last_operation_window_s`` seconds of the previous change to
+    #: it is refused. Off by default; 3 s is the first wait Terraform's provider retries after.
+    last_operation_not_finished: bool = False
+    last_operation_window_s: float = 3.0
 
 
 def _default_accounts() -> list[AccountConfig]:

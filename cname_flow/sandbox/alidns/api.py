@@ -11,7 +11,10 @@ Answers are JSON. Success bodies carry ``RequestId``; errors are
 ``{RequestId, HostId, Code, Message, Recommend}`` with HTTP 400 unless noted.
 Injected faults: ERROR → 503 ``ServiceUnavailable``, THROTTLE → ``Throttling.User``,
 DROP → the TCP connection is reset without an answer; ERROR_AFTER and DROP_AFTER run the
-operation first, then answer as ERROR and DROP ("executed, answer lost").
+operation first, then answer as ERROR and DROP ("executed, answer lost"). With
+``last_operation_not_finished`` on, a change to a host record within
+``last_operation_window_s`` of the previous one answers ``LastOperationNotFinished``
+(:mod:`cname_flow.sandbox.alidns.pending`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cname_flow.sandbox.alidns.ops import OPERATIONS
+from cname_flow.sandbox.alidns.pending import RecentChanges, touched
 from cname_flow.sandbox.alidns.rules import AlidnsError, Params
 from cname_flow.sandbox.alidns.signing import (
     MalformedAuthorization,
@@ -319,6 +323,7 @@ class AlidnsService:
         self.faults = faults
         self.auth = Authenticator(state)
         self.buckets = TokenBuckets(dict(state.config.alidns.rate_limits))
+        self.recent = RecentChanges(state.config.alidns.last_operation_window_s)
 
     def _throttled(self, request_id: str) -> Response:
         cfg = self.state.config.alidns
@@ -370,7 +375,11 @@ class AlidnsService:
         if cfg.enforce_rate_limits and not self.buckets.allow(account, action):
             return self._throttled(request_id)
         params = Params({k: v for k, v in req.pairs if k not in RPC_PROTOCOL_KEYS})
+        busy = touched(self.state, account, action, params)
+        if cfg.last_operation_not_finished:
+            self.recent.check(busy)
         body = OPERATIONS[action](self.state, account, params)
+        self.recent.note(busy)
         return _json({"RequestId": request_id, **body}, 200, request_id)
 
 

@@ -124,21 +124,21 @@ def describe_domains(state: SandboxState, account: str, p: Params) -> JsonBody:
 
 
 def describe_domain_info(state: SandboxState, account: str, p: Params) -> JsonBody:
-    """DescribeDomainInfo: DomainName*, NeedDetailAttributes → zone facts (MinTtl, DnsServers)."""
+    """DescribeDomainInfo: DomainName*, NeedDetailAttributes → zone facts (DnsServers, …).
+
+    As the API page says
+    (https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-describedomaininfo),
+    ``MinTtl``, ``LineType``, ``RegionLines``, ``SlaveDns``, ``AvailableTtls`` and
+    ``RecordLines`` come back only with ``NeedDetailAttributes=true``.
+    """
     name = domain_name(p.required("DomainName"))
     detail = (p.get("NeedDetailAttributes") or "").lower() == "true"
     with state.lock:
         zone = owned_zone(state.zones, account, name)
-        body = _domain_common(zone) | {
-            "MinTtl": zone.min_ttl,
-            "InBlackHole": False,
-            "InClean": False,
-            "SlaveDns": False,
-            "SubDomain": False,
-            "RegionLines": False,
-            "LineType": "default",
-        }
+        body = _domain_common(zone) | {"InBlackHole": False, "InClean": False, "SubDomain": False}
     if detail:
+        body |= {"MinTtl": zone.min_ttl, "SlaveDns": False, "RegionLines": False,
+                 "LineType": "default"}
         ttls = [str(t) for t in TTL_CHOICES if t >= zone.min_ttl]
         body["AvailableTtls"] = {"AvailableTtl": ttls}
         body["RecordLines"] = {"RecordLine": [
