@@ -51,7 +51,8 @@ def test_utf8_bom_yaml_should_be_accepted(tmp_path: Path) -> None:
 
 
 def test_latin1_should_be_refused_naming_line_and_byte_offset(tmp_path: Path) -> None:
-    data = f"{HEADER}a.example.com,bucket1\n".encode() + "café.example.com,bucket1\n".encode("latin-1")
+    data = (f"{HEADER}a.example.com,bucket1\n".encode()
+            + "café.example.com,bucket1\n".encode("latin-1"))
     path = write(tmp_path, data)
     [reason] = reasons_of(path)
     offset = data.index(b"\xe9")
