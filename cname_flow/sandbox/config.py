@@ -26,6 +26,8 @@ EDITION_MIN_TTL: dict[str, int] = {
     "version_cached": 60,
 }
 
+#: Default cap of the verifier's negative cache, seconds (see :class:`ResolverConfig`).
+NEGATIVE_TTL_CAP_DEFAULT = 30
 
 
 class _Model(BaseModel):
@@ -104,8 +106,12 @@ class ResolverConfig(_Model):
 
     address: str = "127.0.0.1"
     port: int = 0
-    #: Upper bound of the negative cache, seconds (RFC 2308 allows resolvers to cap it).
-    max_negative_ttl: int = 3600
+    #: Upper bound of the verifier's negative cache ("no TXT yet"), seconds, 0..3600 (0: never
+    #: cached; 3600: Unbound's ``cache-max-negative-ttl``). The real verifier's caching is
+    #: undocumented and no public report shows a 10-minute lock-out after an early PutCname
+    #: (``docs/sandbox-oss.md``, "Re-verification, negative cache, wildcards"), so the default
+    #: is small rather than Alidns's SOA minimum of 600 s; raise it to rehearse the worst case.
+    max_negative_ttl: int = Field(default=NEGATIVE_TTL_CAP_DEFAULT, ge=0, le=3600)
 
 
 class CasCertificateConfig(_Model):
