@@ -154,6 +154,11 @@ class OssLimits(_Model):
     max_tokens_per_bucket: int = 1000
     max_cnames_per_bucket: int = 100
     max_skew_s: int = 15 * 60
+    #: PutCname with a CertificateConfiguration on a domain already bound to this bucket asks
+    #: for a fresh ownership proof (TXT ``_dnsauth.<domain>`` holding a valid token), as a real
+    #: certificate change did in certimate-go/certimate#1042 (403 NeedVerifyDomainOwnership on a
+    #: "bound and verified" domain). ``False``: the old guess, bound domains skip the proof.
+    reverify_bound: bool = True
 
 
 class AlidnsLimits(_Model):

@@ -241,8 +241,13 @@ class OssOperations:
     async def put_cname(self, caller: Caller, bucket_name: str, body: bytes) -> None:
         """PutCname: bind (or update the certificate of) a domain after the TXT ownership proof.
 
-        Order: bucket → bound elsewhere (409) → ownership (403 NeedVerifyDomainOwnership; skipped
-        when the domain is already bound to this bucket) → domain limit → certificate.
+        Order: bucket → bound elsewhere (409) → ownership (403 NeedVerifyDomainOwnership) →
+        domain limit → certificate. A domain already bound to this bucket skips the ownership
+        proof unless the body carries a CertificateConfiguration and ``oss.reverify_bound`` is
+        on (the default; certimate-go/certimate#1042). Its token then is the one issued before
+        the binding, while still valid: CreateCnameToken answers NoNeedCreateCnameToken for a
+        bound domain, so once that token expired no new proof can be made (the dead end
+        ``docs/sandbox-oss.md`` describes).
         """
         conf = _parse(body)
         domain = _domain(conf.domain)
@@ -251,7 +256,7 @@ class OssOperations:
             self._not_bound_elsewhere(bucket, domain)
             bound_here = domain in bucket.cnames
             token = self._valid_token(bucket, domain, self.state.clock())
-        if not bound_here:
+        if not bound_here or (conf.certificate is not None and self.limits.reverify_bound):
             await self._prove_ownership(domain, token)
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
