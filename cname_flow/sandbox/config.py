@@ -9,6 +9,7 @@ holds ``taken.example.com`` (the "bound elsewhere" case).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -59,6 +60,9 @@ class BucketConfig(_Model):
     region: str = "cn-hangzhou"
     owner: str = "1234567890123456"
     cnames: list[str] = Field(default_factory=list)
+    #: ``agentic``: an Agentic Bucket, the only kind that takes wildcard CNAMEs (PutCname,
+    #: https://help.aliyun.com/en/oss/developer-reference/putcname); ``standard`` otherwise.
+    kind: Literal["standard", "agentic"] = "standard"
 
 
 class RecordConfig(_Model):
