@@ -47,6 +47,7 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
         ├── TokenExpired              retryable=True; the machine goes back to PENDING
         ├── PropagationTimeout        retryable=True; .name, .expected, .table
         ├── OwnershipNotVerified      PutCname kept answering NeedVerifyDomainOwnership
+        │   └── OwnershipProofUnavailable  bound domain, token expired, no new one issued
         ├── CertificateConflict       PreviousCertId no longer matches (changed out of band)
         │   └── OssCertificateConflict  OSS's answer: CasRenewCertificateConflict / EC ...209
         └── VerificationFailed        ListCname lacks the domain or its status is wrong
@@ -391,6 +392,17 @@ class OwnershipNotVerified(StepError):
     """PutCname kept answering NeedVerifyDomainOwnership past the bound derived from the TTLs."""
 
     retryable = True
+
+
+class OwnershipProofUnavailable(OwnershipNotVerified):
+    """A bound domain's certificate change needs a fresh ownership proof that cannot be made.
+
+    PutCname answered NeedVerifyDomainOwnership (as in certimate-go/certimate#1042), the
+    domain's CNAME token has expired (72 h, CreateCnameToken) and OSS issues no new one for a
+    bound domain (403 NoNeedCreateCnameToken, EC 0018-00000302). Retrying cannot help.
+    """
+
+    retryable = False
 
 
 class CertificateConflict(StepError):

@@ -78,8 +78,9 @@ def _is_ip(name: str) -> bool:
 
 
 def txt_name(domain: str) -> str:
-    """The ownership-proof TXT record name OSS checks: ``_dnsauth.<domain>``."""
-    return f"_dnsauth.{domain}"
+    """The ownership-proof TXT record name OSS checks: ``_dnsauth.<domain>``; for a wildcard
+    ``*.<base>``, ``_dnsauth.<base>`` (an assumption: the docs do not say; README)."""
+    return f"_dnsauth.{domain.removeprefix('*.')}"
 
 
 class Phase(StrEnum):

@@ -170,7 +170,11 @@ def build_binding(
         InputError: the first field that is wrong (domain, bucket, region, route target,
             certificate), with what is wrong with it.
     """
-    name = visible_domain(domain) if destructive else check_bindable(normalize_domain(domain))
+    # A leading ``*.`` asks for a wildcard binding (Agentic Buckets only, PutCname reference):
+    # the rest is checked as any domain and the adapter sends it with ``wildcard=true``.
+    wild, rest = (True, domain.strip()[2:]) if domain.strip().startswith("*.") else (False, domain)
+    name = visible_domain(rest) if destructive else check_bindable(normalize_domain(rest))
+    name = f"*.{name}" if wild else name
     check_bucket(bucket)
     if region:
         check_region(region)
@@ -349,6 +353,7 @@ def domain_warnings(raw: str) -> list[str]:
     Raises:
         InputError: what :func:`~cname_flow.model.normalize_domain` refuses.
     """
+    raw = raw.strip()[2:] if raw.strip().startswith("*.") else raw  # a wildcard's base
     return hidden_changes(raw) + mixed_scripts(normalize_domain(raw))
 
 

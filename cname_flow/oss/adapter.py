@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import alibabacloud_oss_v2 as oss
@@ -143,8 +143,9 @@ class AlibabaOss:
         request = oss.models.CreateCnameTokenRequest(
             bucket=bucket, bucket_cname_configuration=_cname_config(domain)
         )
-        result = self._call("CreateCnameToken", lambda: self._client.create_cname_token(request),
-                            bucket)
+        result = self._call("CreateCnameToken", lambda: self._wild(
+            "CreateCnameToken", request, "token", oss.models.CreateCnameTokenResult()
+        ) if domain.startswith("*.") else self._client.create_cname_token(request), bucket)
         return _token(result.cname_token, bucket, domain, "CreateCnameToken")
 
     def get_token(self, bucket: str, domain: str) -> CnameToken | None:
@@ -153,7 +154,9 @@ class AlibabaOss:
         Raises:
             OssError: any other failure.
         """
-        request = oss.models.GetCnameTokenRequest(bucket=bucket, cname=domain)
+        wild = domain.startswith("*.")
+        request = oss.models.GetCnameTokenRequest(
+            bucket=bucket, cname=domain.removeprefix("*."), wildcard=True if wild else None)
         try:
             result = self._call("GetCnameToken", lambda: self._client.get_cname_token(request),
                                 bucket)
@@ -213,13 +216,34 @@ class AlibabaOss:
             bucket=bucket, bucket_cname_configuration=_cname_config(domain)
         )
         try:
-            self._call("DeleteCname", lambda: self._client.delete_cname(request), bucket)
+            self._call("DeleteCname", lambda: self._wild(
+                "DeleteCname", request, "delete", oss.models.DeleteCnameResult()
+            ) if domain.startswith("*.") else self._client.delete_cname(request), bucket)
         except OssError as exc:
             if exc.code != "NoSuchCname":
                 raise
             _log.debug("oss.cname.absent", bucket=bucket, domain=domain)
             return
         _log.info("oss.cname.deleted", bucket=bucket, domain=domain)
+
+    def _wild(self, op: str, request: Any, comp: str, result: _T) -> _T:
+        """``op`` (CreateCnameToken / DeleteCname) with ``wildcard=true``, which SDK 1.4.1 does
+        not model on these requests: the SDK's own serialization plus the parameter, through
+        its public ``Client.invoke_operation`` (CreateCnameToken, DeleteCname references,
+        https://help.aliyun.com/en/oss/developer-reference/createcnametoken)."""
+        from alibabacloud_oss_v2 import serde, serde_utils
+        from alibabacloud_oss_v2.types import CaseInsensitiveDict, OperationInput
+
+        op_input = serde.serialize_input(request=request, op_input=OperationInput(
+            op_name=op, method="POST",
+            headers=CaseInsensitiveDict({"Content-Type": "application/xml"}),
+            parameters={"cname": "", "comp": comp, "wildcard": "true"},
+            bucket=request.bucket, op_metadata={"sub-resource": ["cname", "comp"]},
+        ), custom_serializer=[serde_utils.add_content_md5])
+        output = self._client.invoke_operation(op_input)
+        out: _T = serde.deserialize_output(result=result, op_output=output,
+                                           custom_deserializer=[serde.deserialize_output_xmlbody])
+        return out
 
     def _call(self, op: str, fn: Callable[[], _T], bucket: str = "") -> _T:
         """One SDK call of ``op`` through the retry layer; its errors name ``bucket``."""
@@ -255,10 +279,13 @@ def _needs_path_style(endpoint: str) -> bool:
 def _cname_config(
     domain: str, certificate: CertificateRequest | None = None
 ) -> oss.models.BucketCnameConfiguration:
+    """``*.<base>`` goes out as ``<Domain>base</Domain>`` (plus ``<IsWildCard>true`` for
+    PutCname; the token operations carry ``wildcard=true`` instead, see ``AlibabaOss._wild``)."""
     cert = _certificate_config(certificate) if certificate is not None else None
-    return oss.models.BucketCnameConfiguration(
-        cname=oss.models.Cname(domain=domain, certificate_configuration=cert)
-    )
+    wild = domain.startswith("*.")
+    return oss.models.BucketCnameConfiguration(cname=oss.models.Cname(
+        domain=domain.removeprefix("*."), certificate_configuration=cert,
+        is_wild_card=True if wild else None))
 
 
 def _certificate_config(req: CertificateRequest) -> oss.models.CertificateConfiguration:
@@ -295,7 +322,7 @@ def _token(raw: oss.models.CnameToken | None, bucket: str, domain: str, op: str)
 
 def _entry(info: oss.models.CnameInfo) -> CnameEntry:
     return CnameEntry(
-        domain=_domain(info.domain or ""),
+        domain=("*." if info.is_wild_card else "") + _domain(info.domain or ""),
         status=info.status or "",
         last_modified=parse_http_date(info.last_modified),
         certificate=_certificate_info(info.certificate),

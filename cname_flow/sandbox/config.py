@@ -9,6 +9,7 @@ holds ``taken.example.com`` (the "bound elsewhere" case).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,6 +27,8 @@ EDITION_MIN_TTL: dict[str, int] = {
     "version_cached": 60,
 }
 
+#: Default cap of the verifier's negative cache, seconds (see :class:`ResolverConfig`).
+NEGATIVE_TTL_CAP_DEFAULT = 30
 
 
 class _Model(BaseModel):
@@ -57,6 +60,9 @@ class BucketConfig(_Model):
     region: str = "cn-hangzhou"
     owner: str = "1234567890123456"
     cnames: list[str] = Field(default_factory=list)
+    #: ``agentic``: an Agentic Bucket, the only kind that takes wildcard CNAMEs (PutCname,
+    #: https://help.aliyun.com/en/oss/developer-reference/putcname); ``standard`` otherwise.
+    kind: Literal["standard", "agentic"] = "standard"
 
 
 class RecordConfig(_Model):
@@ -104,8 +110,12 @@ class ResolverConfig(_Model):
 
     address: str = "127.0.0.1"
     port: int = 0
-    #: Upper bound of the negative cache, seconds (RFC 2308 allows resolvers to cap it).
-    max_negative_ttl: int = 3600
+    #: Upper bound of the verifier's negative cache ("no TXT yet"), seconds, 0..3600 (0: never
+    #: cached; 3600: Unbound's ``cache-max-negative-ttl``). The real verifier's caching is
+    #: undocumented and no public report shows a 10-minute lock-out after an early PutCname
+    #: (``docs/sandbox-oss.md``, "Re-verification, negative cache, wildcards"), so the default
+    #: is small rather than Alidns's SOA minimum of 600 s; raise it to rehearse the worst case.
+    max_negative_ttl: int = Field(default=NEGATIVE_TTL_CAP_DEFAULT, ge=0, le=3600)
 
 
 class CasCertificateConfig(_Model):
@@ -148,6 +158,11 @@ class OssLimits(_Model):
     max_tokens_per_bucket: int = 1000
     max_cnames_per_bucket: int = 100
     max_skew_s: int = 15 * 60
+    #: PutCname with a CertificateConfiguration on a domain already bound to this bucket asks
+    #: for a fresh ownership proof (TXT ``_dnsauth.<domain>`` holding a valid token), as a real
+    #: certificate change did in certimate-go/certimate#1042 (403 NeedVerifyDomainOwnership on a
+    #: "bound and verified" domain). ``False``: the old guess, bound domains skip the proof.
+    reverify_bound: bool = True
 
 
 class IcpConfig(_Model):

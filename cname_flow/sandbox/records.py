@@ -69,6 +69,8 @@ class Bucket:
     region: str
     owner: str
     created_at: float
+    #: "standard" or "agentic" (wildcard CNAMEs); bound wildcards are keyed ``*.<base>``.
+    kind: str = "standard"
     cnames: dict[str, CnameRecord] = field(default_factory=dict)
     tokens: dict[str, TokenRecord] = field(default_factory=dict)
 

@@ -94,7 +94,7 @@ class SandboxState:
                     sts.access_key_id, sts.access_key_secret, acct.id, sts.security_token
                 )
         for b in cfg.buckets:
-            bucket = Bucket(b.name, b.region, b.owner, now)
+            bucket = Bucket(b.name, b.region, b.owner, now, b.kind)
             for domain in b.cnames:
                 bucket.cnames[domain.lower()] = CnameRecord(domain.lower(), "Enabled", now)
             self.buckets[b.name] = bucket
@@ -306,7 +306,8 @@ class SandboxState:
             self.uploaded_certs = int(raw.get("uploaded_certs", 0))
             self.buckets = {}
             for b in raw["buckets"]:
-                bucket = Bucket(b["name"], b["region"], b["owner"], b["created_at"])
+                bucket = Bucket(b["name"], b["region"], b["owner"], b["created_at"],
+                                b.get("kind", "standard"))
                 for d, c in b["cnames"].items():
                     cert = BoundCertificate(**c["certificate"]) if c["certificate"] else None
                     bucket.cnames[d] = CnameRecord(

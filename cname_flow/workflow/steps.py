@@ -22,6 +22,8 @@ from cname_flow.errors import (
     DomainBoundElsewhere,
     InputError,
     OssError,
+    OwnershipNotVerified,
+    OwnershipProofUnavailable,
     TokenExpired,
     VerificationFailed,
 )
@@ -64,8 +66,7 @@ def create_token(ctx: StepContext, run: BindingRun, record: BindingRecord) -> St
         )
     entry = run.cname_entry()
     if entry is not None and entry.status == "Enabled":
-        return StepResult(_bound_next_phase(ctx, entry),
-                          BindingOutputs(zone=zone.name, fast_path=True))
+        return _bound_next(ctx, entry, BindingOutputs(zone=zone.name, fast_path=True))
     token = _create_token(ctx, run)
     if token is None:  # NoNeedCreateCnameToken: bound on this bucket meanwhile
         return StepResult(Phase.CNAME_PUT, BindingOutputs(zone=zone.name))
@@ -100,12 +101,31 @@ def raise_if_elsewhere(ctx: StepContext, run: BindingRun, exc: OssError) -> None
     ) from exc
 
 
-def _bound_next_phase(ctx: StepContext, entry: CnameEntry) -> Phase:
+def _bound_next(ctx: StepContext, entry: CnameEntry, outputs: BindingOutputs) -> StepResult:
+    """Where a domain already bound here goes: VERIFIED, or, for a certificate change, through
+    the ownership proof again.
+
+    A real PutCname changing the certificate of a bound, verified domain answered 403
+    NeedVerifyDomainOwnership (certimate-go/certimate#1042), so the TXT record must hold a valid
+    token first. CreateCnameToken refuses a bound domain (NoNeedCreateCnameToken), so the token
+    is read with GetCnameToken: valid → TOKEN_READY (the TXT record is written if missing and
+    waited for); none (expired after 72 h) → TXT_VISIBLE, PutCname is tried as is, and
+    :func:`put_cname` explains the dead end if OSS asks for the proof.
+    """
     if ctx.certificate is None:
-        return Phase.VERIFIED
+        return StepResult(Phase.VERIFIED, outputs)
     plan = plan_certificate(entry.certificate, ctx.certificate,
                             force=ctx.binding.options.force_cert)
-    return Phase.VERIFIED if plan.action == "none" else Phase.TXT_VISIBLE
+    if plan.action == "none":
+        return StepResult(Phase.VERIFIED, outputs)
+    token = ctx.ports.oss.get_token(ctx.binding.bucket, ctx.binding.domain)
+    if token is None or token.expires_at <= ctx.ports.now():
+        log.info("token.unavailable", note="bound domain; OSS issues no new token")
+        return StepResult(Phase.TXT_VISIBLE,
+                          outputs | BindingOutputs(token=None, token_expires_at=None))
+    log.info("token.reproof", expires_at=token.expires_at.isoformat())
+    return StepResult(Phase.TOKEN_READY, outputs | BindingOutputs(
+        token=token.token, token_expires_at=token.expires_at.isoformat()))
 
 
 # -- TOKEN_READY → TXT_WRITTEN --------------------------------------------------------------------
@@ -274,14 +294,36 @@ def put_cname(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepR
     if entry is not None and entry.status == "Enabled" and request is None:
         return StepResult(Phase.CNAME_PUT, BindingOutputs(put="skipped: already bound"))
     policy = ctx.ownership_policy
-    window = policy.window_s(record)
+    no_proof = entry is not None and entry.status == "Enabled" and not _token_valid(ctx, record)
+    window = 0.0 if no_proof else policy.window_s(record)
     args = (ctx.ports.oss, ctx.binding, request, window, policy, ctx.ports.sleep)
     try:
-        request_id = putcname.put_with_retry(*args)
-    except CnameTaken as exc:
-        raise_if_elsewhere(ctx, run, exc)
-        request_id = putcname.put_with_retry(*args)
+        try:
+            request_id = putcname.put_with_retry(*args)
+        except CnameTaken as exc:
+            raise_if_elsewhere(ctx, run, exc)
+            request_id = putcname.put_with_retry(*args)
+    except OwnershipNotVerified as exc:
+        if no_proof:
+            raise _proof_unavailable(ctx) from exc
+        raise
     return StepResult(Phase.CNAME_PUT, BindingOutputs(put_request_id=request_id))
+
+
+def _token_valid(ctx: StepContext, record: BindingRecord) -> bool:
+    expires = record.token_expires_at
+    return record.token is not None and expires is not None and expires > ctx.ports.now()
+
+
+def _proof_unavailable(ctx: StepContext) -> OwnershipProofUnavailable:
+    b = ctx.binding
+    return OwnershipProofUnavailable(
+        f"OSS asks for a fresh ownership proof to change the certificate of {b.domain}, but its "
+        "CNAME token has expired and OSS issues no new token for a domain bound to "
+        f"{b.bucket} (NoNeedCreateCnameToken); the binding and its certificate are unchanged",
+        hint=f"unbind {b.domain} and bind it again with the certificate (HTTPS on the domain "
+        "is interrupted in between), or ask Alibaba Cloud support to re-verify the domain",
+    )
 
 
 def _refuse_out_of_band_change(ctx: StepContext, record: BindingRecord, entry: CnameEntry) -> None:

@@ -160,7 +160,8 @@ def _config(**oss_limits: int) -> SandboxConfig:
         ),
         base.accounts[1],
     ]
-    return base.model_copy(update={"accounts": accounts, "oss": OssLimits(**oss_limits)})
+    limits = OssLimits.model_validate(oss_limits)
+    return base.model_copy(update={"accounts": accounts, "oss": limits})
 
 
 @pytest.fixture

@@ -227,10 +227,11 @@ class OssApp:
             return 204, b""
 
         async def create_token(c: Caller, r: OssRequest, body: bytes) -> tuple[int, bytes]:
-            return 200, ops.create_cname_token(c, _bucket(r), body)
+            return 200, ops.create_cname_token(c, _bucket(r), body, r.query.get("wildcard"))
 
         async def get_token(c: Caller, r: OssRequest, _: bytes) -> tuple[int, bytes]:
-            return 200, ops.get_cname_token(c, _bucket(r), r.query.get("cname", ""))
+            return 200, ops.get_cname_token(c, _bucket(r), r.query.get("cname", ""),
+                                            r.query.get("wildcard"))
 
         async def put_cname(c: Caller, r: OssRequest, body: bytes) -> _Answer:
             cert_id = await ops.put_cname(c, _bucket(r), body)
@@ -240,7 +241,7 @@ class OssApp:
             return 200, ops.list_cname(c, _bucket(r))
 
         async def delete_cname(c: Caller, r: OssRequest, body: bytes) -> tuple[int, bytes]:
-            ops.delete_cname(c, _bucket(r), body)
+            ops.delete_cname(c, _bucket(r), body, r.query.get("wildcard"))
             return 200, b""
 
         return {

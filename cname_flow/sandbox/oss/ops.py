@@ -171,8 +171,11 @@ class OssOperations:
 
     # -- CNAME tokens ---------------------------------------------------------------------------
 
-    def create_cname_token(self, caller: Caller, bucket_name: str, body: bytes) -> bytes:
+    def create_cname_token(
+        self, caller: Caller, bucket_name: str, body: bytes, wildcard: str | None = None
+    ) -> bytes:
         """CreateCnameToken: a token valid ``token_validity_s``; the same one while valid.
+        ``wildcard``: the query parameter as sent (see :func:`_wildcard_key`).
 
         Raises:
             OssErrorResponse: 403 NoNeedCreateCnameToken (bound here), 409 CnameAlreadyExists
@@ -184,6 +187,7 @@ class OssOperations:
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
             _bindable(domain)
+            domain = _wildcard_key(bucket, domain, wildcard)
             if domain in bucket.cnames:
                 raise OssErrorResponse(
                     403,
@@ -208,11 +212,14 @@ class OssOperations:
         self.state.touch()
         return token
 
-    def get_cname_token(self, caller: Caller, bucket_name: str, raw_domain: str) -> bytes:
+    def get_cname_token(
+        self, caller: Caller, bucket_name: str, raw_domain: str, wildcard: str | None = None
+    ) -> bytes:
         """GetCnameToken: the valid token for the domain, else 404 CnameTokenNotFound."""
         domain = _domain(raw_domain)
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
+            domain = _wildcard_key(bucket, domain, wildcard)
             token = self._valid_token(bucket, domain, self.state.clock())
             if token is None:
                 raise OssErrorResponse(
@@ -250,9 +257,14 @@ class OssOperations:
         """PutCname: bind (or update the certificate of) a domain after the TXT ownership proof.
 
         Order: bucket → refused name → bound elsewhere (409, or 403 CnameDenied for another
-        account's) → ownership (403 NeedVerifyDomainOwnership; skipped when the domain is
-        already bound to this bucket) → ICP filing (404 NoSuchCnameInRecord, new bindings on
-        buckets :meth:`_icp_required`) → domain limit → certificate.
+        account's) → ownership (403 NeedVerifyDomainOwnership) → ICP filing (404
+        NoSuchCnameInRecord, new bindings on buckets :meth:`_icp_required`) → domain limit →
+        certificate. A domain already bound to this bucket skips the ownership proof unless
+        the body carries a CertificateConfiguration and ``oss.reverify_bound`` is on (the
+        default; certimate-go/certimate#1042). Its token then is the one issued before the
+        binding, while still valid: CreateCnameToken answers NoNeedCreateCnameToken for a
+        bound domain, so once that token expired no new proof can be made (the dead end
+        ``docs/sandbox-oss.md`` describes).
 
         Returns:
             The CertId bound when the request carried a certificate, else None (the API layer
@@ -260,13 +272,15 @@ class OssOperations:
         """
         conf = _parse(body)
         domain = _domain(conf.domain)
+        wild = None if conf.is_wildcard is None else str(conf.is_wildcard).lower()
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
             _bindable(domain)
+            domain = _wildcard_key(bucket, domain, wild)
             self._not_bound_elsewhere(bucket, domain)
             bound_here = domain in bucket.cnames
             token = self._valid_token(bucket, domain, self.state.clock())
-        if not bound_here:
+        if not bound_here or (conf.certificate is not None and self.limits.reverify_bound):
             await self._prove_ownership(domain, token)
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
@@ -302,7 +316,9 @@ class OssOperations:
 
     async def _prove_ownership(self, domain: str, token: TokenRecord | None) -> None:
         if token is not None:
-            proof = await self.verifier.txt_values(PROOF_PREFIX + domain)
+            # a wildcard token is assumed to be read at _dnsauth.<base> (undocumented; see
+            # docs/sandbox-oss.md)
+            proof = await self.verifier.txt_values(PROOF_PREFIX + domain.removeprefix("*."))
             if token.token in proof:
                 return
         raise OssErrorResponse(
@@ -317,18 +333,21 @@ class OssOperations:
         with self.state.lock:
             return oss_xml.list_cname_body(self._bucket(caller, bucket_name))
 
-    def delete_cname(self, caller: Caller, bucket_name: str, body: bytes) -> None:
+    def delete_cname(
+        self, caller: Caller, bucket_name: str, body: bytes, wildcard: str | None = None
+    ) -> None:
         """DeleteCname: remove the binding, or the pending token when not bound.
 
         Idempotent, as the current DeleteCname reference documents: a domain neither bound nor
         pending here answers 200 too
         (https://www.alibabacloud.com/help/en/oss/developer-reference/deletecname). A domain
         bound to another account's bucket answers 403 CnameDenied (a real answer quoted in
-        ``docs/sandbox-oss.md``).
+        ``docs/sandbox-oss.md``). ``wildcard``: the query parameter as sent.
         """
         domain = _domain(_parse(body).domain)
         with self.state.lock:
             bucket = self._bucket(caller, bucket_name)
+            domain = _wildcard_key(bucket, domain, wildcard)
             removed = bucket.cnames.pop(domain, None) or bucket.tokens.pop(domain, None)
             if removed is None:
                 holder = self.state.bucket_binding(domain)
@@ -346,13 +365,36 @@ def _parse(body: bytes) -> oss_xml.CnameConfiguration:
 
 
 def _domain(raw: str) -> str:
-    """The domain lowercased as an A-label; ``*.`` kept for wildcard domains."""
-    wildcard = raw.startswith("*.")
+    """The domain lowercased as an A-label. A wildcard is never written ``*.`` on the wire (the
+    ``wildcard`` parameter / ``<IsWildCard>`` selects it), so ``*`` fails like any bad label."""
     try:
-        name = normalize_domain(raw[2:] if wildcard else raw)
+        return normalize_domain(raw)
     except (InputError, UnicodeError):
         raise OssErrorResponse(400, "InvalidArgument", "The domain name is not valid.") from None
-    return f"*.{name}" if wildcard else name
+
+
+def _wildcard_key(bucket: Bucket, domain: str, flag: str | None) -> str:
+    """The bucket's key for ``domain``: ``*.<domain>`` when ``flag`` (the ``wildcard`` query
+    parameter of Create/Get/DeleteCname, or PutCname's ``<IsWildCard>``) is ``true``.
+
+    Wildcards exist on Agentic Buckets only; on a standard bucket ``wildcard`` is optional and
+    defaults to false (CreateCnameToken, PutCname references,
+    https://help.aliyun.com/en/oss/developer-reference/putcname). The refusal's code is a guess.
+
+    Raises:
+        OssErrorResponse: 400 InvalidArgument for a value other than true/false, or a wildcard
+            on a standard bucket.
+    """
+    value = (flag or "false").lower()
+    if value not in ("true", "false"):
+        raise OssErrorResponse(400, "InvalidArgument", "wildcard must be true or false.")
+    if value == "false":
+        return domain
+    if bucket.kind != "agentic":
+        raise OssErrorResponse(
+            400, "InvalidArgument", "Wildcard CNAMEs are supported only on Agentic Buckets."
+        )
+    return f"*.{domain}"
 
 
 #: Domains OSS reserves (EC 0018-00000401, https://help.aliyun.com/zh/oss/support/0018-00000401):

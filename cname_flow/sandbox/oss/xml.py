@@ -88,6 +88,8 @@ class CnameConfiguration:
 
     domain: str
     certificate: CertificateConfiguration | None = None
+    #: ``<Cname><IsWildCard>`` (PutCname): True/False as sent, None when absent.
+    is_wildcard: bool | None = None
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -122,7 +124,9 @@ def parse_cname_configuration(body: bytes) -> CnameConfiguration:
     if cname is None or not domain:
         raise MalformedXml("BucketCnameConfiguration/Cname/Domain is required")
     node = cname.find("CertificateConfiguration")
-    return CnameConfiguration(domain, None if node is None else _certificate(node))
+    wild = _text(cname, "IsWildCard")
+    return CnameConfiguration(domain, None if node is None else _certificate(node),
+                              None if wild is None else wild.lower() == "true")
 
 
 def _certificate(node: ET.Element) -> CertificateConfiguration:
@@ -202,7 +206,7 @@ def cname_token_body(bucket: str, token: TokenRecord) -> bytes:
             "CnameToken",
             {
                 "Bucket": bucket,
-                "Cname": token.domain,
+                "Cname": token.domain.removeprefix("*."),  # a wildcard: its base domain
                 "Token": token.token,
                 "ExpireTime": http_date(token.expires_at),
             },
@@ -219,15 +223,17 @@ def list_cname_body(bucket: Bucket) -> bytes:
 
 
 def _cname_element(record: CnameRecord) -> ET.Element:
-    node = _element(
-        "Cname",
-        {
-            "Domain": record.domain,
-            "LastModified": iso_ms(record.last_modified),
-            "Status": record.status,
-            "IsWildCard": "true" if record.domain.startswith("*.") else "false",
-        },
-    )
+    # ListCname: a wildcard entry gives its base domain (no ``*.``) with IsWildCard=true; an
+    # exact entry carries no IsWildCard (https://help.aliyun.com/en/oss/developer-reference/listcname)
+    wildcard = record.domain.startswith("*.")
+    fields = {
+        "Domain": record.domain.removeprefix("*."),
+        "LastModified": iso_ms(record.last_modified),
+        "Status": record.status,
+    }
+    if wildcard:
+        fields["IsWildCard"] = "true"
+    node = _element("Cname", fields)
     if record.certificate is not None:
         node.append(_certificate_element(record.certificate))
     return node
