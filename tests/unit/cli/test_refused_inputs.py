@@ -1,0 +1,46 @@
+"""Bad inputs the commands refuse up front with exit 2 and a message naming what to fix, never a
+traceback or an empty answer (issue 13's follow-ups)."""
+
+from __future__ import annotations
+
+from click.testing import Result
+
+from cname_flow.cli.common import Outcome
+from tests.unit.cli.clikit import CliWorld
+
+DOMAIN = "www.example.com"
+
+
+def _refused(result: Result, *says: str) -> None:
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    assert result.exit_code == Outcome.USAGE, result.output
+    for text in says:
+        assert text in result.output, (text, result.output)
+
+
+def _untouched(world: CliWorld) -> None:
+    assert not world.oss.calls and not world.dns.calls, (world.oss.calls, world.dns.calls)
+
+
+# -- status: a journal.dir that is a file is the same ConfigError the other commands give -----
+
+def test_status_with_a_journal_dir_that_is_a_file_exits_2(world: CliWorld) -> None:
+    journal = world.tmp / "journal"
+    journal.write_text("not a directory", encoding="utf-8")
+    _refused(world.invoke("status"), "journal.dir", str(journal))
+    bind = world.invoke("bind", DOMAIN)  # the message status gives is bind's
+    assert bind.exit_code == Outcome.USAGE and "journal.dir" in bind.output
+
+
+def test_status_with_a_journal_dir_under_a_file_exits_2(world: CliWorld) -> None:
+    (world.tmp / "blocker").write_text("a file", encoding="utf-8")
+    world.config.write_text(f"journal:\n  dir: {world.tmp / 'blocker' / 'journal'}\n",
+                            encoding="utf-8")
+    _refused(world.invoke("status"), "journal.dir", str(world.tmp / "blocker"))
+
+
+def test_status_on_a_fresh_machine_is_still_empty_and_creates_nothing(world: CliWorld) -> None:
+    result = world.invoke("status")
+    assert result.exit_code == Outcome.OK, result.output
+    assert not (world.tmp / "journal").exists()
