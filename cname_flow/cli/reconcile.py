@@ -49,7 +49,9 @@ from cname_flow.reconcile.run import reconcile as run_reconcile
                    "stop at it (the next run resumes them).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write Prometheus text-format metrics here (atomically).")
+              callback=lambda ctx, param, value: _in_a_directory(param, value),
+              help="Write Prometheus text-format metrics here (atomically), in a directory "
+                   "that exists.")
 @click.option("--expiry-days", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="A bound certificate ending within this many days is drift.")
 @click.pass_obj
@@ -81,6 +83,20 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
         write_metrics(metrics_file, report, duration_s=report.duration_s)
     _render(report, as_json)
     sys.exit(outcome_of(report))
+
+
+def _in_a_directory(param: click.Parameter, path: Path | None) -> Path | None:
+    """``path`` itself, when the directory it is to be written in exists (checked while the
+    options are parsed, before the config, the manifest or the journal is read).
+
+    Raises:
+        click.BadParameter: (exit 2) naming the option and the directory that is missing or is
+            not a directory.
+    """
+    if path is None or path.parent.is_dir():
+        return path
+    what = "is not a directory" if path.parent.exists() else "does not exist"
+    raise click.BadParameter(f"{path}: directory {path.parent} {what}", param=param)
 
 
 def _reviewed(plan_in: Path | None, do_apply: bool) -> ReconcilePlan | None:

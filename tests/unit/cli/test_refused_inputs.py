@@ -44,3 +44,32 @@ def test_status_on_a_fresh_machine_is_still_empty_and_creates_nothing(world: Cli
     result = world.invoke("status")
     assert result.exit_code == Outcome.OK, result.output
     assert not (world.tmp / "journal").exists()
+
+
+# -- reconcile --metrics-file: a directory that does not exist is refused before anything ------
+
+def test_metrics_file_in_a_missing_directory_exits_2_before_anything(world: CliWorld) -> None:
+    target = world.tmp / "no-such-dir" / "cname_flow.prom"
+    result = world.invoke("reconcile", "-f", str(world.manifest(DOMAIN)),
+                          "--metrics-file", str(target))
+    _refused(result, "--metrics-file", str(target.parent))
+    _untouched(world)
+    assert not (world.tmp / "journal").exists()  # nothing read or written: not even the lock
+    assert not target.parent.exists()
+
+
+def test_metrics_file_under_a_file_exits_2(world: CliWorld) -> None:
+    (world.tmp / "blocker").write_text("a file", encoding="utf-8")
+    target = world.tmp / "blocker" / "cname_flow.prom"
+    result = world.invoke("reconcile", "-f", str(world.manifest(DOMAIN)),
+                          "--metrics-file", str(target))
+    _refused(result, "--metrics-file", str(target.parent))
+    _untouched(world)
+
+
+def test_metrics_file_in_an_existing_directory_is_written(world: CliWorld) -> None:
+    target = world.tmp / "cname_flow.prom"
+    result = world.invoke("reconcile", "-f", str(world.manifest(DOMAIN)),
+                          "--metrics-file", str(target))
+    assert result.exit_code == Outcome.FAILED, result.output  # drift left: not applied
+    assert "cname_flow" in target.read_text(encoding="utf-8")
