@@ -41,7 +41,8 @@ from cname_flow.reconcile.run import reconcile as run_reconcile
               help="Change budget (default: 10 % of the bindings, at least 1).")
 @click.option("--force", is_flag=True, help="Apply a plan over the change budget.")
 @click.option("--plan-out", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the plan (JSON) here for review.")
+              callback=lambda ctx, param, value: _in_a_directory(param, value),
+              help="Write the plan (JSON) here for review, in a directory that exists.")
 @click.option("--plan", "plan_in", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Apply exactly this reviewed plan (with --apply); refused if the state changed.")
 @click.option("--deadline", type=click.FloatRange(min=0), default=None,

@@ -3,6 +3,7 @@ traceback or an empty answer (issue 13's follow-ups)."""
 
 from __future__ import annotations
 
+import pytest
 from click.testing import Result
 
 from cname_flow.cli.common import Outcome
@@ -46,13 +47,14 @@ def test_status_on_a_fresh_machine_is_still_empty_and_creates_nothing(world: Cli
     assert not (world.tmp / "journal").exists()
 
 
-# -- reconcile --metrics-file: a directory that does not exist is refused before anything ------
+# -- reconcile's output files: a directory that does not exist is refused before anything -----
 
-def test_metrics_file_in_a_missing_directory_exits_2_before_anything(world: CliWorld) -> None:
-    target = world.tmp / "no-such-dir" / "cname_flow.prom"
-    result = world.invoke("reconcile", "-f", str(world.manifest(DOMAIN)),
-                          "--metrics-file", str(target))
-    _refused(result, "--metrics-file", str(target.parent))
+@pytest.mark.parametrize("option", ["--metrics-file", "--plan-out"])
+def test_an_output_file_in_a_missing_directory_exits_2_before_anything(
+        world: CliWorld, option: str) -> None:
+    target = world.tmp / "no-such-dir" / "out"
+    result = world.invoke("reconcile", "-f", str(world.manifest(DOMAIN)), option, str(target))
+    _refused(result, option, str(target.parent))
     _untouched(world)
     assert not (world.tmp / "journal").exists()  # nothing read or written: not even the lock
     assert not target.parent.exists()
