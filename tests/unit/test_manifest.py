@@ -31,27 +31,28 @@ def reasons_of(path: Path) -> list[str]:
 # -- encodings ---------------------------------------------------------------------------------
 
 def test_utf8_bom_header_should_be_accepted(tmp_path: Path) -> None:
-    path = write(tmp_path, b"\xef\xbb\xbf" + f"{HEADER}a.example.com,b1\n".encode())
+    path = write(tmp_path, b"\xef\xbb\xbf" + f"{HEADER}a.example.com,bucket1\n".encode())
     manifest = load_manifest(path)
-    assert [(b.domain, b.bucket) for b in manifest.bindings] == [("a.example.com", "b1")]
+    assert [(b.domain, b.bucket) for b in manifest.bindings] == [("a.example.com", "bucket1")]
 
 
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
 def test_utf16_with_a_bom_should_be_decoded(tmp_path: Path, codec: str) -> None:
-    text = f"{HEADER}a.example.com,b1\n例子.example.com,b1\n"
+    text = f"{HEADER}a.example.com,bucket1\n例子.example.com,bucket1\n"
     bom = {"utf-16": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}[codec]
     manifest = load_manifest(write(tmp_path, bom + text.encode(codec)))
     assert [b.domain for b in manifest.bindings] == ["a.example.com", "xn--fsqu00a.example.com"]
 
 
 def test_utf8_bom_yaml_should_be_accepted(tmp_path: Path) -> None:
-    yaml_text = "defaults: {bucket: b1}\nbindings:\n  - domain: a.example.com\n"
+    yaml_text = "defaults: {bucket: bucket1}\nbindings:\n  - domain: a.example.com\n"
     manifest = load_manifest(write(tmp_path, b"\xef\xbb\xbf" + yaml_text.encode(), "m.yaml"))
     assert [b.domain for b in manifest.bindings] == ["a.example.com"]
 
 
 def test_latin1_should_be_refused_naming_line_and_byte_offset(tmp_path: Path) -> None:
-    data = f"{HEADER}a.example.com,b1\n".encode() + "café.example.com,b1\n".encode("latin-1")
+    data = (f"{HEADER}a.example.com,bucket1\n".encode()
+            + "café.example.com,bucket1\n".encode("latin-1"))
     path = write(tmp_path, data)
     [reason] = reasons_of(path)
     offset = data.index(b"\xe9")
@@ -61,7 +62,7 @@ def test_latin1_should_be_refused_naming_line_and_byte_offset(tmp_path: Path) ->
 
 
 def test_utf16_without_a_bom_should_be_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, f"{HEADER}a.example.com,b1\n".encode("utf-16-le"))
+    path = write(tmp_path, f"{HEADER}a.example.com,bucket1\n".encode("utf-16-le"))
     [reason] = reasons_of(path)
     assert reason.startswith(f"{path}:1: not UTF-8 text"), reason
 
@@ -77,38 +78,38 @@ def test_utf16_with_a_lone_surrogate_should_be_refused_with_its_line(tmp_path: P
 
 @pytest.mark.parametrize("header", ["domain,bucket,domain", "domain,bucket, bucket "])
 def test_duplicate_header_should_be_refused(tmp_path: Path, header: str) -> None:
-    path = write(tmp_path, f"{header}\na.example.com,b1,c.example.com\n".encode())
+    path = write(tmp_path, f"{header}\na.example.com,bucket1,c.example.com\n".encode())
     [reason] = reasons_of(path)
     assert reason.startswith(f"{path}:1: header:"), reason
     assert "twice" in reason
 
 
 def test_field_over_the_csv_limit_should_be_refused_with_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, f"{HEADER}a.example.com,b1\n{'a' * 200_000},b1\n".encode())
+    path = write(tmp_path, f"{HEADER}a.example.com,bucket1\n{'a' * 200_000},bucket1\n".encode())
     [reason] = reasons_of(path)
     assert reason.startswith(f"{path}:3: not valid CSV"), reason
     assert "field larger than field limit" in reason
 
 
 def test_unterminated_quote_should_be_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, f'{HEADER}"a.example.com,b1\n'.encode())
+    path = write(tmp_path, f'{HEADER}"a.example.com,bucket1\n'.encode())
     [reason] = reasons_of(path)
     assert reason.startswith(f"{path}:"), reason
 
 
 def test_cells_beyond_the_header_should_be_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, f"{HEADER}a.example.com,b1,c.example.com\n".encode())
+    path = write(tmp_path, f"{HEADER}a.example.com,bucket1,c.example.com\n".encode())
     [reason] = reasons_of(path)
     assert reason == f"{path}:2: 3 cells but the header has 2 columns", reason
 
 
 def test_blank_cells_beyond_the_header_should_be_ignored(tmp_path: Path) -> None:
-    manifest = load_manifest(write(tmp_path, f"{HEADER}a.example.com,b1,, \n".encode()))
+    manifest = load_manifest(write(tmp_path, f"{HEADER}a.example.com,bucket1,, \n".encode()))
     assert [b.domain for b in manifest.bindings] == ["a.example.com"]
 
 
 def test_big_integer_in_yaml_manifest_should_be_refused_with_its_line(tmp_path: Path) -> None:
-    text = ("defaults: {bucket: b1}\nbindings:\n  - domain: a.example.com\n"
+    text = ("defaults: {bucket: bucket1}\nbindings:\n  - domain: a.example.com\n"
             f"    route: {'7' * 5000}\n")
     path = write(tmp_path, text.encode(), "m.yaml")
     [reason] = reasons_of(path)
