@@ -26,6 +26,7 @@ file and line; duplicate domains and a domain listed for two buckets are refused
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +35,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cname_flow.config.yaml_source import format_path, load_located, read_document
+from cname_flow.config.yaml_source import (
+    decode_document,
+    format_path,
+    load_located,
+    read_document_bytes,
+)
 from cname_flow.errors import CnameFlowError, ConfigError
 from cname_flow.model import Binding, BindingOptions, CertificateSpec
 from cname_flow.names import build_binding
@@ -70,11 +76,15 @@ class Manifest:
         source: the file it was read from.
         bindings: desired bindings in file order (domains normalized to A-labels).
         lines: binding key → ``"<file>:<line>"`` where it was given.
+        sha256: SHA-256 (hex) of the bytes the manifest was loaded from, read once: what a
+            reviewed reconcile plan is pinned to, even when the file has changed since or
+            was a pipe.
     """
 
     source: Path
     bindings: tuple[Binding, ...]
     lines: Mapping[str, str]
+    sha256: str
 
     @property
     def buckets(self) -> frozenset[str]:
@@ -95,13 +105,14 @@ def load_manifest(path: Path, *, bucket: str | None = None, region: str | None =
         ConfigError: every problem found, each with file and line; a file that is not UTF-8
             (or UTF-16 with a byte-order mark) or is over 64 MiB is refused as a whole.
     """
-    text = read_document(path, what="manifest")
+    data = read_document_bytes(path, what="manifest")
+    text = decode_document(data, path)
     if path.suffix.lower() == ".csv":
         defaults, rows = _Entry(), _csv_rows(text, str(path))
     else:
         defaults, rows = _yaml_rows(text, str(path))
     fallback = _Entry(bucket=bucket, region=region or "")
-    return _build(path, defaults, rows, fallback)
+    return _build(path, defaults, rows, fallback, hashlib.sha256(data).hexdigest())
 
 
 def _yaml_rows(text: str, source: str) -> tuple[_Entry, list[tuple[str, Any]]]:
@@ -175,7 +186,8 @@ def _merged(entry: _Entry, *layers: _Entry) -> dict[str, Any]:
     return out
 
 
-def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: _Entry) -> Manifest:
+def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: _Entry,
+           sha256: str) -> Manifest:
     reasons: list[str] = []
     bindings: list[Binding] = []
     lines: dict[str, str] = {}
@@ -201,7 +213,7 @@ def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: 
         reasons.append(f"{path}: no bindings")
     if reasons:
         raise ConfigError(reasons, source=str(path))
-    return Manifest(path, tuple(bindings), lines)
+    return Manifest(path, tuple(bindings), lines, sha256)
 
 
 def _binding(v: dict[str, Any], base: Path) -> Binding:

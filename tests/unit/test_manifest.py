@@ -6,12 +6,16 @@ escapes. The YAML cases shared with the config file live in ``tests/unit/config`
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from cname_flow.errors import ConfigError
 from cname_flow.manifest import load_manifest
+from cname_flow.reconcile.run import manifest_digest
 
 HEADER = "domain,bucket\n"
 
@@ -126,3 +130,38 @@ def test_oversized_manifest_should_be_refused_without_reading_it_all(tmp_path: P
         assert reason.startswith(f"{path}: larger than 64 bytes"), reason
         [endless] = reasons_of(Path("/dev/zero"))
         assert endless.startswith("/dev/zero: larger than 64 bytes"), endless
+
+
+# -- the digest is of the bytes read, once ---------------------------------------------------
+
+def test_the_digest_is_of_the_bytes_loaded_not_of_the_file_now(tmp_path: Path) -> None:
+    data = f"{HEADER}a.example.com,bucket1\n".encode()
+    path = write(tmp_path, data)
+    manifest = load_manifest(path)
+    path.write_bytes(data + b"b.example.com,bucket1\n")  # changed after it was read
+    assert manifest.sha256 == hashlib.sha256(data).hexdigest()
+    assert manifest_digest(manifest) == manifest.sha256
+
+
+def test_a_manifest_given_as_a_pipe_keeps_its_digest(tmp_path: Path) -> None:
+    data = f"{HEADER}a.example.com,bucket1\n".encode()
+    fifo = tmp_path / "manifest.csv"
+    os.mkfifo(fifo)
+
+    def feed(payload: bytes) -> None:
+        with fifo.open("wb") as stream:
+            stream.write(payload)
+
+    writer = threading.Thread(target=feed, args=(data,))
+    writer.start()
+    manifest = load_manifest(fifo)
+    writer.join(timeout=5)
+    # a second reader of the pipe would now read nothing: feed it that, then release the
+    # writer should nobody read (os.open of the read end unblocks its open)
+    late = threading.Thread(target=feed, args=(b"",), daemon=True)
+    late.start()
+    try:
+        assert manifest_digest(manifest) == hashlib.sha256(data).hexdigest()
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        late.join(timeout=5)
