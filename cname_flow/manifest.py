@@ -20,7 +20,10 @@ Files are UTF-8, with or without a byte-order mark, or UTF-16 with one (see
 :func:`~cname_flow.config.yaml_source.read_document`); YAML anchors and aliases are refused.
 
 The whole manifest is validated before anything runs; every problem is reported at once with its
-file and line; duplicate domains and a domain listed for two buckets are refused.
+file and line; duplicate domains and a domain listed for two buckets are refused. A domain
+``bind`` would warn about (hidden characters, mixed scripts:
+:func:`cname_flow.names.domain_warnings`) is logged once per row, as a ``domain.suspicious``
+warning naming the row's file and line.
 """
 
 from __future__ import annotations
@@ -42,8 +45,11 @@ from cname_flow.config.yaml_source import (
     read_document_bytes,
 )
 from cname_flow.errors import CnameFlowError, ConfigError
+from cname_flow.logs import get_logger
 from cname_flow.model import Binding, BindingOptions, CertificateSpec
-from cname_flow.names import build_binding
+from cname_flow.names import build_binding, domain_warnings
+
+log = get_logger(__name__)
 
 
 class _Entry(BaseModel):
@@ -192,6 +198,7 @@ def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: 
     bindings: list[Binding] = []
     lines: dict[str, str] = {}
     seen: dict[str, tuple[str, str]] = {}
+    suspicious: list[dict[str, str]] = []  # logged once the manifest is accepted
     base = path.parent
     for where, entry in rows:
         v = _merged(entry, defaults, fallback)
@@ -200,6 +207,9 @@ def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: 
         except (CnameFlowError, ValueError) as exc:
             reasons.append(f"{where}: {exc}")
             continue
+        if warnings := domain_warnings(v["domain"]):
+            suspicious.append({"domain": binding.domain, "given": v["domain"], "where": where,
+                               "warning": "; ".join(warnings)})
         first = seen.get(binding.domain)
         if first is not None:
             what = ("listed twice" if first[1] == binding.bucket
@@ -213,6 +223,8 @@ def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: 
         reasons.append(f"{path}: no bindings")
     if reasons:
         raise ConfigError(reasons, source=str(path))
+    for fields in suspicious:
+        log.warning("domain.suspicious", **fields)
     return Manifest(path, tuple(bindings), lines, sha256)
 
 
