@@ -87,13 +87,15 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
 
 
 def _in_a_directory(param: click.Parameter, path: Path | None) -> Path | None:
-    """``path`` itself, when the directory it is to be written in exists (checked while the
+    """``path`` itself, when it names a file in a directory that exists (checked while the
     options are parsed, before the config, the manifest or the journal is read).
 
     Raises:
-        click.BadParameter: (exit 2) naming the option and the directory that is missing or is
-            not a directory.
+        click.BadParameter: (exit 2) naming the option and an empty file name (``""`` is
+            ``.``, the working directory) or the directory that is missing or not a directory.
     """
+    if path is not None and not path.name:
+        raise click.BadParameter(f"{str(path)!r}: not a file name", param=param)
     if path is None or path.parent.is_dir():
         return path
     what = "is not a directory" if path.parent.exists() else "does not exist"

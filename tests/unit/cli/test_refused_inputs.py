@@ -60,6 +60,13 @@ def test_an_output_file_in_a_missing_directory_exits_2_before_anything(
     assert not target.parent.exists()
 
 
+@pytest.mark.parametrize("option", ["--metrics-file", "--plan-out"])
+def test_an_empty_output_file_name_exits_2_before_anything(world: CliWorld, option: str) -> None:
+    result = world.invoke("reconcile", "-f", str(world.manifest(DOMAIN)), option, "")
+    _refused(result, option, "not a file name")
+    _untouched(world)
+
+
 def test_metrics_file_under_a_file_exits_2(world: CliWorld) -> None:
     (world.tmp / "blocker").write_text("a file", encoding="utf-8")
     target = world.tmp / "blocker" / "cname_flow.prom"
