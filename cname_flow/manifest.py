@@ -20,12 +20,16 @@ Files are UTF-8, with or without a byte-order mark, or UTF-16 with one (see
 :func:`~cname_flow.config.yaml_source.read_document`); YAML anchors and aliases are refused.
 
 The whole manifest is validated before anything runs; every problem is reported at once with its
-file and line; duplicate domains and a domain listed for two buckets are refused.
+file and line; duplicate domains and a domain listed for two buckets are refused. A domain
+``bind`` would warn about (hidden characters, mixed scripts:
+:func:`cname_flow.names.domain_warnings`) is logged once per row, as a ``domain.suspicious``
+warning naming the row's file and line.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,10 +38,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cname_flow.config.yaml_source import format_path, load_located, read_document
+from cname_flow.config.yaml_source import (
+    decode_document,
+    format_path,
+    load_located,
+    read_document_bytes,
+)
 from cname_flow.errors import CnameFlowError, ConfigError
+from cname_flow.logs import get_logger
 from cname_flow.model import Binding, BindingOptions, CertificateSpec
-from cname_flow.names import build_binding
+from cname_flow.names import build_binding, domain_warnings
+
+log = get_logger(__name__)
 
 
 class _Entry(BaseModel):
@@ -70,11 +82,15 @@ class Manifest:
         source: the file it was read from.
         bindings: desired bindings in file order (domains normalized to A-labels).
         lines: binding key → ``"<file>:<line>"`` where it was given.
+        sha256: SHA-256 (hex) of the bytes the manifest was loaded from, read once: what a
+            reviewed reconcile plan is pinned to, even when the file has changed since or
+            was a pipe.
     """
 
     source: Path
     bindings: tuple[Binding, ...]
     lines: Mapping[str, str]
+    sha256: str
 
     @property
     def buckets(self) -> frozenset[str]:
@@ -95,13 +111,14 @@ def load_manifest(path: Path, *, bucket: str | None = None, region: str | None =
         ConfigError: every problem found, each with file and line; a file that is not UTF-8
             (or UTF-16 with a byte-order mark) or is over 64 MiB is refused as a whole.
     """
-    text = read_document(path, what="manifest")
+    data = read_document_bytes(path, what="manifest")
+    text = decode_document(data, path)
     if path.suffix.lower() == ".csv":
         defaults, rows = _Entry(), _csv_rows(text, str(path))
     else:
         defaults, rows = _yaml_rows(text, str(path))
     fallback = _Entry(bucket=bucket, region=region or "")
-    return _build(path, defaults, rows, fallback)
+    return _build(path, defaults, rows, fallback, hashlib.sha256(data).hexdigest())
 
 
 def _yaml_rows(text: str, source: str) -> tuple[_Entry, list[tuple[str, Any]]]:
@@ -175,11 +192,13 @@ def _merged(entry: _Entry, *layers: _Entry) -> dict[str, Any]:
     return out
 
 
-def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: _Entry) -> Manifest:
+def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: _Entry,
+           sha256: str) -> Manifest:
     reasons: list[str] = []
     bindings: list[Binding] = []
     lines: dict[str, str] = {}
     seen: dict[str, tuple[str, str]] = {}
+    suspicious: list[dict[str, str]] = []  # logged once the manifest is accepted
     base = path.parent
     for where, entry in rows:
         v = _merged(entry, defaults, fallback)
@@ -188,6 +207,9 @@ def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: 
         except (CnameFlowError, ValueError) as exc:
             reasons.append(f"{where}: {exc}")
             continue
+        if warnings := domain_warnings(v["domain"]):
+            suspicious.append({"domain": binding.domain, "given": v["domain"], "where": where,
+                               "warning": "; ".join(warnings)})
         first = seen.get(binding.domain)
         if first is not None:
             what = ("listed twice" if first[1] == binding.bucket
@@ -201,7 +223,9 @@ def _build(path: Path, defaults: _Entry, rows: list[tuple[str, Any]], fallback: 
         reasons.append(f"{path}: no bindings")
     if reasons:
         raise ConfigError(reasons, source=str(path))
-    return Manifest(path, tuple(bindings), lines)
+    for fields in suspicious:
+        log.warning("domain.suspicious", **fields)
+    return Manifest(path, tuple(bindings), lines, sha256)
 
 
 def _binding(v: dict[str, Any], base: Path) -> Binding:

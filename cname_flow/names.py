@@ -14,6 +14,7 @@ journal key created:
 - the bucket: :func:`check_bucket` (the OSS bucket naming rules);
 - the region: :func:`check_region` (the shape of OSS region ids);
 - the ``--route`` CNAME target: :func:`check_route_target` (a host name, not a URL);
+- a host to connect to (a configured endpoint, a nameserver): :func:`check_host`;
 - the certificate: :func:`check_certificate_spec` (PEM files or a CAS id, never both).
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "check_bindable",
     "check_bucket",
     "check_certificate_spec",
+    "check_host",
     "check_region",
     "check_route_target",
     "code_point",
@@ -53,6 +55,9 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 #: label of the bucket's endpoint (RFC 1035: 63).
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 _REGION_MAX = 59
+
+#: A host name label (RFC 1123 §2.1: letters, digits, inner hyphens; 1 to 63 characters).
+_HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 #: Whitespace a shell or a copied line leaves around a name; stripped without a word.
 _EDGE = " \t\r\n"
@@ -130,6 +135,29 @@ def check_route_target(raw: str) -> str:
     except InputError as exc:
         raise InputError(exc.message.replace("domain", "route target", 1),
                          hint=hint) from exc
+
+
+def check_host(raw: str) -> str:
+    """``raw`` lowercased without a trailing dot, if it is a host name to connect to: a
+    configured endpoint's host or a nameserver's name.
+
+    RFC 1123 §2.1 host names: labels of letters, digits and inner hyphens, 1 to 63
+    characters each, at most 253 in all; a single label (``localhost``, a container's name) is
+    allowed, an underscore is not. IP addresses are not host names: the callers that take
+    one check it first.
+
+    Raises:
+        InputError: not a host name; the message names the first bad label.
+    """
+    name = raw.lower()
+    name = name[:-1] if name.endswith(".") else name
+    if not 1 <= len(name) <= 253:
+        raise InputError(f"host {raw!r}: {len(name)} characters; host names have 1 to 253")
+    for label in name.split("."):
+        if not _HOST_LABEL.match(label):
+            raise InputError(f"host {raw!r}: label {label!r} is not a host name label",
+                             hint="letters, digits and inner hyphens (RFC 1123), no underscore")
+    return name
 
 
 def check_certificate_spec(spec: CertificateSpec | None) -> CertificateSpec | None:

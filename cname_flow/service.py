@@ -142,10 +142,22 @@ def read_bindings(settings: Settings) -> Mapping[str, BindingRecord]:
     the previous format are folded in first (:mod:`cname_flow.store.legacy`).
 
     Raises:
+        ConfigError: ``journal.dir`` cannot be used (a file, or under one; not searchable),
+            as every other command reports it (:func:`cname_flow.journal.files.location_error`).
         Locked: as :func:`open_store`.
         JournalCorrupt: the store file is unreadable.
     """
+    import os  # here, with the next import, so this change stays inside read_bindings
+
+    from cname_flow.journal.files import location_error
+
     directory = Path(settings.journal.dir)
+    try:  # missing: a fresh machine; a file in the way (ENOTDIR) or no access: the user's
+        os.scandir(directory).close()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise location_error(exc, directory, doing="read") from exc
     if not (directory / STORE_FILE).exists() and not job_files(directory):
         return {}
     with open_store(settings) as store:

@@ -40,9 +40,9 @@ class Outcome(IntEnum):
     """The process exit codes of every command (the README's table).
 
     ``OK`` success (for ``reconcile``: no drift left); ``FAILED`` a binding failed for good (or
-    drift is left, or the journal is corrupt: a person must look, and corruption may be found
-    after side effects, so not ``USAGE``'s "nothing touched"); ``USAGE`` usage, config
-    (``journal.dir`` that cannot be used included), manifest or input error, nothing touched;
+    drift is left); ``USAGE`` usage, config (``journal.dir`` that cannot be used included),
+    manifest or input error, or a corrupt journal (the journal is one of the inputs the one
+    validation pass reads: a person must repair it, and it is refused naming ``<file>:<line>``);
     ``UNSAFE`` an unsafe plan refused without ``--force``; ``RETRYABLE`` (EX_TEMPFAIL of
     ``sysexits.h``) every failure was retryable (a full disk under the journal included) or
     another run holds the lock; ``SIGINT`` / ``SIGTERM`` interrupted by that signal,
@@ -96,10 +96,8 @@ def _error_outcome(exc: BaseException) -> Outcome:
         return Outcome.SIGINT
     if isinstance(exc, Interrupted):
         return Outcome.interrupted(exc.signum)
-    if isinstance(exc, ConfigError | InputError | click.UsageError):
-        return Outcome.USAGE
-    if isinstance(exc, JournalCorrupt):  # re-running cannot help; may come after side effects
-        return Outcome.FAILED
+    if isinstance(exc, ConfigError | InputError | JournalCorrupt | click.UsageError):
+        return Outcome.USAGE  # a corrupt journal is bad input too
     if isinstance(exc, UnsafePlan):
         return Outcome.UNSAFE
     if isinstance(exc, Locked):

@@ -41,7 +41,8 @@ from cname_flow.reconcile.run import reconcile as run_reconcile
               help="Change budget (default: 10 % of the bindings, at least 1).")
 @click.option("--force", is_flag=True, help="Apply a plan over the change budget.")
 @click.option("--plan-out", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the plan (JSON) here for review.")
+              callback=lambda ctx, param, value: _in_a_directory(param, value),
+              help="Write the plan (JSON) here for review, in a directory that exists.")
 @click.option("--plan", "plan_in", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Apply exactly this reviewed plan (with --apply); refused if the state changed.")
 @click.option("--deadline", type=click.FloatRange(min=0), default=None,
@@ -49,7 +50,9 @@ from cname_flow.reconcile.run import reconcile as run_reconcile
                    "stop at it (the next run resumes them).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write Prometheus text-format metrics here (atomically).")
+              callback=lambda ctx, param, value: _in_a_directory(param, value),
+              help="Write Prometheus text-format metrics here (atomically), in a directory "
+                   "that exists.")
 @click.option("--expiry-days", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="A bound certificate ending within this many days is drift.")
 @click.pass_obj
@@ -81,6 +84,22 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
         write_metrics(metrics_file, report, duration_s=report.duration_s)
     _render(report, as_json)
     sys.exit(outcome_of(report))
+
+
+def _in_a_directory(param: click.Parameter, path: Path | None) -> Path | None:
+    """``path`` itself, when it names a file in a directory that exists (checked while the
+    options are parsed, before the config, the manifest or the journal is read).
+
+    Raises:
+        click.BadParameter: (exit 2) naming the option and an empty file name (``""`` is
+            ``.``, the working directory) or the directory that is missing or not a directory.
+    """
+    if path is not None and not path.name:
+        raise click.BadParameter(f"{str(path)!r}: not a file name", param=param)
+    if path is None or path.parent.is_dir():
+        return path
+    what = "is not a directory" if path.parent.exists() else "does not exist"
+    raise click.BadParameter(f"{path}: directory {path.parent} {what}", param=param)
 
 
 def _reviewed(plan_in: Path | None, do_apply: bool) -> ReconcilePlan | None:

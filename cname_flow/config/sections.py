@@ -17,7 +17,7 @@ between the two: it knows the checker's pure values below it and nothing of the 
 from __future__ import annotations
 
 import ipaddress
-import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -34,23 +34,36 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from cname_flow import names
+from cname_flow.errors import InputError
 from cname_flow.propagation.model import PropagationPolicy, parse_address
 from cname_flow.quotas import ALIDNS_RATE_LIMITS
 
-_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
-_BUCKET = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_LABEL = r"[a-z0-9_]([a-z0-9-]{0,61}[a-z0-9])?"
-_HOST = re.compile(rf"^(?=.{{1,253}}$)({_LABEL}\.)*{_LABEL}$")
 
 
-def _region(value: str) -> str:
-    if not _REGION.match(value):
-        raise ValueError("not a region id (lowercase, like cn-hangzhou or ap-southeast-1)")
-    return value
+def _named(check: Callable[[str], str]) -> Callable[[str], str]:
+    """A field validator applying ``check``, the rule of :mod:`cname_flow.names` for that kind
+    of name (the command line's own), so the config accepts exactly what a command would.
+
+    The validator returns what ``check`` returns (maybe normalised) and turns its
+    :class:`InputError` into the ``ValueError`` pydantic collects, with the same words (and
+    hint); :func:`cname_flow.config.settings.load_settings` prefixes ``<file>:<line>: <key>``.
+    """
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except InputError as exc:
+            raise ValueError(f"{exc.message}; {exc.hint}" if exc.hint else exc.message) from None
+    return validate
 
 
-Region = Annotated[str, AfterValidator(_region)]
+#: An OSS or Alidns region id (:func:`cname_flow.names.check_region`).
+Region = Annotated[str, AfterValidator(_named(names.check_region))]
+#: An OSS bucket name (:func:`cname_flow.names.check_bucket`).
+Bucket = Annotated[str, AfterValidator(_named(names.check_bucket))]
+#: A ``--route`` CNAME target, normalised (:func:`cname_flow.names.check_route_target`).
+RouteTarget = Annotated[str, AfterValidator(_named(names.check_route_target))]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 #: Client-side pacing, requests/s: the documented Alidns quotas, plus guesses where nothing is
@@ -86,11 +99,14 @@ def _host_port(value: str, *, what: str) -> str:
         raise ValueError(f"{what}: expected host or host:port")
     if port == 0:
         raise ValueError(f"{what}: the port is not a number in 1..65535")
-    if not _HOST.match(host.lower()):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
         try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(f"{what}: {host!r} is neither a host name nor an IP address") from None
+            names.check_host(host)
+        except InputError as exc:
+            raise ValueError(f"{what}: {host!r} is neither a host name nor an IP address "
+                             f"({exc.message})") from None
     return value
 
 
@@ -228,13 +244,6 @@ class CredentialSettings(SettingsModel):
         return self.access_key_id is not None
 
 
-def _ns_host(value: str) -> str:
-    name = value.lower().rstrip(".")
-    if not _HOST.match(name):
-        raise ValueError("not a host name")
-    return name
-
-
 def _address(value: str) -> str:
     """Check one nameserver address with the checker's own parser; return it unchanged."""
     try:
@@ -244,7 +253,8 @@ def _address(value: str) -> str:
     return value
 
 
-NameserverHost = Annotated[str, AfterValidator(_ns_host)]
+#: A nameserver's name, lowercase without a trailing dot (:func:`cname_flow.names.check_host`).
+NameserverHost = Annotated[str, AfterValidator(_named(names.check_host))]
 Address = Annotated[str, AfterValidator(_address)]
 
 
@@ -368,24 +378,17 @@ class DefaultSettings(SettingsModel):
             ``bind`` and ``batch`` do not take it: a binding naming no region takes its
             bucket's own, learned from OSS (GetBucketInfo); one naming another is refused.
         txt_ttl: TTL of the ``_dnsauth`` TXT record, seconds; ``None`` → the provider's minimum.
-        route_target: CNAME target for ``--route``;
+        route_target: CNAME target for ``--route``, a lowercase A-label host name;
             ``None`` → ``<bucket>.oss-<region>.aliyuncs.com``.
+
+    Each name is checked by the rule ``bind`` applies to the same name
+    (:mod:`cname_flow.names`), so a default the config accepts is one ``bind`` accepts.
     """
 
-    bucket: Annotated[str, Field(pattern=_BUCKET)] | None = None
+    bucket: Bucket | None = None
     region: Region | None = None
     txt_ttl: Annotated[int, Field(ge=1, le=86400)] | None = None
-    route_target: str | None = None
-
-    @field_validator("route_target")
-    @classmethod
-    def _target(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        name = value.lower().rstrip(".")
-        if not _HOST.match(name) or "." not in name:
-            raise ValueError("not a fully qualified host name")
-        return name
+    route_target: RouteTarget | None = None
 
 
 class BatchSettings(SettingsModel):

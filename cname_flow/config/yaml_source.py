@@ -72,23 +72,22 @@ class LocatedDocument:
 
 
 def read_document(path: Path, *, what: str = "the file") -> str:
-    """Read a config file or manifest as text.
+    """Read a config file or manifest as text: :func:`decode_document` of
+    :func:`read_document_bytes` (which see for the errors).
+    """
+    return decode_document(read_document_bytes(path, what=what), path)
 
-    UTF-8 is expected; a UTF-8 byte-order mark is dropped, and a file starting with a UTF-16
-    byte-order mark (a spreadsheet's "Unicode text") is decoded as UTF-16. Anything else is
-    refused rather than guessed at (Latin-1 and UTF-8 cannot be told apart reliably).
+
+def read_document_bytes(path: Path, *, what: str = "the file") -> bytes:
+    """Read a config file or manifest's bytes, once, up to :data:`MAX_DOCUMENT_BYTES`.
 
     Args:
         path: the file; pipes and process substitutions work too (read up to the cap).
         what: how to call the file in the "cannot read" reason (``"manifest"``).
 
-    Returns:
-        The text, without its byte-order mark.
-
     Raises:
-        ConfigError: one reason: ``"<file>: cannot read <what> (<why>)"``, ``"<file>: larger
-            than 64 MiB"`` (:data:`MAX_DOCUMENT_BYTES`), or ``"<file>:<line>: not UTF-8 text
-            (byte 0xe9 at offset 17) …"`` naming the first undecodable byte.
+        ConfigError: one reason: ``"<file>: cannot read <what> (<why>)"`` or ``"<file>: larger
+            than 64 MiB"``.
     """
     cap = MAX_DOCUMENT_BYTES
     try:
@@ -101,6 +100,27 @@ def read_document(path: Path, *, what: str = "the file") -> str:
         size = f"{cap >> 20} MiB" if cap % (1 << 20) == 0 else f"{cap} bytes"
         raise ConfigError([f"{path}: larger than {size}; is it the right file?"],
                           source=str(path))
+    return data
+
+
+def decode_document(data: bytes, path: Path) -> str:
+    """The text of a config file or manifest read from ``path`` as ``data``.
+
+    UTF-8 is expected; a UTF-8 byte-order mark is dropped, and a file starting with a UTF-16
+    byte-order mark (a spreadsheet's "Unicode text") is decoded as UTF-16. Anything else is
+    refused rather than guessed at (Latin-1 and UTF-8 cannot be told apart reliably).
+
+    Args:
+        data: the bytes :func:`read_document_bytes` read.
+        path: where they came from, for the reason.
+
+    Returns:
+        The text, without its byte-order mark.
+
+    Raises:
+        ConfigError: one reason, ``"<file>:<line>: not UTF-8 text (byte 0xe9 at offset 17) …"``
+            naming the first undecodable byte (or NUL).
+    """
     bom, codec = next(((b, c) for b, c in _BOMS if data.startswith(b)), (b"", "utf-8"))
     body = data[len(bom):]
     try:

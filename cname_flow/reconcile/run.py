@@ -22,7 +22,6 @@ Locked).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -164,8 +163,9 @@ def run_lock(directory: Path) -> Iterator[Path]:
 
 
 def manifest_digest(manifest: Manifest) -> str:
-    """SHA-256 hex of the manifest file's bytes."""
-    return hashlib.sha256(Path(manifest.source).read_bytes()).hexdigest()
+    """SHA-256 hex of the bytes the manifest was loaded from (kept by the loader: the file is
+    not read again, so a changed file or a pipe cannot give another digest)."""
+    return manifest.sha256
 
 
 def observe(clients: service.Clients, manifest: Manifest,

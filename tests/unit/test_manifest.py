@@ -6,12 +6,17 @@ escapes. The YAML cases shared with the config file live in ``tests/unit/config`
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from cname_flow.errors import ConfigError
 from cname_flow.manifest import load_manifest
+from cname_flow.reconcile.run import manifest_digest
 
 HEADER = "domain,bucket\n"
 
@@ -126,3 +131,65 @@ def test_oversized_manifest_should_be_refused_without_reading_it_all(tmp_path: P
         assert reason.startswith(f"{path}: larger than 64 bytes"), reason
         [endless] = reasons_of(Path("/dev/zero"))
         assert endless.startswith("/dev/zero: larger than 64 bytes"), endless
+
+
+# -- suspicious names: warned once per row, naming the manifest's file:line (as bind warns) ---
+
+def test_a_suspicious_row_is_warned_once_with_its_file_and_line(tmp_path: Path) -> None:
+    text = ("defaults: {bucket: bucket1}\nbindings:\n"
+            "  - domain: www.example.com\n"          # 3: nothing to say
+            "  - domain: p\u0430ypal.example.com\n"  # 4: Cyrillic а
+            "  - domain: \"p\u0430y\u00adpal.example.net\"\n")  # 5: Cyrillic а and a soft hyphen
+    path = write(tmp_path, text.encode(), "m.yaml")
+    with capture_logs() as logs:
+        manifest = load_manifest(path)
+    assert len(manifest.bindings) == 3  # a warning, not a refusal
+    warned = [e for e in logs if e["event"] == "domain.suspicious"]
+    assert [(e["log_level"], e["where"]) for e in warned] == [
+        ("warning", f"{path}:4"), ("warning", f"{path}:5")]
+    assert warned[0]["domain"] == "xn--pypal-4ve.example.com"
+    assert "mixes LATIN and CYRILLIC" in warned[0]["warning"]
+    assert "U+00AD SOFT HYPHEN" in warned[1]["warning"]
+    assert "mixes LATIN and CYRILLIC" in warned[1]["warning"]
+
+
+def test_a_suspicious_csv_row_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{HEADER}a.example.com,bucket1\nex\u0430mple.com,bucket1\n".encode())
+    with capture_logs() as logs:
+        load_manifest(path)
+    assert [e["where"] for e in logs if e["event"] == "domain.suspicious"] == [f"{path}:3"]
+
+
+# -- the digest is of the bytes read, once ---------------------------------------------------
+
+def test_the_digest_is_of_the_bytes_loaded_not_of_the_file_now(tmp_path: Path) -> None:
+    data = f"{HEADER}a.example.com,bucket1\n".encode()
+    path = write(tmp_path, data)
+    manifest = load_manifest(path)
+    path.write_bytes(data + b"b.example.com,bucket1\n")  # changed after it was read
+    assert manifest.sha256 == hashlib.sha256(data).hexdigest()
+    assert manifest_digest(manifest) == manifest.sha256
+
+
+def test_a_manifest_given_as_a_pipe_keeps_its_digest(tmp_path: Path) -> None:
+    data = f"{HEADER}a.example.com,bucket1\n".encode()
+    fifo = tmp_path / "manifest.csv"
+    os.mkfifo(fifo)
+
+    def feed(payload: bytes) -> None:
+        with fifo.open("wb") as stream:
+            stream.write(payload)
+
+    writer = threading.Thread(target=feed, args=(data,))
+    writer.start()
+    manifest = load_manifest(fifo)
+    writer.join(timeout=5)
+    # a second reader of the pipe would now read nothing: feed it that, then release the
+    # writer should nobody read (os.open of the read end unblocks its open)
+    late = threading.Thread(target=feed, args=(b"",), daemon=True)
+    late.start()
+    try:
+        assert manifest_digest(manifest) == hashlib.sha256(data).hexdigest()
+    finally:
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        late.join(timeout=5)

@@ -87,9 +87,9 @@ def test_a_read_only_journal_dir_exits_2(world: CliWorld, monkeypatch: pytest.Mo
     _refused_location(world.invoke("bind", DOMAIN), journal)
 
 
-# -- a tampered journal: refused at read, naming file:line, exit 1 -----------------------------
+# -- a tampered journal: refused at read, naming file:line, exit 2 -----------------------------
 
-def test_an_unknown_phase_in_the_store_is_refused_at_read_with_exit_1(world: CliWorld) -> None:
+def test_an_unknown_phase_in_the_store_is_refused_at_read_with_exit_2(world: CliWorld) -> None:
     assert world.invoke("bind", DOMAIN).exit_code == Outcome.OK
     store = world.tmp / "journal" / "bindings.jsonl"
     lines = store.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -98,7 +98,7 @@ def test_an_unknown_phase_in_the_store_is_refused_at_read_with_exit_1(world: Cli
     for command in (("bind", DOMAIN), ("status",), ("unbind", DOMAIN)):
         result = world.invoke(*command)
         _no_traceback(result)
-        assert result.exit_code == Outcome.FAILED, (command, result.output)
+        assert result.exit_code == Outcome.USAGE, (command, result.output)
         assert f"{store}:{len(lines)}: field 'phase': 'WEIRD' is not a known phase" \
             in result.output
-    assert outcome_of(JournalCorrupt("x.jsonl:3: bad")) == Outcome.FAILED  # the table's row
+    assert outcome_of(JournalCorrupt("x.jsonl:3: bad")) == Outcome.USAGE  # the table's row

@@ -119,7 +119,7 @@ def test_errors_when_several_settings_are_wrong_should_all_be_reported_with_file
     reasons = reasons_of(path)
 
     expected = [
-        (2, "oss.region", "not a region id"),
+        (2, "oss.region", "not an OSS region id"),
         (3, "oss.signature_version", "'v4' or 'v1'"),
         (5, "alidns.endpoint", "without a scheme"),
         (7, "propagation.deadline_s", "greater than 0"),
