@@ -34,7 +34,7 @@ def _sections() -> dict[str, list[str]]:
 
 SECTIONS = _sections()
 KEYS = sorted({k for keys in SECTIONS.values() for k in keys})
-GOOD = "oss:\n  region: cn-hangzhou\ndefaults:\n  bucket: b1\n"
+GOOD = "oss:\n  region: cn-hangzhou\ndefaults:\n  bucket: bucket1\n"
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10),
                     st.sampled_from([0.5, -1.0, 1e309, "cn-hangzhou", "alidns", "1s", "-1",

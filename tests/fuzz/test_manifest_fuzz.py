@@ -28,7 +28,7 @@ COLUMNS = ["domain", "bucket", "region", "route", "route_target", "remove_txt", 
            "key_file", "cert_id", "force_cert"]
 
 #: Values a real manifest holds, so generated rows sometimes get past validation.
-PLAUSIBLE = ["a.example.com", "例子.example.com", "*.example.com", "b1", "cn-hangzhou", "true",
+PLAUSIBLE = ["a.example.com", "例子.example.com", "*.example.com", "bucket1", "cn-hangzhou", "true",
              "no", "1", "4930000-cn-hangzhou", "cert.pem", "", " ", "bad..example.com"]
 
 #: Text a hostile or broken file holds: each must be refused with a line, never a traceback.
@@ -42,7 +42,7 @@ HAZARDS = {
     "control-char": "x: \"a\x1bb\"\n",
 }
 
-GOOD_YAML = "defaults: {bucket: b1}\nbindings:\n  - domain: a.example.com\n"
+GOOD_YAML = "defaults: {bucket: bucket1}\nbindings:\n  - domain: a.example.com\n"
 
 
 def write(tmp_path: Path, data: bytes, suffix: str) -> Path:
@@ -160,9 +160,9 @@ def test_hazard_spliced_into_a_good_manifest(tmp_path: Path, hazard: str, at: in
 
 BAD_FILES: dict[str, tuple[str, bytes]] = {
     **{name: (".yaml", (GOOD_YAML + text).encode()) for name, text in HAZARDS.items()},
-    "latin-1": (".csv", "domain,bucket\ncafé.example.com,b1\n".encode("latin-1")),
-    "duplicate-column": (".csv", b"domain,bucket,domain\na.example.com,b1,c.example.com\n"),
-    "huge-field": (".csv", b"domain,bucket\n" + b"a" * 140_000 + b",b1\n"),
+    "latin-1": (".csv", "domain,bucket\ncafé.example.com,bucket1\n".encode("latin-1")),
+    "duplicate-column": (".csv", b"domain,bucket,domain\na.example.com,bucket1,c.example.com\n"),
+    "huge-field": (".csv", b"domain,bucket\n" + b"a" * 140_000 + b",bucket1\n"),
 }
 
 
