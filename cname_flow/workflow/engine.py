@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -129,7 +128,6 @@ class Engine:
         self.stopping = False
         self._idle: set[asyncio.Task[None]] = set()  # tasks in a wait or backoff: cancel at stop
         self._tasks: set[asyncio.Task[None]] = set()  # the bindings in flight
-        self.step_times: Counter[str] = Counter()
 
     async def run(self, contexts: Sequence[StepContext]) -> list[BaseException]:
         """Drive every binding until BOUND, FAILED, retries exhausted, or :meth:`stop`.
@@ -230,13 +228,13 @@ class Engine:
                     phase, carry = await self._leg(ctx, run, phase, carry)
                 except TokenExpired as exc:
                     renewals += 1
-                    if renewals <= driver.MAX_TOKEN_RENEWALS:
-                        record = await self._commit(driver.on_token_expired(key, exc, renewals))
-                        phase = record.phase
-                        continue
-                    self.errors[key] = exc  # renewed too often: a failure like any other
-                    await self._failed(key, exc, self.backoff.max_attempts)
-                    return
+                    try:
+                        back = driver.on_token_expired(key, exc, renewals)
+                    except TokenExpired:  # renewed too often: a failure like any other
+                        self.errors[key] = exc
+                        await self._failed(key, exc, self.backoff.max_attempts)
+                        return
+                    phase = (await self._commit(back)).phase
                 except CnameFlowError as exc:
                     failures += 1
                     self.errors[key] = exc
