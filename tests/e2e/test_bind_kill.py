@@ -16,6 +16,7 @@ from cname_flow.journal import Journal
 from cname_flow.model import Step
 from cname_flow.sandbox.alidns.ops import OPERATIONS
 from tests.e2e.bindkit import SandboxEnv, sandbox_env, world
+from tests.e2e.test_store import store_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,27 +27,13 @@ KEY = f"examplebucket/{DOMAIN}"
 KILL_POINTS = [(str(s), status) for s in Step for status in ("running", "done")]
 
 
-def _events(sb: SandboxEnv, key: str = KEY) -> list[tuple[str, str]]:
-    if not sb.journal.exists():
-        return []
-    out = []
-    for line in sb.journal.read_text().splitlines():
-        try:
-            ev = json.loads(line)
-        except json.JSONDecodeError:
-            continue            # a torn last line: the journal drops it on load
-        if ev.get("key") == key:
-            out.append((ev["step"], ev["status"]))
-    return out
-
-
 def _kill_after(sb: SandboxEnv, point: tuple[str, str], extra_s: float = 0.0) -> bool:
     """Run bind; SIGKILL it once ``point`` is journaled (+extra_s). False if it finished first."""
-    seen = _events(sb).count(point)
+    seen = store_events(sb, KEY).count(point)
     proc = sb.popen("bind", DOMAIN)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if _events(sb).count(point) > seen:
+        if store_events(sb, KEY).count(point) > seen:
             time.sleep(extra_s)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
@@ -134,7 +121,7 @@ def test_bind_stopped_by_a_signal_exits_128_plus_it_and_the_rerun_resumes(
     with sandbox_env(tmp_path, world(0.0, 4.0)) as sb:
         proc = sb.popen("bind", domain)
         deadline = time.monotonic() + 60
-        while (str(Step.WAIT_PROPAGATION), "running") not in _events(sb, key):
+        while (str(Step.WAIT_PROPAGATION), "running") not in store_events(sb, key):
             assert proc.poll() is None and time.monotonic() < deadline, "no wait started"
             time.sleep(0.01)
         proc.send_signal(signum)

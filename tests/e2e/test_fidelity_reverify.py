@@ -16,6 +16,7 @@ import pytest
 from cname_flow.sandbox.config import OssLimits
 from tests.certgen import make_ca, make_cert, write_pem
 from tests.e2e.bindkit import SandboxEnv, sandbox_env, world
+from tests.e2e.test_reconcile_sandbox import oss_client
 
 pytestmark = pytest.mark.e2e
 
@@ -28,14 +29,6 @@ def _pem(tmp: Path, name: str) -> list[str]:
     (tmp / name).mkdir()
     cert_file, key_file = write_pem(tmp / name, make_cert([DOMAIN], issuer=ca), chain=[ca])
     return ["--cert-file", str(cert_file), "--key-file", str(key_file)]
-
-
-def _client(sb: SandboxEnv) -> oss.Client:
-    cfg = oss.config.load_default()
-    cfg.region, cfg.endpoint = "cn-hangzhou", sb.sandbox.info.oss_endpoint
-    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
-        sb.env["OSS_ACCESS_KEY_ID"], sb.env["OSS_ACCESS_KEY_SECRET"])
-    return oss.Client(cfg)
 
 
 def _sdk_code(call: object) -> str:
@@ -63,7 +56,7 @@ def test_rotation_after_txt_removal_puts_the_proof_back(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert sb.records(PROOF) == []
         sb.sandbox.fleet.resolver.flush()  # the verifier's resolver still held the TXT (600 s)
-        client = _client(sb)
+        client = oss_client(sb)
         # the sandbox, through the real SDK: a certificate change now needs the TXT again
         inline = make_cert([DOMAIN])
         assert _sdk_code(lambda: client.put_cname(oss.PutCnameRequest(
@@ -91,7 +84,7 @@ def test_expired_token_on_a_bound_domain_is_a_clear_dead_end(tmp_path: Path) -> 
         assert done.returncode == 0, done.stderr
         before = _fingerprint(sb)
         _expire_token(sb)
-        client = _client(sb)
+        client = oss_client(sb)
         assert _sdk_code(lambda: client.create_cname_token(oss.CreateCnameTokenRequest(
             bucket="examplebucket", bucket_cname_configuration=oss.BucketCnameConfiguration(
                 cname=oss.Cname(domain=DOMAIN))))) == "NoNeedCreateCnameToken"

@@ -10,7 +10,8 @@ import alibabacloud_oss_v2 as oss
 import pytest
 
 from cname_flow.sandbox.config import BucketConfig, SandboxConfig
-from tests.e2e.bindkit import SandboxEnv, sandbox_env, world
+from tests.e2e.bindkit import sandbox_env, world
+from tests.e2e.test_reconcile_sandbox import oss_client
 
 pytestmark = pytest.mark.e2e
 
@@ -18,14 +19,6 @@ pytestmark = pytest.mark.e2e
 def _agentic() -> SandboxConfig:
     return world().model_copy(update={"buckets": [
         BucketConfig(name="examplebucket", kind="agentic"), BucketConfig(name="plainbucket")]})
-
-
-def _client(sb: SandboxEnv) -> oss.Client:
-    cfg = oss.config.load_default()
-    cfg.region, cfg.endpoint = "cn-hangzhou", sb.sandbox.info.oss_endpoint
-    cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
-        sb.env["OSS_ACCESS_KEY_ID"], sb.env["OSS_ACCESS_KEY_SECRET"])
-    return oss.Client(cfg)
 
 
 def test_wildcard_bind_list_unbind_on_an_agentic_bucket(tmp_path: Path) -> None:
@@ -36,7 +29,7 @@ def test_wildcard_bind_list_unbind_on_an_agentic_bucket(tmp_path: Path) -> None:
         assert set(bucket.cnames) == {"*.w.example.com"}
         assert [r.value for r in sb.records("_dnsauth.w.example.com")] == [
             bucket.tokens["*.w.example.com"].token]
-        listed = _client(sb).list_cname(oss.ListCnameRequest(bucket="examplebucket")).cnames
+        listed = oss_client(sb).list_cname(oss.ListCnameRequest(bucket="examplebucket")).cnames
         assert [(c.domain, c.is_wild_card) for c in listed or []] == [("w.example.com", True)]
         done = sb.cli("unbind", "*.w.example.com")
         assert done.returncode == 0, done.stderr
@@ -47,7 +40,7 @@ def test_standard_bucket_refuses_wildcards_and_exact_entries_omit_the_flag(
     tmp_path: Path,
 ) -> None:
     with sandbox_env(tmp_path, _agentic()) as sb:
-        client = _client(sb)
+        client = oss_client(sb)
         with pytest.raises(oss.exceptions.OperationError) as err:
             client.get_cname_token(oss.GetCnameTokenRequest(
                 bucket="plainbucket", cname="w.example.com", wildcard=True))
