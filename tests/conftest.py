@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the default ``sandbox``, ``no_proxy`` and ``clock``.
+"""Fixtures shared by the whole suite: the default ``sandbox``, ``no_proxy``, ``clock``, and a
+real PostgreSQL (``postgres_server``, ``pg_url``: :mod:`tests.postgres`).
 
 ``sandbox`` means one thing everywhere: the default sandbox world (:class:`SandboxConfig` as
 shipped: two accounts, ``example.com`` and friends, two prompt nameservers) running on ephemeral
@@ -20,6 +21,7 @@ import pytest
 
 from cname_flow.sandbox.app import Sandbox
 from tests.fakes import FakeClock
+from tests.postgres import PostgresServer, postgres
 
 #: Environment variables that route HTTP through a proxy, as read by urllib3, requests and the
 #: Alibaba Cloud SDKs (upper case here; the lower-case spellings are cleared too).
@@ -67,3 +69,17 @@ def open_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the session (:func:`tests.postgres.postgres`):
+    temporary directory, loopback port, unprivileged user. Started on first use only."""
+    with postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh, empty database on :func:`postgres_server` (one per test)."""
+    return postgres_server.create_database()
