@@ -369,6 +369,31 @@ class JournalSettings(SettingsModel):
         return Path(base) / value
 
 
+class StoreSettings(SettingsModel):
+    """Which store of record: the JSON journal under ``journal.dir`` (default), or PostgreSQL.
+
+    Attributes:
+        url: ``postgresql://[user@]host[:port]/database[?…]`` (libpq URI,
+            https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING):
+            bindings, jobs and the DBOS workers' queue live in that database. ``None``: the JSON
+            journal. Also ``CNAME_FLOW_STORE_URL``. A password belongs in ``PGPASSWORD`` or
+            ``~/.pgpass``; one given in the URL is accepted but never shown.
+    """
+
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL (libpq URI), e.g. "
+                             "postgresql://cname@db.internal:5432/cname_flow")
+        return value
+
+
 class DefaultSettings(SettingsModel):
     """Values a binding takes when the command line or the manifest leaves them out.
 

@@ -36,6 +36,7 @@ from cname_flow.config.sections import (
     OwnershipSettings,
     PropagationSettings,
     SettingsModel,
+    StoreSettings,
 )
 from cname_flow.config.yaml_source import (
     LocatedDocument,
@@ -47,6 +48,9 @@ from cname_flow.errors import ConfigError
 
 #: Prefix of environment overrides: ``CNAME_FLOW__OSS__REGION=cn-shanghai`` sets ``oss.region``.
 ENV_PREFIX = "CNAME_FLOW__"
+
+#: The store's URL, as deployments name it (same as ``CNAME_FLOW__STORE__URL``).
+STORE_URL_ENV = "CNAME_FLOW_STORE_URL"
 
 _LINE = re.compile(r"^[^\n]*?:(\d+): ")
 
@@ -65,6 +69,7 @@ class Settings(SettingsModel):
         propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
         journal: where the durable step log lives.
+        store: which store of record (the JSON journal, or PostgreSQL for scale-out).
         defaults: values a binding takes when the command line or manifest leaves them out.
         batch: concurrency and client-side rate limits.
         source: the file the settings were read from, ``None`` for defaults + environment.
@@ -77,6 +82,7 @@ class Settings(SettingsModel):
     propagation: PropagationSettings = Field(default_factory=PropagationSettings)
     ownership: OwnershipSettings = Field(default_factory=OwnershipSettings)
     journal: JournalSettings = Field(default_factory=JournalSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     defaults: DefaultSettings = Field(default_factory=DefaultSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     source: Path | None = None
@@ -124,6 +130,9 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     reasons = list(doc.problems)
     data = _top_mapping(doc, reasons)
     _apply_env_overrides(data, doc, environ, reasons)
+    if environ.get(STORE_URL_ENV):
+        _set_path(data, ["store", "url"], environ[STORE_URL_ENV])
+        doc.origins[("store", "url")] = f"env {STORE_URL_ENV}"
     base_dir = path.resolve().parent if path is not None else Path.cwd()
     if data.get("journal") is None:  # so the default dir is resolved against base_dir too
         data["journal"] = {}
