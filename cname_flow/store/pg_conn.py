@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -35,6 +36,9 @@ DDL_LOCK: Final = 0x636E_616D_6566_6C77  # "cnameflw"
 CONNECT_TIMEOUT_S: Final = 10
 #: Most connections one store opens for transactions at once (a thread beyond waits).
 POOL_SIZE: Final = 8
+#: A connection idle for longer is checked (``SELECT 1``) before it is lent, seconds: so a
+#: PostgreSQL restart while the store was quiet costs no failed call.
+PROBE_AFTER_S: Final = 0.25
 
 DDL: Final = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -111,7 +115,7 @@ class Connections:
         self._url = url
         self.location = location
         self._secrets = secrets_of(url)
-        self._idle: list[psycopg.Connection[tuple[object, ...]]] = []
+        self._idle: list[tuple[psycopg.Connection[tuple[object, ...]], float]] = []
         self._mutex = threading.Lock()
         self._slots = threading.BoundedSemaphore(size)
         self._closed = False
@@ -150,22 +154,27 @@ class Connections:
         return pg_errors(self.location, doing, self._secrets)
 
     def _borrow(self) -> psycopg.Connection[tuple[object, ...]]:
-        with self._mutex:
-            if self._closed:
-                raise JournalError(f"store {self.location} is not open (use `with open_store(…)`)")
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.closed:
-                    return conn
+        while True:
+            with self._mutex:
+                if self._closed:
+                    raise JournalError(f"store {self.location} is not open "
+                                       "(use `with open_store(…)`)")
+                if not self._idle:
+                    break
+                conn, since = self._idle.pop()
+            if not conn.closed and (time.monotonic() - since < PROBE_AFTER_S or _alive(conn)):
+                return conn
+            with contextlib.suppress(Exception):
+                conn.close()
         return self.connect()
 
     def _give_back(self, conn: psycopg.Connection[tuple[object, ...]], reuse: bool) -> None:
         with self._mutex:
             if reuse and not self._closed and not conn.closed:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
             # a broken connection: the idle ones most likely died with it (a restart)
-            dropped, self._idle = [conn, *self._idle], []
+            dropped, self._idle = [conn, *(c for c, _ in self._idle)], []
         for each in dropped:
             with contextlib.suppress(Exception):
                 each.close()
@@ -175,9 +184,19 @@ class Connections:
         with self._mutex:
             self._closed = True
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+def _alive(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Whether ``conn`` still reaches its server (one round trip)."""
+    try:
+        conn.execute("SELECT 1")
+        conn.rollback()
+    except psycopg.Error:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from typing import Final, Self
 
 import psycopg
 
-from cname_flow.errors import Locked
+from cname_flow.errors import JournalError, Locked
 from cname_flow.store.locks import command_of, describe_pid
 from cname_flow.store.pg_conn import SCHEMA, Connections
 
@@ -78,19 +78,30 @@ class PgLocks:
         with self._mutex:
             if key in self._held:
                 return describe_pid(os.getpid())
-            with self._session("lock a binding in") as conn:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id(key),)).fetchone()
-                if row is not None and row[0]:
-                    conn.execute(_UPSERT_HOLDER, (key, os.getpid(), socket.gethostname(),
-                                                  command_of(os.getpid())))
-                    self._held.add(key)
-                    return None
-                found = conn.execute(f"SELECT pid, host, command FROM {SCHEMA}.lock_holders "
-                                     "WHERE key = %s", (key,)).fetchone()
-        if found is None:
+            try:
+                found = self._try(key)
+            except JournalError as exc:  # a session that died quietly (a restart): once more
+                if not exc.retryable:
+                    raise
+                found = self._try(key)
+        if found is True:
+            return None
+        if not isinstance(found, tuple):
             return "another process (holder unknown)"
         pid, host, command = found
         return f"pid {pid} on host {host} ({command})" if command else f"pid {pid} on host {host}"
+
+    def _try(self, key: str) -> tuple[object, ...] | bool | None:
+        """True when taken; else the holder's row (pid, host, command) or None."""
+        with self._session("lock a binding in") as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id(key),)).fetchone()
+            if row is not None and row[0]:
+                conn.execute(_UPSERT_HOLDER, (key, os.getpid(), socket.gethostname(),
+                                              command_of(os.getpid())))
+                self._held.add(key)
+                return True
+            return conn.execute(f"SELECT pid, host, command FROM {SCHEMA}.lock_holders "
+                                "WHERE key = %s", (key,)).fetchone()
 
     def unlock(self, key: str) -> None:
         """Free ``key``'s lock (no-op when not held; a lost session frees it anyway)."""
