@@ -179,7 +179,7 @@ def test_many_threads_record_at_once_and_lose_nothing(store: BindingStore) -> No
             for i in range(each):
                 store.record(event(f"bk/t{n % 4}.example.com", Step.CREATE_TOKEN,
                                    Phase.TOKEN_READY, nameserver_addresses=n * 1000 + i))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
