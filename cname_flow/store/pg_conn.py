@@ -136,6 +136,9 @@ class Connections:
         """A cursor inside one transaction on a borrowed connection: committed when the block
         ends, rolled back when it raises. A connection that failed is closed, not returned.
 
+        Args:
+            doing: what the transaction does, for messages (``"record events in"``).
+
         Raises:
             JournalError: as :func:`pg_errors` (nothing of the transaction is kept).
         """

@@ -44,6 +44,19 @@ from cname_flow.store.pg_locks import PgLease, PgLocks, busy, lock_parts
 #: Default of ``journal.lock_wait_s`` (as the JSON store's), seconds.
 LOCK_WAIT_S: Final = 30.0
 
+#: Lock the rows of keys (sorted: two groups never deadlock), creating missing ones empty, and
+#: return their records: one statement (``ON CONFLICT DO UPDATE`` locks an existing row).
+_LOCK: Final = (
+    f"INSERT INTO {SCHEMA}.bindings AS b (key) SELECT k FROM unnest(%s::text[]) AS k ORDER BY k "
+    "ON CONFLICT (key) DO UPDATE SET key = b.key RETURNING b.key, b.record")
+#: Append the events (in order) and write the records: one statement.
+_WRITE: Final = (
+    f"WITH appended AS (INSERT INTO {SCHEMA}.events (key, event) SELECT k, e::jsonb "
+    "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS u(k, e, n) ORDER BY n) "
+    f"UPDATE {SCHEMA}.bindings AS b SET record = v.r::jsonb, updated_at = now() "
+    "FROM unnest(%s::text[], %s::text[]) AS v(k, r) WHERE b.key = v.k")
+
+
 def encode_record(record: BindingRecord) -> str:
     """``record`` as the JSON text kept in ``bindings.record`` (a compacted journal line)."""
     return encode_snapshot(record).decode("utf-8")
@@ -217,13 +230,9 @@ class PgStore:
                 if not lost:
                     for event in events:
                         current[event.key] = apply_event(current.get(event.key), event)
-                    cur.executemany(
-                        f"INSERT INTO {SCHEMA}.events (key, event) VALUES (%s, %s::jsonb)",
-                        [(e.key, line.decode("utf-8")) for e, line in zip(events, lines,
-                                                                            strict=True)])
-                    cur.executemany(
-                        f"UPDATE {SCHEMA}.bindings SET record = %s::jsonb, updated_at = now() "
-                        "WHERE key = %s", [(encode_record(current[k]), k) for k in keys])
+                    cur.execute(_WRITE, ([e.key for e in events],
+                                         [line.decode("utf-8") for line in lines], keys,
+                                         [encode_record(current[k]) for k in keys]))
                     return current
             if attempt == 2 or not all(self._locks.confirm(k) for k in lost):
                 raise JournalError(
@@ -233,17 +242,18 @@ class PgStore:
         raise AssertionError("unreachable")
 
     def _lock_rows(self, cur: Any, keys: list[str], lost: list[str]) -> dict[str, BindingRecord]:
-        cur.executemany(f"INSERT INTO {SCHEMA}.bindings (key) VALUES (%s) "
-                        "ON CONFLICT (key) DO NOTHING", [(k,) for k in keys])
-        cur.execute(f"SELECT key, record FROM {SCHEMA}.bindings WHERE key = ANY(%s) "
-                    "ORDER BY key FOR UPDATE", (keys,))
+        """Lock (creating them empty) the rows of ``keys``; return their records. Keys whose
+        lock this store took but its lock session no longer holds go to ``lost``."""
+        cur.execute(_LOCK, (keys,))
         current = {str(k): decode_record(v, str(k)) for k, v in cur.fetchall() if v is not None}
         mine = [k for k in keys if self._locks.holds(k)]
         if mine:
             parts = [lock_parts(k) for k in mine]
             cur.execute("SELECT l.classid::bigint, l.objid::bigint FROM pg_locks l "
                         "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-                        "AND l.pid = %s", (self._locks.backend_pid,))
+                        "AND l.pid = %s AND (l.classid::bigint, l.objid::bigint) IN "
+                        "(SELECT * FROM unnest(%s::bigint[], %s::bigint[]))",
+                        (self._locks.backend_pid, [a for a, _ in parts], [b for _, b in parts]))
             present = {(int(a), int(b)) for a, b in cur.fetchall()}
             lost += [k for k, p in zip(mine, parts, strict=True) if p not in present]
         return current
