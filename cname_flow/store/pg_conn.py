@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
@@ -97,7 +97,7 @@ def secrets_of(url: str) -> list[str]:
     with contextlib.suppress(ValueError):
         parts = urlsplit(url)
         if parts.password:
-            found.append(parts.password)
+            found += [parts.password, unquote(parts.password)]
         found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
     return sorted({s for s in found if s}, key=len, reverse=True)
 
