@@ -9,14 +9,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from cname_flow import service
+from cname_flow.config import load_settings
+from cname_flow.journal import BindingRecord
+from cname_flow.model import Phase
+from cname_flow.sandbox.app import Sandbox
 from cname_flow.store.postgres import PgStore
-from tests.e2e.bindkit import SandboxEnv, sandbox_env
+from tests.e2e.bindkit import SandboxEnv, sandbox_env, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_proxy"), pytest.mark.timeout(300)]
 
@@ -91,3 +97,46 @@ def test_status_cert_batch_and_forget_read_postgresql_after_migrate(tmp_path: Pa
             history = list(store.events(f"{BUCKET}/pg2.example.com"))
             assert history and history[-1].phase == "BOUND"
             assert len(history) == len({(e.step, e.status, e.ts) for e in history})
+
+
+def test_the_machine_binds_on_the_postgresql_store_from_many_threads(sandbox: Sandbox,
+                                                                     tmp_path: Path,
+                                                                     pg_url: str) -> None:
+    """The engine every entry point shares (service.bind: lock, runner, committer thread) on a
+    PgStore shared by four threads: three domains, one of them asked for twice at once."""
+    config = tmp_path / "cname-flow.yaml"
+    write_config(config, sandbox)
+    env = {"OSS_ACCESS_KEY_ID": sandbox.info.access_key_id,
+           "OSS_ACCESS_KEY_SECRET": sandbox.info.access_key_secret,
+           "CNAME_FLOW_STORE_URL": pg_url}
+    settings = load_settings(config, env=env)
+    clients = service.Clients.from_settings(settings, env)
+    names = ["m1.example.com", "m2.example.com", "m3.example.com", "m1.example.com"]
+    results: list[BindingRecord | BaseException] = []
+    with service.open_store(settings) as store:
+        assert isinstance(store, PgStore)
+
+        def bind(domain: str) -> None:
+            try:
+                results.append(service.bind(clients, service.make_binding(settings, domain),
+                                            store))
+            except BaseException as exc:
+                results.append(exc)
+
+        threads = [threading.Thread(target=bind, args=(name,)) for name in names]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert all(isinstance(r, BindingRecord) and r.phase == Phase.BOUND for r in results), \
+            results
+        for domain in set(names):
+            token = sandbox.state.buckets[BUCKET].tokens[domain].token
+            zone = sandbox.state.zone_for(f"_dnsauth.{domain}")
+            assert zone is not None
+            txt = [r.value for r in zone.records.values()
+                   if r.fqdn == f"_dnsauth.{domain}" and r.type == "TXT"]
+            assert txt == [token]  # one TXT record, holding the one token
+            minted = {e.outputs.get("token") for e in store.events(f"{BUCKET}/{domain}")}
+            assert minted - {None} == {token}
+    assert not (tmp_path / "journal" / "bindings.jsonl").exists()  # nothing went to JSON
