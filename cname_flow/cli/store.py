@@ -69,10 +69,15 @@ def migrate(obj: CliState, source: Path | None, as_json: bool) -> None:
 def info(obj: CliState, as_json: bool) -> None:
     """Which store the config picks (PostgreSQL or the JSON journal) and how many bindings and
     jobs it holds."""
-    with service.open_store(obj.settings) as opened:
-        found = {"kind": "postgresql" if obj.settings.store.url else "json",
-                 "location": opened.location, "bindings": len(opened.bindings()),
-                 "jobs": len(opened.job_ids())}
+    settings = obj.settings
+    if settings.store.url:
+        with service.open_store(settings) as opened:
+            found = {"kind": "postgresql", "location": opened.location,
+                     "bindings": len(opened.bindings()), "jobs": len(opened.job_ids())}
+    else:  # read-only: a fresh machine gets no journal made for it
+        unopened = service.open_store(settings)
+        found = {"kind": "json", "location": unopened.location,
+                 "bindings": len(service.read_bindings(settings)), "jobs": len(unopened.job_ids())}
     if as_json:
         render.emit_json(found)
         return

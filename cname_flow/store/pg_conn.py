@@ -23,6 +23,7 @@ from typing import Final
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from cname_flow.errors import JournalError
 
@@ -126,10 +127,12 @@ class Connections:
         Raises:
             JournalError: PostgreSQL cannot be reached or refused us (retryable, scrubbed).
         """
+        options: dict[str, str | int] = {"application_name": "cname-flow"}
+        if "connect_timeout" not in self._url:  # the URL's own wins
+            options["connect_timeout"] = CONNECT_TIMEOUT_S
         with self.errors("connect to"):
-            return psycopg.connect(self._url, autocommit=autocommit,
-                                   connect_timeout=CONNECT_TIMEOUT_S,
-                                   application_name="cname-flow")
+            return psycopg.Connection.connect(make_conninfo(self._url, **options),
+                                              autocommit=autocommit)
 
     @contextlib.contextmanager
     def transaction(self, doing: str) -> Iterator[psycopg.Cursor[tuple[object, ...]]]:

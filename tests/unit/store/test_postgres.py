@@ -198,7 +198,7 @@ def test_a_password_in_the_url_is_never_shown(pg_url: str,
                   f"?password={SENTINEL}&connect_timeout=2"
     with pytest.raises(JournalError) as caught:
         PgStore(unreachable).open()
-    assert caught.value.retryable
+    assert caught.value.retryable and outcome_of(caught.value) is Outcome.RETRYABLE
     shown += [str(caught.value), repr(caught.value), caplog.text]
     assert all(SENTINEL not in text for text in shown)
     assert "127.0.0.1" in str(caught.value)  # the message still says where
