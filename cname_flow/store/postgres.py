@@ -278,6 +278,22 @@ class PgStore:
             found.update(self._overlay)
         return MappingProxyType(found)
 
+    def records(self, keys: Sequence[str]) -> dict[str, BindingRecord]:
+        """The records of ``keys`` that exist, in one query (a job's members, for following
+        progress without one round trip per binding).
+
+        Raises:
+            JournalError: PostgreSQL unreachable. JournalCorrupt: an unreadable record.
+        """
+        with self._conns.transaction("read") as cur:
+            cur.execute(f"SELECT key, record FROM {SCHEMA}.bindings WHERE key = ANY(%s) "
+                        "AND record IS NOT NULL", (list(keys),))
+            rows = cur.fetchall()
+        found = {str(k): decode_record(v, str(k)) for k, v in rows}
+        with self._mutex:
+            found.update((k, r) for k, r in self._overlay.items() if k in set(keys))
+        return {k: found[k] for k in keys if k in found}
+
     def events(self, key: str | None = None) -> Iterator[JournalEvent]:
         """History, oldest first, optionally of one binding (committed events only).
 

@@ -219,3 +219,12 @@ def test_forgotten_bindings_keep_their_history(pg_url: str) -> None:
             assert store.forget("bk/a.example.com")
         assert store.get("bk/a.example.com") is None
         assert [e.step for e in store.events("bk/a.example.com")] == [AuxStep.START]
+
+
+def test_records_reads_many_bindings_in_one_query(pg_url: str) -> None:
+    with PgStore(pg_url) as store:
+        for n in range(3):
+            store.record(event(f"bk/r{n}.example.com", n))
+        found = store.records(["bk/r2.example.com", "bk/none.example.com", "bk/r0.example.com"])
+        assert list(found) == ["bk/r2.example.com", "bk/r0.example.com"]
+        assert found["bk/r2.example.com"] == store.get("bk/r2.example.com")
