@@ -228,3 +228,42 @@ def test_records_reads_many_bindings_in_one_query(pg_url: str) -> None:
         found = store.records(["bk/r2.example.com", "bk/none.example.com", "bk/r0.example.com"])
         assert list(found) == ["bk/r2.example.com", "bk/r0.example.com"]
         assert found["bk/r2.example.com"] == store.get("bk/r2.example.com")
+
+
+def test_a_restart_under_load_wedges_no_thread() -> None:
+    with postgres() as server:
+        url = server.create_database()
+        with PgStore(url, pool_size=3) as store:
+            stop = threading.Event()
+            restarted = threading.Event()
+            done = [0] * 4
+            failed = [0] * 4
+            after = [0] * 4
+
+            def work(n: int) -> None:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    try:
+                        store.record(event(f"bk/l{n}.example.com", i))
+                    except JournalError as exc:
+                        assert exc.retryable, exc
+                        failed[n] += 1
+                        time.sleep(0.05)
+                        continue
+                    done[n] += 1
+                    after[n] += restarted.is_set()
+
+            threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+            for thread in threads:
+                thread.start()
+            time.sleep(0.5)
+            server.restart()
+            restarted.set()
+            time.sleep(1.0)
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+            assert all(n > 0 for n in after), after  # every thread records again
+            kept = len(list(store.events()))
+            assert sum(done) <= kept <= sum(done) + sum(failed)
