@@ -12,9 +12,11 @@ Tables, in schema ``cname_flow`` of the database of ``store.url`` (DBOS keeps it
 
 Guarantees (the port's, :mod:`cname_flow.store.base`):
 
-* :meth:`PgStore.record` is one transaction: lock the binding's row (``SELECT … FOR UPDATE``),
-  fold the event in with the journal's own :func:`~cname_flow.journal.records.apply_event`,
-  insert the event, write the record, commit; it returns once committed. Events of one binding
+* :meth:`PgStore.record` is one transaction of two statements: lock and read the binding's row
+  (``INSERT … ON CONFLICT DO UPDATE … RETURNING``: creates it empty or locks it as ``SELECT …
+  FOR UPDATE`` would), fold the event in with the journal's own
+  :func:`~cname_flow.journal.records.apply_event`, then append the event and write the record
+  (one statement), commit; it returns once committed. Events of one binding
   apply in commit order. :meth:`PgStore.record_many` and :meth:`PgStore.group` commit the lot
   in one transaction.
 * Reads go to PostgreSQL (``get`` is never stale), so :meth:`PgStore.lock` needs no catch-up.
