@@ -85,11 +85,14 @@ class PostgresServer:
         directory: the temporary directory holding the data directory, the socket and the log.
         port: the loopback TCP port it listens on.
         user: the OS user running it (None: the current user).
+        settings: extra ``name=value`` server settings (``-c``), e.g.
+            ``shared_preload_libraries=pg_stat_statements`` for a bench.
     """
 
     directory: Path
     port: int
     user: str | None
+    settings: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -122,7 +125,8 @@ class PostgresServer:
         """``pg_ctl start`` on 127.0.0.1:``port``, socket in the temporary directory; waits
         until it accepts connections."""
         options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c max_connections=300 -c shared_buffers=64MB")
+                   "-c fsync=off -c max_connections=300 -c shared_buffers=64MB"
+                   + "".join(f" -c {setting}" for setting in self.settings))
         self._run("pg_ctl", "-D", str(self.directory / "data"), "-o", options,
                   "-l", str(self.directory / "pg.log"), "-w", "-t", str(int(START_TIMEOUT_S)),
                   "start")
@@ -147,8 +151,9 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def postgres() -> Iterator[PostgresServer]:
-    """A throwaway cluster, started; stopped and removed on exit.
+def postgres(*settings: str) -> Iterator[PostgresServer]:
+    """A throwaway cluster, started (with extra ``name=value`` server ``settings``); stopped and
+    removed on exit.
 
     Raises:
         RuntimeError: no server binaries, or the server did not start (with its log's tail).
@@ -159,7 +164,7 @@ def postgres() -> Iterator[PostgresServer]:
         entry = pwd.getpwnam(user)
         os.chown(directory, entry.pw_uid, entry.pw_gid)
     directory.chmod(0o700)
-    server = PostgresServer(directory, free_port(), user)
+    server = PostgresServer(directory, free_port(), user, settings)
     try:
         server.init()
         for attempt in range(3):
