@@ -94,7 +94,7 @@ HINTS: dict[str, str] = {
         "the name already holds other records, and a CNAME must be alone at its name; remove"
         " them or choose another name"
     ),
-    "NXRRSET": "the record changed while it was being updated; retry",
+    "NXRRSET": "the record changed while it was being updated; list the records again",
     "Timeout": "no answer in time: check rfc2136.host and rfc2136.port (TCP and UDP) and the"
                " firewall, or raise rfc2136.timeout_s",
     "NetworkError": "the server could not be reached: check rfc2136.host and rfc2136.port",
@@ -104,7 +104,7 @@ HINTS: dict[str, str] = {
     ),
 }
 #: Codes for which trying again later can succeed.
-RETRYABLE = frozenset({"SERVFAIL", "NXRRSET", "Timeout", "NetworkError"})
+RETRYABLE = frozenset({"SERVFAIL", "Timeout", "NetworkError"})
 AUTH_CODES = frozenset({"BADKEY", "BADSIG", "BADTIME", "BADTRUNC", "REFUSED"})
 
 
@@ -143,7 +143,8 @@ def map_rfc2136_error(
 
     Returns:
         ``DnsAuthError`` for TSIG errors and REFUSED, ``ZoneNotFound`` for NOTAUTH, else
-        ``DnsProviderError``, retryable for SERVFAIL, NXRRSET, timeouts and network errors.
+        ``DnsProviderError``, retryable for SERVFAIL, timeouts and network errors (a failed
+        prerequisite, YXDOMAIN, YXRRSET or NXRRSET, is for the caller to judge).
     """
     code = code_of(exc)
     detail = type(exc).__name__ if code == "DnsError" else code
