@@ -26,9 +26,10 @@ A record is owned when a marker of its type names the digest of its value. Recor
 at creation, kept across an in-place update), else ``v`` + the value's digest, stable while the
 value is. Only the exact RR is ever deleted (delete-RR-with-rdata, RFC 2136 §2.5.4): other
 values at the name, ours or not, stay. Prerequisites (§2.4) stop the server from silently
-ignoring an add: a TXT requires "no CNAME at the name", a new CNAME "name not in use", and an
-in-place CNAME change "the CNAME is still the old one". The update policy must allow TXT at the
-``_cname-flow`` names too (``zonesub TXT CNAME`` does).
+ignoring an add: a TXT requires "no CNAME at the name", a new CNAME "name not in use"; an
+in-place CNAME change or a CNAME delete requires "the CNAME is still the one we read", a TXT
+delete "a TXT RRset is there" (NXRRSET: it went meanwhile, which counts as deleted). The
+update policy must allow TXT at the ``_cname-flow`` names too (``zonesub TXT CNAME`` does).
 
 **Secrets.** The TSIG secret lives only in the keyring given to dnspython; no message, log line
 or record id holds it, and errors are scrubbed of it besides.
@@ -277,9 +278,19 @@ class Rfc2136(BaseDnsProvider):
             if stale:
                 self._send("DeleteMarker", update)
             return False
-        update.delete(absolute(rid.fqdn), rdata_of(rid.type, value))
+        owner = absolute(rid.fqdn)
+        if rid.type == "CNAME":
+            update.present(owner, rdata_of("CNAME", value))  # still the CNAME we read
+        else:
+            update.present(owner, rid.type)
+        update.delete(owner, rdata_of(rid.type, value))  # this RR only (RFC 2136 §2.5.4)
         self._unmark(update, rid, seen, value)
-        self._send("DeleteRecord", update)
+        try:
+            self._send("DeleteRecord", update)
+        except DnsProviderError as exc:
+            if exc.code == "NXRRSET":
+                return False  # gone, or changed by someone else, since we read it
+            raise
         return True
 
     def _mark_owned(self, record_id: str) -> None:

@@ -71,9 +71,10 @@ HINTS: dict[str, str] = {
     ),
     "BADTRUNC": "the server refused a truncated TSIG MAC; use a full-length hmac-sha256 key",
     "REFUSED": (
-        "the server's update policy does not let this key change this name and type (BIND:"
-        " update-policy { grant <key> zonesub TXT CNAME; }; Knot: an ACL with action update,"
-        " update-type [TXT, CNAME]); or the zone accepts no updates at all"
+        "the server's update policy does not let this key change this name and type, or the"
+        " TXT ownership marker at _cname-flow.<name> written with it (BIND: update-policy {"
+        " grant <key> zonesub TXT CNAME; }; Knot: an ACL with action update, update-type"
+        " [TXT, CNAME]); or the zone accepts no updates at all"
     ),
     "NOTAUTH": (
         "the server is not authoritative for this zone: point rfc2136.host at the zone's"

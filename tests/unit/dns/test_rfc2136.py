@@ -336,3 +336,21 @@ def test_the_tsig_secret_should_reach_no_error_log_line_or_record_id(
     for secret in (SENTINEL, bind9_server.secret, "not base64!"):
         assert secret not in text
         assert base64.b64decode(SENTINEL).decode() not in text
+
+
+def test_our_cname_changed_by_hand_should_not_be_deleted(server: DnsServer) -> None:
+    p = provider(server)
+    zone = p.find_zone("example.com")
+    name = f"{fresh()}.example.com"
+    ours, _ = p.upsert(zone, name, "CNAME", "a.oss-cn-hangzhou.aliyuncs.com", 600)
+    keyring = dns.tsigkeyring.from_text({server.key_name: (server.algorithm, server.secret)})
+    by_hand = dns.update.UpdateMessage("example.com.", keyring=keyring,
+                                       keyalgorithm=dns.tsig.HMAC_SHA256)
+    by_hand.replace(f"{name}.", 600, "CNAME", "cdn.example.net.")
+    assert dns.query.tcp(by_hand, server.host, port=server.port, timeout=5).rcode() == 0
+    [theirs] = p.list_records(zone, name, "CNAME")
+    assert (theirs.value, theirs.remark) == ("cdn.example.net", "")
+    p.delete_record(ours)
+    assert [r.value for r in p.list_records(zone, name, "CNAME")] == ["cdn.example.net"]
+    marks = dns.message.make_query(f"_cname-flow.{name}.", "TXT")
+    assert dns.query.udp(marks, server.host, port=server.port, timeout=2).answer == []
