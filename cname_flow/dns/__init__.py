@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypedDict
 
-from cname_flow.errors import ConfigError, SecretNotFound
+from cname_flow.errors import ConfigError, InputError, SecretNotFound
 
 if TYPE_CHECKING:
     from cname_flow.config import Credentials, Settings
@@ -91,7 +91,8 @@ def _rfc2136(
     environment variable ``rfc2136.secret`` names (the AccessKey is not used).
 
     Raises:
-        ConfigError: ``rfc2136.host``, ``key_name`` or ``secret`` is not set.
+        ConfigError: ``rfc2136.host``, ``key_name`` or ``secret`` is not set, or the secret
+            is not base64 (never shown).
         SecretNotFound: the variable ``rfc2136.secret`` names is unset or empty.
     """
     from cname_flow.dns.rfc2136 import Rfc2136
@@ -109,9 +110,15 @@ def _rfc2136(
         raise SecretNotFound([f"{settings.where('rfc2136', 'secret')}: rfc2136.secret: "
                               f"environment variable {section.secret.env} is not set"],
                              source=source)
-    return Rfc2136(host=section.host, port=section.port, key_name=section.key_name,
-                   secret=secret, algorithm=section.algorithm, min_ttl=section.min_ttl,
-                   timeout_s=section.timeout_s, rate_limiter=rate_limiter, on_error=on_error)
+    try:
+        return Rfc2136(host=section.host, port=section.port, key_name=section.key_name,
+                       secret=secret, algorithm=section.algorithm, min_ttl=section.min_ttl,
+                       timeout_s=section.timeout_s, rate_limiter=rate_limiter,
+                       on_error=on_error)
+    except InputError as exc:  # the secret is not base64; the message never shows it
+        raise ConfigError([f"{settings.where('rfc2136', 'secret')}: rfc2136.secret: "
+                           f"environment variable {section.secret.env}: {exc.message}"],
+                          source=source) from None
 
 
 #: Provider id (the ``dns.provider`` setting) → factory.

@@ -4,13 +4,15 @@ from the environment, and a missing piece is named with its file and line."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from cname_flow import service
 from cname_flow.config import Credentials, load_settings
+from cname_flow.config.dns_sections import TsigAlgorithm
 from cname_flow.dns import build_provider
-from cname_flow.dns.rfc2136 import Rfc2136
+from cname_flow.dns.rfc2136 import ALGORITHMS, Rfc2136
 from cname_flow.errors import ConfigError, SecretNotFound
 
 SECRET = "U0VOVElORUwtcmZjMjEzNi1zZXR0aW5ncw=="  # base64, a sentinel
@@ -107,3 +109,19 @@ def test_env_overrides_should_reach_the_section() -> None:
                                         "CNAME_FLOW__RFC2136__SECRET": "env/TSIG_SECRET"})
     assert settings.rfc2136.host == "127.0.0.1"
     assert settings.rfc2136.secret is not None and settings.rfc2136.secret.env == "TSIG_SECRET"
+
+
+def test_a_secret_that_is_not_base64_should_be_a_config_error_not_showing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TSIG_SECRET", "SENTINEL not base64!")
+    path = write(tmp_path, SECTION)
+    with pytest.raises(ConfigError) as info:
+        build_provider("rfc2136", load_settings(path, env={}), CREDS)
+    [reason] = info.value.reasons
+    assert reason.startswith(f"{path}:8: rfc2136.secret: environment variable TSIG_SECRET: ")
+    assert "SENTINEL" not in str(info.value)
+
+
+def test_the_settings_accept_exactly_the_algorithms_the_adapter_knows() -> None:
+    assert set(get_args(TsigAlgorithm)) == set(ALGORITHMS)
