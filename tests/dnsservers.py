@@ -2,7 +2,8 @@
 throwaway instance in a temporary directory, on a free loopback port, run by an unprivileged
 user, accepting RFC 2136 updates signed with a TSIG key (hmac-sha256).
 
-Both serve :data:`ZONES` (the contract suite's world: ``example.com`` and ``example.com.cn``).
+Both serve :data:`ZONES` (the contract suite's world: ``example.com`` and ``example.com.cn``),
+each with a zone cut at ``delegated.<zone>`` (:data:`DELEGATED_LABEL`).
 The update policy lets the key change TXT and CNAME records anywhere in a zone except under
 ``locked.<zone>`` (:data:`LOCKED_LABEL`), which it denies, so a test can hit a real policy
 refusal. How each server says "no" differs, and is what the adapter must map:
@@ -49,6 +50,8 @@ import dns.rdatatype
 ZONES = ("example.com", "example.com.cn")
 #: Names under ``<LOCKED_LABEL>.<zone>`` are outside the update policy.
 LOCKED_LABEL = "locked"
+#: ``<DELEGATED_LABEL>.<zone>`` is a zone cut: delegated to other servers.
+DELEGATED_LABEL = "delegated"
 #: The TSIG key's name and algorithm (RFC 8945).
 KEY_NAME = "cname-flow-upd"
 ALGORITHM = "hmac-sha256"
@@ -141,11 +144,13 @@ def server_user(preferred: str) -> pwd.struct_passwd | None:
 
 
 def zone_text(zone: str) -> str:
-    """A minimal zone: SOA, one NS at ``ns1.<zone>`` (127.0.0.1)."""
+    """A minimal zone: SOA, one NS at ``ns1.<zone>`` (127.0.0.1), and ``<DELEGATED_LABEL>``
+    delegated to a server elsewhere."""
     return (f"$TTL 600\n"
             f"@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 60\n"
             f"@ IN NS ns1.{zone}.\n"
-            f"ns1 IN A 127.0.0.1\n")
+            f"ns1 IN A 127.0.0.1\n"
+            f"{DELEGATED_LABEL} IN NS ns1.example.net.\n")
 
 
 def bind9_config(root: Path, port: int, secret: str, zones: tuple[str, ...]) -> str:

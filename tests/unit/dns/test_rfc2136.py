@@ -33,7 +33,7 @@ from cname_flow.dns.rfc2136_records import RecordKey
 from cname_flow.errors import DnsAuthError, DnsProviderError, InputError, ZoneNotFound
 from cname_flow.retry import RetryPolicy
 from tests.contract.dns_provider_contract import fresh
-from tests.dnsservers import LOCKED_LABEL, DnsServer
+from tests.dnsservers import DELEGATED_LABEL, LOCKED_LABEL, DnsServer
 
 #: Never to be seen outside the keyring: base64 of a recognisable text.
 SENTINEL = base64.b64encode(b"SENTINEL-tsig-secret-7f1d-not-for-logs").decode()
@@ -185,6 +185,19 @@ def test_find_zone_of_a_name_the_server_does_not_serve_should_name_the_server(
     with pytest.raises(ZoneNotFound) as info:
         provider(server).find_zone("img.example.org")
     assert "img.example.org" in str(info.value) and str(server.port) in str(info.value)
+
+
+def test_find_zone_below_a_delegation_should_say_it_is_delegated(server: DnsServer) -> None:
+    with pytest.raises(ZoneNotFound) as info:
+        provider(server).find_zone(f"_dnsauth.img.{DELEGATED_LABEL}.example.com")
+    assert "delegated" in str(info.value) and "primary" in info.value.hint
+
+
+def test_find_zone_of_a_name_holding_a_cname_should_find_its_zone(server: DnsServer) -> None:
+    p = provider(server)
+    name = f"{fresh()}.example.com"
+    p.upsert(p.find_zone("example.com"), name, "CNAME", "b.oss-cn-hangzhou.aliyuncs.com", 600)
+    assert p.find_zone(name).name == "example.com"
 
 
 def test_find_zone_should_report_the_apex_nameservers(server: DnsServer) -> None:
