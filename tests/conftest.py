@@ -83,3 +83,25 @@ def postgres_server() -> Iterator[PostgresServer]:
 def pg_url(postgres_server: PostgresServer) -> str:
     """The URL of a fresh, empty database on :func:`postgres_server` (one per test)."""
     return postgres_server.create_database()
+
+
+# -- real authoritative DNS servers (tests/dnsservers.py): the RFC 2136 provider's world --------
+
+from tests.dnsservers import DnsServer, bind9, knot  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def bind9_server() -> Iterator[DnsServer]:
+    """One real BIND 9 primary for the session (:func:`tests.dnsservers.bind9`): temporary
+    directory, loopback port, unprivileged user, zones ``example.com`` and ``example.com.cn``
+    updatable with a TSIG key. Started on first use only."""
+    with bind9() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def knot_server() -> Iterator[DnsServer]:
+    """One real Knot primary for the session (:func:`tests.dnsservers.knot`), like
+    :func:`bind9_server`."""
+    with knot() as server:
+        yield server

@@ -186,9 +186,10 @@ class DnsSettings(SettingsModel):
     """Which DNS provider publishes the ``_dnsauth`` TXT record (and the ``--route`` CNAME).
 
     Attributes:
-        provider: a provider id of :data:`cname_flow.dns.PROVIDERS`; only ``"alidns"`` exists,
-            configured by the ``alidns`` section. An unknown id is refused, naming the known
-            ones, when the clients are built (:func:`cname_flow.dns.build_provider`).
+        provider: a provider id of :data:`cname_flow.dns.PROVIDERS`: ``"alidns"`` (the
+            ``alidns`` section) or ``"rfc2136"`` (the ``rfc2136`` section). An unknown id is
+            refused, naming the known ones, when the clients are built
+            (:func:`cname_flow.dns.build_provider`).
     """
 
     provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")] = "alidns"

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
+from cname_flow.config.dns_sections import Rfc2136Settings
 from cname_flow.config.sections import (
     AlidnsSettings,
     BatchSettings,
@@ -64,7 +65,8 @@ class Settings(SettingsModel):
     Attributes:
         oss: OSS client settings (region, endpoint, signature version, timeouts).
         alidns: Alidns client settings (endpoint ``host:port``, protocol, region).
-        dns: which DNS provider publishes the records (``provider: alidns``).
+        dns: which DNS provider publishes the records (``provider: alidns`` or ``rfc2136``).
+        rfc2136: the RFC 2136 primary and TSIG key (``dns.provider: rfc2136``).
         credentials: where the AccessKey comes from (environment references only).
         propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
@@ -78,6 +80,7 @@ class Settings(SettingsModel):
     oss: OssSettings = Field(default_factory=OssSettings)
     alidns: AlidnsSettings = Field(default_factory=AlidnsSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
+    rfc2136: Rfc2136Settings = Field(default_factory=Rfc2136Settings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     propagation: PropagationSettings = Field(default_factory=PropagationSettings)
     ownership: OwnershipSettings = Field(default_factory=OwnershipSettings)
@@ -259,6 +262,7 @@ __all__ = [
     "OssSettings",
     "OwnershipSettings",
     "PropagationSettings",
+    "Rfc2136Settings",
     "Settings",
     "load_settings",
 ]

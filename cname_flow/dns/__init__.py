@@ -8,15 +8,18 @@ does, for the port in :mod:`cname_flow.dns.base`) loads no vendor SDK.
 
 Known providers: ``"alidns"`` (Alibaba Cloud DNS, OpenAPI 2015-01-09,
 https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir), configured by the
-``alidns`` settings section.
+``alidns`` settings section; ``"rfc2136"`` (dynamic updates with TSIG to a primary such as
+BIND 9 or Knot, :mod:`cname_flow.dns.rfc2136`), configured by the ``rfc2136`` section, its
+secret read from the environment variable that section names.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypedDict
 
-from cname_flow.errors import ConfigError
+from cname_flow.errors import ConfigError, InputError, SecretNotFound
 
 if TYPE_CHECKING:
     from cname_flow.config import Credentials, Settings
@@ -78,8 +81,48 @@ def _alidns(
     )
 
 
+def _rfc2136(
+    settings: Settings,
+    credentials: Credentials,
+    rate_limiter: RateLimit | None,
+    on_error: ErrorHook | None,
+) -> DnsProvider:
+    """The RFC 2136 adapter from the ``rfc2136`` section; the TSIG secret is read from the
+    environment variable ``rfc2136.secret`` names (the AccessKey is not used).
+
+    Raises:
+        ConfigError: ``rfc2136.host``, ``key_name`` or ``secret`` is not set, or the secret
+            is not base64 (never shown).
+        SecretNotFound: the variable ``rfc2136.secret`` names is unset or empty.
+    """
+    from cname_flow.dns.rfc2136 import Rfc2136
+
+    section, source = settings.rfc2136, str(settings.source or "")
+    missing = [f"{settings.where('rfc2136', key)}: rfc2136.{key}: required when dns.provider "
+               "is rfc2136" for key in ("host", "key_name", "secret")
+               if getattr(section, key) is None]
+    if missing:
+        raise ConfigError(missing, source=source)
+    assert section.host is not None and section.key_name is not None
+    assert section.secret is not None
+    secret = os.environ.get(section.secret.env) or ""
+    if not secret:
+        raise SecretNotFound([f"{settings.where('rfc2136', 'secret')}: rfc2136.secret: "
+                              f"environment variable {section.secret.env} is not set"],
+                             source=source)
+    try:
+        return Rfc2136(host=section.host, port=section.port, key_name=section.key_name,
+                       secret=secret, algorithm=section.algorithm, min_ttl=section.min_ttl,
+                       timeout_s=section.timeout_s, rate_limiter=rate_limiter,
+                       on_error=on_error)
+    except InputError as exc:  # the secret is not base64; the message never shows it
+        raise ConfigError([f"{settings.where('rfc2136', 'secret')}: rfc2136.secret: "
+                           f"environment variable {section.secret.env}: {exc.message}"],
+                          source=source) from None
+
+
 #: Provider id (the ``dns.provider`` setting) → factory.
-PROVIDERS: Mapping[str, ProviderFactory] = {"alidns": _alidns}
+PROVIDERS: Mapping[str, ProviderFactory] = {"alidns": _alidns, "rfc2136": _rfc2136}
 
 
 def build_provider(

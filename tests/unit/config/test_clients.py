@@ -119,9 +119,10 @@ def test_unknown_provider_should_be_a_config_error_naming_the_known_ones(
     with pytest.raises(ConfigError) as info:
         service.Clients.from_settings(settings, ENV)
     assert info.value.reasons == [
-        f"{settings.source}:2: dns.provider: unknown DNS provider 'route53' (known: alidns)"
+        f"{settings.source}:2: dns.provider: unknown DNS provider 'route53' "
+        "(known: alidns, rfc2136)"
     ]
-    assert sorted(PROVIDERS) == ["alidns"]
+    assert sorted(PROVIDERS) == ["alidns", "rfc2136"]
 
 
 def test_provider_id_should_be_validated_as_an_id(tmp_path: Path) -> None:
