@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
                          (scheduled_at.isoformat(), executor, context["manifest"]))
         return {}
 
-    schedule.run_pass = record  # type: ignore[assignment]
+    schedule.run_pass = record
     DBOS(config={"name": "cname-flow", "system_database_url": url, "executor_id": executor,
                  "application_version": cname_flow.__version__, "log_level": "WARNING"})
     DBOS.launch()
