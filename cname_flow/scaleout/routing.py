@@ -83,15 +83,21 @@ def follow_job(settings: Settings, job_id: str, *,
 
     Raises:
         InputError: no such job.
+        Interrupted: Ctrl-C while connecting or closing (:func:`following_stopped`); during
+            the polling the result says ``interrupted`` instead.
     """
-    with service.open_store(settings) as store:
-        if not worker_mode(settings):
-            return follow(store, job_id, on_start=on_start, on_change=on_change, lines=lines,
-                          baseline=baseline, deadline_s=deadline_s, poll_s=poll_s)
-        with dbos_client(settings) as client:
-            return follow(store, job_id, on_start=on_start, on_change=on_change, lines=lines,
-                          baseline=baseline, deadline_s=deadline_s, poll_s=poll_s,
-                          workflows=lambda: workflow_states(client, job_id))
+    try:
+        with service.open_store(settings) as store:
+            if not worker_mode(settings):
+                return follow(store, job_id, on_start=on_start, on_change=on_change,
+                              lines=lines, baseline=baseline, deadline_s=deadline_s,
+                              poll_s=poll_s)
+            with dbos_client(settings) as client:
+                return follow(store, job_id, on_start=on_start, on_change=on_change,
+                              lines=lines, baseline=baseline, deadline_s=deadline_s,
+                              poll_s=poll_s, workflows=lambda: workflow_states(client, job_id))
+    except KeyboardInterrupt:  # outside the polling loop (connecting, closing)
+        raise following_stopped(job_id) from None
 
 
 def failure_of(record: BindingRecord | None, key: str) -> CnameFlowError | None:

@@ -183,3 +183,26 @@ def test_no_secret_reaches_dbos_or_the_output(tmp_path: Path, pg_url: str,
         for path in (tmp_path / "journal").rglob("*"):
             if path.is_file():
                 assert sentinel not in path.read_text(encoding="utf-8", errors="replace")
+
+
+def test_ctrl_c_while_following_leaves_the_job_to_the_workers(
+    world: WorkerWorld, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import functools
+
+    from cname_flow.scaleout import routing
+    from cname_flow.scaleout.submit import follow
+
+    def ctrl_c(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(routing, "follow", functools.partial(follow, sleep=ctrl_c))
+    result = world.invoke("batch", "run", "-f", str(world.manifest(*DOMAINS)))
+    assert result.exit_code == 130, result.output
+    job_id = world.invoke("batch", "list", "--json")
+    listed = json.loads(job_id.stdout)
+    assert len(listed) == 1
+    job = listed[0]["job_id"]
+    assert f"stopped following job {job}; it goes on in the workers" in result.stderr
+    assert f"cname-flow batch status {job} --follow" in result.stderr
+    assert {r.status for r in world.workflows(job)} == {"ENQUEUED"}
