@@ -75,9 +75,12 @@ def use_settings(settings: Settings) -> None:
 
 def _settings() -> Settings:
     if "settings" not in _state:
+        import os
+
         from cname_flow.config import load_settings
 
-        _state["settings"] = load_settings(None)
+        config = os.environ.get("CNAME_FLOW_CONFIG")
+        _state["settings"] = load_settings(Path(config) if config else None)
     return _state["settings"]
 
 
