@@ -206,3 +206,35 @@ def test_ctrl_c_while_following_leaves_the_job_to_the_workers(
     assert f"stopped following job {job}; it goes on in the workers" in result.stderr
     assert f"cname-flow batch status {job} --follow" in result.stderr
     assert {r.status for r in world.workflows(job)} == {"ENQUEUED"}
+
+
+def test_a_launched_dbos_worker_runs_what_batch_run_submits(world: WorkerWorld) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[3]
+    host = subprocess.Popen(
+        [sys.executable, "-m", "tests.unit.scaleout.bind_host", world.pg_url,
+         str(world.config), "60"],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert host.stdout is not None and host.stdout.readline().strip() == "launched"
+        result = world.invoke("batch", "run", "-f", str(world.manifest(*DOMAINS)), "--json")
+        job_id = json.loads(result.stdout)["job_id"] if result.exit_code == 0 else ""
+        deadline = time.monotonic() + 20    # the workflows return just after their record
+        while time.monotonic() < deadline and {
+                r.status for r in world.workflows(job_id)} != {"SUCCESS"}:
+            time.sleep(0.1)
+    finally:
+        host.terminate()
+        _, err = host.communicate(timeout=60)
+    assert result.exit_code == 0, (result.output, err[-2000:])
+    report = json.loads(result.stdout)
+    assert report["counts"]["bound"] == len(DOMAINS)
+    rows = world.workflows(job_id)
+    assert {r.status for r in rows} == {"SUCCESS"}            # run by the worker, not here
+    assert {r.executor_id for r in rows} == {"stand-in"}
+    assert sorted(r.output for r in rows) == sorted(key(d) for d in DOMAINS)
