@@ -40,7 +40,7 @@ from cname_flow.errors import ConfigError, InputError
 from cname_flow.journal import BindingRecord
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest, load_manifest
-from cname_flow.model import Phase
+from cname_flow.model import Binding, Phase
 from cname_flow.quotas import ApiStats, RateLimiter
 from cname_flow.store import BindingStore, JobState
 from cname_flow.store.jobs import JOBS_DIR, job_file
@@ -280,6 +280,22 @@ def _contexts(clients: service.Clients, manifest: Manifest) -> list[StepContext]
     return contexts
 
 
+def preflight(clients: service.Clients, manifest: Manifest) -> list[Binding]:
+    """The manifest's bindings, regions learned, once every certificate and bucket passed the
+    checks a local run makes before it starts (scale-out mode submits these to workers).
+
+    Raises:
+        ConfigError: as :func:`run_job`, every refused binding with its manifest line.
+    """
+    return [ctx.binding for ctx in _contexts(clients, manifest)]
+
+
+def needs_run(record: BindingRecord | None, *, retry_failed: bool = False) -> bool:
+    """Whether a batch runs a binding whose record is ``record``: pending or retryable ones,
+    and ones FAILED for good with ``retry_failed``; bound ones never."""
+    return _needs_run(record, retry_failed)
+
+
 def _needs_run(record: BindingRecord | None, retry_failed: bool) -> bool:
     state = outcome(record)
     return state in ("pending", "retryable") or (state == "failed" and retry_failed)
@@ -303,6 +319,26 @@ def _result(job_id: str, path: Path, store: BindingStore, manifest: Manifest, el
     keys = tuple(b.key for b in manifest.bindings)
     return JobResult(job_id, path, tuple(store.get(k) for k in keys), keys, manifest.lines,
                      elapsed_s, signum, stats, flushes, dict(locked or {}))
+
+
+def job_result(store: BindingStore, job_id: str, *, lines: Mapping[str, str] | None = None,
+               elapsed_s: float = 0.0, interrupted: int | None = None) -> JobResult:
+    """The :class:`JobResult` of job ``job_id`` as the store shows it now (its members in
+    manifest order), whoever drove it: this process, or DBOS workers (scale-out mode).
+
+    Args:
+        store: the open store of record (the caller refreshes it first).
+        job_id: the job.
+        lines: binding key → ``"<file>:<line>"`` (empty when unknown).
+        elapsed_s: seconds to report as the run's wall time.
+        interrupted: the signal number that stopped the caller, or None.
+
+    Raises:
+        InputError: no such job.
+    """
+    state = _job_in(store, job_id)
+    return JobResult(job_id, Path(state.location), tuple(store.get(k) for k in state.members),
+                     state.members, dict(lines or {}), elapsed_s, interrupted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +374,8 @@ def job_status(settings: Settings, job_id: str) -> JobInfo:
 
 
 def list_jobs(settings: Settings) -> list[JobInfo]:
-    """Every job in the store, oldest first (none on a fresh machine)."""
+    """Every job in the store of record, oldest first (none on a fresh machine: without
+    ``store.url``, nothing under ``<journal.dir>/jobs``)."""
     if not settings.store.url and not jobs_dir(settings).is_dir():
         return []
     with service.open_store(settings) as store:

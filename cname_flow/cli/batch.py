@@ -6,6 +6,11 @@ object (:class:`cname_flow.cli.common.CliState`: ``settings``, ``config_path``) 
 The exit code is :func:`cname_flow.cli.common.outcome_of` of the :class:`JobResult`: all bound,
 some failed for good, only retryable or unfinished bindings left (the resume command is
 printed), or interrupted by SIGINT/SIGTERM (the resume command is printed too).
+
+With ``store.url`` set, ``batch run`` submits the bindings to DBOS workers
+(:mod:`cname_flow.scaleout.routing`) and follows them with the same progress bar and exit
+codes; ``--no-wait`` prints the job id and returns; ``batch status --follow`` follows later.
+Ctrl-C then only stops the following: the job goes on in the workers.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,7 +33,16 @@ from cname_flow.cli.batch_report import (
     status_table,
     summary_table,
 )
-from cname_flow.cli.common import CliState, Outcome, guarded, outcome_of
+from cname_flow.cli.common import (
+    CliState,
+    Outcome,
+    check_no_wait,
+    guarded,
+    no_wait_option,
+    outcome_of,
+)
+from cname_flow.scaleout import routing
+from cname_flow.scaleout.submit import Submitted
 
 
 @click.group("batch")
@@ -45,11 +60,22 @@ def batch() -> None:
 @click.option("--bucket", help="Bucket for entries naming none.")
 @click.option("--region", help="Region for entries naming none.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@no_wait_option
 @click.pass_obj
 @guarded
 def run(obj: CliState, manifest: Path, concurrency: int | None, job_id: str | None,
-        bucket: str | None, region: str | None, as_json: bool) -> None:
+        bucket: str | None, region: str | None, as_json: bool, no_wait: bool) -> None:
     """Validate the manifest, then bind every domain in it."""
+    check_no_wait(obj.settings, no_wait)
+    if routing.worker_mode(obj.settings):
+        job = job_id or jobs.new_job_id()
+        submitted, loaded = routing.submit_manifest(obj.settings, obj.clients(), manifest,
+                                                    job_id=job, bucket=bucket, region=region)
+        if no_wait:
+            _submitted(submitted, as_json)
+            return
+        _follow(obj, job, as_json, lines=loaded.lines, baseline=submitted.baseline)
+        return
     tracker = ProgressTracker()
     with live_progress(tracker, tty=sys.stderr.isatty() and not as_json):
         result = jobs.run_job(obj.settings, manifest, job_id=job_id, concurrency=concurrency,
@@ -76,7 +102,30 @@ def resume(obj: CliState, job_id: str, concurrency: int | None, retry_failed: bo
     _finish(obj, result, as_json)
 
 
-def _finish(obj: CliState, result: jobs.JobResult, as_json: bool) -> None:
+def _submitted(submitted: Submitted, as_json: bool) -> None:
+    """``--no-wait``: the job id on stdout (JSON with ``--json``), how to follow on stderr."""
+    if as_json:
+        render.emit_json({"job_id": submitted.job_id, "workflows": len(submitted.workflow_ids),
+                          "enqueued": submitted.enqueued, "skipped": list(submitted.skipped)})
+    else:
+        click.echo(submitted.job_id)
+    click.echo(f"submitted {len(submitted.workflow_ids)} binding(s) to the workers "
+               f"({submitted.enqueued} newly enqueued); follow with:\n"
+               f"  cname-flow batch status {submitted.job_id} --follow", err=True)
+
+
+def _follow(obj: CliState, job_id: str, as_json: bool, **kw: Any) -> None:
+    tracker = ProgressTracker()
+    with live_progress(tracker, tty=sys.stderr.isatty() and not as_json):
+        result = routing.follow_job(obj.settings, job_id, on_start=tracker.start,
+                                    on_change=tracker.change, **kw)
+    _finish(obj, result, as_json, workers=True)
+
+
+def _finish(obj: CliState, result: jobs.JobResult, as_json: bool, *,
+            workers: bool = False) -> None:
+    if workers and result.interrupted is not None:
+        raise routing.following_stopped(result.job_id)
     if as_json:
         render.emit_json(result_json(result))
     else:
@@ -96,10 +145,16 @@ def _finish(obj: CliState, result: jobs.JobResult, as_json: bool) -> None:
 @batch.command("status")
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.option("--follow", "follow", is_flag=True,
+              help="Follow the job until every binding is done (a job driven by workers, or "
+                   "another process), with the progress bar and the exit code of `batch run`.")
 @click.pass_obj
 @guarded
-def status(obj: CliState, job_id: str, as_json: bool) -> None:
+def status(obj: CliState, job_id: str, as_json: bool, follow: bool) -> None:
     """Show every binding of JOB_ID: phase, outcome, attempts, last error."""
+    if follow:
+        _follow(obj, job_id, as_json)
+        return
     info = jobs.job_status(obj.settings, job_id)
     if as_json:
         render.emit_json(info_json(info))

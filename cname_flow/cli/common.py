@@ -120,6 +120,27 @@ def fail(exc: CnameFlowError) -> NoReturn:
 ClientsFactory = Callable[[Settings], service.Clients]
 
 
+def no_wait_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--no-wait`` (``bind``, ``batch run``, ``reconcile --apply``): with ``store.url``,
+    submit to the workers, print the job id and exit 0 at once (see :func:`check_no_wait`)."""
+    return click.option(
+        "--no-wait", "no_wait", is_flag=True,
+        help="With store.url: submit to the workers, print the job id, return at once "
+             "(follow later with `batch status JOB --follow`).")(fn)
+
+
+def check_no_wait(settings: Settings, no_wait: bool) -> None:
+    """Refuse ``--no-wait`` without workers to submit to.
+
+    Raises:
+        InputError: ``--no-wait`` given and ``store.url`` not set (exit 2).
+    """
+    if no_wait and not settings.store.url:
+        raise InputError("--no-wait needs workers: store.url (or CNAME_FLOW_STORE_URL) is not "
+                         "set, so this command runs here", hint="drop --no-wait, or set "
+                         "store.url and start `cname-flow worker`")
+
+
 class CliState:
     """What the global options give every command (the click context object).
 

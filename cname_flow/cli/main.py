@@ -17,11 +17,13 @@ import click
 from cname_flow import api, certificates, service
 from cname_flow.cli import log, render
 from cname_flow.cli.batch import batch
-from cname_flow.cli.common import CliState, guarded
+from cname_flow.cli.common import CliState, check_no_wait, guarded, no_wait_option
 from cname_flow.cli.reconcile import reconcile
 from cname_flow.cli.store import store
 from cname_flow.errors import InputError
+from cname_flow.journal import BindingRecord
 from cname_flow.model import Binding, normalize_domain
+from cname_flow.scaleout import routing
 from cname_flow.workflow.plan import plan_binding
 
 #: Commands that set up logging themselves (the demo always logs to the console).
@@ -73,19 +75,31 @@ def _binding(obj: CliState, kw: dict[str, Any]) -> Binding:
 @main.command()
 @binding_options
 @click.option("--dry-run", is_flag=True, help="Only show the plan; change nothing.")
+@no_wait_option
 @click.pass_obj
 @guarded
-def bind(obj: CliState, dry_run: bool, **kw: Any) -> None:
-    """Bind DOMAIN to a bucket: token, TXT, propagation, PutCname, verification (resumable)."""
+def bind(obj: CliState, dry_run: bool, no_wait: bool, **kw: Any) -> None:
+    """Bind DOMAIN to a bucket: token, TXT, propagation, PutCname, verification (resumable).
+
+    With store.url set, the binding is submitted to the workers as a job of one and followed
+    (same output and exit code); --no-wait prints the job id and returns.
+    """
     if dry_run:
         return _plan(obj, kw)
+    check_no_wait(obj.settings, no_wait)
     binding = _binding(obj, kw)
     clients = obj.clients()
     human = sys.stderr.isatty() and not kw["as_json"]
-    with service.open_store(obj.settings) as store, \
-            render.propagation_progress(human) as on_round:
-        record = service.bind(clients, binding, store, on_round=on_round,
-                              on_step=render.StepPrinter(render.err_console()) if human else None)
+    if routing.worker_mode(obj.settings):
+        record = _bind_on_workers(obj, clients, binding, no_wait=no_wait, human=human)
+        if record is None:
+            return None
+    else:
+        with service.open_store(obj.settings) as store, \
+                render.propagation_progress(human) as on_round:
+            record = service.bind(
+                clients, binding, store, on_round=on_round,
+                on_step=render.StepPrinter(render.err_console()) if human else None)
     if kw["as_json"]:
         render.emit_json(render.record_json(record))
         return None
@@ -93,6 +107,36 @@ def bind(obj: CliState, dry_run: bool, **kw: Any) -> None:
     out.print(f"[green]bound[/green] {binding.domain} → {binding.bucket}")
     out.print(render.cname_table(binding.bucket, service.bucket_listing(clients, binding.bucket)))
     return None
+
+
+def _bind_on_workers(obj: CliState, clients: service.Clients, binding: Binding, *,
+                     no_wait: bool, human: bool) -> BindingRecord | None:
+    """Submit ``binding`` as a job of one; None with ``no_wait`` (the job id is printed), else
+    its record once BOUND.
+
+    Raises:
+        CnameFlowError: the failing step's error, as a local bind raises it.
+        Interrupted: Ctrl-C stopped the following (the job goes on in the workers).
+    """
+    submitted = routing.submit_binding(obj.settings, clients, binding)
+    job_id = submitted.job_id
+    if no_wait:
+        click.echo(job_id)
+        click.echo(f"submitted to the workers; follow with:\n  cname-flow batch status "
+                   f"{job_id} --follow", err=True)
+        return None
+    err = render.err_console()
+    result = routing.follow_job(
+        obj.settings, job_id, baseline=submitted.baseline,
+        on_change=(lambda key, phase: err.print(f"{key}: {phase}")) if human else None)
+    if result.interrupted is not None:
+        raise routing.following_stopped(job_id)
+    record = result.records[0] if result.records else None
+    error = routing.failure_of(record, binding.key)
+    if error is not None:
+        raise error
+    assert record is not None
+    return record
 
 
 @main.command()

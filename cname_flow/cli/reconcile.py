@@ -19,7 +19,14 @@ import click
 
 from cname_flow import service
 from cname_flow.cli import render
-from cname_flow.cli.common import CliState, Outcome, guarded, outcome_of
+from cname_flow.cli.common import (
+    CliState,
+    Outcome,
+    check_no_wait,
+    guarded,
+    no_wait_option,
+    outcome_of,
+)
 from cname_flow.errors import CnameFlowError, InputError
 from cname_flow.manifest import load_manifest
 from cname_flow.reconcile.drift import Policy
@@ -27,6 +34,7 @@ from cname_flow.reconcile.metrics import write_metrics
 from cname_flow.reconcile.plan import ReconcilePlan
 from cname_flow.reconcile.run import ReconcileOptions, ReconcileReport
 from cname_flow.reconcile.run import reconcile as run_reconcile
+from cname_flow.scaleout import routing
 
 
 @click.command()
@@ -55,14 +63,24 @@ from cname_flow.reconcile.run import reconcile as run_reconcile
                    "that exists.")
 @click.option("--expiry-days", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="A bound certificate ending within this many days is drift.")
+@no_wait_option
 @click.pass_obj
 @guarded
 def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | None,
               max_changes: int | None, force: bool, plan_out: Path | None,
               plan_in: Path | None, deadline: float | None, as_json: bool,
-              metrics_file: Path | None, expiry_days: float) -> None:
-    """Compare the manifest with OSS, DNS and the journal; report drift; fix it with --apply."""
+              metrics_file: Path | None, expiry_days: float, no_wait: bool) -> None:
+    """Compare the manifest with OSS, DNS and the journal; report drift; fix it with --apply.
+
+    With store.url set, --apply submits the bind fixes to the workers as one job (after the
+    change budget and a reviewed plan are checked, as here) and follows it; --no-wait prints
+    the job id and returns.
+    """
     started = time.monotonic()
+    check_no_wait(obj.settings, no_wait)
+    job_id = routing.new_job_id("reconcile") if routing.worker_mode(obj.settings) else None
+    fixer = None if job_id is None else routing.bind_fixer(obj.settings, job_id,
+                                                            wait=not no_wait)
     try:
         reviewed = _reviewed(plan_in, do_apply)
         chosen = Policy(policy) if policy else (reviewed.policy if reviewed else
@@ -72,7 +90,7 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
         manifest = load_manifest(manifest_file, bucket=obj.settings.defaults.bucket)
         clients = obj.clients()
         manifest = service.manifest_in_regions(clients, manifest)
-        report = run_reconcile(clients, manifest, opts, reviewed=reviewed)
+        report = run_reconcile(clients, manifest, opts, reviewed=reviewed, fix_binds=fixer)
     except CnameFlowError as exc:
         if metrics_file is not None and outcome_of(exc) is not Outcome.USAGE:
             write_metrics(metrics_file, None, duration_s=time.monotonic() - started,
@@ -83,6 +101,11 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
     if metrics_file is not None:
         write_metrics(metrics_file, report, duration_s=report.duration_s)
     _render(report, as_json)
+    if no_wait and any(r.status == "submitted" for r in report.results):
+        click.echo(job_id)
+        click.echo(f"fixes submitted to the workers; follow with:\n  cname-flow batch status "
+                   f"{job_id} --follow", err=True)
+        sys.exit(Outcome.OK)
     sys.exit(outcome_of(report))
 
 

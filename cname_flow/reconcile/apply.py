@@ -5,7 +5,7 @@ bounded by the run's deadline, which also stops fixes in flight."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -48,6 +48,11 @@ class ItemResult:
 #: Seconds a step already sent may take to finish and be journaled once the deadline passed.
 DEADLINE_GRACE_S = 5.0
 
+#: Runs the BIND fixes elsewhere (scale-out: submitted to DBOS workers): called with the
+#: bindings (pre-flighted, in plan order), the open store and the seconds left before the
+#: deadline (None: no deadline); returns one :class:`ItemResult` per binding.
+BindFixer = Callable[[Sequence[Binding], BindingStore, "float | None"], list[ItemResult]]
+
 
 @dataclass(slots=True)
 class Applier:
@@ -59,6 +64,7 @@ class Applier:
         journal: the open store of record.
         expires: the deadline on ``clock``, or None.
         clock: monotonic seconds.
+        fix_binds: runs the BIND fixes instead of this process's engine (:data:`BindFixer`).
     """
 
     clients: service.Clients
@@ -66,6 +72,7 @@ class Applier:
     journal: BindingStore
     expires: float | None
     clock: Callable[[], float] = time.monotonic
+    fix_binds: BindFixer | None = None
 
     def run(self, plan: ReconcilePlan) -> tuple[ItemResult, ...]:
         """One result per action of ``plan``, in plan order.
@@ -114,6 +121,8 @@ class Applier:
                 contexts.append(service.step_context(self.clients, by_key[key], shared=shared))
             except CnameFlowError as exc:
                 out.append(_failed(key, Action.BIND, exc))
+        if self.fix_binds is not None:
+            return out + self.fix_binds([c.binding for c in contexts], self.journal, left)
         options = runner.RunOptions(
             concurrency=min(workers, max(1, len(contexts))), backoff=runner.ONE_SHOT,
             lock_wait_s=self.clients.settings.journal.lock_wait_s, deadline_s=left,

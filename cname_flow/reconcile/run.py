@@ -36,7 +36,7 @@ from cname_flow.journal.files import HolderLock, ensure_dir, location_error
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest
 from cname_flow.model import Binding, CnameEntry, txt_name
-from cname_flow.reconcile.apply import Applier, ItemResult
+from cname_flow.reconcile.apply import Applier, BindFixer, ItemResult
 from cname_flow.reconcile.drift import DesiredState, Finding, Observed, Policy, detect
 from cname_flow.reconcile.plan import ReconcilePlan
 
@@ -255,7 +255,8 @@ def statuses(clients: service.Clients, manifest: Manifest) -> tuple[BindingStatu
 
 def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptions, *,
               reviewed: ReconcilePlan | None = None,
-              clock: Callable[[], float] = time.monotonic) -> ReconcileReport:
+              clock: Callable[[], float] = time.monotonic,
+              fix_binds: BindFixer | None = None) -> ReconcileReport:
     """One reconcile run: lock, observe, plan, and with ``opts.apply`` act.
 
     Args:
@@ -264,6 +265,8 @@ def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptio
         opts: policy, apply, budget, deadline, expiry threshold.
         reviewed: a plan from ``--plan-out`` to apply exactly (``opts.apply`` must be set).
         clock: monotonic seconds (injected for tests).
+        fix_binds: runs the BIND fixes elsewhere (scale-out: enqueued for DBOS workers) once
+            the budget and the reviewed plan are checked; None: this process's engine.
 
     Returns:
         The report; its :meth:`ReconcileReport.outcome` decides the exit code.
@@ -289,7 +292,7 @@ def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptio
             if reviewed is not None:
                 reviewed.check_same(plan)
             plan.check_budget(opts.max_changes, force=opts.force)
-            results = Applier(clients, manifest, journal, expires, clock).run(plan)
+            results = Applier(clients, manifest, journal, expires, clock, fix_binds).run(plan)
         return ReconcileReport(plan, True, results, statuses(clients, manifest),
                                clock() - started)
 
