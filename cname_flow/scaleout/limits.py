@@ -5,17 +5,24 @@ Why not DBOS's queue limiter: ``DBOS.register_queue(limiter={"limit": n, "period
 queue's ``workflow_status`` rows whose ``started_at_epoch_ms`` lies within the period
 (``rate_limit_remaining`` in ``dbos/_sys_db.py``, 3.4.0). A binding workflow makes several API
 calls of several APIs at times of its own (retries included), so a start budget cannot bound
-the AddDomainRecord or PutCname calls in a second. Hence this limiter, one row per API.
+the AddDomainRecord or PutCname calls in a second. Hence this limiter, in the same database.
 
 The rule (:class:`SharedRateLimiter`): a call of an API with limit ``n`` per second is granted
-only while fewer than ``n`` grants of that API lie within the last ``window_s`` (1 s plus a
-small margin for the time between a grant and its request reaching the service), decided under
-the API row's lock with the database's clock. So *no* sliding window of ``window_s`` holds more
-than ``n`` grants, across every process and host; a token bucket of rate ``r`` and burst ``b``
-would allow ``r + b`` in one second (measured: 22 PutCname calls in a second at 20/s, burst 2).
+only while fewer than ``n`` calls of that API are *in flight or ended within the last second*,
+decided under the API row's lock with the database's clock. A call counts from its grant until
+one second after its answer (the retry layer reports the end through ``done(action)``,
+:meth:`cname_flow.retry.RetriedCalls._limited`). Since a request reaches the service after its
+grant and before its answer, no sliding second at the service ever sees more than ``n`` of
+them, however late a request leaves (a cold connection, a thread that waited for the GIL) —
+a rule on grant times alone is off by that latency, and a token bucket of rate ``r`` and burst
+``b`` allows ``r + b`` in a second (measured: 22 PutCname calls in a second at 20/s, burst 2).
+The price is the latency: a slot is busy ``latency + 1 s``, so throughput is ``n / (1 +
+latency)`` per second (about 0.95 n at 50 ms).
 
-Table ``cname_flow.rate_windows(api, grants)``: the epoch seconds (database clock) of the
-grants still inside the window, pruned on every decision.
+Tables: ``cname_flow.rate_windows(api)`` (one row per API: its lock) and
+``cname_flow.rate_grants(id, api, granted_at, ended_at)`` (epoch seconds, database clock),
+pruned as they age out. A grant whose end is never reported (its process was killed) counts
+for :data:`IN_FLIGHT_MAX_S`.
 """
 
 from __future__ import annotations
@@ -36,31 +43,52 @@ from cname_flow.quotas import ApiStats
 
 log = get_logger(__name__)
 
-#: Seconds added to the 1-second window: a grant and the request it lets go reach the service
-#: a little apart (thread scheduling, the network), so grants are spaced as if the window were
-#: this much longer. Costs ``margin / (1 + margin)`` of the throughput (under 5 %).
-MARGIN_S = 0.04
+#: Seconds added to the 1-second window, for clock granularity between hosts.
+MARGIN_S = 0.02
+
+#: Seconds a grant whose end was never reported counts as in flight (a killed process): above
+#: the SDK read timeouts, so a slow answer is never mistaken for a lost one.
+IN_FLIGHT_MAX_S = 30.0
 
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS cname_flow;
-CREATE TABLE IF NOT EXISTS cname_flow.rate_windows (
-    api text PRIMARY KEY,
-    grants double precision[] NOT NULL DEFAULT '{}'
+CREATE TABLE IF NOT EXISTS cname_flow.rate_windows (api text PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS cname_flow.rate_grants (
+    id bigserial PRIMARY KEY,
+    api text NOT NULL,
+    granted_at double precision NOT NULL,
+    ended_at double precision
 );
+CREATE INDEX IF NOT EXISTS rate_grants_api ON cname_flow.rate_grants (api);
 """
 
+#: Under the API row's lock: prune, count what is in flight or ended within the window, and
+#: grant (insert) when there is room. Returns (granted id or NULL, now, the earliest end
+#: that will leave the window, or NULL when every counted call is in flight).
 _GRANT_SQL = """
 WITH c AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t),
+pruned AS (
+    DELETE FROM cname_flow.rate_grants AS g USING c
+    WHERE g.api = %(api)s
+      AND coalesce(g.ended_at, g.granted_at + %(stale)s) <= c.t - %(window)s
+),
 live AS (
-    SELECT w.api, c.t,
-           ARRAY(SELECT g FROM unnest(w.grants) AS g WHERE g > c.t - %(window)s ORDER BY g) AS keep
-    FROM cname_flow.rate_windows AS w CROSS JOIN c WHERE w.api = %(api)s
+    SELECT count(*) AS n, min(g.ended_at) AS first_end
+    FROM cname_flow.rate_grants AS g, c
+    WHERE g.api = %(api)s
+      AND coalesce(g.ended_at, g.granted_at + %(stale)s) > c.t - %(window)s
+),
+granted AS (
+    INSERT INTO cname_flow.rate_grants (api, granted_at)
+    SELECT %(api)s, c.t FROM c, live WHERE live.n < %(limit)s
+    RETURNING id
 )
-UPDATE cname_flow.rate_windows AS w
-SET grants = CASE WHEN cardinality(live.keep) < %(limit)s THEN live.keep || live.t
-                  ELSE live.keep END
-FROM live WHERE w.api = live.api
-RETURNING cardinality(live.keep) < %(limit)s, live.t, live.keep[1]
+SELECT (SELECT id FROM granted), c.t, live.first_end FROM c, live
+"""
+
+_END_SQL = """
+UPDATE cname_flow.rate_grants SET ended_at = extract(epoch FROM clock_timestamp())
+WHERE id = %s
 """
 
 #: One advisory-lock key for the DDL, so workers starting at once do not race on it.
@@ -124,7 +152,8 @@ class ConnectionPool:
 
 class SharedRateLimiter:
     """Callable like :class:`~cname_flow.quotas.RateLimiter`: ``limiter(action)`` blocks the
-    calling thread until ``action`` may be sent, then counts the attempt in ``stats``. Actions
+    calling thread until ``action`` may be sent, then counts the attempt in ``stats``; the
+    caller then reports the call's end with :meth:`done` (the retry layer does). Actions
     without a rate pass freely (counted). See the module docstring for the rule.
 
     Args:
@@ -157,9 +186,10 @@ class SharedRateLimiter:
         self._sleep = sleep
         self._pool = ConnectionPool(url, connections)
         self._ready = False
+        self._local = threading.local()
 
     def prepare(self) -> None:
-        """Create the table and one row per limited API (idempotent).
+        """Create the tables and one row per limited API (idempotent).
 
         Raises:
             psycopg.Error: the database refused or is unreachable.
@@ -179,16 +209,35 @@ class SharedRateLimiter:
             waited = self._acquire(action, *limit)
         self.stats.count(action, waited_s=waited)
 
+    def done(self, action: str) -> None:
+        """The call of ``action`` this thread was last granted has ended (answer or error):
+        it leaves the window a second from now. Never raises (an unreported end only keeps
+        the slot for :data:`IN_FLIGHT_MAX_S`)."""
+        grants = self._local.__dict__.setdefault("grants", {})
+        grant = grants.pop(action, None)
+        if grant is None:
+            return
+        try:
+            with self._pool.connection() as conn:
+                conn.execute(_END_SQL, (grant,))
+        except psycopg.Error as exc:
+            log.warning("rate_limit.end_unrecorded", action=action, error=type(exc).__name__)
+
     def close(self) -> None:
         """Close the database connections."""
         self._pool.close()
 
     def _acquire(self, action: str, limit: int, period_s: float) -> float:
-        """Block until a grant of ``action`` is ours; return the seconds waited."""
+        """Block until a grant of ``action`` is ours (kept for :meth:`done`); return the
+        seconds waited.
+
+        Raises:
+            StepError: retryable; the database was unreachable for ``outage_s``.
+        """
         waited, down_since = 0.0, None
         while True:
             try:
-                wait = self._try(action, limit, period_s + self.margin_s)
+                grant, wait = self._try(action, limit, period_s + self.margin_s)
                 down_since = None
             except psycopg.OperationalError as exc:
                 now = time.monotonic()
@@ -199,25 +248,37 @@ class SharedRateLimiter:
                         hint="check that PostgreSQL is up; the step is retried later",
                         retryable=True) from None
                 log.warning("rate_limit.db_unreachable", action=action)
-                wait = 0.5
-            if wait <= 0:
+                grant, wait = None, 0.5
+            if grant is not None:
+                self._local.__dict__.setdefault("grants", {})[action] = grant
                 return waited
             self._sleep(wait)
             waited += wait
 
-    def _try(self, action: str, limit: int, window_s: float) -> float:
-        """One decision under the API row's lock: 0 when granted, else seconds to wait."""
+    def _try(self, action: str, limit: int, window_s: float) -> tuple[int | None, float]:
+        """One decision under the API row's lock.
+
+        Returns:
+            (the grant's id, 0) when granted, else (None, seconds to wait).
+        """
         if not self._ready:
             self.prepare()
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT 1 FROM cname_flow.rate_windows WHERE api = %s FOR UPDATE",
-                         (action,))
-            row = conn.execute(_GRANT_SQL, {"api": action, "limit": limit,
-                                            "window": window_s}).fetchone()
-        if row is None:  # the row vanished (a reset): make it again
-            self._ready = False
-            return 0.01
-        granted, now, oldest = row
-        if granted:
-            return 0.0
-        return max(0.001, float(oldest) + window_s - float(now) + 0.001)
+            locked = conn.execute("SELECT 1 FROM cname_flow.rate_windows WHERE api = %s "
+                                  "FOR UPDATE", (action,)).fetchone()
+            if locked is None:  # the row vanished (a reset): make it again
+                self._ready = False
+                return None, 0.01
+            row = conn.execute(_GRANT_SQL, {"api": action, "limit": limit, "window": window_s,
+                                            "stale": IN_FLIGHT_MAX_S}).fetchone()
+        assert row is not None
+        grant, now, first_end = row
+        if grant is not None:
+            return int(grant), 0.0
+        if first_end is None:  # every counted call is in flight: look again soon
+            return None, _POLL_S
+        return None, max(0.001, float(first_end) + window_s - float(now) + 0.001)
+
+
+#: Seconds between two looks while every counted call of an API is still in flight.
+_POLL_S = 0.02
