@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+
 import cname_flow
 from cname_flow import service
 from cname_flow.config import Settings
-from cname_flow.errors import ConfigError
+from cname_flow.errors import ConfigError, StepError
 from cname_flow.logs import get_logger
 from cname_flow.quotas import ApiStats
 from cname_flow.scaleout import workflows
@@ -86,8 +88,8 @@ def executor_id(given: str | None = None, env: Mapping[str, str] | None = None) 
     env = os.environ if env is None else env
     value = given or env.get(EXECUTOR_ID_ENV) or socket.gethostname()
     if not value or not all(c.isalnum() or c in ".-_:" for c in value) or len(value) > 128:
-        raise ConfigError(f"executor id {value!r}: use 1-128 letters, digits, '.', '-', '_', ':' "
-                          f"(--executor-id or {EXECUTOR_ID_ENV})")
+        raise ConfigError([f"executor id {value!r}: use 1-128 letters, digits, '.', '-', '_', "
+                           f"':' (--executor-id or {EXECUTOR_ID_ENV})"])
     return value
 
 
@@ -99,8 +101,10 @@ def store_url(settings: Settings) -> str:
     """
     url = settings.store.url
     if not url:
-        raise ConfigError("a worker needs the PostgreSQL store: set store.url in the config "
-                          "or CNAME_FLOW_STORE_URL (postgresql://user@host:5432/database)")
+        raise ConfigError(["store.url: a worker needs the PostgreSQL store: set store.url in "
+                           "the config or CNAME_FLOW_STORE_URL "
+                           "(postgresql://user@host:5432/database)"],
+                          source=str(settings.source or ""))
     return url
 
 
@@ -173,11 +177,16 @@ class Worker:
 
         Raises:
             ConfigError: credentials or settings unusable.
-            psycopg.Error, sqlalchemy errors: the database is unreachable.
+            StepError: retryable; the database is unreachable (exit 75).
         """
         from dbos import DBOS
 
-        self.limiter.prepare()
+        try:
+            self.limiter.prepare()
+        except psycopg.OperationalError as exc:
+            raise StepError(f"the store's database at {redacted(self.url)} is unreachable "
+                            f"({type(exc).__name__})", retryable=True,
+                            hint="check that PostgreSQL is up and store.url is right") from None
         self._stack.callback(self.limiter.close)
         clients = service.Clients.from_settings(self.settings, self.env,
                                                 rate_limiter=self.limiter,
