@@ -31,7 +31,7 @@ from cname_flow.errors import Interrupted
               help="A worker silent this many seconds is dead: another worker takes over its "
                    "bindings.")
 @click.option("--reconcile-schedule", "cron", default=None, metavar="CRON",
-              help="Also run the scheduled reconcile (DBOS cron, seconds field first); every "
+              help="Also register the scheduled reconcile every CRON (DBOS cron syntax); every "
                    "worker may carry it, one run per slot fires.")
 @click.pass_obj
 @guarded

@@ -66,8 +66,8 @@ class WorkerOptions:
         lapse_s: seconds without a beat after which another worker recovers this one's work.
         polling_s: seconds between two looks at the queue (DBOS's default is 1).
         grace_s: seconds workflows in flight get to end on a stop.
-        reconcile_schedule: a cron expression (seconds field first, as DBOS's) for the
-            scheduled reconcile, or None (see :func:`register_schedule`).
+        reconcile_schedule: a cron expression (DBOS's syntax) for the scheduled reconcile,
+            or None (see :func:`register_schedule`).
     """
 
     executor_id: str
@@ -134,19 +134,30 @@ def dbos_config(settings: Settings, options: WorkerOptions) -> DBOSConfig:
     )
 
 
-def register_schedule(settings: Settings, cron: str) -> bool:
-    """Register the scheduled reconcile of :mod:`cname_flow.scaleout.schedule` (``register
-    (settings, cron)``), when that module exists.
+def schedule_module() -> Any | None:
+    """:mod:`cname_flow.scaleout.schedule` (the scheduled reconcile), imported so that its
+    DBOS workflows are registered before launch (DBOS runs and recovers only workflows it
+    knows), or None when this build has no such module."""
+    try:
+        return importlib.import_module("cname_flow.scaleout.schedule")
+    except ModuleNotFoundError as exc:
+        if exc.name != "cname_flow.scaleout.schedule":
+            raise
+        return None
+
+
+def register_schedule(settings: Settings, cron: str, module: Any | None) -> bool:
+    """After launch: ``module.register(settings, cron)``, the scheduled reconcile every
+    ``cron`` (DBOS cron syntax, https://docs.dbos.dev/python/reference/decorators#scheduled;
+    every worker may register it, DBOS fires one run per slot).
 
     Returns:
-        Whether a schedule was registered.
+        Whether a schedule was registered (False without the module).
     """
-    try:
-        schedule: Any = importlib.import_module("cname_flow.scaleout.schedule")
-    except ModuleNotFoundError:
+    if module is None:
         log.warning("worker.no_schedule_module", cron=cron)
         return False
-    schedule.register(settings, cron)
+    module.register(settings, cron)
     return True
 
 
@@ -196,6 +207,7 @@ class Worker:
             store = self._stack.enter_context(service.open_store(self.settings))
         workflows.install(Stepper(clients, store, backoff=BackoffPolicy(),
                                   lock_wait_s=min(1.0, self.settings.journal.lock_wait_s)))
+        schedule = schedule_module()
         started = time.monotonic()
         DBOS(config=dbos_config(self.settings, self.options))
         DBOS.launch()
@@ -204,7 +216,7 @@ class Worker:
                             polling_interval_sec=self.options.polling_s,
                             on_conflict="always_update")
         if self.options.reconcile_schedule:
-            register_schedule(self.settings, self.options.reconcile_schedule)
+            register_schedule(self.settings, self.options.reconcile_schedule, schedule)
         self.heartbeat.start()
         log.warning("worker.started", executor=self.options.executor_id, queue=BIND_QUEUE,
                     concurrency=self.options.concurrency, store=redacted(self.url),

@@ -18,11 +18,13 @@ a later run. A binding another process holds is tried again every second, for at
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from dbos import DBOS
 
 from cname_flow.scaleout.spec import BIND_WORKFLOW, BindingSpec
-from cname_flow.scaleout.stepper import StepOutcome, Stepper
+from cname_flow.scaleout.stepper import StepOutcome
+from cname_flow.workflow.driver import BackoffPolicy
 
 #: Rounds a workflow waits for a binding another process holds before leaving it.
 MAX_LOCKED_ROUNDS = 600
@@ -32,18 +34,34 @@ MAX_LOCKED_ROUNDS = 600
 #: errors out.
 STEP_ATTEMPTS = 10
 
-_installed: list[Stepper] = []
+
+
+class Advancer(Protocol):
+    """What a binding workflow drives: :class:`~cname_flow.scaleout.stepper.Stepper`."""
+
+    backoff: BackoffPolicy
+
+    def advance(self, spec: BindingSpec, renewals: int = 0) -> StepOutcome:
+        """Run the binding's next step (see :meth:`Stepper.advance`)."""
+        ...
+
+    def finished(self, spec: BindingSpec) -> None:
+        """Forget what this process kept of the binding."""
+        ...
+
+
+_installed: list[Advancer] = []
 _install_lock = threading.Lock()
 
 
-def install(stepper: Stepper) -> None:
+def install(stepper: Advancer) -> None:
     """Make ``stepper`` the one this process's binding workflows use (a worker's, built once
     at start: its store, clients and shared limiter)."""
     with _install_lock:
         _installed[:] = [stepper]
 
 
-def installed() -> Stepper:
+def installed() -> Advancer:
     """The process's stepper.
 
     Raises:

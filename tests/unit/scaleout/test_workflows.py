@@ -13,14 +13,16 @@ import pytest
 import cname_flow
 from cname_flow import service
 from cname_flow.config import Settings, load_settings
-from cname_flow.model import Phase, Step
+from cname_flow.model import Binding, Phase, Step
 from cname_flow.sandbox.app import Sandbox
 from cname_flow.scaleout import spec as specs
-from cname_flow.scaleout.app import Worker, WorkerOptions, redacted
+from cname_flow.scaleout import workflows
+from cname_flow.scaleout.app import Worker, WorkerOptions, dbos_config, redacted
 from cname_flow.scaleout.limits import SharedRateLimiter
-from cname_flow.scaleout.stepper import StepOutcome, Stepper
+from cname_flow.scaleout.stepper import Status, StepOutcome, Stepper
 from cname_flow.store import JsonStore
 from cname_flow.workflow import driver
+from cname_flow.workflow.driver import BackoffPolicy
 from tests.e2e.bindkit import count_calls, write_config
 
 
@@ -183,3 +185,78 @@ def test_the_worker_limiter_is_shared_through_the_database(pg_url: str) -> None:
     assert time.monotonic() - started >= 0.9  # the 4th call waited for the window
     a.close()
     b.close()
+
+
+class Scripted:
+    """An :class:`~cname_flow.scaleout.workflows.Advancer` answering scripted outcomes per
+    domain (the last one repeats), recording each call's ``renewals``."""
+
+    def __init__(self, scripts: dict[str, list[StepOutcome]], max_attempts: int) -> None:
+        self.scripts = scripts
+        self.backoff = BackoffPolicy(max_attempts=max_attempts)
+        self.calls: dict[str, list[int]] = {d: [] for d in scripts}
+        self.ended: list[str] = []
+
+    def advance(self, spec: specs.BindingSpec, renewals: int = 0) -> StepOutcome:
+        domain = spec["domain"]
+        self.calls[domain].append(renewals)
+        script = self.scripts[domain]
+        return script[min(len(self.calls[domain]), len(script)) - 1]
+
+    def finished(self, spec: specs.BindingSpec) -> None:
+        self.ended.append(spec["domain"])
+
+
+def outcome(status: Status, phase: str, *, retryable: bool = False,
+            delay_s: float = 0.0) -> StepOutcome:
+    return StepOutcome(status=status, phase=phase, step=None, retryable=retryable,
+                       delay_s=delay_s, error=None if status != "failed" else "Boom")
+
+
+def test_the_workflow_retries_with_durable_sleeps_renews_and_gives_up_as_scripted(
+    pg_url: str,
+) -> None:
+    from dbos import DBOS, DBOSClient, WorkflowHandle
+
+    settings = Settings.model_validate({"store": {"url": pg_url}})
+    retry = outcome("failed", "TXT_WRITTEN", retryable=True, delay_s=0.3)
+    scripted = Scripted({
+        "retry.example.com": [retry, retry, outcome("done", "BOUND")],
+        "perm.example.com": [outcome("failed", "FAILED")],
+        "exhaust.example.com": [retry],
+        "renew.example.com": [outcome("renewed", "PENDING"), outcome("done", "BOUND")],
+        "ended.example.com": [outcome("ended", "BOUND")],
+        "locked.example.com": [outcome("locked", "PENDING", retryable=True, delay_s=0.1),
+                               outcome("done", "BOUND")],
+    }, max_attempts=3)
+    workflows.install(scripted)
+    DBOS(config=dbos_config(settings, WorkerOptions(executor_id="scripted", concurrency=8)))
+    DBOS.launch()
+    DBOS.register_queue(specs.BIND_QUEUE, worker_concurrency=8, polling_interval_sec=0.1,
+                        on_conflict="always_update")
+    client = DBOSClient(system_database_url=pg_url)
+    started = time.monotonic()
+    try:
+        results = {}
+        for domain in scripted.scripts:
+            binding = Binding(domain=domain, bucket="b", region="cn-hangzhou")
+            handle: WorkflowHandle[str] = client.enqueue(
+                {"queue_name": specs.BIND_QUEUE, "workflow_name": specs.BIND_WORKFLOW,
+                 "workflow_id": specs.workflow_id("job-s", binding.key),
+                 "app_version": cname_flow.__version__}, specs.encode(binding, "job-s"))
+            results[domain] = handle
+        got = {d: h.get_result() for d, h in results.items()}
+    finally:
+        client.destroy()
+        DBOS.destroy()
+    assert got == {"retry.example.com": "BOUND", "perm.example.com": "FAILED",
+                   "exhaust.example.com": "TXT_WRITTEN", "renew.example.com": "BOUND",
+                   "ended.example.com": "BOUND", "locked.example.com": "BOUND"}
+    assert len(scripted.calls["retry.example.com"]) == 3
+    assert len(scripted.calls["perm.example.com"]) == 1
+    assert len(scripted.calls["exhaust.example.com"]) == 3  # max_attempts failures, then left
+    assert scripted.calls["renew.example.com"] == [0, 1]  # the renewal is carried
+    assert len(scripted.calls["ended.example.com"]) == 1
+    assert len(scripted.calls["locked.example.com"]) == 2
+    assert time.monotonic() - started >= 0.6  # the two durable sleeps of "retry" were slept
+    assert sorted(scripted.ended) == sorted(scripted.scripts)
