@@ -32,8 +32,11 @@ log = get_logger(__name__)
 
 Status = Literal["done", "ended", "failed", "renewed", "locked"]
 
-#: Phases at which a binding's workflow ends at once (a re-enqueued binding already done).
-ENDED: frozenset[Phase] = frozenset({Phase.BOUND, Phase.FAILED})
+#: Phases at which a binding's workflow ends at once: a binding already bound (enqueued
+#: again, or its last step re-run after a crash). A binding FAILED or UNBOUND earlier starts a
+#: fresh pass at PENDING, as a local ``bind`` of it does; a submitter that means to skip
+#: failed bindings (``batch run`` without ``--retry-failed``) does not enqueue them.
+ENDED: frozenset[Phase] = frozenset({Phase.BOUND})
 
 #: Seconds a workflow waits before trying a binding another process holds again.
 LOCKED_RETRY_S = 1.0
@@ -42,8 +45,8 @@ LOCKED_RETRY_S = 1.0
 class StepOutcome(TypedDict):
     """What one :meth:`Stepper.advance` did (JSON-safe: DBOS checkpoints it).
 
-    Keys: ``status`` (``done``: a step ran; ``ended``: the binding was already BOUND or FAILED,
-    nothing ran; ``failed``: the step failed, journaled; ``renewed``: the CNAME token had
+    Keys: ``status`` (``done``: a step ran; ``ended``: the binding was already BOUND, nothing
+    ran; ``failed``: the step failed, journaled; ``renewed``: the CNAME token had
     expired, back to PENDING; ``locked``: another process holds the binding, nothing ran),
     ``phase`` (the binding's phase now), ``step`` (the step run, or None), ``retryable``
     (whether trying again may succeed), ``delay_s`` (seconds to wait before that), ``error``

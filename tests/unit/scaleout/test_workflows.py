@@ -260,3 +260,16 @@ def test_the_workflow_retries_with_durable_sleeps_renews_and_gives_up_as_scripte
     assert len(scripted.calls["locked.example.com"]) == 2
     assert time.monotonic() - started >= 0.6  # the two durable sleeps of "retry" were slept
     assert sorted(scripted.ended) == sorted(scripted.scripts)
+
+
+def test_a_failed_binding_enqueued_again_starts_a_fresh_pass(
+    tmp_path: Path, sandbox: Sandbox, store: JsonStore,
+) -> None:
+    settings = settings_for(tmp_path, sandbox)
+    stepper = stepper_for(settings, sandbox, store)
+    spec = spec_of(settings, "www.not-hosted.org")
+    assert stepper.advance(spec)["phase"] == "FAILED"
+    calls = count_calls(sandbox, ["DescribeDomains", "DescribeDomainInfo", "ListCname"])
+    again = stepper.advance(spec)
+    assert again["status"] == "failed" and again["step"] == "create_token"
+    assert any(calls.values())  # it looked again
