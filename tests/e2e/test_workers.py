@@ -58,26 +58,34 @@ def configure(sb: SandboxEnv, url: str) -> None:
     sb.config.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
 
 
-@contextmanager
-def workers(sb: SandboxEnv, tmp_path: Path, names: Sequence[str]
-            ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Start ``cname-flow worker`` processes; SIGTERM (then kill) whatever is left at the end."""
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    for name in names:
-        log = (tmp_path / f"{name}.log").open("wb")
-        procs[name] = subprocess.Popen(
+def start_worker(sb: SandboxEnv, tmp_path: Path, name: str, *, log_name: str | None = None,
+                 lapse_s: float = LAPSE_S) -> subprocess.Popen[bytes]:
+    """Start ``cname-flow worker --executor-id NAME`` and wait for its startup line (DBOS
+    creates its tables at the first launch)."""
+    log_file = tmp_path / f"{log_name or name}.log"
+    with log_file.open("wb") as log:
+        proc = subprocess.Popen(
             [sys.executable, "-m", "cname_flow", "--config", str(sb.config), "worker",
              "--executor-id", name, "--concurrency", "16", "--heartbeat-s", "0.5",
-             "--lapse-s", str(LAPSE_S)],
+             "--lapse-s", str(lapse_s)],
             env=sb.env, stdout=log, stderr=subprocess.STDOUT)
+    end = time.monotonic() + 90
+    while f"worker {name}: queue" not in log_file.read_text(errors="replace"):
+        assert proc.poll() is None, log_file.read_text(errors="replace")
+        assert time.monotonic() < end, log_file.read_text(errors="replace")
+        time.sleep(0.1)
+    return proc
+
+
+@contextmanager
+def workers(sb: SandboxEnv, tmp_path: Path, names: Sequence[str], *, lapse_s: float = LAPSE_S,
+            ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Start workers; at the end SIGTERM (then kill) every process left in the dict (a test
+    adds the ones it starts later)."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        end = time.monotonic() + 90
-        for name, proc in procs.items():  # DBOS creates its tables at the first launch
-            log_file = tmp_path / f"{name}.log"
-            while f"worker {name}: queue" not in log_file.read_text(errors="replace"):
-                assert proc.poll() is None, log_file.read_text(errors="replace")
-                assert time.monotonic() < end, log_file.read_text(errors="replace")
-                time.sleep(0.1)
+        for name in names:
+            procs[name] = start_worker(sb, tmp_path, name, lapse_s=lapse_s)
         yield procs
     finally:
         for proc in procs.values():
@@ -225,3 +233,32 @@ def test_postgres_restarted_mid_job_loses_nothing(tmp_path: Path) -> None:
     assert set(results.values()) == {"BOUND"}
     assert settings.store.url == url
     check_sandbox(sb, todo, calls)
+
+
+def test_a_killed_worker_restarted_with_its_id_finishes_its_bindings(tmp_path: Path) -> None:
+    """No survivor (one worker, a lapse far away): the restart itself recovers the pending
+    workflows of its executor id (DBOS's recovery at launch)."""
+    n = 60
+    todo = bindings("k", n)
+    with postgres() as server, sandbox_env(tmp_path, lagging_world(n)) as sb:
+        url = server.create_database()
+        configure(sb, url)
+        calls = count_calls(sb.sandbox, WATCHED)
+        with workers(sb, tmp_path, ["solo"], lapse_s=600) as procs:
+            enqueue(url, "job-restart-worker", todo)
+            end = time.monotonic() + 120
+            while not (statuses(url).get("SUCCESS", 0) >= 10 and pending_of(url, "solo") > 0):
+                assert time.monotonic() < end, statuses(url)
+                time.sleep(0.1)
+            procs["solo"].send_signal(signal.SIGKILL)
+            procs["solo"].wait()
+            orphaned = pending_of(url, "solo")
+            assert orphaned > 0 and statuses(url).get("SUCCESS", 0) < n
+            procs["solo-again"] = start_worker(sb, tmp_path, "solo", log_name="solo-again",
+                                               lapse_s=600)
+            counts = wait_for(url, n, 240, procs, tmp_path)
+        results = outputs(url)
+    assert counts == {"SUCCESS": n}
+    assert set(results.values()) == {"BOUND"}
+    check_sandbox(sb, todo, calls)
+    assert len(calls["AddDomainRecord"]) == n
