@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
+from typing import Any
 
 import click
 
 from cname_flow.cli.common import CliState, guarded
 from cname_flow.errors import Interrupted
+from cname_flow.reconcile.drift import Policy
 
 
 @click.command()
@@ -31,12 +34,25 @@ from cname_flow.errors import Interrupted
               help="A worker silent this many seconds is dead: another worker takes over its "
                    "bindings.")
 @click.option("--reconcile-schedule", "cron", default=None, metavar="CRON",
-              help="Also register the scheduled reconcile every CRON (DBOS cron syntax); every "
-                   "worker may carry it, one run per slot fires.")
+              help="Also register the scheduled reconcile every CRON (5 or 6 fields, seconds "
+                   "first, UTC); every worker may carry it, one run per slot fires.")
+@click.option("--reconcile-manifest", type=click.Path(path_type=Path, exists=True,
+                                                      dir_okay=False), default=None,
+              help="The desired state of the scheduled reconcile (with --reconcile-schedule).")
+@click.option("--reconcile-apply", is_flag=True,
+              help="Scheduled passes act on their plan (default: only report).")
+@click.option("--reconcile-policy", type=click.Choice([str(p) for p in Policy]), default=None,
+              help="upsert-only (default), sync or report-only, as `reconcile --policy`.")
+@click.option("--reconcile-max-changes", type=click.IntRange(min=0), default=None,
+              help="Change budget of a scheduled pass, as `reconcile --max-changes`.")
+@click.option("--reconcile-force", is_flag=True,
+              help="Scheduled passes may apply a plan over the change budget.")
+@click.option("--reconcile-require-review", is_flag=True,
+              help="Scheduled passes only report (a reviewed plan is applied by hand).")
 @click.pass_obj
 @guarded
 def worker(obj: CliState, executor_id: str | None, concurrency: int | None,
-           heartbeat_s: float, lapse_s: float, cron: str | None) -> None:
+           heartbeat_s: float, lapse_s: float, cron: str | None, **reconcile: Any) -> None:
     """Run binding workflows queued in PostgreSQL until SIGTERM/SIGINT."""
     from cname_flow.scaleout import app
     from cname_flow.scaleout.spec import BIND_QUEUE
@@ -48,7 +64,8 @@ def worker(obj: CliState, executor_id: str | None, concurrency: int | None,
     options = app.WorkerOptions(
         executor_id=app.executor_id(executor_id),
         concurrency=concurrency or min(64, settings.batch.concurrency),
-        heartbeat_s=heartbeat_s, lapse_s=lapse_s, reconcile_schedule=cron)
+        heartbeat_s=heartbeat_s, lapse_s=lapse_s, reconcile_schedule=cron,
+        reconcile=_schedule_options(cron, reconcile))
     stop = threading.Event()
     received: list[int] = []
 
@@ -69,3 +86,27 @@ def worker(obj: CliState, executor_id: str | None, concurrency: int | None,
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     raise Interrupted(received[0])
+
+
+def _schedule_options(cron: str | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``schedule.register`` from the ``--reconcile-*`` options.
+
+    Raises:
+        click.UsageError: ``--reconcile-*`` without ``--reconcile-schedule``, or a schedule
+            without ``--reconcile-manifest``.
+    """
+    used = {k: v for k, v in given.items() if v not in (None, False)}
+    if cron is None:
+        if used:
+            names = ", ".join("--" + k.replace("_", "-") for k in sorted(used))
+            raise click.UsageError(f"{names}: only with --reconcile-schedule")
+        return {}
+    if given.get("reconcile_manifest") is None:
+        raise click.UsageError("--reconcile-schedule needs --reconcile-manifest FILE")
+    options: dict[str, Any] = {
+        "manifest": given["reconcile_manifest"], "apply": given["reconcile_apply"],
+        "force": given["reconcile_force"], "require_review": given["reconcile_require_review"],
+        "max_changes": given["reconcile_max_changes"]}
+    if given.get("reconcile_policy"):
+        options["policy"] = Policy(given["reconcile_policy"])
+    return options

@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -68,6 +68,9 @@ class WorkerOptions:
         grace_s: seconds workflows in flight get to end on a stop.
         reconcile_schedule: a cron expression (DBOS's syntax) for the scheduled reconcile,
             or None (see :func:`register_schedule`).
+        reconcile: the schedule's options, keyword arguments of
+            ``cname_flow.scaleout.schedule.register`` (``manifest``, ``apply``, ``policy``,
+            ``max_changes``, ``force``, ``require_review``...).
     """
 
     executor_id: str
@@ -77,6 +80,7 @@ class WorkerOptions:
     polling_s: float = 0.2
     grace_s: float = 20.0
     reconcile_schedule: str | None = None
+    reconcile: Mapping[str, Any] = field(default_factory=dict)
 
 
 def executor_id(given: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -146,18 +150,24 @@ def schedule_module() -> Any | None:
         return None
 
 
-def register_schedule(settings: Settings, cron: str, module: Any | None) -> bool:
-    """After launch: ``module.register(settings, cron)``, the scheduled reconcile every
-    ``cron`` (DBOS cron syntax, https://docs.dbos.dev/python/reference/decorators#scheduled;
-    every worker may register it, DBOS fires one run per slot).
+def register_schedule(settings: Settings, options: WorkerOptions, module: Any | None) -> bool:
+    """After launch: ``module.register(settings, cron=…, **options.reconcile)``, the scheduled
+    reconcile every ``options.reconcile_schedule`` (DBOS cron syntax; every worker may register
+    it, DBOS fires one run per slot: https://docs.dbos.dev/python/tutorials/scheduled-workflows).
 
     Returns:
-        Whether a schedule was registered (False without the module).
+        Whether a schedule was registered (False without the module or a schedule).
+
+    Raises:
+        CnameFlowError: the module refused the cron or the manifest (InputError, ConfigError).
     """
+    cron = options.reconcile_schedule
+    if cron is None:
+        return False
     if module is None:
         log.warning("worker.no_schedule_module", cron=cron)
         return False
-    module.register(settings, cron)
+    module.register(settings, cron=cron, **dict(options.reconcile))
     return True
 
 
@@ -208,6 +218,8 @@ class Worker:
         workflows.install(Stepper(clients, store, backoff=BackoffPolicy(),
                                   lock_wait_s=min(1.0, self.settings.journal.lock_wait_s)))
         schedule = schedule_module()
+        if schedule is not None and hasattr(schedule, "use_settings"):
+            schedule.use_settings(self.settings)  # scheduled passes here use these settings
         started = time.monotonic()
         DBOS(config=dbos_config(self.settings, self.options))
         DBOS.launch()
@@ -215,8 +227,7 @@ class Worker:
         DBOS.register_queue(BIND_QUEUE, worker_concurrency=self.options.concurrency,
                             polling_interval_sec=self.options.polling_s,
                             on_conflict="always_update")
-        if self.options.reconcile_schedule:
-            register_schedule(self.settings, self.options.reconcile_schedule, schedule)
+        register_schedule(self.settings, self.options, schedule)
         self.heartbeat.start()
         log.warning("worker.started", executor=self.options.executor_id, queue=BIND_QUEUE,
                     concurrency=self.options.concurrency, store=redacted(self.url),

@@ -8,14 +8,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 import yaml
 
+from cname_flow.config import Settings
 from cname_flow.errors import ConfigError
-from cname_flow.scaleout.app import EXECUTOR_ID_ENV, executor_id
+from cname_flow.scaleout.app import (
+    EXECUTOR_ID_ENV,
+    WorkerOptions,
+    executor_id,
+    register_schedule,
+)
 from tests.e2e.bindkit import SandboxEnv, sandbox_env
 from tests.postgres import free_port
 
@@ -100,3 +107,38 @@ def test_executor_id_comes_from_the_option_then_the_environment_then_the_host() 
     assert executor_id(None, {})  # the host name
     with pytest.raises(ConfigError, match="executor id"):
         executor_id("bad id/with slash", {})
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--reconcile-apply"], "--reconcile-apply: only with --reconcile-schedule"),
+    (["--reconcile-schedule", "0 * * * * *"], "needs --reconcile-manifest"),
+])
+def test_worker_refuses_inconsistent_schedule_options_with_exit_2(
+    tmp_path: Path, args: list[str], message: str,
+) -> None:
+    with sandbox_env(tmp_path) as sb:
+        set_store(sb, f"postgresql://cname@127.0.0.1:{free_port()}/cf")
+        done = sb.cli("worker", "--executor-id", "w1", *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_register_schedule_passes_the_cron_and_the_options_to_the_module(
+    tmp_path: Path,
+) -> None:
+    calls: list[tuple[Settings, dict[str, Any]]] = []
+
+    class Module:
+        @staticmethod
+        def register(settings: Settings, **kwargs: Any) -> None:
+            calls.append((settings, kwargs))
+
+    settings = Settings()
+    manifest = tmp_path / "m.yaml"
+    options = WorkerOptions(executor_id="w1", reconcile_schedule="0 */5 * * * *",
+                            reconcile={"manifest": manifest, "apply": True})
+    assert register_schedule(settings, options, Module()) is True
+    assert calls == [(settings, {"cron": "0 */5 * * * *", "manifest": manifest, "apply": True})]
+    assert register_schedule(settings, options, None) is False  # no schedule module: no-op
+    assert register_schedule(settings, WorkerOptions(executor_id="w1"), Module()) is False
+    assert len(calls) == 1
