@@ -20,6 +20,12 @@ Usage::
 
 ``--store`` measures the shared store of record (:class:`cname_flow.store.JsonStore`: append
 lock, catch-up from the last offset) instead of a one-writer journal file.
+
+``--store-url postgresql://…`` measures the PostgreSQL store
+(:class:`cname_flow.store.postgres.PgStore`: one transaction per ``record``, one per group).
+Each size gets a database of its own (``CREATE DATABASE cname_flow_bench_…``, dropped at the
+end: the URL's user needs CREATEDB); durability is the server's (``synchronous_commit``), so
+``no-fsync`` is left out.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from pathlib import Path
 from cname_flow.journal import Journal, JournalEvent
 from cname_flow.model import Phase, Step
 from cname_flow.store import JsonStore
+from cname_flow.store.postgres import PgStore
 
 GROUP = 50
 _FLOW = [
@@ -63,8 +70,10 @@ def transitions(bindings: int, start: int = 0) -> Iterator[JournalEvent]:
         n += 1
 
 
+#: What is measured: a journal file, the JSON store, or the PostgreSQL store.
+Log = Journal | PgStore
 #: Opens the log under test at a path: a one-writer Journal, or (``--store``) the shared store.
-Opener = Callable[[Path, bool], Journal]
+Opener = Callable[[Path, bool], Log]
 
 
 def open_journal(path: Path, fsync: bool) -> Journal:
@@ -78,6 +87,37 @@ def open_store(path: Path, fsync: bool) -> Journal:
     return JsonStore(path, fsync=fsync)
 
 
+class PgOpener:
+    """Opens a :class:`PgStore` in a database of its own per path (``--store-url``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.made: list[str] = []
+
+    def _database(self, path: Path) -> str:
+        import psycopg
+
+        name = "cname_flow_bench_" + "".join(c if c.isalnum() else "_" for c in path.stem)
+        if name not in self.made:
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                conn.execute(f'CREATE DATABASE "{name}"')
+            self.made.append(name)
+        base, _, _ = self.url.partition("?")
+        return base.rsplit("/", 1)[0] + "/" + name
+
+    def __call__(self, path: Path, fsync: bool) -> PgStore:
+        return PgStore(self._database(path))
+
+    def drop(self) -> None:
+        """Drop the databases made."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for name in self.made:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
 def prefill(path: Path, size: int, opener: Opener = open_journal) -> int:
     """Write ``size`` transitions (no fsync); return the number of bindings used."""
     bindings = max(1, size // len(_FLOW))
@@ -88,7 +128,7 @@ def prefill(path: Path, size: int, opener: Opener = open_journal) -> int:
     return bindings
 
 
-def time_single(journal: Journal, stream: Iterator[JournalEvent]) -> float:
+def time_single(journal: Log, stream: Iterator[JournalEvent]) -> float:
     """Nanoseconds for one ``record`` call."""
     item = next(stream)
     begin = time.perf_counter_ns()
@@ -96,7 +136,7 @@ def time_single(journal: Journal, stream: Iterator[JournalEvent]) -> float:
     return time.perf_counter_ns() - begin
 
 
-def time_group(journal: Journal, stream: Iterator[JournalEvent]) -> float:
+def time_group(journal: Log, stream: Iterator[JournalEvent]) -> float:
     """Nanoseconds per transition of one ``group()`` of :data:`GROUP` records."""
     items = [next(stream) for _ in range(GROUP)]
     begin = time.perf_counter_ns()
@@ -106,7 +146,7 @@ def time_group(journal: Journal, stream: Iterator[JournalEvent]) -> float:
     return (time.perf_counter_ns() - begin) / GROUP
 
 
-Timer = Callable[[Journal, Iterator[JournalEvent]], float]
+Timer = Callable[[Log, Iterator[JournalEvent]], float]
 
 
 def measure(
@@ -119,13 +159,13 @@ def measure(
     samples are taken round-robin over the sizes, so disk-latency drift hits every size alike.
     """
     with contextlib.ExitStack() as stack:
-        opened: list[tuple[Journal, Iterator[JournalEvent]]] = []
+        opened: list[tuple[Log, Iterator[JournalEvent]]] = []
         for size in sizes:
             path = workdir / f"j{size}-{timer.__name__}-{fsync}.jsonl"
             bindings = prefill(path, size, opener)
-            opened.append(
-                (stack.enter_context(opener(path, fsync)), transitions(bindings, size))
-            )
+            log = opener(path, fsync)
+            stack.enter_context(log)
+            opened.append((log, transitions(bindings, size)))
         os.sync()
         costs: list[list[float]] = [[] for _ in sizes]
         for _ in range(rounds):
@@ -142,23 +182,31 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where the temp dir goes")
     parser.add_argument("--store", action="store_true",
                         help="measure the shared store of record (JsonStore) instead")
+    parser.add_argument("--store-url", default=None,
+                        help="measure the PostgreSQL store at this server instead")
     args = parser.parse_args()
-    opener = open_store if args.store else open_journal
+    pg = PgOpener(args.store_url) if args.store_url else None
+    opener: Opener = pg or (open_store if args.store else open_journal)
     sizes = [int(size) for size in args.sizes.split(",")]
     modes: list[tuple[str, Timer, int, bool]] = [
         ("record", time_single, args.samples, True),
         (f"group/{GROUP}", time_group, args.groups, True),
         ("no-fsync", time_single, args.samples, False),
     ]
+    modes = modes[:2] if pg else modes
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="cname-flow-bench-") as tmp:
         print(
             f"journal bench in {tmp}: median µs per transition "
             f"({args.samples} records, {args.groups} groups of {GROUP} per size)"
         )
-        columns = [
-            measure(Path(tmp), sizes, rounds, timer, fsync=fsync, opener=opener)
-            for _, timer, rounds, fsync in modes
-        ]
+        try:
+            columns = [
+                measure(Path(tmp), sizes, rounds, timer, fsync=fsync, opener=opener)
+                for _, timer, rounds, fsync in modes
+            ]
+        finally:
+            if pg is not None:
+                pg.drop()
     print(f"{'transitions':>13}" + "".join(f"{name:>12}" for name, *_ in modes))
     for row, size in enumerate(sizes):
         print(f"{size:>13,}" + "".join(f"{column[row]:>12.1f}" for column in columns))

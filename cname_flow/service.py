@@ -46,8 +46,8 @@ from cname_flow.oss.base import OssCnameApi
 from cname_flow.oss.regions import RegionalOss
 from cname_flow.propagation.checker import PropagationChecker, Round
 from cname_flow.quotas import RateLimiter
-from cname_flow.store import BindingStore, JsonStore, prunable
-from cname_flow.store.jobs import job_files
+from cname_flow.store import BindingStore, prunable, read_all
+from cname_flow.store import open_store as store_of
 from cname_flow.store.jsonl import STORE_FILE
 from cname_flow.workflow import runner
 from cname_flow.workflow.context import Ports, StepContext
@@ -124,44 +124,29 @@ def journal_path(settings: Settings, name: str = BIND_JOURNAL) -> Path:
     return Path(settings.journal.dir) / name
 
 
-def open_store(settings: Settings) -> JsonStore:
-    """The store of record under ``journal.dir`` with the ``journal.lock_wait_s`` wait; not
-    open yet: use it as a context manager (``with open_store(settings) as store``).
+def open_store(settings: Settings) -> BindingStore:
+    """The store of record (:func:`cname_flow.store.open_store`: PostgreSQL when ``store.url``
+    is set, else the JSON store under ``journal.dir``), not yet open: use it as a context
+    manager (``with open_store(settings) as store``).
 
     Raises (on open):
-        Locked: the store is being rewritten, or a process of the previous version holds it.
-        JournalCorrupt: the store file is unreadable.
+        Locked: (JSON) the store is being rewritten, or a process of the previous version holds
+            it. JournalCorrupt: the store is unreadable. JournalError: (PostgreSQL) unreachable.
     """
-    return JsonStore(Path(settings.journal.dir), lock_wait_s=settings.journal.lock_wait_s)
+    return store_of(Path(settings.journal.dir), url=settings.store.url,
+                    lock_wait_s=settings.journal.lock_wait_s)
 
 
 def read_bindings(settings: Settings) -> Mapping[str, BindingRecord]:
-    """Every binding in the store, whatever made it (read-only use: ``status``, ``plan``).
-
-    A fresh machine (no store, no job) has none, and nothing is created for it. Journals of
-    the previous format are folded in first (:mod:`cname_flow.store.legacy`).
+    """Every binding in the store, whatever made it (read-only use: ``status``, ``plan``); a
+    fresh machine has none, and nothing is created for it (:func:`cname_flow.store.read_all`).
 
     Raises:
-        ConfigError: ``journal.dir`` cannot be used (a file, or under one; not searchable),
-            as every other command reports it (:func:`cname_flow.journal.files.location_error`).
-        Locked: as :func:`open_store`.
-        JournalCorrupt: the store file is unreadable.
+        ConfigError: ``journal.dir`` cannot be used. Locked, JournalCorrupt, JournalError: as
+            :func:`open_store`.
     """
-    import os  # here, with the next import, so this change stays inside read_bindings
-
-    from cname_flow.journal.files import location_error
-
-    directory = Path(settings.journal.dir)
-    try:  # missing: a fresh machine; a file in the way (ENOTDIR) or no access: the user's
-        os.scandir(directory).close()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise location_error(exc, directory, doing="read") from exc
-    if not (directory / STORE_FILE).exists() and not job_files(directory):
-        return {}
-    with open_store(settings) as store:
-        return store.bindings()
+    return read_all(Path(settings.journal.dir), url=settings.store.url,
+                    lock_wait_s=settings.journal.lock_wait_s)
 
 
 def make_binding(

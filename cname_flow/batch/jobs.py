@@ -338,8 +338,8 @@ def job_status(settings: Settings, job_id: str) -> JobInfo:
 
 
 def list_jobs(settings: Settings) -> list[JobInfo]:
-    """Every job under ``<journal.dir>/jobs``, oldest first (none on a fresh machine)."""
-    if not jobs_dir(settings).is_dir():
+    """Every job in the store, oldest first (none on a fresh machine)."""
+    if not settings.store.url and not jobs_dir(settings).is_dir():
         return []
     with service.open_store(settings) as store:
         return [_info(store, _job_in(store, job_id)) for job_id in store.job_ids()]

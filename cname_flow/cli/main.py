@@ -19,6 +19,7 @@ from cname_flow.cli import log, render
 from cname_flow.cli.batch import batch
 from cname_flow.cli.common import CliState, guarded
 from cname_flow.cli.reconcile import reconcile
+from cname_flow.cli.store import store
 from cname_flow.cli.worker import worker
 from cname_flow.errors import InputError
 from cname_flow.model import Binding, normalize_domain
@@ -273,4 +274,5 @@ def forget(obj: CliState, domain: str | None, bucket: str | None, prune: bool,
 
 main.add_command(batch)
 main.add_command(reconcile)
+main.add_command(store)
 main.add_command(worker)

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Protocol
 
 from cname_flow.journal.records import BindingRecord, JobEvent, JournalEvent, OutputValue
@@ -151,6 +152,15 @@ class JobLog(Protocol):
 
 class BindingStore(RecordLog, BindingLocks, Protocol):
     """The store of record (see the module docstring). Open it as a context manager."""
+
+    def __enter__(self) -> BindingStore:
+        """Open the store (connect, load…); see each implementation for what it raises."""
+        ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Flush, release every lock this store holds, close."""
+        ...
 
     @property
     def location(self) -> str:
