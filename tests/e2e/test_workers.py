@@ -19,6 +19,7 @@ import yaml
 from dbos import DBOSClient
 
 import cname_flow
+from cname_flow import service
 from cname_flow.config import load_settings
 from cname_flow.model import Binding
 from cname_flow.sandbox.config import BucketConfig, OssLimits, SandboxConfig
@@ -156,6 +157,17 @@ def outputs(url: str) -> dict[str, str]:
         client.destroy()
 
 
+def store_phases(sb: SandboxEnv, todo: Sequence[Binding]) -> dict[str, int]:
+    """How many of ``todo`` the store of record (``store.url``'s) holds in each phase."""
+    records = service.read_bindings(load_settings(sb.config, env=sb.env))
+    counted: dict[str, int] = {}
+    for binding in todo:
+        record = records.get(binding.key)
+        phase = str(record.phase) if record else "missing"
+        counted[phase] = counted.get(phase, 0) + 1
+    return counted
+
+
 def check_sandbox(sb: SandboxEnv, todo: Sequence[Binding],
                   calls: dict[str, list[float]]) -> None:
     for binding in todo:
@@ -195,12 +207,14 @@ def test_three_workers_bind_300_domains_with_one_killed(tmp_path: Path) -> None:
             claim = conn.execute("SELECT recovered_by FROM cname_flow.executors "
                                  "WHERE executor_id = 'w2'").fetchone()
         results = outputs(url)
+        phases = store_phases(sb, todo)
     print(f"\n3 workers, {n} bindings, w2 killed with {orphaned} in flight: {elapsed:.1f} s; "
           f"calls: { {op: len(t) for op, t in calls.items()} }; max per sliding second: "
           f"{ {op: max_in_window(t) for op, t in calls.items()} }")
     assert counts == {"SUCCESS": n}
     assert len(results) == n and set(results.values()) == {"BOUND"}
     assert claim is not None and claim[0] in ("w1", "w3")  # recovered by a survivor
+    assert phases == {"BOUND": n}  # the store of record agrees
     check_sandbox(sb, todo, calls)
     # observe-then-act: a step the dead worker had started may run again, but never
     # writes again: one TXT record per domain (above), and few extra writes at all
@@ -227,11 +241,13 @@ def test_postgres_restarted_mid_job_loses_nothing(tmp_path: Path) -> None:
             alive = {name: proc.poll() for name, proc in procs.items()}
         results = outputs(url)
         settings = load_settings(sb.config, env=sb.env)
+        phases = store_phases(sb, todo)
     assert before < n  # the restart came mid-job
     assert alive == {"p1": None, "p2": None}  # the workers rode out the restart
     assert counts == {"SUCCESS": n}
     assert set(results.values()) == {"BOUND"}
     assert settings.store.url == url
+    assert phases == {"BOUND": n}
     check_sandbox(sb, todo, calls)
 
 
@@ -258,7 +274,9 @@ def test_a_killed_worker_restarted_with_its_id_finishes_its_bindings(tmp_path: P
                                                lapse_s=600)
             counts = wait_for(url, n, 240, procs, tmp_path)
         results = outputs(url)
+        phases = store_phases(sb, todo)
     assert counts == {"SUCCESS": n}
     assert set(results.values()) == {"BOUND"}
+    assert phases == {"BOUND": n}
     check_sandbox(sb, todo, calls)
     assert len(calls["AddDomainRecord"]) == n

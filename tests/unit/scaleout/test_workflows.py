@@ -20,7 +20,7 @@ from cname_flow.scaleout import workflows
 from cname_flow.scaleout.app import Worker, WorkerOptions, dbos_config, redacted
 from cname_flow.scaleout.limits import SharedRateLimiter
 from cname_flow.scaleout.stepper import Status, StepOutcome, Stepper
-from cname_flow.store import JsonStore
+from cname_flow.store import BindingStore, JsonStore, open_store
 from cname_flow.workflow import driver
 from cname_flow.workflow.driver import BackoffPolicy
 from tests.e2e.bindkit import count_calls, write_config
@@ -37,13 +37,25 @@ def env_of(sandbox: Sandbox) -> dict[str, str]:
             "OSS_ACCESS_KEY_SECRET": sandbox.info.access_key_secret}
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[JsonStore]:
-    with JsonStore(tmp_path / "journal", fsync=False) as opened:
-        yield opened
+@pytest.fixture(params=["json", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BindingStore]:
+    """The store of record the stepper journals to: the JSON store, or PostgreSQL's."""
+    if request.param == "json":
+        with JsonStore(tmp_path / "journal", fsync=False) as opened:
+            yield opened
+        return
+    url = request.getfixturevalue("pg_url")
+    with open_store(tmp_path / "unused", url=url) as pg:
+        yield pg
 
 
-def stepper_for(settings: Settings, sandbox: Sandbox, store: JsonStore) -> Stepper:
+def kind(store: BindingStore) -> str:
+    """A name part per store kind: the sandbox is shared by the module's tests, so each kind
+    binds domains of its own."""
+    return "json" if isinstance(store, JsonStore) else "pg"
+
+
+def stepper_for(settings: Settings, sandbox: Sandbox, store: BindingStore) -> Stepper:
     clients = service.Clients.from_settings(settings, env_of(sandbox))
     return Stepper(clients, store)
 
@@ -53,11 +65,11 @@ def spec_of(settings: Settings, domain: str) -> specs.BindingSpec:
 
 
 def test_each_advance_runs_one_step_until_bound(
-    tmp_path: Path, sandbox: Sandbox, store: JsonStore,
+    tmp_path: Path, sandbox: Sandbox, store: BindingStore,
 ) -> None:
     settings = settings_for(tmp_path, sandbox)
     stepper = stepper_for(settings, sandbox, store)
-    spec = spec_of(settings, "one.example.com")
+    spec = spec_of(settings, f"one-{kind(store)}.example.com")
     outcomes: list[StepOutcome] = []
     while not outcomes or outcomes[-1]["phase"] != "BOUND":
         outcomes.append(stepper.advance(spec))
@@ -65,17 +77,17 @@ def test_each_advance_runs_one_step_until_bound(
     assert [o["step"] for o in outcomes] == ["create_token", "write_txt", "wait_propagation",
                                              "put_cname", "verify", "finish"]
     assert all(o["status"] == "done" for o in outcomes)
-    events = list(store.events("examplebucket/one.example.com"))
+    events = list(store.events(f"examplebucket/one-{kind(store)}.example.com"))
     assert [e.status for e in events].count("running") == 6  # each journaled before its step
     assert [e.status for e in events].count("failed") == 0
 
 
 def test_a_bound_binding_enqueued_again_ends_at_once_without_an_api_call(
-    tmp_path: Path, sandbox: Sandbox, store: JsonStore,
+    tmp_path: Path, sandbox: Sandbox, store: BindingStore,
 ) -> None:
     settings = settings_for(tmp_path, sandbox)
     stepper = stepper_for(settings, sandbox, store)
-    spec = spec_of(settings, "again.example.com")
+    spec = spec_of(settings, f"again-{kind(store)}.example.com")
     while stepper.advance(spec)["phase"] != "BOUND":
         pass
     calls = count_calls(sandbox, ["CreateCnameToken", "ListCname", "AddDomainRecord",
@@ -86,30 +98,31 @@ def test_a_bound_binding_enqueued_again_ends_at_once_without_an_api_call(
 
 
 def test_a_step_run_twice_writes_one_txt_record(
-    tmp_path: Path, sandbox: Sandbox, store: JsonStore,
+    tmp_path: Path, sandbox: Sandbox, store: BindingStore,
 ) -> None:
     """A worker killed after write_txt acted but before its ``done`` was journaled: the next
     runner runs write_txt again, which observes the record and does not add another."""
     settings = settings_for(tmp_path, sandbox)
     first = stepper_for(settings, sandbox, store)
-    spec = spec_of(settings, "twice.example.com")
+    spec = spec_of(settings, f"twice-{kind(store)}.example.com")
     assert first.advance(spec)["phase"] == "TOKEN_READY"
     assert first.advance(spec)["phase"] == "TXT_WRITTEN"
     # replay: the done as if lost, write_txt running again
-    store.record(driver.running_event("examplebucket/twice.example.com", Step.WRITE_TXT,
+    store.record(driver.running_event(f"examplebucket/twice-{kind(store)}.example.com",
+                                      Step.WRITE_TXT,
                                       Phase.TOKEN_READY))
     second = stepper_for(settings, sandbox, store)  # another process: no memo
     while second.advance(spec)["phase"] != "BOUND":
         pass
-    zone = sandbox.state.zone_for("_dnsauth.twice.example.com")
+    zone = sandbox.state.zone_for(f"_dnsauth.twice-{kind(store)}.example.com")
     assert zone is not None
     txt = [r for r in zone.records.values()
-           if r.fqdn == "_dnsauth.twice.example.com" and r.type == "TXT"]
+           if r.fqdn == f"_dnsauth.twice-{kind(store)}.example.com" and r.type == "TXT"]
     assert len(txt) == 1
 
 
 def test_a_permanent_failure_ends_failed_and_is_not_retryable(
-    tmp_path: Path, sandbox: Sandbox, store: JsonStore,
+    tmp_path: Path, sandbox: Sandbox, store: BindingStore,
 ) -> None:
     settings = settings_for(tmp_path, sandbox)
     stepper = stepper_for(settings, sandbox, store)
@@ -122,19 +135,19 @@ def test_a_permanent_failure_ends_failed_and_is_not_retryable(
 
 
 def test_a_binding_locked_elsewhere_is_left_for_a_later_round(
-    tmp_path: Path, sandbox: Sandbox, store: JsonStore,
+    tmp_path: Path, sandbox: Sandbox, store: BindingStore,
 ) -> None:
     settings = settings_for(tmp_path, sandbox)
     stepper = stepper_for(settings, sandbox, store)
     calls = count_calls(sandbox, ["CreateCnameToken"])
-    with store.lock("examplebucket/held.example.com"):
-        outcome = stepper.advance(spec_of(settings, "held.example.com"))
+    with store.lock(f"examplebucket/held-{kind(store)}.example.com"):
+        outcome = stepper.advance(spec_of(settings, f"held-{kind(store)}.example.com"))
     assert outcome["status"] == "locked" and outcome["retryable"]
     assert calls["CreateCnameToken"] == []
 
 
 def test_workflows_bind_under_dbos_and_persist_no_secret(
-    tmp_path: Path, sandbox: Sandbox, store: JsonStore, pg_url: str,
+    tmp_path: Path, sandbox: Sandbox, store: BindingStore, pg_url: str,
 ) -> None:
     from dbos import DBOSClient, WorkflowHandle
 
@@ -142,7 +155,7 @@ def test_workflows_bind_under_dbos_and_persist_no_secret(
     worker = Worker(settings, WorkerOptions(executor_id="unit-1", concurrency=4,
                                             heartbeat_s=0.5, lapse_s=5, polling_s=0.1),
                     env=env_of(sandbox), store=store)
-    domains = [f"wf{i}.example.com" for i in range(4)]
+    domains = [f"wf{i}-{kind(store)}.example.com" for i in range(4)]
     worker.start()
     client = DBOSClient(system_database_url=pg_url)
     try:
@@ -164,7 +177,7 @@ def test_workflows_bind_under_dbos_and_persist_no_secret(
         dumped = "".join(str(r[0]) for t in tables
                          for r in conn.execute(f'SELECT t::text FROM dbos."{t}" AS t'))
         steps = conn.execute("SELECT count(*) FROM dbos.operation_outputs").fetchone()
-    assert "wf0.example.com" in dumped  # the inputs are there...
+    assert f"wf0-{kind(store)}.example.com" in dumped  # the inputs are there...
     assert sandbox.info.access_key_secret not in dumped  # ...and no secret
     assert steps is not None and steps[0] >= 4 * 6  # one checkpoint per machine step at least
     assert worker.stats.calls["AddDomainRecord"] == 4
@@ -263,7 +276,7 @@ def test_the_workflow_retries_with_durable_sleeps_renews_and_gives_up_as_scripte
 
 
 def test_a_failed_binding_enqueued_again_starts_a_fresh_pass(
-    tmp_path: Path, sandbox: Sandbox, store: JsonStore,
+    tmp_path: Path, sandbox: Sandbox, store: BindingStore,
 ) -> None:
     settings = settings_for(tmp_path, sandbox)
     stepper = stepper_for(settings, sandbox, store)
