@@ -275,10 +275,6 @@ class SharedRateLimiter:
         grant, now, first_end = row
         if grant is not None:
             return int(grant), 0.0
-        if first_end is None:  # every counted call is in flight: look again soon
-            return None, _POLL_S
+        if first_end is None:  # every counted call is in flight: none leaves the window
+            return None, window_s  # before a second after its end, so not before a second
         return None, max(0.001, float(first_end) + window_s - float(now) + 0.001)
-
-
-#: Seconds between two looks while every counted call of an API is still in flight.
-_POLL_S = 0.02
