@@ -110,8 +110,9 @@ class RetriedCalls(Generic[_E]):
     """One API's calls under a :class:`RetryPolicy`: the one retry layer of an adapter.
 
     Per attempt: ``rate_limiter(action)`` (may block; a batch job counts the attempt there), the
-    SDK call, and on a failure the SDK raised (one of ``sdk_errors``) ``map_error(exc, action)``,
-    then ``on_error(action, error)``. Errors ``retry_if`` accepts are retried with the policy's
+    SDK call (then ``rate_limiter.done(action)`` if the limiter has that method), and on a
+    failure the SDK raised (one of ``sdk_errors``) ``map_error(exc, action)``, then
+    ``on_error(action, error)``. Errors ``retry_if`` accepts are retried with the policy's
     backoff, raised to ``retry_after(error)``; the last error is raised, chained to the SDK's.
 
     Args:
@@ -166,15 +167,28 @@ class RetriedCalls(Generic[_E]):
 
     def _attempt(self, action: str, fn: Callable[[], _T],
                  map_error: Callable[[BaseException, str], _E]) -> _T:
-        if self._rate_limiter is not None:
-            self._rate_limiter(action)
         try:
-            return fn()
+            return self._limited(action, fn)
         except self._sdk_errors as exc:
             error = map_error(exc, action)
             if self._on_error is not None:
                 self._on_error(action, error)
             raise error from exc
+
+    def _limited(self, action: str, fn: Callable[[], _T]) -> _T:
+        """``fn`` after ``rate_limiter(action)``; a limiter with a ``done(action)`` method is
+        told when the attempt ended, answer or error (a limiter shared by processes counts a
+        call until a second after its answer: :mod:`cname_flow.scaleout.limits`)."""
+        limiter = self._rate_limiter
+        if limiter is None:
+            return fn()
+        limiter(action)
+        try:
+            return fn()
+        finally:
+            ended = getattr(limiter, "done", None)
+            if ended is not None:
+                ended(action)
 
 
 def _log_retry(fields: dict[str, str]) -> Callable[[RetryCallState], None]:

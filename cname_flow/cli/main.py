@@ -20,6 +20,7 @@ from cname_flow.cli.batch import batch
 from cname_flow.cli.common import CliState, check_no_wait, guarded, no_wait_option
 from cname_flow.cli.reconcile import reconcile
 from cname_flow.cli.store import store
+from cname_flow.cli.worker import worker
 from cname_flow.errors import InputError
 from cname_flow.journal import BindingRecord
 from cname_flow.model import Binding, normalize_domain
@@ -318,3 +319,4 @@ def forget(obj: CliState, domain: str | None, bucket: str | None, prune: bool,
 main.add_command(batch)
 main.add_command(reconcile)
 main.add_command(store)
+main.add_command(worker)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cname_flow.errors import CnameFlowError, OwnershipNotVerified, StepError, TokenExpired
 from cname_flow.journal import BindingOutputs, BindingRecord, ErrorInfo, JournalEvent
@@ -51,6 +51,32 @@ STEP_FUNCTIONS: dict[Step, StepFn] = {
 
 #: How many times one run follows the expired-token back-edge before giving up.
 MAX_TOKEN_RENEWALS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    """Backoff between attempts of a binding's failing step (seconds).
+
+    Shared by every driver of the machine: the asyncio engine and the DBOS binding workflow
+    (:mod:`cname_flow.scaleout.workflows`).
+
+    Attributes:
+        initial_s: delay after the first failure.
+        factor: growth per further failure.
+        max_s: cap of one delay.
+        max_attempts: failures of one binding within one run before it is left for a resume.
+        honour_recorded: wait out a ``next_attempt_at`` journaled by an earlier run.
+    """
+
+    initial_s: float = 2.0
+    factor: float = 2.0
+    max_s: float = 60.0
+    max_attempts: int = 5
+    honour_recorded: bool = True
+
+    def delay_s(self, failures: int) -> float:
+        """Delay before the next attempt after ``failures`` consecutive failures (≥ 1)."""
+        return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +207,25 @@ def failure_event(
         merged["ownership_failed_at"] = datetime.now(UTC).isoformat()
     after = phase if exc.retryable else Phase.FAILED
     return JournalEvent(key, step, "failed", after, merged, error=info)
+
+
+def backoff_failure(
+    record: BindingRecord, exc: CnameFlowError, backoff: BackoffPolicy, **log_fields: object,
+) -> tuple[JournalEvent, float | None]:
+    """The ``failed`` event of the step whose ``running`` is ``record``'s last event, with the
+    retry time a retryable failure waits for (``next_attempt_at``, journaled so a resume
+    honours it).
+
+    Returns:
+        (the event, not journaled yet; the backoff in seconds, None when not retryable).
+    """
+    outputs, delay = BindingOutputs(), None
+    if exc.retryable:
+        delay = backoff.delay_s(record.attempts + 1)
+        outputs["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
+    phase = record.phase
+    event = failure_event(record.key, next_step(phase), phase, exc, outputs, **log_fields)
+    return event, delay
 
 
 @contextlib.contextmanager

@@ -45,42 +45,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from cname_flow.errors import CnameFlowError, Locked, TokenExpired
-from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
+from cname_flow.journal import BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.model import Phase, Step
 from cname_flow.store.base import BindingLock, BindingLocks
 from cname_flow.workflow import driver, machine, steps
 from cname_flow.workflow.commit import GroupCommitter
 from cname_flow.workflow.context import BindingRun, StepContext
+from cname_flow.workflow.driver import BackoffPolicy as BackoffPolicy
 from cname_flow.workflow.pool import Workers
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class BackoffPolicy:
-    """Backoff between attempts of a binding's failing step (seconds).
-
-    Attributes:
-        initial_s: delay after the first failure.
-        factor: growth per further failure.
-        max_s: cap of one delay.
-        max_attempts: failures of one binding within one run before it is left for a resume.
-        honour_recorded: wait out a ``next_attempt_at`` journaled by an earlier run.
-    """
-
-    initial_s: float = 2.0
-    factor: float = 2.0
-    max_s: float = 60.0
-    max_attempts: int = 5
-    honour_recorded: bool = True
-
-    def delay_s(self, failures: int) -> float:
-        """Delay before the next attempt after ``failures`` consecutive failures (≥ 1)."""
-        return min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1))
 
 
 class Engine:
@@ -327,13 +305,8 @@ class Engine:
         """Journal the failure of the step whose ``running`` is the binding's last event."""
         record = self.committer.journal.get(key)
         assert record is not None  # the failed step's running event was journaled
-        outputs = BindingOutputs()
-        if exc.retryable:
-            delay = self.backoff.delay_s(record.attempts + 1)
-            outputs["next_attempt_at"] = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
-        phase = record.phase
-        return await self._commit(driver.failure_event(
-            key, driver.next_step(phase), phase, exc, outputs, failures=failures))
+        event, _ = driver.backoff_failure(record, exc, self.backoff, failures=failures)
+        return await self._commit(event)
 
     async def _wait_backoff(self, record: BindingRecord) -> None:
         """Sleep until the binding's persisted ``next_attempt_at`` (if it is in the future)."""
