@@ -337,7 +337,8 @@ def job_result(store: BindingStore, job_id: str, *, lines: Mapping[str, str] | N
         InputError: no such job.
     """
     state = _job_in(store, job_id)
-    return JobResult(job_id, Path(state.location), tuple(store.get(k) for k in state.members),
+    found = store.records(state.members)
+    return JobResult(job_id, Path(state.location), tuple(found.get(k) for k in state.members),
                      state.members, dict(lines or {}), elapsed_s, interrupted)
 
 
@@ -396,6 +397,6 @@ def _job_in(store: BindingStore, job_id: str) -> JobState:
 
 
 def _info(store: BindingStore, state: JobState) -> JobInfo:
-    records = (store.get(key) for key in state.members)
+    found = store.records(state.members)
     return JobInfo(state.job_id, Path(state.location), dict(state.meta),
-                   tuple(r for r in records if r is not None))
+                   tuple(found[key] for key in state.members if key in found))

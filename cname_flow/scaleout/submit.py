@@ -161,6 +161,11 @@ def submit(settings: Settings, store: BindingStore, job_id: str, bindings: Seque
                      tuple(skipped), baseline)
 
 
+#: How often a follower asks DBOS for the job's workflow states, seconds (the store is polled
+#: every ``poll_s``; DBOS's list covers the whole job, so it is asked seldom).
+WORKFLOWS_EVERY_S = 5.0
+
+
 def workflow_states(client: object, job_id: str) -> dict[str, str]:
     """Binding key → DBOS status (``ENQUEUED``, ``PENDING``, ``SUCCESS``…) of job ``job_id``'s
     workflows, from ``DBOSClient.list_workflows`` (inputs and outputs not loaded)."""
@@ -213,11 +218,11 @@ def follow(store: BindingStore, job_id: str, *,
     seen = {k: (r.phase if r is not None else Phase.PENDING.value)
             for k, r in zip(first.keys, first.records, strict=True)}
     base = dict(baseline or {})
+    asked = started - WORKFLOWS_EVERY_S
     try:
         while True:
             store.refresh()
             now = job_result(store, job_id, lines=lines)
-            states = workflows() if workflows is not None else {}
             done = 0
             for key, record in zip(now.keys, now.records, strict=True):
                 phase = record.phase if record is not None else Phase.PENDING.value
@@ -225,7 +230,14 @@ def follow(store: BindingStore, job_id: str, *,
                     seen[key] = phase
                     if on_change is not None:
                         on_change(key, str(phase))
-                done += _terminal(record, base.get(key), states.get(key))
+                done += _terminal(record, base.get(key), None)
+            if done < len(now.keys) and workflows is not None and \
+                    clock() - asked >= WORKFLOWS_EVERY_S:
+                # a workflow may have ended without a terminal record (gave up retrying):
+                # DBOS's view, asked seldom (it lists the whole job)
+                asked, states = clock(), workflows()
+                done = sum(_terminal(record, base.get(key), states.get(key))
+                           for key, record in zip(now.keys, now.records, strict=True))
             if done == len(now.keys):
                 break
             if deadline_s is not None and clock() - started >= deadline_s:

@@ -179,6 +179,11 @@ class BindingStore(RecordLog, BindingLocks, Protocol):
         """Every binding's record by key (a read-only copy), as of the last catch-up."""
         ...
 
+    def records(self, keys: Sequence[str]) -> Mapping[str, BindingRecord]:
+        """The records of those ``keys`` that exist, read at once (a job's members: one query
+        for the PostgreSQL store, not one per binding)."""
+        ...
+
     def group(self) -> AbstractContextManager[None]:
         """Batch mode: records inside the block are made durable together when it exits."""
         ...

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Self
 
@@ -128,6 +128,11 @@ class JsonStore(Journal):
         while no writer of this process changes the index)."""
         with self._mutex:
             return super().bindings()
+
+    def records(self, keys: Sequence[str]) -> dict[str, BindingRecord]:
+        """The records of those ``keys`` that exist, as of the last catch-up."""
+        found = {key: self.get(key) for key in keys}
+        return {key: record for key, record in found.items() if record is not None}
 
     # --- per-binding locks ---------------------------------------------------------------------
 
