@@ -60,15 +60,15 @@ def configure(sb: SandboxEnv, url: str) -> None:
 
 
 def start_worker(sb: SandboxEnv, tmp_path: Path, name: str, *, log_name: str | None = None,
-                 lapse_s: float = LAPSE_S) -> subprocess.Popen[bytes]:
-    """Start ``cname-flow worker --executor-id NAME`` and wait for its startup line (DBOS
-    creates its tables at the first launch)."""
+                 lapse_s: float = LAPSE_S, extra: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """Start ``cname-flow worker --executor-id NAME [EXTRA…]`` and wait for its startup line
+    (DBOS creates its tables at the first launch)."""
     log_file = tmp_path / f"{log_name or name}.log"
     with log_file.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cname_flow", "--config", str(sb.config), "worker",
              "--executor-id", name, "--concurrency", "16", "--heartbeat-s", "0.5",
-             "--lapse-s", str(lapse_s)],
+             "--lapse-s", str(lapse_s), *extra],
             env=sb.env, stdout=log, stderr=subprocess.STDOUT)
     end = time.monotonic() + 90
     while f"worker {name}: queue" not in log_file.read_text(errors="replace"):
@@ -80,13 +80,13 @@ def start_worker(sb: SandboxEnv, tmp_path: Path, name: str, *, log_name: str | N
 
 @contextmanager
 def workers(sb: SandboxEnv, tmp_path: Path, names: Sequence[str], *, lapse_s: float = LAPSE_S,
-            ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+            extra: Sequence[str] = ()) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """Start workers; at the end SIGTERM (then kill) every process left in the dict (a test
     adds the ones it starts later)."""
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in names:
-            procs[name] = start_worker(sb, tmp_path, name, lapse_s=lapse_s)
+            procs[name] = start_worker(sb, tmp_path, name, lapse_s=lapse_s, extra=extra)
         yield procs
     finally:
         for proc in procs.values():
