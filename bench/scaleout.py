@@ -17,7 +17,8 @@ and the server's (its processes' ``/proc`` times), and the workers' peak RSS.
 and not restarted: its bindings finish on the survivors once its heartbeat lapses
 (``--lapse-s``), which the makespan then includes.
 
-Usage: ``python bench/scaleout.py [--n 10000] [--workers 4] [--kill] [--lapse-s 10]``
+Usage: ``python bench/scaleout.py [--n 10000] [--workers 4] [--kill | --kill-only] [--lapse-s 10]
+[--top 12]``
 """
 
 from __future__ import annotations
@@ -86,10 +87,13 @@ def top_statements(url: str, limit: int) -> list[tuple[int, str]]:
 
 
 def bound_count(url: str) -> int:
-    """Bindings BOUND in the store now."""
+    """Bindings BOUND in the store now (0 before the store's tables exist)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM cname_flow.bindings "
-                           "WHERE record->>'phase' = 'BOUND'").fetchone()
+        try:
+            row = conn.execute("SELECT count(*) FROM cname_flow.bindings "
+                               "WHERE record->>'phase' = 'BOUND'").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
     return 0 if row is None else int(row[0])
 
 
@@ -199,6 +203,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="per worker")
     parser.add_argument("--kill", action="store_true",
                         help="also run once with one worker SIGKILLed at half-way")
+    parser.add_argument("--kill-only", action="store_true",
+                        help="only the run with one worker SIGKILLed at half-way")
     parser.add_argument("--lapse-s", type=float, default=10.0)
     parser.add_argument("--top", type=int, default=0,
                         help="print the N statements PostgreSQL ran most often")
@@ -206,9 +212,10 @@ def main() -> None:
     print(f"bench host: {os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
           f"{args.workers} workers × concurrency {args.concurrency}")
     bound = lower_bound(args.n, dict(DEFAULT_RATE_LIMITS))
-    report("all workers", run(args.n, args.workers, args.concurrency, False, args.lapse_s,
-                              args.top), bound)
-    if args.kill:
+    if not args.kill_only:
+        report("all workers", run(args.n, args.workers, args.concurrency, False,
+                                  args.lapse_s, args.top), bound)
+    if args.kill or args.kill_only:
         report("one worker killed at half-way",
                run(args.n, args.workers, args.concurrency, True, args.lapse_s), bound)
 
