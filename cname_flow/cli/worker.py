@@ -56,6 +56,7 @@ def worker(obj: CliState, executor_id: str | None, concurrency: int | None,
     """Run binding workflows queued in PostgreSQL until SIGTERM/SIGINT."""
     from cname_flow.scaleout import app
     from cname_flow.scaleout.spec import BIND_QUEUE
+    from cname_flow.store.pg_conn import mask_url
 
     settings = obj.settings
     app.store_url(settings)  # refuses (exit 2) before anything starts
@@ -78,7 +79,7 @@ def worker(obj: CliState, executor_id: str | None, concurrency: int | None,
     try:
         runtime.start()
         click.echo(f"worker {options.executor_id}: queue {BIND_QUEUE}, concurrency "
-                   f"{options.concurrency}, store {app.redacted(runtime.url)}", err=True)
+                   f"{options.concurrency}, store {mask_url(runtime.url)}", err=True)
         while not stop.wait(1.0):
             pass
     finally:

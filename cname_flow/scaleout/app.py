@@ -26,7 +26,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -41,6 +40,7 @@ from cname_flow.scaleout.limits import SharedRateLimiter
 from cname_flow.scaleout.recovery import Heartbeat
 from cname_flow.scaleout.spec import BIND_QUEUE
 from cname_flow.scaleout.stepper import Stepper, StepStore
+from cname_flow.store.pg_conn import mask_url
 from cname_flow.workflow.driver import BackoffPolicy
 
 if TYPE_CHECKING:
@@ -110,16 +110,6 @@ def store_url(settings: Settings) -> str:
                            "(postgresql://user@host:5432/database)"],
                           source=str(settings.source or ""))
     return url
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password (``postgresql://user:***@host/db``), for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def dbos_config(settings: Settings, options: WorkerOptions) -> DBOSConfig:
@@ -205,7 +195,7 @@ class Worker:
         try:
             self.limiter.prepare()
         except psycopg.OperationalError as exc:
-            raise StepError(f"the store's database at {redacted(self.url)} is unreachable "
+            raise StepError(f"the store's database at {mask_url(self.url)} is unreachable "
                             f"({type(exc).__name__})", retryable=True,
                             hint="check that PostgreSQL is up and store.url is right") from None
         self._stack.callback(self.limiter.close)
@@ -230,7 +220,7 @@ class Worker:
         register_schedule(self.settings, self.options, schedule)
         self.heartbeat.start()
         log.warning("worker.started", executor=self.options.executor_id, queue=BIND_QUEUE,
-                    concurrency=self.options.concurrency, store=redacted(self.url),
+                    concurrency=self.options.concurrency, store=mask_url(self.url),
                     version=cname_flow.__version__,
                     launch_s=round(time.monotonic() - started, 2))
 

@@ -17,10 +17,11 @@ from cname_flow.model import Binding, Phase, Step
 from cname_flow.sandbox.app import Sandbox
 from cname_flow.scaleout import spec as specs
 from cname_flow.scaleout import workflows
-from cname_flow.scaleout.app import Worker, WorkerOptions, dbos_config, redacted
+from cname_flow.scaleout.app import Worker, WorkerOptions, dbos_config
 from cname_flow.scaleout.limits import SharedRateLimiter
 from cname_flow.scaleout.stepper import Status, StepOutcome, Stepper
 from cname_flow.store import BindingStore, JsonStore, open_store
+from cname_flow.store.pg_conn import mask_url
 from cname_flow.workflow import driver
 from cname_flow.workflow.driver import BackoffPolicy
 from tests.e2e.bindkit import count_calls, write_config
@@ -183,9 +184,9 @@ def test_workflows_bind_under_dbos_and_persist_no_secret(
     assert worker.stats.calls["AddDomainRecord"] == 4
 
 
-def test_redacted_hides_the_password_only() -> None:
-    assert redacted("postgresql://cname:hunter2@db:5432/cf") == "postgresql://cname:***@db:5432/cf"
-    assert redacted("postgresql://cname@db/cf") == "postgresql://cname@db/cf"
+def test_the_worker_shows_the_store_url_without_its_password() -> None:
+    assert mask_url("postgresql://cname:hunter2@db:5432/cf") == "postgresql://cname:***@db:5432/cf"
+    assert mask_url("postgresql://cname@db/cf") == "postgresql://cname@db/cf"
 
 
 def test_the_worker_limiter_is_shared_through_the_database(pg_url: str) -> None:
