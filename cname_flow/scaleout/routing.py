@@ -8,8 +8,10 @@ and picks the exit code exactly as for a local run.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from cname_flow import errors, service
@@ -87,15 +89,14 @@ def follow_job(settings: Settings, job_id: str, *,
             the polling the result says ``interrupted`` instead.
     """
     try:
-        with service.open_store(settings) as store:
-            if not worker_mode(settings):
-                return follow(store, job_id, on_start=on_start, on_change=on_change,
-                              lines=lines, baseline=baseline, deadline_s=deadline_s,
-                              poll_s=poll_s)
-            with dbos_client(settings) as client:
-                return follow(store, job_id, on_start=on_start, on_change=on_change,
-                              lines=lines, baseline=baseline, deadline_s=deadline_s,
-                              poll_s=poll_s, workflows=lambda: workflow_states(client, job_id))
+        with service.open_store(settings) as store, contextlib.ExitStack() as stack:
+            states = None
+            if worker_mode(settings):
+                client = stack.enter_context(dbos_client(settings))
+                states = partial(workflow_states, client, job_id)
+            return follow(store, job_id, on_start=on_start, on_change=on_change, lines=lines,
+                          baseline=baseline, deadline_s=deadline_s, poll_s=poll_s,
+                          workflows=states)
     except KeyboardInterrupt:  # outside the polling loop (connecting, closing)
         raise following_stopped(job_id) from None
 
