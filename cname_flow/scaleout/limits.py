@@ -28,14 +28,13 @@ for :data:`IN_FLIGHT_MAX_S`.
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 
 import psycopg
 from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
 
 from cname_flow.errors import StepError
 from cname_flow.logs import get_logger
@@ -45,6 +44,10 @@ log = get_logger(__name__)
 
 #: Seconds added to the 1-second window, for clock granularity between hosts.
 MARGIN_S = 0.02
+
+#: Seconds to make a connection, or to wait for a free one, before a try counts as the
+#: database being unreachable.
+CONNECT_TIMEOUT_S = 5.0
 
 #: Seconds a grant whose end was never reported counts as in flight (a killed process): above
 #: the SDK read timeouts, so a slow answer is never mistaken for a lost one.
@@ -103,53 +106,6 @@ def ensure_schema(conn: psycopg.Connection[TupleRow]) -> None:
         conn.execute(SCHEMA_SQL)
 
 
-class ConnectionPool:
-    """At most ``size`` autocommit connections to ``url``, shared by threads; a connection that
-    failed is dropped and a new one made on the next use.
-
-    Args:
-        url: libpq URI (never logged).
-        size: connections at most (≥ 1).
-    """
-
-    def __init__(self, url: str, size: int = 4) -> None:
-        self._url = url
-        self._idle: queue.LifoQueue[psycopg.Connection[TupleRow]] = queue.LifoQueue()
-        self._slots = threading.BoundedSemaphore(max(1, size))
-        self._closed = False
-
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[TupleRow]]:
-        """A connection for the block; dropped if the block raises a psycopg error.
-
-        Raises:
-            psycopg.OperationalError: no connection could be made.
-        """
-        with self._slots:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
-            try:
-                yield conn
-            except psycopg.Error:
-                conn.close()
-                raise
-            if self._closed or conn.closed:
-                conn.close()
-            else:
-                self._idle.put(conn)
-
-    def close(self) -> None:
-        """Close every idle connection (those in use close when given back)."""
-        self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
-
-
 class SharedRateLimiter:
     """Callable like :class:`~cname_flow.quotas.RateLimiter`: ``limiter(action)`` blocks the
     calling thread until ``action`` may be sent, then counts the attempt in ``stats``; the
@@ -163,7 +119,8 @@ class SharedRateLimiter:
         stats: where attempts are counted.
         margin_s: seconds added to each window (:data:`MARGIN_S`).
         outage_s: how long an unreachable database is retried before the call fails, seconds.
-        connections: database connections at most.
+        connections: database connections at most (a ``psycopg_pool.ConnectionPool``,
+            https://www.psycopg.org/psycopg3/docs/advanced/pool.html).
         sleep: blocking sleep, seconds (tests).
 
     Raises (on call):
@@ -184,7 +141,11 @@ class SharedRateLimiter:
         self.margin_s = margin_s
         self.outage_s = outage_s
         self._sleep = sleep
-        self._pool = ConnectionPool(url, connections)
+        # psycopg's pool: a connection that failed (a restart) is discarded when given back
+        self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
+            url, min_size=0, max_size=max(1, connections), open=True, timeout=CONNECT_TIMEOUT_S,
+            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S)},
+            name="cname-flow-rate-limiter")
         self._ready = False
         self._local = threading.local()
 
