@@ -23,6 +23,7 @@ from typing import Protocol
 
 from cname_flow.certs.pem import LocalCertificate
 from cname_flow.dns.base import DnsProvider, Zone
+from cname_flow.events import EventSink, NullSink
 from cname_flow.journal import BindingOutputs
 from cname_flow.model import Binding, CnameEntry, Phase, txt_name
 from cname_flow.oss.base import OssCnameApi
@@ -111,6 +112,8 @@ class Ports:
         bucket_listing: a bucket's ListCname shared by many bindings and possibly some seconds
             old (a batch job's), or None; used for a run's first read only, and trusted to
             show absence only (see :meth:`BindingRun.cname_entry`).
+        events: where the run publishes :class:`~cname_flow.events.Event` s (verified, failed,
+            instructions, token renewed); drops them by default.
     """
 
     oss: OssCnameApi
@@ -119,6 +122,7 @@ class Ports:
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = _utc_now
     bucket_listing: Callable[[str], list[CnameEntry]] | None = None
+    events: EventSink = field(default_factory=NullSink)
 
 
 @dataclass(frozen=True, slots=True)
