@@ -190,9 +190,26 @@ class DnsSettings(SettingsModel):
             ``alidns`` section) or ``"rfc2136"`` (the ``rfc2136`` section). An unknown id is
             refused, naming the known ones, when the clients are built
             (:func:`cname_flow.dns.build_provider`).
+        zones: a provider id per zone, for zones whose DNS is elsewhere: ``{zone: provider}``;
+            a domain takes the provider of the longest listed zone it lies in, else
+            ``provider`` (:func:`cname_flow.dns.provider_for`). The id ``"manual"`` means a
+            person adds the TXT record (a customer's DNS); cname-flow writes nothing there.
     """
 
     provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")] = "alidns"
+    zones: dict[str, Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]] = Field(
+        default_factory=dict)
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_names(cls, value: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for zone, provider in value.items():
+            name = zone.strip().rstrip(".").lower()
+            if not name or " " in name or ".." in name:
+                raise ValueError(f"zone {zone!r}: not a DNS zone name")
+            out[name] = provider
+        return out
 
 
 class EnvRef(SettingsModel):

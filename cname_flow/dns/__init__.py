@@ -125,6 +125,29 @@ def _rfc2136(
 PROVIDERS: Mapping[str, ProviderFactory] = {"alidns": _alidns, "rfc2136": _rfc2136}
 
 
+#: The provider id of zones whose TXT record a person adds (``dns.zones: {zone: manual}``).
+MANUAL = "manual"
+
+
+def provider_for(settings: Settings, domain: str) -> str:
+    """The provider id that holds ``domain``'s zone: the ``dns.zones`` entry of the longest zone
+    ``domain`` lies in (at a label boundary), else ``dns.provider``.
+
+    Args:
+        settings: loaded settings.
+        domain: a domain name (any case, trailing dot allowed).
+
+    Returns:
+        A provider id such as ``"alidns"``, ``"rfc2136"`` or :data:`MANUAL`.
+    """
+    name = domain.strip().rstrip(".").lower()
+    best: tuple[int, str] | None = None
+    for zone, provider in settings.dns.zones.items():
+        if (name == zone or name.endswith("." + zone)) and (best is None or len(zone) > best[0]):
+            best = (len(zone), provider)
+    return best[1] if best is not None else settings.dns.provider
+
+
 def build_provider(
     kind: str,
     settings: Settings,
@@ -161,5 +184,14 @@ def build_provider(
     return factory(settings, credentials, rate_limiter, on_error)
 
 
-__all__ = ["PROVIDERS", "AlidnsOptions", "ErrorHook", "ProviderFactory", "RateLimit",
-           "alidns_options", "build_provider"]
+__all__ = [
+    "MANUAL",
+    "PROVIDERS",
+    "AlidnsOptions",
+    "ErrorHook",
+    "ProviderFactory",
+    "RateLimit",
+    "alidns_options",
+    "build_provider",
+    "provider_for",
+]
