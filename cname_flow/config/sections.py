@@ -197,8 +197,7 @@ class DnsSettings(SettingsModel):
     """
 
     provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")] = "alidns"
-    zones: dict[str, Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]] = Field(
-        default_factory=dict)
+    zones: dict[str, Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]] = {}
 
     @field_validator("zones")
     @classmethod
