@@ -47,12 +47,11 @@ import dns.update
 from tests.dnsservers import (
     ALGORITHM,
     KEY_NAME,
-    START_TIMEOUT_S,
     DnsServer,
+    _wait_serving,
     binary,
     free_port,
     server_user,
-    serving,
 )
 
 #: The lab's zone (not one of the sandbox's default zones, so nothing else answers for it).
@@ -254,7 +253,7 @@ def lab(refresh_s: int = REFRESH_S) -> Iterator[Lab]:
 
     Raises:
         RuntimeError: ``named`` is missing (naming the package), or a daemon did not serve the
-            zone within :data:`START_TIMEOUT_S` (its log tail attached).
+            zone within ``tests.dnsservers.START_TIMEOUT_S`` (its log tail attached).
     """
     upd = base64.b64encode(secrets.token_bytes(32)).decode()
     xfr = base64.b64encode(secrets.token_bytes(32)).decode()
@@ -303,15 +302,3 @@ def _named(role: str, secret: str, write: _Writer) -> Iterator[DnsServer]:
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _wait_serving(server: DnsServer) -> bool:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process is not None and server.process.poll() is not None:
-            return False
-        if serving(server.port, server.zones):
-            return True
-        time.sleep(0.1)
-    return False
-

@@ -152,6 +152,9 @@ def test_bind_should_put_cname_after_the_lagging_secondary_serves_within_one_ste
     assert primary.first_hit is not None and secondary.first_hit is not None
     assert secondary.last_miss is not None  # the secondary was seen not serving it first
     lag = secondary.first_hit - primary.first_hit
+    # the checker polled exactly the two lab servers (propagation.nameserver_addresses)
+    assert all({a.target.port for a in r.answers} == {lab.primary.port, lab.secondary.port}
+               and len(r.answers) == 2 for _, r in rounds)
     # the lab lagged, and the checker saw it: a round with the primary OK, the secondary not
     waited = [r for _, r in rounds if state_of(r, lab.primary.port) is AnswerState.OK
               and state_of(r, lab.secondary.port) is AnswerState.PENDING]
