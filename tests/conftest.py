@@ -105,3 +105,17 @@ def knot_server() -> Iterator[DnsServer]:
     :func:`bind9_server`."""
     with knot() as server:
         yield server
+
+
+# -- the propagation lab (tests/dnslab.py): a real BIND primary and a lagging BIND secondary ---
+
+from tests.dnslab import Lab, lab  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def propagation_lab() -> Iterator[Lab]:
+    """A real BIND 9 primary (RFC 2136 + TSIG) and a real BIND 9 secondary that sees changes
+    only at its SOA refresh, seconds later (:func:`tests.dnslab.lab`): temporary directories,
+    loopback ports, unprivileged user. Started on first use only."""
+    with lab() as running:
+        yield running

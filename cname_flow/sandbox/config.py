@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cname_flow.errors import ConfigError
+from cname_flow.propagation.model import parse_address
 from cname_flow.quotas import ALIDNS_RATE_LIMITS
 
 #: Alidns edition code → minimum TTL in seconds (ranges per edition:
@@ -116,6 +117,28 @@ class ResolverConfig(_Model):
     #: (``docs/sandbox-oss.md``, "Re-verification, negative cache, wildcards"), so the default
     #: is small rather than Alidns's SOA minimum of 600 s; raise it to rehearse the worst case.
     max_negative_ttl: int = Field(default=NEGATIVE_TTL_CAP_DEFAULT, ge=0, le=3600)
+    #: External authoritative servers the resolver asks instead of the sandbox's own
+    #: nameservers: ``"ip"``, ``"ip:port"`` or ``"[ipv6]:port"`` (port 53 when none), asked
+    #: round robin with RD=0 like the sandbox's own. When set, the verifier (PutCname's
+    #: ownership proof) resolves every name through them, zones the sandbox does not host
+    #: included: point it at your own BIND, Knot or PowerDNS (``docs/sandbox-oss.md``,
+    #: "Verifying through external nameservers"). Empty: the sandbox's own nameservers.
+    upstreams: list[str] = Field(default_factory=list)
+
+    @field_validator("upstreams")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                parse_address(entry, 53)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not \"ip\", \"ip:port\" or \"[ipv6]:port\" "
+                                 f"({exc})") from None
+        return value
+
+    def upstream_addresses(self) -> list[tuple[str, int]]:
+        """:attr:`upstreams` as ``(ip, port)`` pairs, in order."""
+        return [parse_address(entry, 53) for entry in self.upstreams]
 
 
 class CasCertificateConfig(_Model):

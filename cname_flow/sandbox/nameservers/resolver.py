@@ -12,6 +12,10 @@ per cache miss (round robin over the fleet, RD=0), and caches like a real resolv
 Answers carry RA and the remaining TTLs. Names outside the sandbox (no hosted zone, not a
 nameserver host name) are REFUSED: the resolver has no route to the Internet and says so at once
 rather than timing out. This is what makes a PutCname called too early cost the negative TTL.
+
+With ``forward_all`` (the sandbox config's ``resolver.upstreams``: :class:`ExternalServer`
+upstreams, e.g. a real BIND primary and its secondaries) every name is resolved through the
+upstreams, whatever zones the sandbox hosts.
 """
 
 from __future__ import annotations
@@ -72,6 +76,25 @@ class Upstream(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalServer:
+    """An authoritative server outside the sandbox the resolver may ask (an :class:`Upstream`).
+
+    Attributes:
+        address: its IP literal.
+        port: its DNS port.
+    """
+
+    address: str
+    port: int
+
+    @property
+    def name(self) -> str:
+        """``"ip:port"`` (``"[ipv6]:port"``), for logs."""
+        ip = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{ip}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     """One cached upstream answer; ``expires_at``/``stored_at`` in the state's clock."""
 
@@ -94,6 +117,8 @@ class CachingResolver(ListeningServer):
         port: port to bind, 0 for a free one.
         max_negative_ttl: cap on negative caching, seconds.
         timeout: per-upstream timeout, seconds.
+        forward_all: resolve every name through the upstreams instead of refusing names the
+            sandbox does not host (for :class:`ExternalServer` upstreams).
 
     Raises:
         ValueError: ``address`` is not loopback.
@@ -113,14 +138,17 @@ class CachingResolver(ListeningServer):
         *,
         max_negative_ttl: int = 3600,
         timeout: float = UPSTREAM_TIMEOUT,
+        forward_all: bool = False,
     ) -> None:
         self.state = state
+        self.forward_all = forward_all
         self.upstreams = list(upstreams)
         self.max_negative_ttl = max_negative_ttl
         self.timeout = timeout
         self.queries_seen: list[tuple[float, str, str]] = []
         self.upstream_queries = 0
-        self._hosts = {dns.name.from_text(u.name) for u in self.upstreams}
+        self._hosts: set[dns.name.Name] = (
+            set() if forward_all else {dns.name.from_text(u.name) for u in self.upstreams})
         self._cache: dict[tuple[dns.name.Name, int], _Entry] = {}
         self._inflight: dict[tuple[dns.name.Name, int], asyncio.Future[_Entry | None]] = {}
         self._next = itertools.cycle(range(max(1, len(self.upstreams))))
@@ -153,6 +181,8 @@ class CachingResolver(ListeningServer):
                                   dns.rdatatype.to_text(qtype)))
 
     def _is_sandbox_name(self, name: dns.name.Name) -> bool:
+        if self.forward_all:
+            return True
         return name in self._hosts or self.state.zone_for(name.to_text(True)) is not None
 
     async def _answer(self, response: dns.message.Message, qname: dns.name.Name,

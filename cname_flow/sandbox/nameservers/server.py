@@ -22,7 +22,11 @@ import dns.rdataclass
 
 from cname_flow.sandbox.faults import FaultKind, FaultPlan
 from cname_flow.sandbox.nameservers.cache import AnswerCache
-from cname_flow.sandbox.nameservers.resolver import CachingResolver, ResolverVerifier
+from cname_flow.sandbox.nameservers.resolver import (
+    CachingResolver,
+    ExternalServer,
+    ResolverVerifier,
+)
 from cname_flow.sandbox.nameservers.transport import (
     DnsEndpoint,
     ListeningServer,
@@ -189,7 +193,8 @@ class AuthoritativeServer(ListeningServer):
 
 
 class DnsFleet:
-    """The sandbox nameservers, the caching resolver in front of them, and the OSS verifier.
+    """The sandbox nameservers, the caching resolver in front of them (or in front of the
+    external servers of ``resolver.upstreams``, when set), and the OSS verifier.
 
     Attributes:
         servers: one per ``state.config.nameservers`` entry, in config order.
@@ -226,9 +231,11 @@ class DnsFleet:
             for server in servers:
                 await server.start()
                 started.append(server)
+            external = [ExternalServer(ip, port)
+                        for ip, port in cfg.resolver.upstream_addresses()]
             resolver = CachingResolver(
-                state, servers, cfg.resolver.address, cfg.resolver.port,
-                max_negative_ttl=cfg.resolver.max_negative_ttl,
+                state, external or servers, cfg.resolver.address, cfg.resolver.port,
+                max_negative_ttl=cfg.resolver.max_negative_ttl, forward_all=bool(external),
             )
             await resolver.start()
         except BaseException:
