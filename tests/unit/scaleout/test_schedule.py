@@ -41,9 +41,9 @@ def test_every_slot_runs_once_across_three_hosts(tmp_path: Path, pg_url: str) ->
     assert all("registered" in out for out, _ in outputs)   # a second register is harmless
     with psycopg.connect(pg_url) as conn:
         fired = conn.execute("select slot, executor, manifest from fired").fetchall()
-        done = {r[0] for r in conn.execute(
-            "select workflow_uuid from dbos.workflow_status where name = %s and status = "
-            "'SUCCESS'", (schedule.RECONCILE_WORKFLOW,))}
+        status = dict(conn.execute(
+            "select workflow_uuid, status from dbos.workflow_status where name = %s",
+            (schedule.RECONCILE_WORKFLOW,)).fetchall())
         schedules = conn.execute("select schedule_name from dbos.workflow_schedules").fetchall()
     assert schedules == [(schedule.SCHEDULE_NAME,)]
     slots = [datetime.fromisoformat(slot) for slot, _, _ in fired]
@@ -52,7 +52,10 @@ def test_every_slot_runs_once_across_three_hosts(tmp_path: Path, pg_url: str) ->
     first, last = min(slots), max(slots)
     every = {first + timedelta(seconds=s) for s in range(int((last - first).total_seconds()) + 1)}
     assert set(slots) == every                              # and none was skipped
-    assert {f"sched-{schedule.SCHEDULE_NAME}-{s.isoformat()}" for s in slots} == done
+    ids = {f"sched-{schedule.SCHEDULE_NAME}-{s.isoformat()}": s for s in slots}
+    assert set(ids) == set(status)                          # one workflow per fired slot
+    # the hosts stop after a fixed time: only the slot firing as they stop may be unfinished
+    assert {ids[i] for i, state in status.items() if state != "SUCCESS"} <= {last}
     assert {m for _, _, m in fired} == {str(manifest.resolve())}
 
 
