@@ -85,7 +85,7 @@ class Endpoint:
         retry: the retry policy.
     """
 
-    url: str
+    url: str = field(repr=False)  # its query may hold a token: shown only as ``shown``
     secret: str = field(repr=False)
     types: frozenset[str] | None = None
     timeout_s: float = 10.0
