@@ -1,9 +1,10 @@
 """End to end: events from real ``cname-flow`` processes against the sandbox, delivered to a
 real HTTP receiver on a loopback port (``http.server``), each signature checked.
 
-* a bind, then drift made through the real SDK and a ``reconcile --apply`` that fixes it: the
-  receiver gets binding.verified, certificate.expiring, drift.found, binding.verified again, in
-  the order the stream holds them, every request signed; ``cname-flow events`` prints them;
+* a bind, a ``reconcile --apply`` binding a certificate that expires in 10 days, drift made
+  through the real SDK, a second ``reconcile --apply`` that fixes it, a ``cert status``: the
+  receiver gets binding.verified, drift.found, certificate.expiring... in the order the
+  stream holds them, every request signed; ``cname-flow events`` prints them;
 * a receiver that fails the first attempts: the event is retried and arrives, same event id;
 * a receiver that refuses: the event waits in the outbox; ``events --resend`` delivers it.
 
@@ -150,10 +151,12 @@ def test_a_bind_and_a_reconcile_with_drift_deliver_signed_events_in_order(
                        timeout=120)
         assert fixed.returncode == 1, fixed.stderr       # b's certificate: drift left
         assert json.loads(fixed.stdout)["results"][0]["status"] == "fixed"
+        certs = sb.cli("cert", "status")
+        assert certs.returncode == 0, certs.stderr
         listing = sb.cli("events", "--type", "binding.verified")
         assert listing.returncode == 0, listing.stderr
         written = stream(sb)
-        assert_no_secret(sb, *(p.stdout + p.stderr for p in (bound, first, fixed, listing)))
+        assert_no_secret(sb, *(p.stdout + p.stderr for p in (bound, first, fixed, certs, listing)))
 
     a, b = f"{BUCKET}/a.example.com", f"{BUCKET}/b.example.com"
     assert [(e["type"], e["subject"]) for e in written] == [
@@ -162,12 +165,14 @@ def test_a_bind_and_a_reconcile_with_drift_deliver_signed_events_in_order(
         ("binding.verified", b),
         ("drift.found", "reconcile"),                  # second: a deleted, b expiring
         ("binding.verified", a),
-        ("certificate.expiring", b),
+        ("certificate.expiring", b),                   # reconcile's
+        ("certificate.expiring", b),                   # cert status's
     ]
     drift = written[3]["data"]
     assert {(f["key"], f["kind"]) for f in drift["findings"]} == {
         (a, "binding_missing"), (b, "certificate_expiring")}
     assert 9 <= written[5]["data"]["days_left"] <= 10
+    assert written[6]["data"]["fingerprint"] == soon.fingerprint
     assert [json.loads(line)["id"] for line in listing.stdout.splitlines()] == [
         e["id"] for e in written if e["type"] == "binding.verified"]
 
