@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import tenacity
 
+from cname_flow.config.credentials import scrub
 from cname_flow.events import Event
 from cname_flow.events.outbox import Outbox
 from cname_flow.events.signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
@@ -141,7 +142,9 @@ def _attempt(client: httpx.Client, endpoint: Endpoint, event: Event, body: bytes
         answer = client.post(endpoint.url, content=body, headers=headers,
                              timeout=endpoint.timeout_s)
     except httpx.TransportError as exc:  # connect, read, write, timeouts, protocol
-        raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        query = urlsplit(endpoint.url).query
+        text = scrub(str(exc).replace(endpoint.url, endpoint.shown), (endpoint.secret, query))
+        raise _Retry(f"{type(exc).__name__}: {text}") from None
     if answer.is_success:
         return
     code = answer.status_code
@@ -220,8 +223,12 @@ class WebhookSink:
         self._thread.start()
 
     def publish(self, event: Event) -> None:
-        """Queue ``event`` when the endpoint wants its type."""
-        if self.endpoint.wants(event) and not self._closed:
+        """Queue ``event`` when the endpoint wants its type (once closed: to the outbox)."""
+        if not self.endpoint.wants(event):
+            return
+        if self._closed:
+            self._undelivered(event, Delivery(False, 0, "published after the sink was closed"))
+        else:
             self._queue.put(event)
 
     def close(self) -> None:

@@ -179,3 +179,25 @@ def test_close_puts_what_could_not_go_out_in_time_in_the_outbox(tmp_path: Path) 
     hold.set()
     sink.close()   # the first waits 30 s for its retry: cut short at the flush deadline
     assert [e.event.id for e in outbox.entries()] == [first.id, second.id]
+
+
+def test_an_event_published_after_close_is_kept_not_lost(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.jsonl")
+    sink = WebhookSink(endpoint(), outbox, client=client_of(lambda r: httpx.Response(204)))
+    sink.close()
+    late = ev("binding.failed")
+    sink.publish(late)
+    [entry] = outbox.entries()
+    assert entry.event == late and entry.attempts == 0
+
+
+def test_a_transport_error_text_never_carries_the_query_or_the_secret() -> None:
+    t = FakeTime()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {URL} with {SENTINEL}", request=request)
+
+    result = deliver(client_of(handler), endpoint(RetryPolicy(0.0)), ev(), sleep=t.sleep,
+                     clock=t.clock)
+    assert result.error.startswith("ConnectError: cannot reach https://hooks.example.com/")
+    assert SENTINEL not in result.error and "SENTINEL-query-token" not in result.error
