@@ -255,6 +255,10 @@ class WebhookSink:
             self._send(item)
 
     def _send(self, event: Event) -> None:
+        deadline = self._deadline
+        if deadline is not None and time.monotonic() >= deadline:  # flushing, out of time
+            self._undelivered(event, Delivery(False, 0, "not delivered before exit"))
+            return
         try:
             result = deliver(self._client, self.endpoint, event, sleep=self._sleep,
                              give_up_at=lambda: self._deadline)
