@@ -6,6 +6,7 @@ real HTTP receiver on a loopback port (``http.server``), each signature checked.
   receiver gets binding.verified, drift.found, certificate.expiring... in the order the
   stream holds them, every request signed; ``cname-flow events`` prints them;
 * a receiver that fails the first attempts: the event is retried and arrives, same event id;
+  `cname-flow events --follow` (started before the stream exists) prints it;
 * a receiver that refuses: the event waits in the outbox; ``events --resend`` delivers it.
 
 The webhook secret is a sentinel that must appear in no output, stream, outbox or journal.
@@ -14,6 +15,7 @@ The webhook secret is a sentinel that must appear in no output, stream, outbox o
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -127,6 +129,17 @@ def by_subject(events: list[dict[str, Any]]) -> dict[str, list[str]]:
     return out
 
 
+def read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
+    """The next line ``proc`` prints, waited for at most ``timeout_s``."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()
+                                                          if proc.stdout else ""), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    assert lines and lines[0], "no line from `cname-flow events --follow`"
+    return lines[0]
+
+
 def test_a_bind_and_a_reconcile_with_drift_deliver_signed_events_in_order(
     tmp_path: Path, receiver: tuple[Receiver, str],
 ) -> None:
@@ -190,11 +203,18 @@ def test_a_receiver_failing_the_first_attempts_gets_the_event_retried_same_id(
     got.fail_first = 2
     with sandbox_env(tmp_path) as sb:
         add_events(sb, url, events=["binding.verified"])
-        bound = sb.cli("bind", "a.example.com")
-        assert bound.returncode == 0, bound.stderr
+        follower = sb.popen("events", "--follow")     # started before the stream exists
+        try:
+            bound = sb.cli("bind", "a.example.com")
+            assert bound.returncode == 0, bound.stderr
+            followed = read_line(follower, timeout_s=20)
+        finally:
+            follower.terminate()
+            follower.wait(10)
         written = stream(sb)
         assert_no_secret(sb, bound.stdout + bound.stderr)
     [event] = written
+    assert json.loads(followed) == event
     assert [(r["event"]["id"], r["answer"], r["signed"]) for r in got.requests] == [
         (event["id"], 503, True), (event["id"], 503, True), (event["id"], 204, True)]
     assert not (tmp_path / "journal" / "events-outbox.jsonl").exists()
