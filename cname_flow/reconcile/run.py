@@ -290,14 +290,13 @@ def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptio
                 plan, False, (), statuses(clients, manifest), clock() - started))
         with service.open_store(clients.settings) as journal:
             plan = build_plan(clients, manifest, journal.bindings(), opts)
+            publish(clients.events, [drift_event(plan)])  # before the fixes' own events
             if reviewed is not None:
                 reviewed.check_same(plan)
             plan.check_budget(opts.max_changes, force=opts.force)
-            publish(clients.events, [drift_event(plan)])  # before the fixes' own events
             results = Applier(clients, manifest, journal, expires, clock, fix_binds).run(plan)
         return _announced(clients, ReconcileReport(
             plan, True, results, statuses(clients, manifest), clock() - started))
-
 
 
 def _announced(clients: service.Clients, report: ReconcileReport) -> ReconcileReport:
