@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cname_flow.certs import plan_certificate
+from cname_flow.certs import EXPIRY_WARNING_DAYS, plan_certificate
 from cname_flow.config import Settings
 from cname_flow.errors import InputError, OssError, VerificationFailed
+from cname_flow.events import Event
 from cname_flow.journal import BindingOutputs, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.model import AuxStep, Binding, CnameEntry, Phase
@@ -82,7 +83,9 @@ def certificate_rows(
     """One row per domain bound to each bucket (one ListCname per bucket).
 
     A bucket that cannot be listed for good (``NoSuchBucket``, access denied) gets one row
-    carrying the error, so one typo'd bucket does not hide the others.
+    carrying the error, so one typo'd bucket does not hide the others. Each certificate ending
+    within :data:`~cname_flow.certs.EXPIRY_WARNING_DAYS` is published as a
+    ``certificate.expiring`` event (``clients.events``).
 
     Raises:
         OssError: a retryable failure (network, throttling): trying later can succeed.
@@ -100,7 +103,21 @@ def certificate_rows(
                                        error=f"{exc.code}: {exc.message}"))
             continue
         rows.extend(_row(bucket, e, now) for e in entries)
+    for row in rows:
+        if row.days_left is not None and row.days_left < EXPIRY_WARNING_DAYS:
+            _expiring(clients, row, now)
     return rows
+
+
+def _expiring(clients: Clients, row: CertificateRow, now: datetime) -> None:
+    data = {k: v for k, v in row.to_json().items() if k in (
+        "domain", "bucket", "cert_id", "fingerprint", "days_left") and v is not None}
+    data["not_after"] = row.valid_end.isoformat() if row.valid_end else None
+    try:
+        clients.events.publish(Event("certificate.expiring", f"{row.bucket}/{row.domain}",
+                                     data, now))
+    except Exception:  # a sink must not raise; if one does, the listing still stands
+        log.exception("event.publish_failed", type="certificate.expiring", domain=row.domain)
 
 
 def _row(bucket: str, entry: CnameEntry, now: datetime) -> CertificateRow:

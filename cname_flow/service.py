@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cname_flow.certs import (
@@ -28,6 +28,8 @@ from cname_flow.errors import (
     RegionMismatch,
     RemoteError,
 )
+from cname_flow.events import EventSink, NullSink
+from cname_flow.events.sinks import sink_from_settings
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest
@@ -67,6 +69,7 @@ class Clients:
     oss: OssCnameApi
     dns: DnsProvider
     checker: PropagationChecker
+    events: EventSink = field(default_factory=NullSink)
 
     @classmethod
     def from_settings(
@@ -80,7 +83,8 @@ class Clients:
         region it meets, each signing for its region. Without ``oss.endpoint`` each reaches
         the SDK's production endpoint of its region (``oss-<region>.aliyuncs.com``); an
         explicit ``oss.endpoint`` (the sandbox) is shared by every region. The DNS provider is
-        the ``dns.provider`` setting, built by :func:`cname_flow.dns.build_provider`.
+        the ``dns.provider`` setting, built by :func:`cname_flow.dns.build_provider`. Events go
+        where the ``events`` section says (:func:`cname_flow.events.sinks.sink_from_settings`).
         ``rate_limiter(action)`` and ``on_error(action, error)`` see every attempt of both
         adapters, every region's client included (their one retry layer calls them; a batch
         job limits and counts through them). Without a ``rate_limiter`` the clients pace
@@ -88,7 +92,8 @@ class Clients:
         entry point (a bind, reconcile's concurrent fixes) keeps to the same rates.
 
         Raises:
-            ConfigError: no usable credentials, or an unknown ``dns.provider``.
+            ConfigError: no usable credentials, or an unknown ``dns.provider``; SecretNotFound:
+                a webhook's secret variable is unset.
         """
         creds = credentials(settings, env)
         o = settings.oss
@@ -106,7 +111,10 @@ class Clients:
         oss = RegionalOss(regional, o.region)
         dns = build_provider(settings.dns.provider, settings, creds,
                              rate_limiter=rate_limiter, on_error=on_error)
-        return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()))
+        events = sink_from_settings(settings.events, Path(settings.journal.dir), env,
+                                    where=settings.where("events"))
+        return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()),
+                   events)
 
 
 def credentials(settings: Settings, env: Mapping[str, str] | None = None) -> Credentials:
@@ -293,7 +301,7 @@ def ports(
 ) -> Ports:
     """The workflow's ports over ``clients`` (a batch job adds its shared ListCname)."""
     return Ports(oss=clients.oss, dns=clients.dns, checker=clients.checker,
-                 bucket_listing=bucket_listing)
+                 bucket_listing=bucket_listing, events=clients.events)
 
 
 def step_context(

@@ -158,7 +158,7 @@ def batch_clients(settings: Settings, stats: ApiStats, env: Mapping[str, str] | 
     base = service.Clients.from_settings(settings, env, rate_limiter=limiter,
                                          on_error=stats.count_error)  # refuses unknown providers
     checker = CachingChecker(base.checker, threads=settings.batch.concurrency)
-    return service.Clients(settings, BatchOss(base.oss), base.dns, checker), checker
+    return service.Clients(settings, BatchOss(base.oss), base.dns, checker, base.events), checker
 
 
 def run_job(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
 from cname_flow.config.dns_sections import Rfc2136Settings
+from cname_flow.config.events_section import EventsSettings
 from cname_flow.config.sections import (
     AlidnsSettings,
     BatchSettings,
@@ -74,6 +75,7 @@ class Settings(SettingsModel):
         store: which store of record (the JSON journal, or PostgreSQL for scale-out).
         defaults: values a binding takes when the command line or manifest leaves them out.
         batch: concurrency and client-side rate limits.
+        events: the event stream and webhooks (:mod:`cname_flow.config.events_section`).
         source: the file the settings were read from, ``None`` for defaults + environment.
     """
 
@@ -88,6 +90,7 @@ class Settings(SettingsModel):
     store: StoreSettings = Field(default_factory=StoreSettings)
     defaults: DefaultSettings = Field(default_factory=DefaultSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
     source: Path | None = None
 
     _origins: dict[tuple[str | int, ...], str] = PrivateAttr(default_factory=dict)

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, cast, get_args
 
 #: The event types a sink may receive; a receiver should ignore types it does not know.
 EventType = Literal[
@@ -73,6 +73,25 @@ class Event:
             "created_at": self.created_at.isoformat(),
             "data": dict(self.data),
         }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, object]) -> Event:
+        """The event back from :meth:`as_json`'s object (the stream, the outbox, a receiver).
+
+        Raises:
+            ValueError: a field is missing or of the wrong kind, or ``type`` is unknown.
+        """
+        kind, data, created = obj.get("type"), obj.get("data"), obj.get("created_at")
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {kind!r}")
+        if not isinstance(data, Mapping) or not isinstance(created, str):
+            raise ValueError("data must be an object and created_at a string")
+        ident, subject = obj.get("id"), obj.get("subject")
+        if not isinstance(ident, str) or not isinstance(subject, str):
+            raise ValueError("id and subject must be strings")
+        when = datetime.fromisoformat(created)
+        return cls(type=cast(EventType, kind), subject=subject, data=dict(data),
+                   created_at=when, id=ident)
 
 
 class EventSink(Protocol):

@@ -38,6 +38,7 @@ from cname_flow.manifest import Manifest
 from cname_flow.model import Binding, CnameEntry, txt_name
 from cname_flow.reconcile.apply import Applier, BindFixer, ItemResult
 from cname_flow.reconcile.drift import DesiredState, Finding, Observed, Policy, detect
+from cname_flow.reconcile.notify import drift_event, expiring_events, publish
 from cname_flow.reconcile.plan import ReconcilePlan
 
 log = get_logger(__name__)
@@ -285,14 +286,23 @@ def reconcile(clients: service.Clients, manifest: Manifest, opts: ReconcileOptio
         if not opts.apply:
             records = service.read_bindings(clients.settings)
             plan = build_plan(clients, manifest, records, opts)
-            return ReconcileReport(plan, False, (), statuses(clients, manifest),
-                                   clock() - started)
+            return _announced(clients, ReconcileReport(
+                plan, False, (), statuses(clients, manifest), clock() - started))
         with service.open_store(clients.settings) as journal:
             plan = build_plan(clients, manifest, journal.bindings(), opts)
+            publish(clients.events, [drift_event(plan)])  # before the fixes' own events
             if reviewed is not None:
                 reviewed.check_same(plan)
             plan.check_budget(opts.max_changes, force=opts.force)
             results = Applier(clients, manifest, journal, expires, clock, fix_binds).run(plan)
-        return ReconcileReport(plan, True, results, statuses(clients, manifest),
-                               clock() - started)
+        return _announced(clients, ReconcileReport(
+            plan, True, results, statuses(clients, manifest), clock() - started))
 
+
+def _announced(clients: service.Clients, report: ReconcileReport) -> ReconcileReport:
+    """Publish the run's ``certificate.expiring`` events, and a plan-only run's
+    ``drift.found`` (an applying run published it before its fixes): :mod:`.notify`."""
+    ends = {s.key: s.cert_not_after for s in report.statuses}
+    first = None if report.applied else drift_event(report.plan)
+    publish(clients.events, [first, *expiring_events(report.plan, ends)])
+    return report

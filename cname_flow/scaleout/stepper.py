@@ -139,7 +139,9 @@ class Stepper:
             except TokenExpired:
                 event, _ = driver.backoff_failure(record, exc, self.backoff)
                 self._forget(key)
-                return _outcome("failed", records.record(event), exc, retryable=False)
+                failed = records.record(event)
+                driver.announce(self._ports, failed, event)
+                return _outcome("failed", failed, exc, retryable=False)
             return _outcome("renewed", records.record(back), exc, retryable=True)
         except CnameFlowError as exc:
             if exc.step is None:  # preflight (certificate, region): name the binding and step
@@ -148,11 +150,13 @@ class Stepper:
             failed = records.record(event)
             if not exc.retryable:
                 self._forget(key)
+                driver.announce(self._ports, failed, event)
             return _outcome("failed", failed, exc, retryable=exc.retryable,
                             delay_s=delay or 0.0, step=str(step))
         after = records.record(done)
         if reached in machine.TERMINAL:
             self._forget(key)
+            driver.announce(self._ports, after, done)
         return _outcome("done", after, None, step=str(step))
 
     def finished(self, spec: BindingSpec) -> None:

@@ -15,6 +15,7 @@ decided here, once::
             journal on_token_expired(key, exc, renewals)        # back to PENDING
         except CnameFlowError as exc:
             journal failure_event(key, step, phase, exc)
+        announce(ctx.ports, record, event)   # once journaled: binding.verified / binding.failed
 
 Journal events are described in :class:`~cname_flow.journal.BindingOutputs`.
 """
@@ -27,12 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cname_flow.errors import CnameFlowError, OwnershipNotVerified, StepError, TokenExpired
+from cname_flow.events import Event
 from cname_flow.journal import BindingOutputs, BindingRecord, ErrorInfo, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.model import AuxStep, Binding, Phase, Step
 from cname_flow.store.base import RecordReader
 from cname_flow.workflow import machine, steps
-from cname_flow.workflow.context import BindingRun, StepContext, StepResult
+from cname_flow.workflow.context import BindingRun, Ports, StepContext, StepResult
 
 log = get_logger(__name__)
 
@@ -226,6 +228,48 @@ def backoff_failure(
     phase = record.phase
     event = failure_event(record.key, next_step(phase), phase, exc, outputs, **log_fields)
     return event, delay
+
+
+#: Outputs a ``binding.verified`` event carries (never a token or a secret).
+_VERIFIED_FIELDS = ("region", "status", "fast_path", "cert_id", "fingerprint", "cert_not_after",
+                    "route_target", "put_request_id", "converged_at")
+
+
+def outcome_event(record: BindingRecord, event: JournalEvent, now: datetime) -> Event | None:
+    """The event to publish for a journaled transition that ends a binding, else None:
+    ``binding.verified`` for a ``done`` reaching BOUND, ``binding.failed`` for a ``failed``
+    reaching FAILED (a retryable failure keeps its phase, so it publishes nothing).
+
+    Args:
+        record: the binding's record after ``event`` was journaled.
+        event: the transition.
+        now: the event's time, aware UTC.
+    """
+    base: dict[str, object] = {"domain": record.domain, "bucket": record.bucket}
+    if event.status == "done" and event.phase is Phase.BOUND:
+        extra = {k: record.outputs.get(k) for k in _VERIFIED_FIELDS}
+        data = base | {k: v for k, v in extra.items() if v is not None}
+        return Event("binding.verified", record.key, data, now)
+    if event.status == "failed" and event.phase is Phase.FAILED and event.error is not None:
+        err = event.error
+        data = base | {"step": str(event.step), "code": err.code, "message": err.message,
+                       "request_id": err.request_id or None}
+        return Event("binding.failed", record.key, data, now)
+    return None
+
+
+def announce(ports: Ports, record: BindingRecord, event: JournalEvent) -> None:
+    """Publish :func:`outcome_event` (if any) to ``ports.events``, once ``event`` is
+    journaled. Called by every driver (the engine, the DBOS stepper), so a binding ends with
+    exactly one such event per run. A sink that raises is logged, never propagated: the
+    binding's outcome is already durable."""
+    published = outcome_event(record, event, ports.now())
+    if published is None:
+        return
+    try:
+        ports.events.publish(published)
+    except Exception:
+        log.exception("event.publish_failed", binding=record.key, type=published.type)
 
 
 @contextlib.contextmanager

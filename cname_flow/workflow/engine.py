@@ -210,13 +210,13 @@ class Engine:
                         back = driver.on_token_expired(key, exc, renewals)
                     except TokenExpired:  # renewed too often: a failure like any other
                         self.errors[key] = exc
-                        await self._failed(key, exc, self.backoff.max_attempts)
+                        await self._failed(ctx, exc, self.backoff.max_attempts)
                         return
                     phase = (await self._commit(back)).phase
                 except CnameFlowError as exc:
                     failures += 1
                     self.errors[key] = exc
-                    record = await self._failed(key, exc, failures)
+                    record = await self._failed(ctx, exc, failures)
                     if not exc.retryable or failures >= self.backoff.max_attempts:
                         return
                     await self._wait_backoff(record)
@@ -271,7 +271,9 @@ class Engine:
             self._log_step("step.done", step=str(step), phase=str(phase))
             carry = [done]
             if phase in machine.TERMINAL or self.stopping:
-                return Hop(self._commit_blocking(*carry), None)
+                after = self._commit_blocking(*carry)
+                driver.announce(ctx.ports, after, done)  # BOUND: binding.verified
+                return Hop(after, None)
 
     @contextlib.asynccontextmanager
     async def _worker(self, step: Step) -> AsyncIterator[None]:
@@ -301,12 +303,16 @@ class Engine:
         self._log_step("step.done", binding=key, step=str(step), phase=str(phase))
         return phase, [done]
 
-    async def _failed(self, key: str, exc: CnameFlowError, failures: int) -> BindingRecord:
-        """Journal the failure of the step whose ``running`` is the binding's last event."""
-        record = self.committer.journal.get(key)
+    async def _failed(self, ctx: StepContext, exc: CnameFlowError,
+                      failures: int) -> BindingRecord:
+        """Journal the failure of the step whose ``running`` is the binding's last event
+        (a permanent one is announced: ``binding.failed``)."""
+        record = self.committer.journal.get(ctx.binding.key)
         assert record is not None  # the failed step's running event was journaled
         event, _ = driver.backoff_failure(record, exc, self.backoff, failures=failures)
-        return await self._commit(event)
+        after = await self._commit(event)
+        driver.announce(ctx.ports, after, event)
+        return after
 
     async def _wait_backoff(self, record: BindingRecord) -> None:
         """Sleep until the binding's persisted ``next_attempt_at`` (if it is in the future)."""
