@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cname_flow.certs import (
@@ -28,9 +28,11 @@ from cname_flow.errors import (
     RegionMismatch,
     RemoteError,
 )
+from cname_flow.events import EventSink, NullSink
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest
+from cname_flow.manual.mode import mode_for
 from cname_flow.model import (
     AuxStep,
     Binding,
@@ -61,12 +63,14 @@ BIND_JOURNAL = STORE_FILE
 
 @dataclass(slots=True)
 class Clients:
-    """The adapters one run talks through, built once from the settings."""
+    """The adapters one run talks through, built once from the settings (``events``: where
+    the workflow publishes :class:`~cname_flow.events.Event` s; drops them by default)."""
 
     settings: Settings
     oss: OssCnameApi
     dns: DnsProvider
     checker: PropagationChecker
+    events: EventSink = field(default_factory=NullSink)
 
     @classmethod
     def from_settings(
@@ -293,15 +297,17 @@ def ports(
 ) -> Ports:
     """The workflow's ports over ``clients`` (a batch job adds its shared ListCname)."""
     return Ports(oss=clients.oss, dns=clients.dns, checker=clients.checker,
-                 bucket_listing=bucket_listing)
+                 bucket_listing=bucket_listing, events=clients.events)
 
 
 def step_context(
     clients: Clients, binding: Binding, *, on_round: Callable[[Round], None] | None = None,
-    shared: Ports | None = None,
+    shared: Ports | None = None, manual: bool = False, manual_wait_s: float = 0.0,
 ) -> StepContext:
     """The step context of one binding (certificate, then region pre-flighted first, see
-    :func:`preflight_region`), over ``shared`` ports or ports of its own.
+    :func:`preflight_region`), over ``shared`` ports or ports of its own. ``manual``
+    (``--dns manual``) or a manual zone in ``dns.zones`` makes it a manual binding that this
+    run checks for up to ``manual_wait_s`` seconds (:mod:`cname_flow.manual`).
 
     Raises:
         CertificateError: the binding's certificate fails pre-flight.
@@ -315,13 +321,15 @@ def step_context(
         txt_ttl=clients.settings.defaults.txt_ttl,
         ownership_policy=OwnershipPolicy.from_settings(clients.settings.ownership),
         on_round=on_round,
+        manual=mode_for(clients.settings, binding.domain, forced=manual,
+                        patience_s=manual_wait_s),
     )
 
 
 def bind(
     clients: Clients, binding: Binding, store: BindingStore, *,
     on_round: Callable[[Round], None] | None = None,
-    on_step: Callable[[str, Step, Phase], None] | None = None,
+    on_step: Callable[[str, Step, Phase], None] | None = None, manual: bool = False,
 ) -> BindingRecord:
     """Drive one binding to BOUND, resuming from the store, holding the binding's lock: a
     batch of one on the engine every entry point shares (:func:`runner.run_one`).
@@ -332,13 +340,18 @@ def bind(
         store: the store of record.
         on_round: called with each propagation round (display).
         on_step: called with (binding key, step, phase reached) as each step completes.
+        manual: ``--dns manual``: a person adds the TXT record; the run checks for it up to
+            ``manual.bind_wait_s`` (a manual zone in ``dns.zones`` does the same).
 
     Raises:
+        AwaitingCustomerDns: manual mode, the record was not seen in time (retryable; the
+            binding waits in the store).
         Locked: another process drives this binding for longer than ``journal.lock_wait_s``.
         Interrupted: SIGINT or SIGTERM stopped the run (the store shows where; re-run).
         CnameFlowError: the failing step's error (recorded in the store).
     """
-    ctx = step_context(clients, binding, on_round=on_round)
+    ctx = step_context(clients, binding, on_round=on_round, manual=manual,
+                       manual_wait_s=clients.settings.manual.bind_wait_s)
 
     def on_event(event: JournalEvent) -> None:
         if on_step is not None and event.status == "done" and isinstance(event.step, Step):
