@@ -7,6 +7,7 @@ binding started with ``--dns manual`` stays manual when ``reconcile`` continues 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ class ManualMode:
             if one is due).
         nameserver_hosts: NS host names to start the authoritative-server discovery from (the
             lab's ``propagation.nameserver_addresses``); empty: the zone's NS set is looked up.
+        lab_addresses: ``(ip, port)`` of those hosts: a zone not configured is found by asking
+            them for the domain's SOA (RD=0) instead of the system resolver.
     """
 
     active: bool = False
@@ -44,6 +47,7 @@ class ManualMode:
     cadence: Cadence = field(default_factory=Cadence)
     patience_s: float = 0.0
     nameserver_hosts: tuple[str, ...] = ()
+    lab_addresses: tuple[tuple[str, int], ...] = ()
 
     def zone_of(self, domain: str) -> Zone:
         """The zone ``domain``'s record goes in, with its NS host names.
@@ -51,7 +55,7 @@ class ManualMode:
         Raises:
             InputError: no zone is configured and none could be found through DNS.
         """
-        name = self.zone or _find_zone(domain)
+        name = self.zone or _find_zone(domain, self.lab_addresses)
         hosts = self.nameserver_hosts or _ns_hosts(name)
         return Zone(name=name, zone_id=MANUAL_ZONE_ID, nameservers=hosts, min_ttl=60)
 
@@ -80,10 +84,12 @@ def manual_zone(zones: dict[str, str], domain: str, manual_id: str) -> str | Non
     return max(hits, key=len) if hits else None
 
 
-def _find_zone(domain: str) -> str:
-    """The zone apex of ``domain`` from the DNS (dnspython ``zone_for_name``: SOA queries of
-    the domain and its parents through the system resolver; the ``_dnsauth`` name itself is
-    never asked, so no resolver caches a negative answer for it).
+def _find_zone(domain: str, lab: Sequence[tuple[str, int]] = ()) -> str:
+    """The zone apex of ``domain`` from the DNS: with ``lab`` addresses, the SOA that their
+    authoritative answer to ``domain`` SOA carries (RFC 2308 §3: a negative answer holds the
+    zone's SOA in its authority section; RD=0); else dnspython's ``zone_for_name`` (SOA
+    queries of the domain and its parents through the system resolver). The ``_dnsauth`` name
+    itself is never asked, so no resolver caches a negative answer for it.
 
     Raises:
         InputError: the zone could not be found.
@@ -92,12 +98,34 @@ def _find_zone(domain: str) -> str:
     import dns.resolver
 
     try:
+        for ip, port in lab:
+            found = _soa_owner(domain, ip, port)
+            if found:
+                return found
         return str(dns.resolver.zone_for_name(domain)).rstrip(".").lower()
     except dns.exception.DNSException as exc:
         raise InputError(
             f"cannot find the DNS zone of {domain}: {exc}",
             hint=f"list it in the config: dns: {{zones: {{<zone of {domain}>: manual}}}}",
         ) from None
+
+
+def _soa_owner(domain: str, ip: str, port: int) -> str | None:
+    """The owner of the SOA in an authoritative answer to ``domain`` SOA from ``ip``:``port``."""
+    import dns.flags
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    query = dns.message.make_query(domain, dns.rdatatype.SOA)
+    query.flags &= ~dns.flags.RD
+    response = dns.query.udp(query, ip, port=port, timeout=3.0)
+    if not response.flags & dns.flags.AA:
+        return None
+    for rrset in (*response.answer, *response.authority):
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return str(rrset.name).rstrip(".").lower()
+    return None
 
 
 def _ns_hosts(zone: str) -> tuple[str, ...]:
@@ -130,9 +158,12 @@ def mode_for(settings: Settings, domain: str, *, forced: bool = False,
         patience_s: how long this run keeps checking (see :class:`ManualMode`).
     """
     from cname_flow.dns import MANUAL, provider_for
+    from cname_flow.propagation.model import parse_address
 
     active = forced or provider_for(settings, domain) == MANUAL
+    lab = settings.propagation.nameserver_addresses
     return ManualMode(
         active=active, zone=manual_zone(dict(settings.dns.zones), domain, MANUAL),
         cadence=Cadence.from_settings(settings.manual), patience_s=patience_s,
-        nameserver_hosts=tuple(sorted(settings.propagation.nameserver_addresses)))
+        nameserver_hosts=tuple(sorted(lab)),
+        lab_addresses=tuple(parse_address(a, 53) for host in sorted(lab) for a in lab[host]))

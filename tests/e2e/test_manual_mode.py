@@ -165,3 +165,33 @@ def test_manual_binding_from_instructions_to_bound(sb: SandboxEnv, tmp_path: Pat
     assert sb.phase(KEY) == "BOUND"
     assert DOMAIN in sb.sandbox.state.buckets["examplebucket"].cnames
     assert len(sink.of("binding.instructions")) == 2
+
+
+def test_cli_bind_dns_manual_prints_instructions_exits_75_and_check_binds(
+        tmp_path: Path) -> None:
+    with sandbox_env(tmp_path) as sb:  # no dns.zones entry: --dns manual alone
+        write_config(sb.config, sb.sandbox, extra={"manual": MANUAL})
+        domain, key = "cdn.example.com", "examplebucket/cdn.example.com"
+        done = sb.cli("bind", domain, "--dns", "manual", "--json")
+        assert done.returncode == 75, done.stderr
+        data = json.loads(done.stdout)
+        token = sb.token("examplebucket", domain)
+        assert data["waiting"] is True and data["phase"] == "TXT_WRITTEN"
+        instr = data["manual"]["instructions"]
+        assert (instr["host"], instr["fqdn"], instr["value"]) == (
+            "_dnsauth.cdn", f"_dnsauth.{domain}", token)
+        assert "reconcile" in data["hint"] and "check" in data["hint"]
+        assert sb.records(f"_dnsauth.{domain}") == []  # cname-flow wrote nothing
+
+        text = sb.cli("status", domain)
+        assert "_dnsauth.cdn" in text.stdout and "dns_txt_missing" in text.stdout, text.stdout
+
+        assert token is not None
+        customer_adds(sb, "_dnsauth.cdn", token)
+        time.sleep(MANUAL["check_now_interval_s"])
+        bound = sb.cli("check", domain, "--json")
+        assert bound.returncode == 0, bound.stderr
+        assert json.loads(bound.stdout)["phase"] == "BOUND"
+        assert sb.phase(key) == "BOUND"
+        again = sb.cli("check", domain)  # already bound: nothing to ask
+        assert again.returncode == 0 and "bound" in again.stdout
