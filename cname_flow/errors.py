@@ -51,11 +51,9 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
         ├── CertificateConflict       PreviousCertId no longer matches (changed out of band)
         │   └── OssCertificateConflict  OSS's answer: CasRenewCertificateConflict / EC ...209
         ├── VerificationFailed        ListCname lacks the domain or its status is wrong
-        ├── AwaitingCustomerDns       manual mode: the record is not in place yet; retryable;
-        │                             .findings .next_check_at; the binding waits in the store
-        ├── CustomerDnsAbandoned      manual mode: no record after manual.give_up_after_s
-        └── CheckTooSoon              `cname-flow check` within manual.check_now_interval_s of
-                                      the last one; retryable (exit 75)
+        └── (manual mode, in cname_flow/manual/errors.py) AwaitingCustomerDns (retryable:
+            the record is not in place yet), CustomerDnsAbandoned (no record after
+            manual.give_up_after_s), CheckTooSoon (`check` rate limit; retryable)
 
 No exception message ever carries an AccessKey secret, an STS token or a private key.
 """
@@ -429,44 +427,3 @@ class VerificationFailed(StepError):
 
     retryable = True
 
-
-class AwaitingCustomerDns(StepError):
-    """Manual mode: the customer's TXT record is not (yet) served by every authoritative
-    nameserver; the binding stays in the store and ``reconcile`` or ``cname-flow check``
-    continue it (exit 75).
-
-    Attributes:
-        findings: what the last check found, as ``(code, message)`` pairs (may be empty when
-            no check was due in this run).
-        next_check_at: ISO-8601 time of the next scheduled check, or ``""``.
-    """
-
-    retryable = True
-
-    def __init__(self, message: str, *, hint: str = "",
-                 findings: Sequence[tuple[str, str]] = (), next_check_at: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.findings = tuple(findings)
-        self.next_check_at = next_check_at
-
-
-class CustomerDnsAbandoned(StepError):
-    """Manual mode: the record was not seen within ``manual.give_up_after_s``; not retryable
-    (``bind`` again to start a new wait)."""
-
-    retryable = False
-
-
-class CheckTooSoon(StepError):
-    """``cname-flow check`` ran again within ``manual.check_now_interval_s`` of its last run for
-    the domain; nothing was asked (retryable: try again after ``retry_at``).
-
-    Attributes:
-        retry_at: ISO-8601 time from which a check is allowed again.
-    """
-
-    retryable = True
-
-    def __init__(self, message: str, *, hint: str = "", retry_at: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.retry_at = retry_at

@@ -22,8 +22,9 @@ from cname_flow.cli.manual import DNS_OPTION, check, print_statuses, waiting, wi
 from cname_flow.cli.reconcile import reconcile
 from cname_flow.cli.store import store
 from cname_flow.cli.worker import worker
-from cname_flow.errors import AwaitingCustomerDns, InputError
+from cname_flow.errors import InputError
 from cname_flow.journal import BindingRecord
+from cname_flow.manual.errors import AwaitingCustomerDns
 from cname_flow.model import Binding, normalize_domain
 from cname_flow.scaleout import routing
 from cname_flow.workflow.plan import plan_binding

@@ -14,10 +14,10 @@ from rich.console import Console
 from cname_flow import service
 from cname_flow.cli import render
 from cname_flow.cli.common import CliState, fail, guarded
-from cname_flow.errors import AwaitingCustomerDns
 from cname_flow.journal import BindingRecord
 from cname_flow.manual import instructions
 from cname_flow.manual.check import check_now
+from cname_flow.manual.errors import AwaitingCustomerDns
 from cname_flow.manual.status import manual_view
 
 #: The ``--dns`` option of ``bind``.

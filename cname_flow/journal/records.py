@@ -60,14 +60,7 @@ class BindingOutputs(TypedDict, total=False):
       colon-hex), ``cert_not_after``;
     * finish: ``route_record_id``, ``route_target``, ``txt_record_id`` (None once removed);
     * failures: ``ownership_failed_at`` (a PutCname ownership failure), ``next_attempt_at``
-      (a batch's persisted backoff);
-    * manual mode (:mod:`cname_flow.manual`): ``dns_mode`` (``"manual"``), the instructions
-      ``manual_zone``, ``manual_host`` (relative to the zone), ``manual_fqdn``,
-      ``manual_since``; each check (``dns_check`` events) ``dns_checked_at``,
-      ``dns_check_count``, ``dns_check_delay_s``, ``dns_next_check_at``, ``dns_check_ok``,
-      ``dns_findings`` (a JSON list of ``{code, severity, message, remediation}``),
-      ``check_now_at``; a re-mint (``token_renew`` events) ``token_previous``,
-      ``token_renewals``, ``token_renewed_at``.
+      (a batch's persisted backoff).
     """
 
     domain: str | None
@@ -93,21 +86,6 @@ class BindingOutputs(TypedDict, total=False):
     route_target: str | None
     ownership_failed_at: str | None
     next_attempt_at: str | None
-    dns_mode: str | None
-    manual_zone: str | None
-    manual_host: str | None
-    manual_fqdn: str | None
-    manual_since: str | None
-    dns_checked_at: str | None
-    dns_check_count: int | None
-    dns_check_delay_s: float | None
-    dns_next_check_at: str | None
-    dns_check_ok: bool | None
-    dns_findings: str | None
-    check_now_at: str | None
-    token_previous: str | None
-    token_renewals: int | None
-    token_renewed_at: str | None
 
 
 def _now() -> datetime:
@@ -265,16 +243,6 @@ class BindingRecord:
     ownership_failed_at = _Output(_as_datetime)
     #: When a backed-off binding may be tried again.
     next_attempt_at = _Output(_as_datetime)
-    #: Manual mode: when the instructions were first given.
-    manual_since = _Output(_as_datetime)
-    #: Manual mode: when the record was last checked.
-    dns_checked_at = _Output(_as_datetime)
-    #: Manual mode: when the next check is due.
-    dns_next_check_at = _Output(_as_datetime)
-    #: Manual mode: when ``cname-flow check`` last ran (its rate limit).
-    check_now_at = _Output(_as_datetime)
-    #: Manual mode: when the CNAME token was last re-minted.
-    token_renewed_at = _Output(_as_datetime)
 
     def get(self, name: str) -> OutputValue:
         """The output ``name`` as stored, or ``None``: for keys outside

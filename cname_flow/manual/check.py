@@ -13,9 +13,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cname_flow import service
-from cname_flow.errors import CheckTooSoon, InputError
-from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
+from cname_flow.errors import InputError
+from cname_flow.journal import BindingRecord, JournalEvent
+from cname_flow.manual.errors import CheckTooSoon
 from cname_flow.manual.mode import effective, mode_for
+from cname_flow.manual.outputs import ManualOutputs, time_of, to_journal
 from cname_flow.model import AuxStep, Binding, Phase
 from cname_flow.store import BindingStore
 from cname_flow.workflow import runner
@@ -48,15 +50,15 @@ def check_now(clients: service.Clients, binding: Binding, store: BindingStore) -
         return record
     _refuse_too_soon(record, settings.manual.check_now_interval_s, clients)
     now = service.ports(clients).now()
-    store.record(JournalEvent(key, AuxStep.DNS_CHECK, "done", record.phase, BindingOutputs(
-        check_now_at=now.isoformat(), dns_next_check_at=now.isoformat())))
+    due_now = ManualOutputs(check_now_at=now.isoformat(), dns_next_check_at=now.isoformat())
+    store.record(JournalEvent(key, AuxStep.DNS_CHECK, "done", record.phase, to_journal(due_now)))
     ctx = service.step_context(clients, binding)
     return runner.run_one(store, ctx, locks=store, lock_wait_s=settings.journal.lock_wait_s)
 
 
 def _refuse_too_soon(record: BindingRecord, interval_s: float,
                      clients: service.Clients) -> None:
-    last = record.check_now_at
+    last = time_of(record, "check_now_at")
     if last is None:
         return
     allowed = last + timedelta(seconds=interval_s)

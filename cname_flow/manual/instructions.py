@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from cname_flow.journal import BindingOutputs, BindingRecord
+from cname_flow.journal import BindingRecord
+from cname_flow.manual.outputs import ManualOutputs
 from cname_flow.model import txt_name
 
 #: The TTL suggested to the customer, seconds (what cname-flow itself writes elsewhere).
@@ -105,7 +106,7 @@ def from_record(record: BindingRecord) -> Instructions | None:
     return instructions_for(record.domain, zone, token, record.token_expires_at)
 
 
-def outputs(instr: Instructions, since: datetime) -> BindingOutputs:
+def outputs(instr: Instructions, since: datetime) -> ManualOutputs:
     """The journal outputs recording ``instr`` (``since``: when first given, kept if set)."""
-    return BindingOutputs(dns_mode="manual", manual_zone=instr.zone, manual_host=instr.host,
+    return ManualOutputs(dns_mode="manual", manual_zone=instr.zone, manual_host=instr.host,
                           manual_fqdn=instr.fqdn, manual_since=since.isoformat())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from cname_flow.journal import BindingRecord
 from cname_flow.manual import detect, instructions
+from cname_flow.manual.outputs import time_of
 
 
 def manual_view(record: BindingRecord) -> dict[str, object] | None:
@@ -19,14 +20,14 @@ def manual_view(record: BindingRecord) -> dict[str, object] | None:
     if record.get("dns_mode") != "manual":
         return None
     instr = instructions.from_record(record)
-    checked = record.dns_checked_at
+    checked = time_of(record, "dns_checked_at")
     renewals = record.get("token_renewals")
     return {
         "instructions": instr.as_json() if instr is not None else None,
         "token": {
             "expires_at": _iso(record.token_expires_at),
             "renewals": renewals if isinstance(renewals, int) else 0,
-            "renewed_at": _iso(record.token_renewed_at),
+            "renewed_at": _iso(time_of(record, "token_renewed_at")),
             "previous_value": record.get("token_previous"),
         },
         "last_check": None if checked is None else {
@@ -34,10 +35,10 @@ def manual_view(record: BindingRecord) -> dict[str, object] | None:
             "count": record.get("dns_check_count"),
             "findings": detect.decode(record.get("dns_findings")),
         },
-        "next_check_at": _iso(record.dns_next_check_at) if record.phase == "TXT_WRITTEN"
+        "next_check_at": _iso(time_of(record, "dns_next_check_at")) if record.phase == "TXT_WRITTEN"
         else None,
-        "check_now_at": _iso(record.check_now_at),
-        "waiting_since": _iso(record.manual_since),
+        "check_now_at": _iso(time_of(record, "check_now_at")),
+        "waiting_since": _iso(time_of(record, "manual_since")),
     }
 
 

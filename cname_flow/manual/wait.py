@@ -22,19 +22,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
-from cname_flow.errors import (
-    AwaitingCustomerDns,
-    CnameAlreadyBound,
-    CnameTaken,
-    CustomerDnsAbandoned,
-    StepError,
-    TokenExpired,
-)
+from cname_flow.errors import CnameAlreadyBound, CnameTaken, StepError, TokenExpired
 from cname_flow.events import Event
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.manual import detect, instructions
+from cname_flow.manual.errors import AwaitingCustomerDns, CustomerDnsAbandoned
 from cname_flow.manual.mode import ManualMode
+from cname_flow.manual.outputs import ManualOutputs, time_of, to_journal
 from cname_flow.model import AuxStep, Phase, txt_name
 from cname_flow.propagation.model import NameserverAddress, Round
 from cname_flow.workflow.context import BindingRun, StepContext, StepResult
@@ -83,14 +78,14 @@ def give_instructions(ctx: StepContext, run: BindingRun, record: BindingRecord,
         raise TokenExpired(f"the CNAME token for {ctx.binding.domain} expired; getting a new one")
     instr = instructions.instructions_for(ctx.binding.domain, run.zone().name, token,
                                           record.token_expires_at)
-    since = record.manual_since or now
+    since = time_of(record, "manual_since") or now
     ctx.ports.events.publish(Event("binding.instructions", ctx.binding.key,
                                    instr.as_json(), now))
     log.info("manual.instructions", fqdn=instr.fqdn, host=instr.host, zone=instr.zone)
     first = mode.cadence.next_delay_s(0.0, None)
-    outputs = instructions.outputs(instr, since) | BindingOutputs(
-        txt_written_at=now.isoformat(), dns_check_delay_s=None,
-        dns_next_check_at=(now + timedelta(seconds=first)).isoformat())
+    outputs = to_journal(instructions.outputs(instr, since) | ManualOutputs(
+        dns_check_delay_s=None, dns_next_check_at=(now + timedelta(seconds=first)).isoformat()),
+        BindingOutputs(txt_written_at=now.isoformat()))
     return StepResult(Phase.TXT_WRITTEN, outputs)
 
 
@@ -134,14 +129,14 @@ def check_event(ctx: StepContext, record: BindingRecord, mode: ManualMode,
     """The ``dns_check`` event of one check: findings, count, and the next check's time."""
     now = ctx.ports.now()
     findings = detect.detect(obs)
-    since = record.manual_since or now
+    since = time_of(record, "manual_since") or now
     previous = record.get("dns_check_delay_s")
     gap = float(previous) if isinstance(previous, int | float) else mode.cadence.first_check_s
     delay = mode.cadence.next_delay_s((now - since).total_seconds(), gap)
     due = mode.cadence.next_check_at(now, delay, started=since,
                                      token_expires_at=record.token_expires_at)
     count = record.get("dns_check_count")
-    outputs = BindingOutputs(
+    outputs = ManualOutputs(
         dns_checked_at=now.isoformat(), dns_check_count=(count if isinstance(count, int)
                                                          else 0) + 1,
         dns_check_delay_s=delay, dns_next_check_at=due.isoformat(), dns_check_ok=obs.main.ok,
@@ -150,7 +145,8 @@ def check_event(ctx: StepContext, record: BindingRecord, mode: ManualMode,
         outputs["check_now_at"] = now.isoformat()
     log.info("manual.checked", ok=obs.main.ok, findings=[f.code for f in findings],
              next_check_at=due.isoformat())
-    return JournalEvent(ctx.binding.key, AuxStep.DNS_CHECK, "done", Phase.TXT_WRITTEN, outputs)
+    return JournalEvent(ctx.binding.key, AuxStep.DNS_CHECK, "done", Phase.TXT_WRITTEN,
+                        to_journal(outputs))
 
 
 def seen(ctx: StepContext, obs: detect.Observation) -> StepResult:
@@ -184,10 +180,10 @@ def renewal(ctx: StepContext, record: BindingRecord, mode: ManualMode) -> Journa
     if token.token == old:
         return None
     renewals = record.get("token_renewals")
-    outputs = BindingOutputs(
-        token=token.token, token_expires_at=token.expires_at.isoformat(), token_previous=old,
-        token_renewals=(renewals if isinstance(renewals, int) else 0) + 1,
-        token_renewed_at=now.isoformat(), dns_next_check_at=now.isoformat())
+    outputs = to_journal(ManualOutputs(
+        token_previous=old, token_renewals=(renewals if isinstance(renewals, int) else 0) + 1,
+        token_renewed_at=now.isoformat(), dns_next_check_at=now.isoformat()),
+        BindingOutputs(token=token.token, token_expires_at=token.expires_at.isoformat()))
     zone = record.get("manual_zone") or mode.zone or ""
     data: dict[str, object] = {"domain": ctx.binding.domain, "old_value": old,
                                "new_value": token.token,
@@ -207,7 +203,7 @@ def renewal(ctx: StepContext, record: BindingRecord, mode: ManualMode) -> Journa
 def pending(record: BindingRecord) -> AwaitingCustomerDns:
     """The error that leaves a binding waiting in the store, with its last findings."""
     found = detect.decode(record.get("dns_findings"))
-    due = record.dns_next_check_at
+    due = time_of(record, "dns_next_check_at")
     summary = "; ".join(f"{f.get('code')}: {f.get('message')}" for f in found
                         if f.get("severity") == "error") or "no check yet"
     return AwaitingCustomerDns(
@@ -226,7 +222,7 @@ def abandoned(ctx: StepContext, record: BindingRecord, mode: ManualMode) -> None
     Raises:
         CustomerDnsAbandoned: not retryable; the binding goes FAILED.
     """
-    since = record.manual_since
+    since = time_of(record, "manual_since")
     if since is not None and mode.cadence.gives_up(ctx.ports.now(), since):
         raise CustomerDnsAbandoned(
             f"TXT _dnsauth.{ctx.binding.domain} was not seen at every authoritative nameserver "
@@ -257,7 +253,7 @@ async def wait_async(ctx: StepContext, run: BindingRun, record: BindingRecord,
         if renewed is not None:
             record = await commit(renewed)
         now = ctx.ports.now()
-        due = record.dns_next_check_at or now
+        due = time_of(record, "dns_next_check_at") or now
         wait_s = (due - now).total_seconds()
         if wait_s > 0:
             if loop.time() + wait_s > until:
@@ -291,4 +287,10 @@ def check_once(ctx: StepContext, run: BindingRun, record: BindingRecord,
                                 or "the record is not served everywhere yet"),
         hint="the binding stays in the store; `cname-flow reconcile` continues it",
         findings=[(f.code, f.message) for f in found],
-        next_check_at=str(event.outputs.get("dns_next_check_at") or ""))
+        next_check_at=str(record_due(event)))
+
+
+def record_due(event: JournalEvent) -> str:
+    """The next check time a ``dns_check`` event schedules, ``""`` when none."""
+    due = dict(event.outputs).get("dns_next_check_at")
+    return due if isinstance(due, str) else ""

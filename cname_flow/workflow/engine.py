@@ -47,11 +47,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from cname_flow.errors import AwaitingCustomerDns, CnameFlowError, Locked, TokenExpired
+from cname_flow.errors import CnameFlowError, Locked, TokenExpired
 from cname_flow.journal import BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.manual import mode as manual_mode
 from cname_flow.manual import wait as manual_wait
+from cname_flow.manual.errors import AwaitingCustomerDns
 from cname_flow.model import Phase, Step
 from cname_flow.store.base import BindingLock, BindingLocks
 from cname_flow.workflow import driver, machine, steps

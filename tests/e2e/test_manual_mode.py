@@ -20,11 +20,11 @@ import yaml
 
 from cname_flow import service
 from cname_flow.config import load_settings
-from cname_flow.errors import AwaitingCustomerDns, CheckTooSoon
 from cname_flow.events import Event
 from cname_flow.manifest import load_manifest
 from cname_flow.manual.check import check_now
 from cname_flow.manual.detect import decode
+from cname_flow.manual.errors import AwaitingCustomerDns, CheckTooSoon
 from cname_flow.reconcile.run import ReconcileOptions, reconcile
 from cname_flow.sandbox.config import OssLimits
 from tests.e2e.bindkit import SandboxEnv, sandbox_env, world, write_config
