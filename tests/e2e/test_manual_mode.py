@@ -165,6 +165,30 @@ def test_manual_binding_from_instructions_to_bound(sb: SandboxEnv, tmp_path: Pat
     assert sb.phase(KEY) == "BOUND"
     assert DOMAIN in sb.sandbox.state.buckets["examplebucket"].cnames
     assert len(sink.of("binding.instructions")) == 2
+    # no secret reaches the store or an event
+    secret = sb.env["OSS_ACCESS_KEY_SECRET"]
+    assert secret not in sb.journal.read_text(encoding="utf-8")
+    assert all(secret not in json.dumps(e.as_json()) for e in sink.events)
+
+
+def test_lagging_nameserver_is_named(tmp_path: Path) -> None:
+    with sandbox_env(tmp_path, world(0.0, 60.0)) as sb:  # ns2 sees changes 60 s late
+        write_config(sb.config, sb.sandbox, extra={
+            "dns": {"provider": "alidns", "zones": {"example.com": "manual"}},
+            "manual": MANUAL})
+        sink = ListSink()
+        made = clients(sb, sink)
+        binding = service.make_binding(made.settings, DOMAIN)
+        with service.open_store(made.settings) as store, pytest.raises(AwaitingCustomerDns):
+            service.bind(made, binding, store)
+        token = sb.token("examplebucket", DOMAIN)
+        assert token is not None
+        customer_adds(sb, "_dnsauth.shop", token)
+        with pytest.raises(AwaitingCustomerDns) as lagging:
+            check(sb, sink)
+        assert findings(sb) == ["dns_txt_lagging"]
+        assert "not yet by ns2.sandbox.cname-flow.test" in str(lagging.value)
+        assert sb.phase(KEY) == "TXT_WRITTEN"
 
 
 def test_cli_bind_dns_manual_prints_instructions_exits_75_and_check_binds(
