@@ -99,6 +99,10 @@ def bind(obj: CliState, dry_run: bool, no_wait: bool, dns: str | None, **kw: Any
     clients = obj.clients()
     human = sys.stderr.isatty() and not kw["as_json"]
     if routing.worker_mode(obj.settings):
+        if dns == "manual":
+            raise InputError("--dns manual is not carried to the workers (store.url is set)",
+                             hint="map the domain's zone to manual in the config: "
+                                  "dns: {zones: {<zone>: manual}}")
         record = _bind_on_workers(obj, clients, binding, no_wait=no_wait, human=human)
         if record is None:
             return None
