@@ -50,7 +50,10 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
         │   └── OwnershipProofUnavailable  bound domain, token expired, no new one issued
         ├── CertificateConflict       PreviousCertId no longer matches (changed out of band)
         │   └── OssCertificateConflict  OSS's answer: CasRenewCertificateConflict / EC ...209
-        └── VerificationFailed        ListCname lacks the domain or its status is wrong
+        ├── VerificationFailed        ListCname lacks the domain or its status is wrong
+        └── (manual mode, in cname_flow/manual/errors.py) AwaitingCustomerDns (retryable:
+            the record is not in place yet), CustomerDnsAbandoned (no record after
+            manual.give_up_after_s), CheckTooSoon (`check` rate limit; retryable)
 
 No exception message ever carries an AccessKey secret, an STS token or a private key.
 """
@@ -423,3 +426,4 @@ class VerificationFailed(StepError):
     """ListCname does not show the domain Enabled on the bucket after PutCname."""
 
     retryable = True
+

@@ -120,6 +120,8 @@ class AuxStep(StrEnum):
     CERT_REMOVE = "cert_remove"
     RECONCILE = "reconcile"
     JOB = "job"  # a compacted line of a record with no last step
+    DNS_CHECK = "dns_check"  # manual mode: one check of the customer's record (findings)
+    TOKEN_RENEW = "token_renew"  # manual mode: the CNAME token re-minted before/at expiry
 
 
 @dataclass(frozen=True, slots=True)

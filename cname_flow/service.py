@@ -33,6 +33,7 @@ from cname_flow.events.sinks import sink_from_settings
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest
+from cname_flow.manual.mode import mode_for
 from cname_flow.model import (
     AuxStep,
     Binding,
@@ -113,8 +114,7 @@ class Clients:
                              rate_limiter=rate_limiter, on_error=on_error)
         events = sink_from_settings(settings.events, Path(settings.journal.dir), env,
                                     where=settings.where("events"))
-        return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()),
-                   events)
+        return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()), events)
 
 
 def credentials(settings: Settings, env: Mapping[str, str] | None = None) -> Credentials:
@@ -306,15 +306,16 @@ def ports(
 
 def step_context(
     clients: Clients, binding: Binding, *, on_round: Callable[[Round], None] | None = None,
-    shared: Ports | None = None,
+    shared: Ports | None = None, manual: bool = False, manual_wait_s: float = 0.0,
 ) -> StepContext:
     """The step context of one binding (certificate, then region pre-flighted first, see
-    :func:`preflight_region`), over ``shared`` ports or ports of its own.
+    :func:`preflight_region`), over ``shared`` ports or ports of its own. ``manual``
+    (``--dns manual``) or a manual zone in ``dns.zones`` makes it a manual binding that this
+    run checks for up to ``manual_wait_s`` seconds (:mod:`cname_flow.manual`).
 
     Raises:
         CertificateError: the binding's certificate fails pre-flight.
-        RegionMismatch, BucketNotFound: the bucket's region is not the binding's, or there
-            is no such bucket.
+        RegionMismatch, BucketNotFound: the bucket is in another region, or does not exist.
     """
     certificate = preflight_certificate(binding)
     binding = preflight_region(clients, binding)
@@ -323,13 +324,15 @@ def step_context(
         txt_ttl=clients.settings.defaults.txt_ttl,
         ownership_policy=OwnershipPolicy.from_settings(clients.settings.ownership),
         on_round=on_round,
+        manual=mode_for(clients.settings, binding.domain, forced=manual,
+                        patience_s=manual_wait_s),
     )
 
 
 def bind(
     clients: Clients, binding: Binding, store: BindingStore, *,
     on_round: Callable[[Round], None] | None = None,
-    on_step: Callable[[str, Step, Phase], None] | None = None,
+    on_step: Callable[[str, Step, Phase], None] | None = None, manual: bool = False,
 ) -> BindingRecord:
     """Drive one binding to BOUND, resuming from the store, holding the binding's lock: a
     batch of one on the engine every entry point shares (:func:`runner.run_one`).
@@ -340,13 +343,17 @@ def bind(
         store: the store of record.
         on_round: called with each propagation round (display).
         on_step: called with (binding key, step, phase reached) as each step completes.
+        manual: ``--dns manual`` (see :func:`step_context`), checking ``manual.bind_wait_s``.
 
     Raises:
+        AwaitingCustomerDns: manual mode, the record was not seen in time (retryable; the
+            binding waits in the store).
         Locked: another process drives this binding for longer than ``journal.lock_wait_s``.
         Interrupted: SIGINT or SIGTERM stopped the run (the store shows where; re-run).
         CnameFlowError: the failing step's error (recorded in the store).
     """
-    ctx = step_context(clients, binding, on_round=on_round)
+    ctx = step_context(clients, binding, on_round=on_round, manual=manual,
+                       manual_wait_s=clients.settings.manual.bind_wait_s)
 
     def on_event(event: JournalEvent) -> None:
         if on_step is not None and event.status == "done" and isinstance(event.step, Step):

@@ -19,11 +19,13 @@ from cname_flow.cli import log, render
 from cname_flow.cli.batch import batch
 from cname_flow.cli.common import CliState, check_no_wait, guarded, no_wait_option
 from cname_flow.cli.events import events
+from cname_flow.cli.manual import DNS_OPTION, check, print_statuses, waiting, with_manual
 from cname_flow.cli.reconcile import reconcile
 from cname_flow.cli.store import store
 from cname_flow.cli.worker import worker
 from cname_flow.errors import InputError
 from cname_flow.journal import BindingRecord
+from cname_flow.manual.errors import AwaitingCustomerDns
 from cname_flow.model import Binding, normalize_domain
 from cname_flow.scaleout import routing
 from cname_flow.workflow.plan import plan_binding
@@ -77,14 +79,19 @@ def _binding(obj: CliState, kw: dict[str, Any]) -> Binding:
 @main.command()
 @binding_options
 @click.option("--dry-run", is_flag=True, help="Only show the plan; change nothing.")
+@DNS_OPTION
 @no_wait_option
 @click.pass_obj
 @guarded
-def bind(obj: CliState, dry_run: bool, no_wait: bool, **kw: Any) -> None:
+def bind(obj: CliState, dry_run: bool, no_wait: bool, dns: str | None, **kw: Any) -> None:
     """Bind DOMAIN to a bucket: token, TXT, propagation, PutCname, verification (resumable).
 
     With store.url set, the binding is submitted to the workers as a job of one and followed
     (same output and exit code); --no-wait prints the job id and returns.
+
+    With --dns manual (or a manual zone in dns.zones) nothing is written: the TXT record to
+    add is printed, checked for up to manual.bind_wait_s, and the command exits 75 if it is
+    not there yet (the binding stays in the store; `reconcile` or `check` continue it).
     """
     if dry_run:
         return _plan(obj, kw)
@@ -93,15 +100,22 @@ def bind(obj: CliState, dry_run: bool, no_wait: bool, **kw: Any) -> None:
     clients = obj.clients()
     human = sys.stderr.isatty() and not kw["as_json"]
     if routing.worker_mode(obj.settings):
+        if dns == "manual":
+            raise InputError("--dns manual is not carried to the workers (store.url is set)",
+                             hint="map the domain's zone to manual in the config: "
+                                  "dns: {zones: {<zone>: manual}}")
         record = _bind_on_workers(obj, clients, binding, no_wait=no_wait, human=human)
         if record is None:
             return None
     else:
         with service.open_store(obj.settings) as store, \
                 render.propagation_progress(human) as on_round:
-            record = service.bind(
-                clients, binding, store, on_round=on_round,
-                on_step=render.StepPrinter(render.err_console()) if human else None)
+            try:
+                record = service.bind(
+                    clients, binding, store, on_round=on_round, manual=dns == "manual",
+                    on_step=render.StepPrinter(render.err_console()) if human else None)
+            except AwaitingCustomerDns as exc:  # manual mode: instructions, then exit 75
+                waiting(exc, store.get(binding.key), kw["as_json"])
     if kw["as_json"]:
         render.emit_json(render.record_json(record))
         return None
@@ -199,9 +213,10 @@ def status(obj: CliState, domain: str | None, as_json: bool) -> None:
     records = [r for r in service.read_bindings(obj.settings).values()
                if domain is None or r.domain == normalize_domain(domain)]
     if as_json:
-        render.emit_json([render.record_json(r) for r in records])
+        render.emit_json([with_manual(render.record_json(r), r) for r in records])
     else:
         render.console().print(render.status_table(records))
+        print_statuses(render.console(), records)
 
 
 @main.command()
@@ -318,6 +333,7 @@ def forget(obj: CliState, domain: str | None, bucket: str | None, prune: bool,
 
 
 main.add_command(batch)
+main.add_command(check)
 main.add_command(reconcile)
 main.add_command(store)
 main.add_command(worker)

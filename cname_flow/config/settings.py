@@ -26,6 +26,7 @@ from pydantic_core import ErrorDetails
 
 from cname_flow.config.dns_sections import Rfc2136Settings
 from cname_flow.config.events_section import EventsSettings
+from cname_flow.config.manual_section import ManualSettings
 from cname_flow.config.sections import (
     AlidnsSettings,
     BatchSettings,
@@ -68,6 +69,7 @@ class Settings(SettingsModel):
         alidns: Alidns client settings (endpoint ``host:port``, protocol, region).
         dns: which DNS provider publishes the records (``provider: alidns`` or ``rfc2136``).
         rfc2136: the RFC 2136 primary and TSIG key (``dns.provider: rfc2136``).
+        manual: how bindings in manual zones are checked and re-minted (docs/manual-mode.md).
         credentials: where the AccessKey comes from (environment references only).
         propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
@@ -83,6 +85,7 @@ class Settings(SettingsModel):
     alidns: AlidnsSettings = Field(default_factory=AlidnsSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
     rfc2136: Rfc2136Settings = Field(default_factory=Rfc2136Settings)
+    manual: ManualSettings = Field(default_factory=ManualSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     propagation: PropagationSettings = Field(default_factory=PropagationSettings)
     ownership: OwnershipSettings = Field(default_factory=OwnershipSettings)

@@ -174,7 +174,7 @@ class Stepper:
             state = self._runs.get(binding.key)
         if state is None:
             ctx = service.step_context(self.clients, binding, shared=self._ports)
-            state = _Run(ctx, BindingRun(ctx.ports, ctx.binding))
+            state = _Run(ctx, BindingRun(ctx.ports, ctx.binding, ctx.manual))
             with self._mutex:
                 self._runs[binding.key] = state
         return state

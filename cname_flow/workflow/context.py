@@ -25,6 +25,7 @@ from cname_flow.certs.pem import LocalCertificate
 from cname_flow.dns.base import DnsProvider, Zone
 from cname_flow.events import EventSink, NullSink
 from cname_flow.journal import BindingOutputs
+from cname_flow.manual.mode import ManualMode
 from cname_flow.model import Binding, CnameEntry, Phase, txt_name
 from cname_flow.oss.base import OssCnameApi
 from cname_flow.propagation.model import NameserverAddress, PreState, Round
@@ -137,6 +138,9 @@ class StepContext:
             clamp(zone MinTtl, 60, 600).
         ownership_policy: bounds of the PutCname NeedVerifyDomainOwnership retry.
         on_round: called after every propagation round (progress display), or None.
+        manual: the binding's manual mode (:mod:`cname_flow.manual`): active when a person
+            adds its TXT record; None or inactive otherwise (a record marked manual in the
+            store still makes it manual, :func:`cname_flow.manual.mode.effective`).
     """
 
     binding: Binding
@@ -145,6 +149,7 @@ class StepContext:
     txt_ttl: int | None = None
     ownership_policy: OwnershipPolicy = field(default_factory=OwnershipPolicy)
     on_round: RoundCallback | None = None
+    manual: ManualMode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,13 +169,16 @@ class BindingRun:
     Args:
         ports: where the reads go.
         binding: whose zone and ListCname row are read.
+        manual: the binding's active manual mode: its zone comes from there, not from the
+            DNS provider.
     """
 
-    __slots__ = ("_addresses", "_binding", "_entries", "_ports", "_zone")
+    __slots__ = ("_addresses", "_binding", "_entries", "_manual", "_ports", "_zone")
 
-    def __init__(self, ports: Ports, binding: Binding) -> None:
+    def __init__(self, ports: Ports, binding: Binding, manual: ManualMode | None = None) -> None:
         self._ports = ports
         self._binding = binding
+        self._manual = manual if manual is not None and manual.active else None
         self._zone: Zone | None = None
         self._addresses: list[NameserverAddress] | None = None
         self._entries: list[CnameEntry] | None = None
@@ -180,7 +188,10 @@ class BindingRun:
 
         Raises:
             ZoneNotFound: no zone of the account holds the name.
+            InputError: manual mode, and the zone could not be found.
         """
+        if self._zone is None and self._manual is not None:
+            self._zone = self._manual.zone_of(self._binding.domain)
         if self._zone is None:
             self._zone = self._ports.dns.find_zone(txt_name(self._binding.domain))
         return self._zone

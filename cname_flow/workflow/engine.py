@@ -44,12 +44,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from cname_flow.errors import CnameFlowError, Locked, TokenExpired
 from cname_flow.journal import BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
+from cname_flow.manual import mode as manual_mode
+from cname_flow.manual import wait as manual_wait
+from cname_flow.manual.errors import AwaitingCustomerDns
 from cname_flow.model import Phase, Step
 from cname_flow.store.base import BindingLock, BindingLocks
 from cname_flow.workflow import driver, machine, steps
@@ -198,7 +201,10 @@ class Engine:
         carry = list(start.events)
         if start.record is not None and self.backoff.honour_recorded:
             await self._wait_backoff(start.record)
-        run = BindingRun(ctx.ports, ctx.binding)
+        mode = manual_mode.effective(ctx.manual, start.record)
+        if mode is not None:  # a manual binding (by config, flag, or its record in the store)
+            ctx = replace(ctx, manual=mode)
+        run = BindingRun(ctx.ports, ctx.binding, mode)
         phase, renewals, failures = start.phase, 0, 0
         try:
             while phase not in machine.TERMINAL and not self.stopping:
@@ -213,6 +219,9 @@ class Engine:
                         await self._failed(ctx, exc, self.backoff.max_attempts)
                         return
                     phase = (await self._commit(back)).phase
+                except AwaitingCustomerDns as exc:  # manual mode: waits in the store, no failure
+                    self.errors[key] = exc
+                    return
                 except CnameFlowError as exc:
                     failures += 1
                     self.errors[key] = exc
@@ -235,6 +244,8 @@ class Engine:
         hop = await self._hop(ctx, run, phase, carry)
         if hop.wait is None:
             return hop.record.phase, []
+        if ctx.manual is not None and ctx.manual.active:
+            return await self._wait_manual(ctx, run, hop.record)
         return await self._wait_propagation(ctx, hop.wait)
 
     async def _hop(self, ctx: StepContext, run: BindingRun, phase: Phase,
@@ -299,6 +310,25 @@ class Engine:
         key, step = ctx.binding.key, Step.WAIT_PROPAGATION
         with driver.binding_context(key, step), self._idle_while():
             result = await steps.await_propagation(ctx, plan)
+        phase, done = driver.done_event(key, step, Phase.TXT_WRITTEN, result)
+        self._log_step("step.done", binding=key, step=str(step), phase=str(phase))
+        return phase, [done]
+
+    async def _wait_manual(
+        self, ctx: StepContext, run: BindingRun, record: BindingRecord
+    ) -> tuple[Phase, list[JournalEvent]]:
+        """WAIT_PROPAGATION of a manual binding on the loop (:func:`manual_wait.wait_async`):
+        its checks and token renewals are journaled as they happen.
+
+        Raises:
+            AwaitingCustomerDns: the run's patience ran out; the binding waits in the store.
+        """
+        key, step = ctx.binding.key, Step.WAIT_PROPAGATION
+        assert ctx.manual is not None
+        with driver.binding_context(key, step), self._idle_while():
+            result = await manual_wait.wait_async(
+                ctx, run, record, ctx.manual, self._commit,
+                lambda fn: asyncio.to_thread(fn))
         phase, done = driver.done_event(key, step, Phase.TXT_WRITTEN, result)
         self._log_step("step.done", binding=key, step=str(step), phase=str(phase))
         return phase, [done]

@@ -29,6 +29,8 @@ from cname_flow.errors import (
 )
 from cname_flow.journal import BindingOutputs, BindingRecord
 from cname_flow.logs import get_logger
+from cname_flow.manual import wait as manual_wait
+from cname_flow.manual.mode import ManualMode, effective
 from cname_flow.model import CnameEntry, CnameToken, Phase, txt_name
 from cname_flow.propagation.model import NameserverAddress, Round
 from cname_flow.workflow import putcname
@@ -143,7 +145,13 @@ def write_txt(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepR
     Raises:
         TokenExpired: the token ran out; the machine goes back to PENDING.
         DnsProviderError: the provider failed.
+
+    A manual binding (:mod:`cname_flow.manual`) writes nothing: the record to add is
+    journaled and published instead (:func:`cname_flow.manual.wait.give_instructions`).
     """
+    mode = manual_of(ctx, record)
+    if mode is not None:
+        return manual_wait.give_instructions(ctx, run, record, mode)
     token = valid_token(ctx, record)
     zone, name = run.zone(), txt_name(ctx.binding.domain)
     dns = ctx.ports.dns
@@ -167,6 +175,11 @@ def write_txt(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepR
     if changed or ours is not None or ref.remark == OWNER_REMARK:
         outputs["txt_record_id"] = ref.record_id
     return StepResult(Phase.TXT_WRITTEN, outputs)
+
+
+def manual_of(ctx: StepContext, record: BindingRecord | None) -> ManualMode | None:
+    """The binding's active manual mode, or None when cname-flow writes its record."""
+    return effective(ctx.manual, record)
 
 
 def record_ttl(preferred: int | None, zone: Zone) -> int:
@@ -219,7 +232,11 @@ def plan_wait(ctx: StepContext, run: BindingRun, record: BindingRecord) -> WaitP
     Raises:
         TokenExpired: the token ran out while we were away.
         StepError: no authoritative nameserver address was found.
+
+    A manual binding's token is not checked here: its wait re-mints it.
     """
+    if manual_of(ctx, record) is not None:
+        return WaitPlan(record.token or "", run.authoritative_addresses(), None)
     token = valid_token(ctx, record)
     return WaitPlan(token, run.authoritative_addresses(),
                     monotonic_of(record.txt_written_at, ctx.ports.now()))
@@ -228,10 +245,17 @@ def plan_wait(ctx: StepContext, run: BindingRun, record: BindingRecord) -> WaitP
 def wait_propagation(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
     """Poll every authoritative nameserver address until all serve the token (two rounds).
 
+    A manual binding is checked once (when due) instead of polled: synchronous drivers
+    continue it on their next run.
+
     Raises:
         TokenExpired: the token ran out while we were away.
         PropagationTimeout: the deadline passed; the message holds the per-address table.
+        AwaitingCustomerDns: manual mode, the record is not served everywhere yet.
     """
+    mode = manual_of(ctx, record)
+    if mode is not None:
+        return manual_wait.check_once(ctx, run, record, mode)
     plan = plan_wait(ctx, run, record)
     final = ctx.ports.checker.wait(txt_name(ctx.binding.domain), plan.token, plan.addresses,
                                    written_at=plan.written_at, on_round=ctx.on_round)
@@ -381,8 +405,12 @@ def verify(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResu
 # -- VERIFIED → BOUND -----------------------------------------------------------------------------
 
 def finish(ctx: StepContext, run: BindingRun, record: BindingRecord) -> StepResult:
-    """Optional tail: upsert the routing CNAME and check it; remove our ``_dnsauth`` record."""
+    """Optional tail: upsert the routing CNAME and check it; remove our ``_dnsauth`` record.
+
+    A manual binding has neither (cname-flow writes nothing in its zone)."""
     outputs = BindingOutputs()
+    if manual_of(ctx, record) is not None:
+        return StepResult(Phase.BOUND, outputs)
     if ctx.binding.options.route:
         outputs |= _route(ctx, run, record)
     if ctx.binding.options.remove_txt and record.txt_record_id:

@@ -28,8 +28,9 @@ def _ports(
 
 def test_context_holds_inputs_only_and_the_memo_keeps_no_constructor_caches() -> None:
     fields = {f.name for f in dataclasses.fields(StepContext)}
-    assert fields == {"binding", "ports", "certificate", "txt_ttl", "ownership_policy", "on_round"}
-    assert list(inspect.signature(BindingRun).parameters) == ["ports", "binding"]
+    assert fields == {"binding", "ports", "certificate", "txt_ttl", "ownership_policy", "on_round",
+                      "manual"}
+    assert list(inspect.signature(BindingRun).parameters) == ["ports", "binding", "manual"]
     ctx = StepContext(binding=BINDING, ports=_ports()[0])
     with pytest.raises(dataclasses.FrozenInstanceError):
         ctx.txt_ttl = 60  # type: ignore[misc]
