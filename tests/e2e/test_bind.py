@@ -162,7 +162,7 @@ def test_sentinel_secret_never_reaches_output_logs_or_journal(tmp_path: Path) ->
         outputs = [sb.cli("--verbose", "bind", "www.example.com"),
                    sb.cli("--verbose", "bind", "www.example.com", "--json"),
                    sb.cli("status", "--json"), sb.cli("plan", "img.example.com"),
-                   sb.cli("--verbose", "unbind", "www.example.com")]
+                   sb.cli("--verbose", "unbind", "www.example.com", "--yes")]
         assert all(o.returncode == 0 for o in outputs), [o.stderr for o in outputs]
         text = "".join(o.stdout + o.stderr for o in outputs)
         text += "".join(p.read_text() for p in sb.journal.parent.iterdir() if p.is_file())
