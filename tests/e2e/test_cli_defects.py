@@ -237,8 +237,16 @@ def test_the_shipped_examples_run_on_the_shipped_sandbox(tmp_path: Path) -> None
                       "--apply", "--force")
         assert applied.exit_code in (0, 1), applied.output    # ran: no error, no refusal
         assert "error" not in applied.stderr.lower(), applied.stderr
-        config = yaml.safe_load((ROOT / "config.example.yaml").read_text())
-        assert config["credentials"]["access_key_id"] == {"env": "OSS_ACCESS_KEY_ID"}
+        # config.example.yaml, pointed at the sandbox as `sandbox serve` prints it
+        example = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+        info = fresh.sandbox.info
+        example["oss"]["endpoint"] = info.oss_endpoint
+        example["alidns"] |= {"endpoint": info.alidns_endpoint, "protocol": "http"}
+        example["propagation"]["nameserver_addresses"] = info.nameservers
+        pointed = tmp_path / "config.yaml"
+        pointed.write_text(yaml.safe_dump(example), encoding="utf-8")
+        done = cli(fresh, "bind", "cfg.example.com", config=pointed)
+        assert done.exit_code == 0, done.output
 
 
 @pytest.fixture
