@@ -102,7 +102,8 @@ def bind(obj: CliState, dry_run: bool, no_wait: bool, **kw: Any) -> None:
     clients = obj.clients()
     human = sys.stderr.isatty() and not kw["as_json"]
     if routing.worker_mode(obj.settings):
-        record = _bind_on_workers(obj, clients, binding, no_wait=no_wait, human=human)
+        record = _bind_on_workers(obj, clients, binding, no_wait=no_wait, human=human,
+                                  as_json=kw["as_json"])
         if record is None:
             return None
     else:
@@ -119,7 +120,8 @@ def bind(obj: CliState, dry_run: bool, no_wait: bool, **kw: Any) -> None:
 
 
 def _bind_on_workers(obj: CliState, clients: service.Clients, binding: Binding, *,
-                     no_wait: bool, human: bool) -> BindingRecord | None:
+                     no_wait: bool, human: bool, as_json: bool = False,
+                     ) -> BindingRecord | None:
     """Submit ``binding`` as a job of one; None with ``no_wait`` (the job id is printed), else
     its record once BOUND.
 
@@ -130,7 +132,10 @@ def _bind_on_workers(obj: CliState, clients: service.Clients, binding: Binding, 
     submitted = routing.submit_binding(obj.settings, clients, binding)
     job_id = submitted.job_id
     if no_wait:
-        click.echo(job_id)
+        if as_json:
+            emit("bind-submitted", {"job_id": job_id, "binding": binding.key})
+        else:
+            click.echo(job_id)
         click.echo(f"submitted to the workers; follow with:\n  cname-flow batch status "
                    f"{job_id} --follow", err=True)
         return None

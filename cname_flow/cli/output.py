@@ -97,6 +97,10 @@ def confirm(action: str, *, yes: bool) -> None:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise InputError(f"refusing to {action} without confirmation: no terminal to ask on",
                          hint="pass --yes to confirm (or --dry-run to see what would change)")
-    if not click.confirm(f"{action}?", default=False, err=True):
+    try:
+        agreed = click.confirm(f"{action}?", default=False, err=True)
+    except click.Abort:  # Ctrl-C or end of input at the question: a "no"
+        agreed = False
+    if not agreed:
         raise InputError(f"not confirmed: did not {action}; nothing was changed",
                          hint="pass --yes to skip the question")
