@@ -45,7 +45,8 @@ class Outcome(IntEnum):
 
     ``OK`` success (for ``reconcile``: no drift left); ``FAILED`` a binding failed for good (or
     drift is left); ``USAGE`` usage, config (``journal.dir`` that cannot be used included),
-    manifest or input error, or a corrupt journal (the journal is one of the inputs the one
+    manifest or input error (a zone the account does not host, credentials refused or lacking
+    a permission included), or a corrupt journal (the journal is one of the inputs the one
     validation pass reads: a person must repair it, and it is refused naming ``<file>:<line>``);
     ``UNSAFE`` an unsafe plan refused without ``--force``; ``RETRYABLE`` (EX_TEMPFAIL of
     ``sysexits.h``) every failure was retryable (a full disk under the journal included) or
