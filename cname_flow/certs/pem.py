@@ -267,7 +267,17 @@ def _is_ca(cert: x509.Certificate) -> bool:
 
 
 def _check_order(cert_file: Path, chain: list[x509.Certificate]) -> list[str]:
-    """Error when the first certificate is a CA; warnings for each link that does not chain."""
+    """Error when the first certificate is a CA that issued others; warnings for each link
+    that does not chain, and for a lone self-signed CA certificate.
+
+    ``openssl req -x509`` (OpenSSL 3) makes a self-signed certificate with ``CA:TRUE``: alone in
+    its file it is the server certificate itself, which OSS takes as any uploaded certificate
+    (PutCname checks only that the certificate parses and matches the key), so it is accepted
+    with a warning that browsers do not trust it.
+    """
+    if len(chain) == 1 and _is_ca(chain[0]) and chain[0].issuer == chain[0].subject:
+        return [f"certificate file {cert_file}: a self-signed CA certificate "
+                f"({chain[0].subject.rfc4514_string()}); browsers will not trust it"]
     if _is_ca(chain[0]):
         raise CertificateError(
             f"certificate file {cert_file}: the first certificate is a CA certificate "
@@ -349,7 +359,8 @@ def check_certificate(cert_file: Path, key_file: Path, domain: str, *,
                       now: datetime | None = None, min_days_left: float = 0) -> LocalCertificate:
     """Pre-flight a certificate file and its key for ``domain`` before any API call.
 
-    Checks, in order: both files readable PEM; the first certificate is not a CA (leaf first);
+    Checks, in order: both files readable PEM; the first certificate is not a CA (leaf first),
+    unless it is a self-signed one alone in the file (a warning, see :func:`_check_order`);
     each certificate's issuer is the next one's subject (warning otherwise); the key parses, is
     unencrypted and matches the leaf; the leaf's names cover ``domain`` (:func:`covers`,
     RFC 6125 §6.4.3); the leaf is not expired and has at least ``min_days_left`` days left;

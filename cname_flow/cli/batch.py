@@ -41,6 +41,7 @@ from cname_flow.cli.common import (
     no_wait_option,
     outcome_of,
 )
+from cname_flow.cli.output import RESUME_HINT
 from cname_flow.scaleout import routing
 from cname_flow.scaleout.submit import Submitted
 
@@ -57,7 +58,8 @@ def batch() -> None:
 @click.option("--concurrency", type=click.IntRange(1, 10000),
               help="API calls in flight at once (default: batch.concurrency).")
 @click.option("--job", "job_id", help="Job id (default: a new one; an existing id continues).")
-@click.option("--bucket", help="Bucket for entries naming none.")
+@click.option("--bucket", help="Bucket for entries naming none (default: the manifest's "
+              "defaults, then defaults.bucket of the config).")
 @click.option("--region", help="Region for entries naming none.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @no_wait_option
@@ -67,6 +69,7 @@ def run(obj: CliState, manifest: Path, concurrency: int | None, job_id: str | No
         bucket: str | None, region: str | None, as_json: bool, no_wait: bool) -> None:
     """Validate the manifest, then bind every domain in it."""
     check_no_wait(obj.settings, no_wait)
+    bucket = bucket or obj.settings.defaults.bucket  # as bind and reconcile do
     if routing.worker_mode(obj.settings):
         job = job_id or jobs.new_job_id()
         submitted, loaded = routing.submit_manifest(obj.settings, obj.clients(), manifest,
@@ -106,7 +109,8 @@ def _submitted(submitted: Submitted, as_json: bool) -> None:
     """``--no-wait``: the job id on stdout (JSON with ``--json``), how to follow on stderr."""
     if as_json:
         render.emit_json({"job_id": submitted.job_id, "workflows": len(submitted.workflow_ids),
-                          "enqueued": submitted.enqueued, "skipped": list(submitted.skipped)})
+                          "enqueued": submitted.enqueued, "skipped": list(submitted.skipped)},
+                         "batch-submitted")
     else:
         click.echo(submitted.job_id)
     click.echo(f"submitted {len(submitted.workflow_ids)} binding(s) to the workers "
@@ -127,7 +131,7 @@ def _finish(obj: CliState, result: jobs.JobResult, as_json: bool, *,
     if workers and result.interrupted is not None:
         raise routing.following_stopped(result.job_id)
     if as_json:
-        render.emit_json(result_json(result))
+        render.emit_json(result_json(result), "batch-report")
     else:
         render.console().print(summary_table(result))
     code = outcome_of(result)
@@ -136,9 +140,10 @@ def _finish(obj: CliState, result: jobs.JobResult, as_json: bool, *,
         click.echo(f"left for later: {why}", err=True)
     if result.interrupted is not None:
         click.echo(f"interrupted by {signal.Signals(result.interrupted).name}; journal flushed."
-                   f" Resume with:\n  {resume}", err=True)
+                   f" Resume with:\n  {resume}\nor {RESUME_HINT}", err=True)
     elif code is Outcome.RETRYABLE:
-        click.echo(f"some bindings can still succeed; resume later with:\n  {resume}", err=True)
+        click.echo(f"some bindings can still succeed; resume later with:\n  {resume}\n"
+                   f"or {RESUME_HINT}", err=True)
     sys.exit(code)
 
 
@@ -157,7 +162,7 @@ def status(obj: CliState, job_id: str, as_json: bool, follow: bool) -> None:
         return
     info = jobs.job_status(obj.settings, job_id)
     if as_json:
-        render.emit_json(info_json(info))
+        render.emit_json(info_json(info), "batch-status")
     else:
         render.console().print(status_table(info))
 
@@ -170,7 +175,8 @@ def list_(obj: CliState, as_json: bool) -> None:
     """List the batch jobs with their counts per outcome."""
     found = jobs.list_jobs(obj.settings)
     if as_json:
-        render.emit_json([info_json(j, bindings=False) for j in found])
+        render.emit_json({"jobs": [info_json(j, bindings=False) for j in found]},
+                         "batch-list")
     else:
         render.console().print(jobs_table(found))
 

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from cname_flow.batch.jobs import OUTCOMES, JobInfo, JobResult, outcome
+from cname_flow.cli.output import plain
 from cname_flow.cli.render import record_json
 from cname_flow.model import Phase
 
@@ -128,8 +129,8 @@ def summary_table(result: JobResult, *, limit: int = 50) -> Table:
         reason = f"{error.code}: {error.message}" if error else "not finished"
         if record is not None and record.next_attempt_at and state == "retryable":
             reason += f" (next attempt after {record.next_attempt_at:%H:%M:%S} UTC)"
-        table.add_row(key, state, record.phase if record else "-",
-                      result.lines.get(key, ""), reason)
+        table.add_row(*map(plain, (key, state, record.phase if record else "-",
+                                   result.lines.get(key, ""), reason)))
     return table
 
 
@@ -167,8 +168,8 @@ def status_table(info: JobInfo) -> Table:
         table.add_column(column)
     for r in info.records:
         error = f"{r.last_error.code}: {r.last_error.message}" if r.last_error else ""
-        table.add_row(r.key, r.phase, outcome(r), str(r.attempts),
-                      f"{r.updated_at:%Y-%m-%d %H:%M:%S}", error)
+        table.add_row(*map(plain, (r.key, r.phase, outcome(r), r.attempts,
+                                   f"{r.updated_at:%Y-%m-%d %H:%M:%S}", error)))
     return table
 
 
@@ -179,6 +180,6 @@ def jobs_table(jobs: list[JobInfo]) -> Table:
         table.add_column(column)
     for job in jobs:
         counts = job.counts
-        table.add_row(job.job_id, str(job.meta.get("created", "")),
-                      str(job.meta.get("manifest", "")), *(str(counts[o]) for o in OUTCOMES))
+        table.add_row(*map(plain, (job.job_id, job.meta.get("created", ""),
+                                   job.meta.get("manifest", ""), *(counts[o] for o in OUTCOMES))))
     return table

@@ -23,15 +23,19 @@ import click
 
 from cname_flow import service
 from cname_flow.batch.jobs import JobResult
+from cname_flow.cli.output import RESUME_HINT, emit_error
 from cname_flow.config import Settings
 from cname_flow.errors import (
     CnameFlowError,
     ConfigError,
+    DnsAuthError,
     InputError,
     Interrupted,
     JournalCorrupt,
     Locked,
+    OssAuthError,
     UnsafePlan,
+    ZoneNotFound,
 )
 from cname_flow.reconcile.run import ReconcileReport
 
@@ -41,7 +45,8 @@ class Outcome(IntEnum):
 
     ``OK`` success (for ``reconcile``: no drift left); ``FAILED`` a binding failed for good (or
     drift is left); ``USAGE`` usage, config (``journal.dir`` that cannot be used included),
-    manifest or input error, or a corrupt journal (the journal is one of the inputs the one
+    manifest or input error (a zone the account does not host, credentials refused or lacking
+    a permission included), or a corrupt journal (the journal is one of the inputs the one
     validation pass reads: a person must repair it, and it is refused naming ``<file>:<line>``);
     ``UNSAFE`` an unsafe plan refused without ``--force``; ``RETRYABLE`` (EX_TEMPFAIL of
     ``sysexits.h``) every failure was retryable (a full disk under the journal included) or
@@ -96,8 +101,11 @@ def _error_outcome(exc: BaseException) -> Outcome:
         return Outcome.SIGINT
     if isinstance(exc, Interrupted):
         return Outcome.interrupted(exc.signum)
-    if isinstance(exc, ConfigError | InputError | JournalCorrupt | click.UsageError):
-        return Outcome.USAGE  # a corrupt journal is bad input too
+    if isinstance(exc, ConfigError | InputError | JournalCorrupt | click.UsageError
+                  | ZoneNotFound | OssAuthError | DnsAuthError):
+        # a corrupt journal is bad input too; so are a zone the account does not host and
+        # credentials refused or lacking a permission: a person must change something
+        return Outcome.USAGE
     if isinstance(exc, UnsafePlan):
         return Outcome.UNSAFE
     if isinstance(exc, Locked):
@@ -107,14 +115,35 @@ def _error_outcome(exc: BaseException) -> Outcome:
     return Outcome.FAILED
 
 
-def fail(exc: CnameFlowError) -> NoReturn:
-    """Print the error (and its hint) on stderr and exit with its :class:`Outcome`."""
+#: Outcomes after which the same command, run again, resumes where this one stopped.
+RESUMABLE = frozenset({Outcome.RETRYABLE, Outcome.SIGINT, Outcome.SIGTERM})
+
+
+def fail(exc: CnameFlowError, *, as_json: bool = False) -> NoReturn:
+    """Print the error (and its hint) on stderr and exit with its :class:`Outcome`.
+
+    With ``as_json`` the ``cname-flow/error/v1`` document goes to stdout too
+    (:func:`cname_flow.cli.output.error_document`). A temporary failure (75) or an
+    interruption (130/143) ends with :data:`~cname_flow.cli.output.RESUME_HINT`.
+    """
+    code = outcome_of(exc)
+    if as_json:
+        emit_error(exc)
     where = f"{exc.binding_key}: " if exc.binding_key else ""
     step = f" (step {exc.step})" if exc.step else ""
     click.echo(f"{click.style('error', fg='red')}{step}: {where}{exc.message}", err=True)
     if exc.hint:
         click.echo(f"hint: {exc.hint}", err=True)
-    sys.exit(outcome_of(exc))
+    if code in RESUMABLE:
+        click.echo(resume_line(code), err=True)
+    sys.exit(code)
+
+
+def resume_line(code: Outcome) -> str:
+    """The last line after a resumable stop: what happened, then :data:`RESUME_HINT`."""
+    what = "temporary failure" if code is Outcome.RETRYABLE else \
+        f"interrupted by {signal.Signals(code - 128).name}; the state is saved"
+    return f"{what}: {RESUME_HINT}"
 
 
 ClientsFactory = Callable[[Settings], service.Clients]
@@ -176,14 +205,18 @@ class CliState:
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our exceptions (and Ctrl-C) into a message and an :class:`Outcome` exit code."""
+    """Turn our exceptions (and Ctrl-C) into a message and an :class:`Outcome` exit code; a
+    command called with ``as_json=True`` also gets the JSON error document on stdout."""
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json", False))
         try:
             return fn(*args, **kwargs)
         except CnameFlowError as exc:
-            fail(exc)
+            fail(exc, as_json=as_json)
         except KeyboardInterrupt as exc:
-            click.echo("interrupted", err=True)
+            if as_json:
+                emit_error(exc)
+            click.echo(resume_line(Outcome.SIGINT), err=True)
             sys.exit(outcome_of(exc))
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__

@@ -43,12 +43,14 @@ def configure(*, json_logs: bool | None = None, verbose: bool = False,
         else structlog.dev.ConsoleRenderer(colors=colors,
                                            exception_formatter=_traceback_formatter(colors))
     )
+    console_only: list[structlog.types.Processor] = [] if json_logs else [first_lines]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_secrets,
+            *console_only,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
@@ -57,6 +59,21 @@ def configure(*, json_logs: bool | None = None, verbose: bool = False,
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def first_lines(logger: object, method: str, event: structlog.types.EventDict,
+                ) -> structlog.types.EventDict:
+    """Console only: a multi-line string field keeps its first line (``… (N more lines)``).
+
+    A propagation timeout's message carries the whole table of nameserver answers; in a
+    console line it would show as one line of literal ``\\n``, and the command prints the
+    table itself right after. JSON lines keep every field whole (collectors parse them).
+    """
+    for key, value in event.items():
+        if key != "event" and isinstance(value, str) and "\n" in value:
+            head, *rest = value.splitlines()
+            event[key] = f"{head} … ({len(rest)} more lines)"
+    return event
 
 
 def _traceback_formatter(colors: bool) -> structlog.dev.RichTracebackFormatter:

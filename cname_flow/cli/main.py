@@ -14,13 +14,15 @@ from typing import Any
 
 import click
 
-from cname_flow import api, certificates, service
+from cname_flow import api, service
 from cname_flow.cli import log, render
 from cname_flow.cli.batch import batch
 from cname_flow.cli.common import CliState, check_no_wait, guarded, no_wait_option
 from cname_flow.cli.events import events
 from cname_flow.cli.manual import DNS_OPTION, check, print_statuses, waiting, with_manual
+from cname_flow.cli.output import emit
 from cname_flow.cli.reconcile import reconcile
+from cname_flow.cli.removal import cert, unbind
 from cname_flow.cli.store import store
 from cname_flow.cli.worker import worker
 from cname_flow.errors import InputError
@@ -70,6 +72,14 @@ def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _binding(obj: CliState, kw: dict[str, Any]) -> Binding:
+    if kw["route_target"] and not kw["route"]:
+        raise InputError("--route-target is only used with --route (it is the target of the "
+                         "routing CNAME that --route creates)",
+                         hint="add --route, or drop --route-target")
+    if kw["force_cert"] and not (kw["cert_file"] or kw["key_file"] or kw["cert_id"]):
+        raise InputError("--force-cert is only used with a certificate (--cert-file with "
+                         "--key-file, or --cert-id)", hint="add the certificate, or drop "
+                         "--force-cert")
     return api.make_binding(
         obj.settings, kw["domain"], bucket=kw["bucket"], region=kw["region"], route=kw["route"],
         route_target=kw["route_target"], remove_txt=kw["remove_txt"], cert_file=kw["cert_file"],
@@ -104,7 +114,8 @@ def bind(obj: CliState, dry_run: bool, no_wait: bool, dns: str | None, **kw: Any
             raise InputError("--dns manual is not carried to the workers (store.url is set)",
                              hint="map the domain's zone to manual in the config: "
                                   "dns: {zones: {<zone>: manual}}")
-        record = _bind_on_workers(obj, clients, binding, no_wait=no_wait, human=human)
+        record = _bind_on_workers(obj, clients, binding, no_wait=no_wait, human=human,
+                                  as_json=kw["as_json"])
         if record is None:
             return None
     else:
@@ -117,16 +128,15 @@ def bind(obj: CliState, dry_run: bool, no_wait: bool, dns: str | None, **kw: Any
             except AwaitingCustomerDns as exc:  # manual mode: instructions, then exit 75
                 waiting(exc, store.get(binding.key), kw["as_json"])
     if kw["as_json"]:
-        render.emit_json(render.record_json(record))
+        emit("bind", render.bind_json(record))
         return None
-    out = render.console()
-    out.print(f"[green]bound[/green] {binding.domain} → {binding.bucket}")
-    out.print(render.cname_table(binding.bucket, service.bucket_listing(clients, binding.bucket)))
+    render.print_bound(render.console(), record)
     return None
 
 
 def _bind_on_workers(obj: CliState, clients: service.Clients, binding: Binding, *,
-                     no_wait: bool, human: bool) -> BindingRecord | None:
+                     no_wait: bool, human: bool, as_json: bool = False,
+                     ) -> BindingRecord | None:
     """Submit ``binding`` as a job of one; None with ``no_wait`` (the job id is printed), else
     its record once BOUND.
 
@@ -137,7 +147,10 @@ def _bind_on_workers(obj: CliState, clients: service.Clients, binding: Binding, 
     submitted = routing.submit_binding(obj.settings, clients, binding)
     job_id = submitted.job_id
     if no_wait:
-        click.echo(job_id)
+        if as_json:
+            emit("bind-submitted", {"job_id": job_id, "binding": binding.key})
+        else:
+            click.echo(job_id)
         click.echo(f"submitted to the workers; follow with:\n  cname-flow batch status "
                    f"{job_id} --follow", err=True)
         return None
@@ -170,36 +183,9 @@ def _plan(obj: CliState, kw: dict[str, Any]) -> None:
     record = service.read_bindings(obj.settings).get(binding.key)
     result = plan_binding(ctx, record)
     if kw["as_json"]:
-        render.emit_json(result.to_json())
+        emit("plan", result.to_json())
     else:
         render.console().print(render.plan_table(result))
-
-
-@main.command()
-@click.argument("domain")
-@click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@guarded
-def unbind(obj: CliState, domain: str, bucket: str | None, as_json: bool) -> None:
-    """Unbind DOMAIN (DeleteCname), then delete the DNS records cname-flow created for it.
-
-    A domain never bound (unknown to the store, not on the bucket) is left alone: nothing is
-    written.
-    """
-    binding = service.make_binding(obj.settings, domain, bucket=bucket, destructive=True)
-    clients = obj.clients()
-    with service.open_store(obj.settings) as store:
-        done = service.unbind(clients, binding, store)
-    if as_json:
-        render.emit_json({"binding": binding.key, "done": done, "unbound": bool(done)})
-        return
-    out = render.console()
-    if not done:
-        out.print(f"nothing to unbind: {binding.domain} was never bound to {binding.bucket} "
-                  "(not in the store, not in ListCname); nothing was written")
-    for line in done:
-        out.print(line)
 
 
 @main.command()
@@ -213,7 +199,10 @@ def status(obj: CliState, domain: str | None, as_json: bool) -> None:
     records = [r for r in service.read_bindings(obj.settings).values()
                if domain is None or r.domain == normalize_domain(domain)]
     if as_json:
-        render.emit_json([with_manual(render.record_json(r), r) for r in records])
+        emit("status", {"bindings": [with_manual(render.record_json(r), r) for r in records]})
+    elif not records:
+        render.console().print("no bindings yet" if domain is None else
+                               f"no binding of {normalize_domain(domain)} yet")
     else:
         render.console().print(render.status_table(records))
         print_statuses(render.console(), records)
@@ -259,42 +248,6 @@ def sandbox_serve(sandbox_config: Path | None, state: Path | None, info_file: Pa
           echo=render.console().print)
 
 
-@main.group()
-def cert() -> None:
-    """Certificates of bound domains (attach and rotate with `bind --cert-file/--cert-id`)."""
-
-
-@cert.command("remove")
-@click.argument("domain")
-@click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
-@click.pass_obj
-@guarded
-def cert_remove(obj: CliState, domain: str, bucket: str | None) -> None:
-    """Unbind DOMAIN's certificate (PutCname with DeleteCertificate)."""
-    binding = service.make_binding(obj.settings, domain, bucket=bucket, destructive=True)
-    clients = obj.clients()
-    with service.open_store(obj.settings) as store:
-        render.console().print(certificates.remove_certificate(clients, binding, store))
-
-
-@cert.command("status")
-@click.option("--bucket", "buckets", multiple=True,
-              help="Bucket to list (repeatable; default: every bucket in the store and "
-                   "defaults.bucket).")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-@guarded
-def cert_status(obj: CliState, buckets: tuple[str, ...], as_json: bool) -> None:
-    """List each bound domain's certificate, fingerprint and days left (a bucket that cannot
-    be listed, e.g. NoSuchBucket, is reported on its own row)."""
-    chosen = certificates.certificate_buckets(obj.settings, buckets)
-    rows = certificates.certificate_rows(obj.clients(), chosen)
-    if as_json:
-        render.emit_json([r.to_json() for r in rows])
-    else:
-        render.console().print(render.certificate_table(rows))
-
-
 @main.command()
 @click.argument("domain", required=False)
 @click.option("--bucket", help="OSS bucket (default: defaults.bucket).")
@@ -323,7 +276,7 @@ def forget(obj: CliState, domain: str | None, bucket: str | None, prune: bool,
                              hint="`cname-flow status` lists the entries; --bucket picks one")
         gone = [key]
     if as_json:
-        render.emit_json({"forgotten": gone})
+        emit("forget", {"forgotten": gone})
         return
     out = render.console()
     for key in gone:
@@ -332,6 +285,8 @@ def forget(obj: CliState, domain: str | None, bucket: str | None, prune: bool,
         out.print("nothing to forget")
 
 
+main.add_command(unbind)
+main.add_command(cert)
 main.add_command(batch)
 main.add_command(check)
 main.add_command(reconcile)

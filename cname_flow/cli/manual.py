@@ -71,7 +71,8 @@ def waiting(exc: AwaitingCustomerDns, store_record: BindingRecord | None,
     if store_record is not None:
         if as_json:
             render.emit_json({**with_manual(render.record_json(store_record), store_record),
-                              "waiting": True, "message": exc.message, "hint": exc.hint})
+                              "waiting": True, "message": exc.message, "hint": exc.hint},
+                             "manual-waiting")
         else:
             print_manual(render.console(), store_record)
     fail(exc)
@@ -98,7 +99,7 @@ def check(obj: CliState, domain: str, bucket: str | None, as_json: bool) -> None
         except AwaitingCustomerDns as exc:
             waiting(exc, store.get(binding.key), as_json)
     if as_json:
-        render.emit_json(with_manual(render.record_json(record), record))
+        render.emit_json(with_manual(render.record_json(record), record), "check")
         return
     out = render.console()
     out.print(f"[green]{record.phase.lower()}[/green] {record.domain} → {record.bucket}")

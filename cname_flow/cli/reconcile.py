@@ -26,6 +26,7 @@ from cname_flow.cli.common import (
     guarded,
     no_wait_option,
     outcome_of,
+    resume_line,
 )
 from cname_flow.errors import CnameFlowError, InputError
 from cname_flow.manifest import load_manifest
@@ -106,7 +107,10 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
         click.echo(f"fixes submitted to the workers; follow with:\n  cname-flow batch status "
                    f"{job_id} --follow", err=True)
         sys.exit(Outcome.OK)
-    sys.exit(outcome_of(report))
+    code = outcome_of(report)
+    if code is Outcome.RETRYABLE:
+        click.echo(resume_line(code), err=True)
+    sys.exit(code)
 
 
 def _in_a_directory(param: click.Parameter, path: Path | None) -> Path | None:
@@ -135,7 +139,7 @@ def _reviewed(plan_in: Path | None, do_apply: bool) -> ReconcilePlan | None:
 
 def _render(report: ReconcileReport, as_json: bool) -> None:
     if as_json:
-        render.emit_json(report.to_json())
+        render.emit_json(report.to_json(), "reconcile-report")
         return
     out = render.console()
     out.print(render.findings_table(report))

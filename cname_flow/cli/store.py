@@ -41,7 +41,8 @@ def migrate(obj: CliState, source: Path | None, as_json: bool) -> None:
     with PgStore(settings.store.url, lock_wait_s=settings.journal.lock_wait_s) as target:
         report = copy_in(directory, target)
     if as_json:
-        render.emit_json({"source": report.source, "target": report.target,
+        render.emit_json(kind="store-migrate", data={
+                          "source": report.source, "target": report.target,
                           "events": report.events, "forgets": report.forgets,
                           "bindings": report.bindings, "already": report.already,
                           "conflicts": report.conflicts, "jobs": report.jobs,
@@ -79,7 +80,7 @@ def info(obj: CliState, as_json: bool) -> None:
         found = {"kind": "json", "location": unopened.location,
                  "bindings": len(service.read_bindings(settings)), "jobs": len(unopened.job_ids())}
     if as_json:
-        render.emit_json(found)
+        render.emit_json(found, "store-info")
         return
     render.console().print(f"{found['kind']} store at {found['location']}: "
                            f"{found['bindings']} bindings, {found['jobs']} jobs")

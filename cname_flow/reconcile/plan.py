@@ -105,6 +105,7 @@ class ReconcilePlan:
     def to_json(self) -> dict[str, object]:
         """JSON-able form (also the ``--plan-out`` file)."""
         return {
+            "schema": "cname-flow/reconcile-plan/v1",  # docs/json-output.md
             "version": PLAN_VERSION,
             "manifest": self.manifest,
             "manifest_digest": self.manifest_digest,

@@ -51,6 +51,8 @@ class SandboxInfo:
         resolver: ``"127.0.0.1:PORT"`` of the caching resolver the OSS verifier uses.
         sts: True when the sandbox config gives an account STS credentials (``accounts[].sts``):
             the written config then also reads a security token, when one is exported.
+        bucket: the first account's first bucket (``examplebucket`` in the default world), the
+            written config's ``defaults.bucket``; ``""`` when that account has none.
     """
 
     oss_endpoint: str
@@ -61,6 +63,7 @@ class SandboxInfo:
     nameservers: dict[str, list[str]]
     resolver: str
     sts: bool = False
+    bucket: str = ""
 
     def to_json(self) -> dict[str, object]:
         """The info file's content (JSON-able; includes the sandbox AccessKey secret)."""
@@ -73,6 +76,7 @@ class SandboxInfo:
             "nameservers": self.nameservers,
             "resolver": self.resolver,
             "sts": self.sts,
+            "bucket": self.bucket,
         }
 
     def cname_flow_config(self, journal_dir: str = ".cname-flow") -> dict[str, object]:
@@ -90,13 +94,16 @@ class SandboxInfo:
         }
         if self.sts:
             credentials["security_token"] = {"env": "OSS_SESSION_TOKEN", "optional": True}
-        return {
+        config: dict[str, object] = {
             "oss": {"region": self.region, "endpoint": self.oss_endpoint},
             "alidns": {"endpoint": self.alidns_endpoint, "protocol": "http"},
             "credentials": credentials,
             "propagation": {"nameserver_addresses": self.nameservers},
             "journal": {"dir": journal_dir},
         }
+        if self.bucket:  # so `bind DOMAIN` works on the written config as it is
+            config["defaults"] = {"bucket": self.bucket}
+        return config
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -249,6 +256,7 @@ class Sandbox:
             nameservers=self._fleet.addresses(),
             resolver=f"{resolver.address}:{resolver.port}",
             sts=any(a.sts for a in cfg.accounts),
+            bucket=next((b.name for b in cfg.buckets if b.owner == account.id), ""),
         )
 
     async def _stop_servers(self) -> None:

@@ -255,6 +255,12 @@ def _default_nameservers() -> list[NameserverConfig]:
     ]
 
 
+def _default_cas() -> list[CasCertificateConfig]:
+    from cname_flow.sandbox.democert import DEMO_CAS_CERT_ID, demo_certificate_pem
+
+    return [CasCertificateConfig(cert_id=DEMO_CAS_CERT_ID, pem=demo_certificate_pem())]
+
+
 class SandboxConfig(_Model):
     """The whole sandbox world. Every field has a default (see the module docstring)."""
 
@@ -267,7 +273,8 @@ class SandboxConfig(_Model):
     zones: list[ZoneConfig] = Field(default_factory=_default_zones)
     nameservers: list[NameserverConfig] = Field(default_factory=_default_nameservers)
     resolver: ResolverConfig = Field(default_factory=ResolverConfig)
-    cas_certificates: list[CasCertificateConfig] = Field(default_factory=list)
+    #: Default: the demo certificate ``4930000-cn-hangzhou`` (:mod:`cname_flow.sandbox.democert`).
+    cas_certificates: list[CasCertificateConfig] = Field(default_factory=_default_cas)
     oss: OssLimits = Field(default_factory=OssLimits)
     icp: IcpConfig = Field(default_factory=IcpConfig)
     alidns: AlidnsLimits = Field(default_factory=AlidnsLimits)

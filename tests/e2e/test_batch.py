@@ -124,8 +124,8 @@ def test_200_domains_with_api_faults_and_lost_answers_all_bound_and_claimed(
         assert result["api"]["calls"] == {op: len(t) for op, t in served.items() if t}
         _assert_every_record_claimed(sb, result["bindings"])
         for domain in domains(200)[:3]:     # so unbind removes them
-            gone = subprocess.run([*CLI, "--config", str(config), "unbind", domain, "--bucket",
-                                   buckets_for(200)[0]], env=env, capture_output=True,
+            gone = subprocess.run([*CLI, "--config", str(config), "unbind", "--yes", domain,
+                                   "--bucket", buckets_for(200)[0]], env=env, capture_output=True,
                                   text=True, timeout=60, check=False)
             assert gone.returncode == 0, gone.stderr[-2000:]
         txt = {rr for rr, rtype, _ in _zone_records(sb.state) if rtype == "TXT"}

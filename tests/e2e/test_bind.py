@@ -106,7 +106,7 @@ def test_bind_when_nameserver_lags_should_put_cname_once_after_it_serves(tmp_pat
 def test_bind_when_zone_not_in_account_should_fail_touching_nothing(tmp_path: Path) -> None:
     with sandbox_env(tmp_path) as sb:
         done = sb.cli("bind", "www.not-hosted.org")
-        assert done.returncode == 1
+        assert done.returncode == 2  # an input mistake (issue 16): the account hosts no zone
         assert "not-hosted.org" in done.stderr and "zone" in done.stderr.lower()
         assert sb.token("examplebucket", "www.not-hosted.org") is None
 
@@ -148,7 +148,7 @@ def test_bind_when_credentials_refused_should_fail_with_auth_error(tmp_path: Pat
     with sandbox_env(tmp_path) as sb:
         sb.env["OSS_ACCESS_KEY_SECRET"] = "SENTINEL-wrong-secret-7f3a"
         done = sb.cli("--verbose", "bind", "www.example.com")
-        assert done.returncode == 1
+        assert done.returncode == 2  # credentials refused: a person must fix them (issue 16)
         assert "SignatureDoesNotMatch" in done.stderr
         assert "SENTINEL-wrong-secret-7f3a" not in done.stdout + done.stderr
         assert sb.token("examplebucket", "www.example.com") is None
@@ -162,7 +162,7 @@ def test_sentinel_secret_never_reaches_output_logs_or_journal(tmp_path: Path) ->
         outputs = [sb.cli("--verbose", "bind", "www.example.com"),
                    sb.cli("--verbose", "bind", "www.example.com", "--json"),
                    sb.cli("status", "--json"), sb.cli("plan", "img.example.com"),
-                   sb.cli("--verbose", "unbind", "www.example.com")]
+                   sb.cli("--verbose", "unbind", "www.example.com", "--yes")]
         assert all(o.returncode == 0 for o in outputs), [o.stderr for o in outputs]
         text = "".join(o.stdout + o.stderr for o in outputs)
         text += "".join(p.read_text() for p in sb.journal.parent.iterdir() if p.is_file())

@@ -49,7 +49,7 @@ def test_bind_killed_at_every_step_boundary_resumes_to_one_binding(tmp_path: Pat
     with sandbox_env(tmp_path, world(0.0, 1.5)) as sb:
         killed = [p for p in KILL_POINTS if _kill_after(sb, p)]
         # and once in the middle of the propagation wait (the lagging server not serving yet)
-        sb.cli("unbind", DOMAIN)
+        sb.cli("unbind", DOMAIN, "--yes")
         assert _kill_after(sb, (str(Step.WAIT_PROPAGATION), "running"), extra_s=0.7)
         done = sb.cli("bind", DOMAIN, "--json")
         assert done.returncode == 0, done.stderr
@@ -103,7 +103,7 @@ def test_bind_killed_while_the_add_answer_is_in_flight_claims_the_record_on_reru
         record = Journal.read_only(sb.journal).get(f"examplebucket/{domain}")
         assert record is not None and record.txt_record_id == claimed.record_id
 
-        gone = sb.cli("unbind", domain)
+        gone = sb.cli("unbind", domain, "--yes")
         assert gone.returncode == 0, gone.stderr
         assert sb.records(name) == []
 

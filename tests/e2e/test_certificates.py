@@ -93,10 +93,10 @@ def test_certificate_lifecycle_bind_rotate_cas_conflict_force_remove(
 
     status = sb.cli("cert", "status", "--json")
     assert status.returncode == 0, status.stderr
-    [row] = [r for r in json.loads(status.stdout) if r["domain"] == DOMAIN]
+    [row] = [r for r in json.loads(status.stdout)["certificates"] if r["domain"] == DOMAIN]
     assert row["fingerprint"] == _fingerprint(third) and 85 < row["days_left"] <= 90
 
-    done = sb.cli("cert", "remove", DOMAIN)
+    done = sb.cli("cert", "remove", DOMAIN, "--yes")
     assert done.returncode == 0, done.stderr
     assert _bound(sb) == {}
     assert sb.sandbox.state.buckets["examplebucket"].cnames[DOMAIN].status == "Enabled"

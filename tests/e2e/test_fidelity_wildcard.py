@@ -31,7 +31,7 @@ def test_wildcard_bind_list_unbind_on_an_agentic_bucket(tmp_path: Path) -> None:
             bucket.tokens["*.w.example.com"].token]
         listed = oss_client(sb).list_cname(oss.ListCnameRequest(bucket="examplebucket")).cnames
         assert [(c.domain, c.is_wild_card) for c in listed or []] == [("w.example.com", True)]
-        done = sb.cli("unbind", "*.w.example.com")
+        done = sb.cli("unbind", "*.w.example.com", "--yes")
         assert done.returncode == 0, done.stderr
         assert bucket.cnames == {}
 

@@ -43,7 +43,7 @@ def as_json(done: subprocess.CompletedProcess[str]) -> Any:
 
 def phases(sb: SandboxEnv) -> dict[str, str]:
     """`cname-flow status --json` as domain → phase."""
-    return {r["domain"]: r["phase"] for r in as_json(sb.cli("status", "--json"))}
+    return {r["domain"]: r["phase"] for r in as_json(sb.cli("status", "--json"))["bindings"]}
 
 
 def assert_bound_once(sb: SandboxEnv, domain: str) -> None:
@@ -104,7 +104,7 @@ def test_status_cert_and_reconcile_see_what_batch_made(tmp_path: Path) -> None:
                              "--job", "j1", "--json", timeout=120))
         assert ran["counts"]["bound"] == 2
         assert phases(sb) == dict.fromkeys(names, "BOUND")  # status lists the batch's bindings
-        certs = as_json(sb.cli("cert", "status", "--json"))
+        certs = as_json(sb.cli("cert", "status", "--json"))["certificates"]
         assert set(names) <= {row["domain"] for row in certs}
         make_foreign(sb, "foreign.example.com")
         smaller = write_manifest(tmp_path / "small.yaml", ["s1.example.com"])
@@ -217,11 +217,11 @@ def test_a_typod_bucket_breaks_no_other_command_and_leaves_no_entry(tmp_path: Pa
         assert sb.cli("bind", "ok.example.com").returncode == 0
         assert phases(sb) == {"ok.example.com": "BOUND"}  # the refused bind left no entry
         rows = as_json(sb.cli("cert", "status", "--bucket", "nosuchbucket", "--bucket", BUCKET,
-                              "--json"))
+                              "--json"))["certificates"]
         [broken] = [r for r in rows if r["bucket"] == "nosuchbucket"]
         assert broken["error"].startswith("NoSuchBucket")
         assert any(r["domain"] == "ok.example.com" for r in rows)
-        rows = as_json(sb.cli("cert", "status", "--json"))
+        rows = as_json(sb.cli("cert", "status", "--json"))["certificates"]
         assert {r["bucket"] for r in rows} == {BUCKET}
         unknown = sb.cli("forget", "typo.example.com", "--bucket", "nosuchbucket")
         assert unknown.returncode == 2 and "no entry" in unknown.stderr
@@ -230,17 +230,18 @@ def test_a_typod_bucket_breaks_no_other_command_and_leaves_no_entry(tmp_path: Pa
 def test_unbind_never_bound_writes_nothing_and_a_real_unbind_shows_unbound(
         tmp_path: Path) -> None:
     with sandbox_env(tmp_path) as sb:
-        assert as_json(sb.cli("status", "--json")) == []  # a fresh machine: nothing, exit 0
+        assert as_json(sb.cli("status", "--json"))["bindings"] == []  # fresh machine: exit 0
         never = sb.cli("unbind", "never.example.com")
         assert never.returncode == 0 and "nothing to unbind" in never.stdout
         assert not sb.journal.exists() or "never.example.com" not in sb.journal.read_text()
         assert sb.cli("bind", "u.example.com").returncode == 0
-        unbound = sb.cli("unbind", "u.example.com")
+        unbound = sb.cli("unbind", "u.example.com", "--yes")
         assert unbound.returncode == 0 and "DeleteCname" in unbound.stdout
         assert phases(sb) == {"u.example.com": "UNBOUND"}
         assert sb.records("_dnsauth.u.example.com") == []
         pruned = as_json(sb.cli("forget", "--unbound", "--json"))
-        assert pruned == {"forgotten": [f"{BUCKET}/u.example.com"]}
+        assert pruned == {"schema": "cname-flow/forget/v1",
+                          "forgotten": [f"{BUCKET}/u.example.com"]}
         assert phases(sb) == {}
         rebound = as_json(sb.cli("bind", "u.example.com", "--json"))
         assert rebound["phase"] == "BOUND"
@@ -258,4 +259,4 @@ def test_journals_of_the_previous_format_are_folded_in_and_shown(tmp_path: Path)
         job = as_json(sb.cli("batch", "status", "old-job", "--json"))
         assert job["counts"]["bound"] == 2  # its www is the newer one-shot record, bound
         listed_jobs = as_json(sb.cli("batch", "list", "--json"))
-        assert [j["job_id"] for j in listed_jobs] == ["old-job"]
+        assert [j["job_id"] for j in listed_jobs["jobs"]] == ["old-job"]

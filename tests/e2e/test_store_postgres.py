@@ -69,21 +69,22 @@ def test_status_cert_batch_and_forget_read_postgresql_after_migrate(tmp_path: Pa
         journal_dir.rename(tmp_path / "journal.moved")  # from here only PostgreSQL holds them
 
         names = [f"pg{i}.example.com" for i in range(1, 5)]
-        status = {r["domain"]: r["phase"] for r in as_json(sb.cli("status", "--json"))}
+        status = {r["domain"]: r["phase"]
+                  for r in as_json(sb.cli("status", "--json"))["bindings"]}
         assert status == dict.fromkeys(names, "BOUND")
-        certs = as_json(sb.cli("cert", "status", "--json"))
+        certs = as_json(sb.cli("cert", "status", "--json"))["certificates"]
         assert set(names) <= {row["domain"] for row in certs}
         job = as_json(sb.cli("batch", "status", "j1", "--json"))
         assert job["counts"]["bound"] == 2
         assert sorted(b["domain"] for b in job["bindings"]) == names[2:]
-        assert [j["job_id"] for j in as_json(sb.cli("batch", "list", "--json"))] == ["j1"]
+        assert [j["job_id"] for j in as_json(sb.cli("batch", "list", "--json"))["jobs"]] == ["j1"]
         planned = sb.cli("reconcile", "-f", str(manifest), "--json")
         assert planned.returncode == 0, planned.stderr[-3000:]  # pg3, pg4 as desired: no drift
         assert SENTINEL not in planned.stdout + planned.stderr
 
         forgot = as_json(sb.cli("forget", "pg1.example.com", "--json"))
-        assert forgot == {"forgotten": [f"{BUCKET}/pg1.example.com"]}
-        after = {r["domain"] for r in as_json(sb.cli("status", "--json"))}
+        assert forgot["forgotten"] == [f"{BUCKET}/pg1.example.com"]
+        after = {r["domain"] for r in as_json(sb.cli("status", "--json"))["bindings"]}
         assert after == set(names) - {"pg1.example.com"}
         assert sb.sandbox.state.buckets[BUCKET].cnames["pg1.example.com"].status == "Enabled"
 

@@ -67,7 +67,8 @@ def run_commands(tmp_path: Path, sb: SandboxEnv, first: list[Binding],
 
     solo = sb.cli("bind", "solo.w.example.com", "--bucket", "examplebucket", timeout=120)
     assert solo.returncode == 0, solo.stderr[-3000:]
-    phases = {r["domain"]: r["phase"] for r in as_json(sb.cli("status", "--json"))}
+    phases = {r["domain"]: r["phase"]
+              for r in as_json(sb.cli("status", "--json"))["bindings"]}
     assert phases["solo.w.example.com"] == "BOUND"
 
     submitted = as_json(sb.cli("batch", "run", "-f",

@@ -22,6 +22,7 @@ from cname_flow.errors import (
     Locked,
     StalePlan,
     UnsafePlan,
+    ZoneNotFound,
 )
 from cname_flow.journal import JournalEvent
 from cname_flow.journal.records import apply_event
@@ -65,7 +66,8 @@ MAPPING: list[tuple[object, Outcome]] = [
     (Locked("reconcile runs"), Outcome.RETRYABLE),
     (Locked("held", holder="pid 7"), Outcome.RETRYABLE),
     (oss_error("InternalError", 500), Outcome.RETRYABLE),
-    (oss_error("AccessDenied", 403), Outcome.FAILED),
+    (oss_error("AccessDenied", 403), Outcome.USAGE),           # a person must grant it
+    (ZoneNotFound("no zone", service="alidns", code="ZoneNotFound"), Outcome.USAGE),
     (DomainBoundElsewhere("taken"), Outcome.FAILED),
     (RuntimeError("a bug"), Outcome.FAILED),
     (KeyboardInterrupt(), Outcome.SIGINT),
@@ -122,7 +124,7 @@ def test_bind_exits_0_once_bound(world: CliWorld) -> None:
     done = world.invoke("bind", DOMAIN)
     assert done.exit_code == 0, done.output
     assert f"bound {DOMAIN} → {BUCKET}" in done.stdout
-    assert f"ListCname {BUCKET}" in done.stdout and "Enabled" in done.stdout
+    assert "(Enabled)" in done.stdout and f"ListCname {BUCKET}" not in done.stdout
 
 
 def test_bind_exits_1_when_the_domain_is_bound_elsewhere(world: CliWorld) -> None:

@@ -145,7 +145,7 @@ def test_the_a_label_form_reaches_the_command(world: CliWorld) -> None:
 
 def test_a_visible_name_still_unbinds(world: CliWorld) -> None:
     bound(world, "example.com")
-    done = world.invoke("unbind", " Example.COM.")
+    done = world.invoke("unbind", " Example.COM.", "--yes")
     assert done.exit_code == 0, done.output
     assert world.oss.calls["DeleteCname"] == 1
 

@@ -200,7 +200,7 @@ def test_ctrl_c_while_following_leaves_the_job_to_the_workers(
     result = world.invoke("batch", "run", "-f", str(world.manifest(*DOMAINS)))
     assert result.exit_code == 130, result.output
     job_id = world.invoke("batch", "list", "--json")
-    listed = json.loads(job_id.stdout)
+    listed = json.loads(job_id.stdout)["jobs"]
     assert len(listed) == 1
     job = listed[0]["job_id"]
     assert f"stopped following job {job}; it goes on in the workers" in result.stderr

@@ -106,14 +106,17 @@ def test_the_cli_refuses_without_a_store_url_and_says_what_it_copied(tmp_path: P
     second = runner.invoke(main, ["--config", str(config), "store", "migrate", "--json"],
                            obj=CliState(), env=env)
     assert second.exit_code == 0 and json.loads(second.output)["copied"] == 0
+    assert json.loads(second.output)["schema"] == "cname-flow/store-migrate/v1"
     info = runner.invoke(main, ["--config", str(config), "store", "info", "--json"],
                          obj=CliState(), env=env)
-    assert json.loads(info.output) == {"kind": "postgresql", "location": pg_url,
+    assert json.loads(info.output) == {"schema": "cname-flow/store-info/v1",
+                                       "kind": "postgresql", "location": pg_url,
                                        "bindings": 2, "jobs": 1}
     local = runner.invoke(main, ["--config", str(config), "store", "info", "--json"],
                           obj=CliState(), env={"CNAME_FLOW_STORE_URL": ""})
     assert json.loads(local.output) == {
-        "kind": "json", "location": str(tmp_path / "journal" / "bindings.jsonl"),
+        "schema": "cname-flow/store-info/v1", "kind": "json",
+        "location": str(tmp_path / "journal" / "bindings.jsonl"),
         "bindings": 2, "jobs": 1}
     missing = runner.invoke(main, ["--config", str(config), "store", "migrate", "--from",
                                    str(tmp_path / "nowhere")], obj=CliState(), env=env)
