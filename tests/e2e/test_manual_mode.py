@@ -141,7 +141,7 @@ def test_manual_binding_from_instructions_to_bound(sb: SandboxEnv, tmp_path: Pat
     assert sink.of("binding.instructions")[-1].data["value"] == second
     status = sb.cli("status", DOMAIN, "--json")
     assert status.returncode == 0, status.stderr
-    [row] = json.loads(status.stdout)
+    [row] = json.loads(status.stdout)["bindings"]
     assert row["manual"]["instructions"]["value"] == second
     assert row["manual"]["token"]["renewals"] == 1 and row["phase"] == "TXT_WRITTEN"
 
@@ -200,6 +200,7 @@ def test_cli_bind_dns_manual_prints_instructions_exits_75_and_check_binds(
         assert done.returncode == 75, done.stderr
         data = json.loads(done.stdout)
         token = sb.token("examplebucket", domain)
+        assert data["schema"] == "cname-flow/manual-waiting/v1"
         assert data["waiting"] is True and data["phase"] == "TXT_WRITTEN"
         instr = data["manual"]["instructions"]
         assert (instr["host"], instr["fqdn"], instr["value"]) == (
@@ -215,7 +216,8 @@ def test_cli_bind_dns_manual_prints_instructions_exits_75_and_check_binds(
         time.sleep(MANUAL["check_now_interval_s"])
         bound = sb.cli("check", domain, "--json")
         assert bound.returncode == 0, bound.stderr
-        assert json.loads(bound.stdout)["phase"] == "BOUND"
+        checked = json.loads(bound.stdout)
+        assert (checked["schema"], checked["phase"]) == ("cname-flow/check/v1", "BOUND")
         assert sb.phase(key) == "BOUND"
         again = sb.cli("check", domain)  # already bound: nothing to ask
         assert again.returncode == 0 and "bound" in again.stdout
