@@ -51,7 +51,7 @@ def test_a_command_still_loads_what_it_needs() -> None:
     """The lazy stand-ins resolve: a command body reaches the real module."""
     cli_main = importlib.import_module("cname_flow.cli.main")
     assert cli_main.service.open_store.__module__ == "cname_flow.service"
-    assert "<lazy module 'cname_flow.service'>" == repr(cli_main.service)
+    assert repr(cli_main.service) == "<lazy module 'cname_flow.service'>"
 
 
 def test_version_printed_is_the_installed_distributions() -> None:
