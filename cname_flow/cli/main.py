@@ -18,7 +18,7 @@ from cname_flow import __version__
 from cname_flow.cli.common import CliState, check_no_wait, guarded, no_wait_option
 from cname_flow.cli.lazy import HELP_ONLY, LazyGroup, LazyModule
 from cname_flow.errors import InputError
-from cname_flow.model import Binding, normalize_domain
+from cname_flow.model import Binding, display_domain, normalize_domain
 
 if TYPE_CHECKING:
     from cname_flow import api, certificates, service
@@ -160,7 +160,7 @@ def bind(obj: CliState, dry_run: bool, no_wait: bool, **kw: Any) -> None:
         render.emit_json(render.record_json(record))
         return None
     out = render.console()
-    out.print(f"[green]bound[/green] {binding.domain} → {binding.bucket}")
+    out.print(f"[green]bound[/green] {display_domain(binding.domain)} → {binding.bucket}")
     out.print(render.cname_table(binding.bucket, service.bucket_listing(clients, binding.bucket)))
     return None
 

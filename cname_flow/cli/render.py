@@ -21,7 +21,7 @@ from rich.table import Table
 
 from cname_flow.certificates import CertificateRow
 from cname_flow.journal import BindingRecord
-from cname_flow.model import CnameEntry, Phase, Step
+from cname_flow.model import CnameEntry, Phase, Step, display_domain
 from cname_flow.propagation.checker import AnswerState, Round
 from cname_flow.reconcile.run import ReconcileReport
 from cname_flow.workflow.plan import Plan
@@ -75,7 +75,7 @@ def status_table(records: Iterable[BindingRecord]) -> Table:
     for r in records:
         err = r.last_error
         table.add_row(
-            r.domain, r.bucket, r.phase, _short(r.updated_at),
+            display_domain(r.domain), r.bucket, r.phase, _short(r.updated_at),
             _short(r.token_expires_at) if r.token_expires_at else "-",
             f"{err.code}: {err.message}" if err else "",
         )
@@ -89,7 +89,7 @@ def cname_table(bucket: str, entries: Sequence[CnameEntry]) -> Table:
         table.add_column(col)
     for e in entries:
         c = e.certificate
-        table.add_row(e.domain, e.status, c.cert_id if c else "-",
+        table.add_row(display_domain(e.domain), e.status, c.cert_id if c else "-",
                       c.fingerprint[:23] + "…" if c else "-",
                       _short(c.valid_end) if c and c.valid_end else "-")
     return table
@@ -97,7 +97,7 @@ def cname_table(bucket: str, entries: Sequence[CnameEntry]) -> Table:
 
 def plan_table(plan: Plan) -> Table:
     """A plan as a table of steps, actions and reasons."""
-    table = Table(title=f"plan for {plan.binding}")
+    table = Table(title=f"plan for {display_domain(plan.binding)}")
     for col in ("step", "action", "why"):
         table.add_column(col)
     if plan.blocked:
@@ -171,7 +171,8 @@ def certificate_table(rows: Sequence[CertificateRow]) -> Table:
             continue
         days = "-" if r.days_left is None else f"{r.days_left:.0f}"
         style = "red" if r.days_left is not None and r.days_left < 30 else ""
-        table.add_row(r.bucket, r.domain, r.type or "-", r.cert_id or "-", r.fingerprint or "-",
+        table.add_row(r.bucket, display_domain(r.domain), r.type or "-", r.cert_id or "-",
+                      r.fingerprint or "-",
                       _short(r.valid_end), f"[{style}]{days}[/{style}]" if style else days)
     return table
 
