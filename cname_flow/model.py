@@ -47,9 +47,12 @@ def _refuse_url_or_wildcard(raw: str, name: str) -> None:
         raise InputError(f"domain {raw!r}: give the host name, not a URL: {example}",
                          hint="")
     if "*" in name:
-        raise InputError(
-            f"domain {raw!r}: a wildcard cannot be bound; OSS binds one host name per "
-            "custom domain", hint="bind each host name (www.example.com, img.example.com)")
+        base = name.replace("*.", "").replace("*", "").strip(".") or "example.com"
+        if name.startswith("*.") and "*" not in name[2:]:
+            raise InputError(f"domain {raw!r}: a wildcard is not taken here; only bind and "
+                             f"batch take one (*.{base}, a wildcard binding)")
+        raise InputError(f"domain {raw!r}: '*' may only be the whole first label of a "
+                         f"wildcard binding, as in *.{base}")
 
 
 def normalize_domain(raw: str) -> str:
