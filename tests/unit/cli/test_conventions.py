@@ -154,3 +154,13 @@ def test_no_credentials_prints_our_message_and_no_traceback(tmp_path: Path) -> N
     assert "CredentialException" not in done.stderr
     assert done.stderr.lstrip().startswith("error")
     assert "no Alibaba Cloud credentials found" in done.stderr
+
+
+def test_shell_completion_as_documented_lists_lazy_commands_too() -> None:
+    """docs/conventions.md: ``_CNAME_FLOW_COMPLETE=bash_complete`` (click's completion)."""
+    env = {**os.environ, "_CNAME_FLOW_COMPLETE": "bash_complete",
+           "COMP_WORDS": "cname-flow batch r", "COMP_CWORD": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from cname_flow.cli import main; main(prog_name='cname-flow')"],
+        capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.stdout.split() == ["plain,resume", "plain,run"], done.stderr
