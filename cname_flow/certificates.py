@@ -151,7 +151,10 @@ def _remove_certificate(clients: Clients, binding: Binding, store: BindingStore)
     ctx = step_context(clients, binding)
     run = BindingRun(ctx.ports, binding)
     entry = run.cname_entry(fresh=True)
-    if entry is None or entry.certificate is None:
+    if entry is None:
+        return (f"{binding.domain} is not bound to {binding.bucket} (not in its ListCname); "
+                "nothing to do")
+    if entry.certificate is None:
         return f"{binding.domain} on {binding.bucket} has no certificate; nothing to do"
     plan = plan_certificate(entry.certificate, None, remove=True)
     record = store.get(binding.key)

@@ -215,7 +215,13 @@ class RemoteError(StepError):
         request_id: the service's request id, when it answered.
         status: HTTP status, or 0 when no answer came.
         ec: OSS's finer error code (``"0018-00000209"``), or ``""``.
+        unreachable: no connection could be made at all (connection refused, the endpoint's
+            name does not resolve, no route): retried only briefly
+            (:attr:`cname_flow.retry.RetryPolicy.unreachable_attempts`), as a wrong endpoint
+            or an offline machine will not heal in seconds.
     """
+
+    unreachable: bool = False
 
     def __init__(
         self,

@@ -29,14 +29,16 @@ warning naming the row's file and line.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
 
 from cname_flow.config.yaml_source import (
     decode_document,
@@ -127,13 +129,50 @@ def _yaml_rows(text: str, source: str) -> tuple[_Entry, list[tuple[str, Any]]]:
     try:
         parsed = _Document.model_validate(doc.data)
     except ValidationError as exc:
-        reasons += [f"{doc.where(e['loc'])}: {format_path(e['loc'])}: {e['msg']}"
-                    for e in exc.errors()]
+        reasons += [f"{doc.where(e['loc'])}: {format_path(e['loc']) or '(top level)'}: "
+                    f"{plain_words(e)}" for e in exc.errors()]
         raise ConfigError(reasons, source=source) from None
     if reasons:
         raise ConfigError(reasons, source=source)
     rows = [(doc.where(("bindings", i)), e) for i, e in enumerate(parsed.bindings)]
     return parsed.defaults, rows
+
+
+#: pydantic error types in plain words (the rest keep pydantic's message).
+_PLAIN = {
+    "missing": "required",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text",
+    "list_type": "must be a list of bindings (each one a mapping with a domain)",
+    "model_type": "must be a mapping of keys to values",
+    "model_attributes_type": "must be a mapping of keys to values",
+    "dict_type": "must be a mapping of keys to values",
+    "path_type": "must be a file path",
+}
+
+
+def did_you_mean(word: str, allowed: Iterable[str]) -> str:
+    """``"; did you mean 'domain'?"`` for the closest of ``allowed`` (difflib), else ``""``."""
+    close = difflib.get_close_matches(word, list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def plain_words(err: ErrorDetails, *, csv: bool = False) -> str:
+    """One manifest validation error in plain words: an unknown key names the closest known
+    one (difflib) and the keys allowed there.
+
+    Args:
+        err: one of pydantic's ``ValidationError.errors()``.
+        csv: the error is in a CSV row (its keys are the header's columns).
+    """
+    loc = tuple(err["loc"])
+    if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+        model = _Document if len(loc) == 1 and not csv else _Entry
+        allowed = sorted(model.model_fields)
+        return (f"unknown key {loc[-1]!r}{did_you_mean(loc[-1], allowed)}; "
+                f"allowed here: {', '.join(allowed)}")
+    return _PLAIN.get(err["type"], str(err["msg"]).removeprefix("Value error, "))
 
 
 def _csv_rows(text: str, source: str) -> list[tuple[str, Any]]:
@@ -153,8 +192,9 @@ def _check_header(header: list[str], source: str) -> None:
     known = set(_Entry.model_fields)
     unknown = [c for c in header if c not in known]
     if unknown or "domain" not in header:
+        named = ", ".join(f"{c!r}{did_you_mean(c, known)}" for c in unknown) or "none"
         raise ConfigError([f"{source}:1: header: needs a 'domain' column; unknown columns: "
-                           f"{', '.join(map(repr, unknown)) or 'none'}"], source=source)
+                           f"{named}"], source=source)
     columns: dict[str, list[str]] = {}
     for number, name in enumerate(header, 1):
         columns.setdefault(name, []).append(str(number))
@@ -179,7 +219,8 @@ def _csv_entries(reader: csv.DictReader[str], source: str) -> list[tuple[str, An
         try:
             rows.append((where, _Entry.model_validate(cells)))
         except ValidationError as exc:
-            reasons += [f"{where}: {format_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+            reasons += [f"{where}: {format_path(e['loc'])}: {plain_words(e, csv=True)}"
+                        for e in exc.errors()]
     if reasons:
         raise ConfigError(reasons, source=source)
     return rows

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import idna
 
@@ -20,6 +21,38 @@ from cname_flow.errors import InputError
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 #: A last label that URL parsers (WHATWG "ends in a number") take for part of an IPv4 address.
 _NUMERIC_TLD = re.compile(r"^([0-9]+|0x[0-9a-f]*)$")
+
+
+def display_domain(name: str) -> str:
+    """How a name is shown to a person: an IDN as its U-label with the A-label in parentheses
+    (``例子.中国 (xn--fsqu00a.xn--fiqs8s)``), any other name (or text holding one, such as a
+    binding key ``bucket/domain``) unchanged. Decoding is IDNA 2008 (RFC 5891, ``idna``); a
+    label that does not decode is shown as it is stored.
+    """
+    head, sep, tail = name.rpartition("/")
+    if "xn--" not in tail:
+        return name
+    try:
+        unicode = idna.decode(tail)
+    except (UnicodeError, ValueError):
+        return name
+    return f"{head}{sep}{unicode} ({tail})"
+
+
+def _refuse_url_or_wildcard(raw: str, name: str) -> None:
+    """A URL or a wildcard is a common first try; say what to give instead (exit 2)."""
+    if "://" in name or "/" in name:
+        host = urlsplit(name if "://" in name else f"//{name}").hostname or ""
+        example = host or "www.example.com"
+        raise InputError(f"domain {raw!r}: give the host name, not a URL: {example}",
+                         hint="")
+    if "*" in name:
+        base = name.replace("*.", "").replace("*", "").strip(".") or "example.com"
+        if name.startswith("*.") and "*" not in name[2:]:
+            raise InputError(f"domain {raw!r}: a wildcard is not taken here; only bind and "
+                             f"batch take one (*.{base}, a wildcard binding)")
+        raise InputError(f"domain {raw!r}: '*' may only be the whole first label of a "
+                         f"wildcard binding, as in *.{base}")
 
 
 def normalize_domain(raw: str) -> str:
@@ -46,6 +79,7 @@ def normalize_domain(raw: str) -> str:
         name = name[:-1]
     if not name:
         raise InputError(f"domain {raw!r}: empty name")
+    _refuse_url_or_wildcard(raw, name)
     if _is_ip(name):
         raise InputError(f"domain {raw!r}: an IP address cannot be a custom domain",
                          hint="give the host name that should serve the bucket")

@@ -13,8 +13,10 @@ retries off and call through it, so every attempt passes the caller's rate limit
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
@@ -23,8 +25,10 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_any,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from cname_flow.errors import CnameFlowError, RemoteError
 from cname_flow.logs import get_logger
@@ -42,6 +46,43 @@ def no_retry_after(_exc: BaseException) -> float | None:
     return None
 
 
+#: ``errno`` values meaning no connection can be made (besides ECONNREFUSED, a
+#: ``ConnectionRefusedError``): network or host unreachable.
+UNREACHABLE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: ``__cause__``/``__context__``, an SDK's ``unwrap()`` (the
+    OSS SDK's ``OperationError``), ``inner_exception`` (Tea) and ``reason`` (urllib3)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen or len(seen) > 32:
+            continue
+        seen.add(id(cur))
+        yield cur
+        unwrap = getattr(cur, "unwrap", None)
+        inner = [cur.__cause__, cur.__context__, getattr(cur, "inner_exception", None),
+                 getattr(cur, "reason", None), unwrap() if callable(unwrap) else None]
+        todo.extend(e for e in inner if isinstance(e, BaseException))
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` (an SDK or transport exception, or anything wrapping one) says that no
+    connection could be made: connection refused, the name does not resolve
+    (``socket.gaierror``), network or host unreachable. Timeouts are not: a slow network may
+    answer the next time."""
+    for cur in _chain(exc):
+        if isinstance(cur, ConnectionRefusedError | socket.gaierror):
+            return True
+        if isinstance(cur, OSError) and cur.errno in UNREACHABLE_ERRNOS:
+            return True
+        if type(cur).__name__ == "NameResolutionError":  # urllib3's, not an OSError subclass
+            return True
+    return False
+
+
 def is_retryable(exc: BaseException) -> bool:
     """True for a :class:`RemoteError` that says trying again can succeed."""
     return isinstance(exc, RemoteError) and exc.retryable
@@ -57,6 +98,10 @@ class RetryPolicy:
         max_s: cap of the exponential backoff, seconds.
         jitter_s: uniform random seconds added to each backoff.
         max_retry_after_s: the largest server hint (``x-acs-retry-after``) honoured, seconds.
+        unreachable_attempts: total tries while the error is ``unreachable`` (connection
+            refused, DNS failure): a wrong endpoint or an offline machine fails in about a
+            second instead of the full backoff (throttling and 5xx keep ``attempts``).
+        unreachable_wait_s: the wait between those tries, seconds.
     """
 
     attempts: int = 6
@@ -64,6 +109,8 @@ class RetryPolicy:
     max_s: float = 20.0
     jitter_s: float = 1.0
     max_retry_after_s: float = 60.0
+    unreachable_attempts: int = 3
+    unreachable_wait_s: float = 0.3
 
     def retrying(
         self,
@@ -83,7 +130,7 @@ class RetryPolicy:
         """
         return Retrying(
             sleep=sleep,
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_any(stop_after_attempt(self.attempts), _StopUnreachable(self)),
             wait=self._wait(retry_after),
             retry=retry_if_exception(retry_if),
             before_sleep=_log_retry(dict(log_fields or {})),
@@ -98,12 +145,27 @@ class RetryPolicy:
         def wait(state: RetryCallState) -> float:
             delay = backoff(state)
             exc = state.outcome.exception() if state.outcome else None
+            if getattr(exc, "unreachable", False) is True:
+                return self.unreachable_wait_s
             hinted = retry_after(exc) if exc is not None else None
             if hinted is None:
                 return delay
             return max(delay, min(hinted, self.max_retry_after_s))
 
         return wait
+
+
+class _StopUnreachable(stop_base):
+    """Stop once an ``unreachable`` error has had ``policy.unreachable_attempts`` tries."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        return (getattr(exc, "unreachable", False) is True
+                and retry_state.attempt_number >= self.policy.unreachable_attempts)
 
 
 class RetriedCalls(Generic[_E]):

@@ -77,6 +77,7 @@ class Clients:
         cls, settings: Settings, env: Mapping[str, str] | None = None, *,
         rate_limiter: Callable[[str], None] | None = None,
         on_error: Callable[[str, RemoteError], None] | None = None,
+        credentials: Credentials | None = None,
     ) -> Clients:
         """Resolve credentials and build the OSS router, the DNS provider and the checker.
 
@@ -95,8 +96,10 @@ class Clients:
         Raises:
             ConfigError: no usable credentials, or an unknown ``dns.provider``; SecretNotFound:
                 a webhook's secret variable is unset.
+
+        ``credentials`` already resolved (e.g. from ``--profile``) are used as given.
         """
-        creds = credentials(settings, env)
+        creds = credentials if credentials is not None else resolve(settings, env)
         o = settings.oss
         if rate_limiter is None:
             rate_limiter = RateLimiter(settings.batch.rate_limits)
@@ -117,14 +120,19 @@ class Clients:
         return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()), events)
 
 
-def credentials(settings: Settings, env: Mapping[str, str] | None = None) -> Credentials:
-    """The AccessKey for ``settings`` (:func:`~cname_flow.config.resolve_credentials`).
+def credentials(settings: Settings, env: Mapping[str, str] | None = None, *,
+                profile: str | None = None) -> Credentials:
+    """The AccessKey for ``settings`` (:func:`~cname_flow.config.resolve_credentials`);
+    ``profile`` names a profile of the aliyun CLI's ``~/.aliyun/config.json`` (``--profile``).
 
     Raises:
         ConfigError: no usable credentials; SecretNotFound names the key's ``file:line``.
     """
     return resolve_credentials(settings.credentials, env, where=settings.where,
-                               source=str(settings.source or ""))
+                               source=str(settings.source or ""), profile=profile)
+
+
+resolve = credentials  # the name ``Clients.from_settings`` uses (its parameter shadows it)
 
 
 def journal_path(settings: Settings, name: str = BIND_JOURNAL) -> Path:

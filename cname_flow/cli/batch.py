@@ -41,12 +41,13 @@ from cname_flow.cli.common import (
     no_wait_option,
     outcome_of,
 )
+from cname_flow.cli.lazy import LazyGroup
 from cname_flow.cli.output import RESUME_HINT
 from cname_flow.scaleout import routing
 from cname_flow.scaleout.submit import Submitted
 
 
-@click.group("batch")
+@click.group("batch", cls=LazyGroup)
 def batch() -> None:
     """Bind many domains at once from a manifest (resumable jobs)."""
 

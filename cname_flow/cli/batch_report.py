@@ -108,11 +108,15 @@ def live_progress(tracker: ProgressTracker, *, tty: bool,
             progress.stop()
 
 
-def summary_table(result: JobResult, *, limit: int = 50) -> Table:
-    """Counts per outcome, then every binding not bound (up to ``limit``) with reason and line."""
+def summary_table(result: JobResult, *, limit: int = 50) -> Table | str:
+    """Counts per outcome, then every binding not bound (up to ``limit``) with reason and line;
+    when every binding is bound, only the one-line count (no empty table)."""
     counts = result.counts
-    table = Table(title=f"batch job {result.job_id}: " + ", ".join(
-        f"{counts[o]} {o}" for o in OUTCOMES if counts[o]) + f" in {result.elapsed_s:.1f} s")
+    title = f"batch job {result.job_id}: " + ", ".join(
+        f"{counts[o]} {o}" for o in OUTCOMES if counts[o]) + f" in {result.elapsed_s:.1f} s"
+    if all(outcome(record) == "bound" for record in result.records):
+        return title
+    table = Table(title=title)
     for column in ("binding", "outcome", "phase", "manifest line", "reason"):
         table.add_column(column)
     shown = 0

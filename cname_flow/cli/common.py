@@ -17,14 +17,12 @@ import sys
 from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from cname_flow import service
-from cname_flow.batch.jobs import JobResult
+from cname_flow.cli.conventions import GlobalOptions, load_with_conventions, real_clients
 from cname_flow.cli.output import RESUME_HINT, emit_error
-from cname_flow.config import Settings
 from cname_flow.errors import (
     CnameFlowError,
     ConfigError,
@@ -37,7 +35,12 @@ from cname_flow.errors import (
     UnsafePlan,
     ZoneNotFound,
 )
-from cname_flow.reconcile.run import ReconcileReport
+
+if TYPE_CHECKING:  # imported where used: the SDKs load only when a command needs them
+    from cname_flow import service
+    from cname_flow.batch.jobs import JobResult
+    from cname_flow.config import Settings
+    from cname_flow.reconcile.run import ReconcileReport
 
 
 class Outcome(IntEnum):
@@ -87,6 +90,9 @@ def outcome_of(ended: BaseException | JobResult | ReconcileReport) -> Outcome:
     Raises:
         KeyError: a status string this table does not know (a new vocabulary word).
     """
+    from cname_flow.batch.jobs import JobResult
+    from cname_flow.reconcile.run import ReconcileReport
+
     if isinstance(ended, JobResult):
         if ended.interrupted is not None:
             return Outcome.interrupted(ended.interrupted)
@@ -146,7 +152,7 @@ def resume_line(code: Outcome) -> str:
     return f"{what}: {RESUME_HINT}"
 
 
-ClientsFactory = Callable[[Settings], service.Clients]
+ClientsFactory = Callable[["Settings"], "service.Clients"]
 
 
 def no_wait_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -183,16 +189,28 @@ class CliState:
     def __init__(self, config: Path | None = None, *,
                  clients_factory: ClientsFactory | None = None) -> None:
         self.config_path = config
-        self.clients_factory = clients_factory or service.Clients.from_settings
+        self._clients_factory = clients_factory
         self._settings: Settings | None = None
+        self.globals = GlobalOptions()
+
+    def set_globals(self, *, profile: str | None = None, region: str | None = None,
+                    endpoint: str | None = None) -> None:
+        """Record the root group's ``--profile/--region/--endpoint`` (None: not given)."""
+        self.globals = GlobalOptions(profile=profile, region=region, endpoint=endpoint)
+
+    @property
+    def clients_factory(self) -> ClientsFactory:
+        """The factory of :meth:`clients` (default: the real SDK adapters, honouring the
+        global options and the standard variables, :mod:`cname_flow.cli.conventions`)."""
+        if self._clients_factory is not None:
+            return self._clients_factory
+        return lambda settings: real_clients(settings, self.globals)
 
     @property
     def settings(self) -> Settings:
         """Settings, loaded once (ConfigError on a bad file)."""
         if self._settings is None:
-            from cname_flow.config import load_settings
-
-            self._settings = load_settings(self.config_path)
+            self._settings = load_with_conventions(self.config_path, self.globals)
         return self._settings
 
     def clients(self) -> service.Clients:

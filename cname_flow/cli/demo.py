@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def demo_world(lag: float) -> SandboxConfig:
     return base.model_copy(update={"nameservers": ns})
 
 
+def nameserver_text(nameservers: Mapping[str, Sequence[str]]) -> str:
+    """``ns1.x (127.0.0.1:5301), ns2.x (127.0.0.1:5302)``: host names with their addresses."""
+    return ", ".join(f"{host} ({', '.join(addresses)})" for host, addresses in nameservers.items())
+
+
 def run_demo(workflow: Path | None, *, lag: float, console: Console) -> None:
     """Run the demo; raises the first binding's error if one fails."""
     manifest = load_workflow(workflow)
@@ -59,7 +65,8 @@ def run_demo(workflow: Path | None, *, lag: float, console: Console) -> None:
             Sandbox(demo_world(lag)) as sandbox:
         info = sandbox.info
         console.print(f"sandbox: OSS {info.oss_endpoint}, Alidns {info.alidns_endpoint}, "
-                      f"nameservers {info.nameservers} (the second lags {lag:g} s)")
+                      f"nameservers {nameserver_text(info.nameservers)} (the second lags "
+                      f"{lag:g} s)")
         config_file = Path(tmp) / "cname-flow.yaml"
         write_cname_flow_config(info, config_file)
         env = {"OSS_ACCESS_KEY_ID": info.access_key_id,

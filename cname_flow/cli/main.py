@@ -10,51 +10,95 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cname_flow import api, service
-from cname_flow.cli import log, render
-from cname_flow.cli.batch import batch
+from cname_flow import __version__
 from cname_flow.cli.common import CliState, check_no_wait, guarded, no_wait_option
-from cname_flow.cli.events import events
-from cname_flow.cli.manual import DNS_OPTION, check, print_statuses, waiting, with_manual
-from cname_flow.cli.output import emit
-from cname_flow.cli.reconcile import reconcile
-from cname_flow.cli.removal import cert, unbind
-from cname_flow.cli.store import store
-from cname_flow.cli.worker import worker
+from cname_flow.cli.lazy import HELP_ONLY, LazyGroup, LazyModule
 from cname_flow.errors import InputError
-from cname_flow.journal import BindingRecord
 from cname_flow.manual.errors import AwaitingCustomerDns
 from cname_flow.model import Binding, normalize_domain
-from cname_flow.scaleout import routing
-from cname_flow.workflow.plan import plan_binding
+
+if TYPE_CHECKING:
+    from cname_flow import api, service
+    from cname_flow.cli import log, manual, output, render
+    from cname_flow.journal import BindingRecord
+    from cname_flow.scaleout import routing
+    from cname_flow.workflow import plan as workflow_plan
+else:  # loaded when a command uses them, so --help and --version stay fast (cli/lazy.py)
+    api, service = LazyModule("cname_flow.api"), LazyModule("cname_flow.service")
+    log, render = LazyModule("cname_flow.cli.log"), LazyModule("cname_flow.cli.render")
+    manual, output = LazyModule("cname_flow.cli.manual"), LazyModule("cname_flow.cli.output")
+    routing = LazyModule("cname_flow.scaleout.routing")
+    workflow_plan = LazyModule("cname_flow.workflow.plan")
 
 #: Commands that set up logging themselves (the demo always logs to the console).
 OWN_LOGGING = frozenset({"demo"})
 
+#: Sub-commands in their own modules, imported when invoked: name → (module:attr, one-line help).
+LAZY_COMMANDS = {
+    "unbind": ("cname_flow.cli.removal:unbind",
+               "Unbind DOMAIN (DeleteCname), then delete the DNS records cname-flow created."),
+    "cert": ("cname_flow.cli.removal:cert",
+             "Certificates of bound domains (attach and rotate with `bind --cert-file`)."),
+    "check": ("cname_flow.cli.manual:check",
+              "Check a manual binding's TXT record now, at every authoritative nameserver."),
+    "events": ("cname_flow.cli.events:events",
+               "Print the event stream (events.jsonl), or re-send the webhook outbox."),
+    "batch": ("cname_flow.cli.batch:batch",
+              "Bind many domains at once from a manifest (resumable jobs)."),
+    "reconcile": ("cname_flow.cli.reconcile:reconcile",
+                  "Compare a manifest (desired state) with OSS and DNS; report or fix drift."),
+    "store": ("cname_flow.cli.store:store",
+              "The store of record: where binding state lives (journal or PostgreSQL)."),
+    "worker": ("cname_flow.cli.worker:worker",
+               "Run a scale-out worker: drive bindings submitted to the PostgreSQL store."),
+}
 
-@click.group()
+#: ``-h`` as well as ``--help`` everywhere (sub-commands inherit the context settings).
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings=CONTEXT_SETTINGS)
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
               envvar="CNAME_FLOW_CONFIG", help="cname-flow config file (YAML).")
+@click.option("--profile", default=None, metavar="NAME",
+              help="Profile of the aliyun CLI's ~/.aliyun/config.json to take credentials from "
+                   "(default: $ALIBABA_CLOUD_PROFILE).")
+@click.option("--region", "oss_region", default=None, metavar="REGION",
+              help="OSS region (oss.region); default: $OSS_REGION, else the config's.")
+@click.option("--endpoint", "oss_endpoint", default=None, metavar="ENDPOINT",
+              help="OSS endpoint (oss.endpoint); default: $OSS_ENDPOINT, else the config's.")
 @click.option("--verbose", "-v", is_flag=True, help="Log debug events too.")
 @click.option("--json-logs/--console-logs", default=None,
               help="Log format (default: console on a terminal, JSON otherwise).")
-@click.version_option(package_name="cname-flow")
+@click.version_option(version=__version__, package_name="cname-flow")
 @click.pass_context
-def main(ctx: click.Context, config: Path | None, verbose: bool, json_logs: bool | None) -> None:
-    """Bind custom domains to Alibaba Cloud OSS buckets, resumably."""
-    if ctx.invoked_subcommand not in OWN_LOGGING:
+def main(ctx: click.Context, config: Path | None, profile: str | None, oss_region: str | None,
+         oss_endpoint: str | None, verbose: bool, json_logs: bool | None) -> None:
+    """Bind custom domains to Alibaba Cloud OSS buckets, resumably.
+
+    Credentials, region and endpoint follow ossutil and the aliyun CLI (docs/conventions.md).
+    """
+    if ctx.invoked_subcommand not in OWN_LOGGING and not _asks_for_help(ctx):
         log.configure(json_logs=json_logs, verbose=verbose)
-    ctx.ensure_object(CliState).config_path = config  # an object given by a test is kept
+    state = ctx.ensure_object(CliState)  # an object given by a test is kept
+    state.config_path = config
+    state.set_globals(profile=profile, region=oss_region, endpoint=oss_endpoint)
 
 
-def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by bind and plan."""
-    for opt in reversed([
-        click.argument("domain"),
+def _asks_for_help(ctx: click.Context) -> bool:
+    """True when the sub-command will only print its help (no logging set-up needed)."""
+    return bool(ctx.meta.get(HELP_ONLY))
+
+
+Decorator = Callable[[Any], Any]
+
+
+def _option_list() -> list[Decorator]:
+    return [
         click.option("--bucket", help="OSS bucket (default: defaults.bucket)."),
         click.option("--region", help="OSS region of the bucket; refused unless it is the"
                      " bucket's (default: the bucket's own, asked of OSS)."),
@@ -66,9 +110,31 @@ def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--cert-id", help="CAS certificate id, region suffixed: 4930000-cn-hangzhou."),
         click.option("--force-cert", is_flag=True, help="Overwrite the bound certificate (Force)."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
-    ]):
+    ]
+
+
+def binding_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by bind and plan, with one DOMAIN argument (bind)."""
+    opts: list[Decorator] = [click.argument("domain"), *_option_list()]
+    for opt in reversed(opts):
         fn = opt(fn)
     return fn
+
+
+def plan_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of :func:`binding_options`, with one or more DOMAINS (plan)."""
+    opts: list[Decorator] = [click.argument("domains", nargs=-1, required=True),
+                             *_option_list()]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+#: ``bind --dns manual``: a person adds the TXT record (:mod:`cname_flow.manual`).
+DNS_OPTION = click.option(
+    "--dns", "dns", type=click.Choice(["manual"]), default=None,
+    help="manual: a person adds the TXT record (a customer's DNS); cname-flow prints it, "
+         "checks the authoritative nameservers, and exits 75 if it is not there in time.")
 
 
 def _binding(obj: CliState, kw: dict[str, Any]) -> Binding:
@@ -126,9 +192,9 @@ def bind(obj: CliState, dry_run: bool, no_wait: bool, dns: str | None, **kw: Any
                     clients, binding, store, on_round=on_round, manual=dns == "manual",
                     on_step=render.StepPrinter(render.err_console()) if human else None)
             except AwaitingCustomerDns as exc:  # manual mode: instructions, then exit 75
-                waiting(exc, store.get(binding.key), kw["as_json"])
+                manual.waiting(exc, store.get(binding.key), kw["as_json"])
     if kw["as_json"]:
-        emit("bind", render.bind_json(record))
+        output.emit("bind", render.bind_json(record))
         return None
     render.print_bound(render.console(), record)
     return None
@@ -148,7 +214,7 @@ def _bind_on_workers(obj: CliState, clients: service.Clients, binding: Binding, 
     job_id = submitted.job_id
     if no_wait:
         if as_json:
-            emit("bind-submitted", {"job_id": job_id, "binding": binding.key})
+            output.emit("bind-submitted", {"job_id": job_id, "binding": binding.key})
         else:
             click.echo(job_id)
         click.echo(f"submitted to the workers; follow with:\n  cname-flow batch status "
@@ -169,23 +235,48 @@ def _bind_on_workers(obj: CliState, clients: service.Clients, binding: Binding, 
 
 
 @main.command()
-@binding_options
+@plan_options
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when nothing would change, 2 when something would, 1 on an error "
+                   "(Terraform's -detailed-exitcode).")
 @click.pass_obj
-@guarded
-def plan(obj: CliState, **kw: Any) -> None:
-    """Show what `bind` would do for DOMAIN and why (read-only)."""
-    _plan(obj, kw)
+def plan(obj: CliState, /, detailed_exitcode: bool, domains: tuple[str, ...],
+         **kw: Any) -> None:
+    """Show what `bind` would do for each DOMAIN and why (read-only)."""
+    try:
+        changes = guarded(_plan_many)(obj, domains, kw)
+    except SystemExit as exc:  # guarded printed the error
+        if detailed_exitcode and exc.code not in (0, None):
+            sys.exit(1)
+        raise
+    if detailed_exitcode:
+        sys.exit(2 if changes else 0)
+
+
+def _plan_many(obj: CliState, domains: tuple[str, ...], kw: dict[str, Any]) -> int:
+    """Plan each domain in turn; the number of changing actions over all of them."""
+    plans = [_plan_one(obj, {**kw, "domain": domain}) for domain in domains]
+    if kw["as_json"]:
+        if len(plans) == 1:
+            output.emit("plan", plans[0].to_json())
+        else:
+            output.emit("plans", {"plans": [p.to_json() for p in plans]})
+    else:
+        out = render.console()
+        for one in plans:
+            out.print(render.plan_table(one))
+    return sum(p.changes for p in plans)
 
 
 def _plan(obj: CliState, kw: dict[str, Any]) -> None:
+    _plan_many(obj, (kw["domain"],), kw)
+
+
+def _plan_one(obj: CliState, kw: dict[str, Any]) -> workflow_plan.Plan:
     binding = _binding(obj, kw)
     ctx = service.step_context(obj.clients(), binding)
     record = service.read_bindings(obj.settings).get(binding.key)
-    result = plan_binding(ctx, record)
-    if kw["as_json"]:
-        emit("plan", result.to_json())
-    else:
-        render.console().print(render.plan_table(result))
+    return workflow_plan.plan_binding(ctx, record)
 
 
 @main.command()
@@ -199,13 +290,14 @@ def status(obj: CliState, domain: str | None, as_json: bool) -> None:
     records = [r for r in service.read_bindings(obj.settings).values()
                if domain is None or r.domain == normalize_domain(domain)]
     if as_json:
-        emit("status", {"bindings": [with_manual(render.record_json(r), r) for r in records]})
+        output.emit("status", {"bindings": [manual.with_manual(render.record_json(r), r)
+                                            for r in records]})
     elif not records:
         render.console().print("no bindings yet" if domain is None else
                                f"no binding of {normalize_domain(domain)} yet")
     else:
         render.console().print(render.status_table(records))
-        print_statuses(render.console(), records)
+        manual.print_statuses(render.console(), records)
 
 
 @main.command()
@@ -224,7 +316,7 @@ def demo(workflow: Path | None, lag: float, verbose: bool) -> None:
     run_demo(workflow, lag=lag, console=render.console())
 
 
-@main.group()
+@main.group(cls=LazyGroup)
 def sandbox() -> None:
     """The local Alibaba Cloud (OSS CNAME API, Alidns API, authoritative DNS)."""
 
@@ -276,20 +368,10 @@ def forget(obj: CliState, domain: str | None, bucket: str | None, prune: bool,
                              hint="`cname-flow status` lists the entries; --bucket picks one")
         gone = [key]
     if as_json:
-        emit("forget", {"forgotten": gone})
+        output.emit("forget", {"forgotten": gone})
         return
     out = render.console()
     for key in gone:
         out.print(f"forgot {key}")
     if not gone:
         out.print("nothing to forget")
-
-
-main.add_command(unbind)
-main.add_command(cert)
-main.add_command(batch)
-main.add_command(check)
-main.add_command(reconcile)
-main.add_command(store)
-main.add_command(worker)
-main.add_command(events)

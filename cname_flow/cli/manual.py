@@ -20,12 +20,6 @@ from cname_flow.manual.check import check_now
 from cname_flow.manual.errors import AwaitingCustomerDns
 from cname_flow.manual.status import manual_view
 
-#: The ``--dns`` option of ``bind``.
-DNS_OPTION = click.option(
-    "--dns", "dns", type=click.Choice(["manual"]), default=None,
-    help="manual: a person adds the TXT record (a customer's DNS); cname-flow prints it, "
-         "checks the authoritative nameservers, and exits 75 if it is not there in time.")
-
 
 def with_manual(data: dict[str, Any], record: BindingRecord) -> dict[str, Any]:
     """``data`` (a record's JSON) with its ``manual`` part added, for manual bindings."""

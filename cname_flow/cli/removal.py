@@ -19,6 +19,7 @@ from rich.text import Text
 
 from cname_flow.cli import render
 from cname_flow.cli.common import CliState, guarded
+from cname_flow.cli.lazy import LazyGroup
 from cname_flow.cli.output import confirm, emit, plain
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def unbind(obj: CliState, domain: str, bucket: str | None, dry_run: bool, yes: b
         out.print(plain(f"would {line}" if dry_run else line))
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 def cert() -> None:
     """Certificates of bound domains (attach and rotate with `bind --cert-file/--cert-id`)."""
 

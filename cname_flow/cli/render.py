@@ -25,7 +25,7 @@ from rich.text import Text
 from cname_flow.certificates import CertificateRow
 from cname_flow.cli.output import document, plain
 from cname_flow.journal import BindingRecord
-from cname_flow.model import CnameEntry, Phase, Step
+from cname_flow.model import CnameEntry, Phase, Step, display_domain
 from cname_flow.propagation.checker import AnswerState, Round
 from cname_flow.reconcile.run import ReconcileReport
 from cname_flow.workflow.plan import Plan
@@ -97,7 +97,7 @@ def print_bound(out: Console, record: BindingRecord) -> None:
     o = record.outputs
     colour = "green" if record.phase == Phase.BOUND else "yellow"
     out.print(Text.assemble((record.phase.lower(), colour), " ",
-                            f"{record.domain} → {record.bucket}",
+                            f"{display_domain(record.domain)} → {record.bucket}",
                             f" ({o['status']})" if o.get("status") else ""))
     if o.get("cert_id") or o.get("fingerprint"):
         out.print(plain(f"  certificate    {o.get('cert_id') or '-'}  SHA-1 "
@@ -115,7 +115,7 @@ def status_table(records: Iterable[BindingRecord]) -> Table:
     for r in records:
         err = r.last_error
         table.add_row(*map(plain, (
-            r.domain, r.bucket, r.phase, _short(r.updated_at),
+            display_domain(r.domain), r.bucket, r.phase, _short(r.updated_at),
             _short(r.token_expires_at) if r.token_expires_at else "-",
             f"{err.code}: {err.message}" if err else "",
         )))
@@ -137,14 +137,14 @@ def cname_table(bucket: str, entries: Sequence[CnameEntry]) -> Table:
 def cname_row(e: CnameEntry) -> tuple[str, str, str, str, str]:
     """One ListCname row as strings: domain, status, certificate id, fingerprint, valid until."""
     c = e.certificate
-    return (e.domain, e.status, c.cert_id or "-" if c else "-",
+    return (display_domain(e.domain), e.status, c.cert_id or "-" if c else "-",
             c.fingerprint or "-" if c else "-",
             _short(c.valid_end) if c and c.valid_end else "-")
 
 
 def plan_table(plan: Plan) -> Table:
     """A plan as a table of steps, actions and reasons."""
-    table = Table(title=plain(f"plan for {plan.binding}"))
+    table = Table(title=plain(f"plan for {display_domain(plan.binding)}"))
     for col in ("step", "action", "why"):
         table.add_column(col)
     if plan.blocked:
@@ -223,8 +223,8 @@ def certificate_table(rows: Sequence[CertificateRow]) -> Table:
             continue
         days = "-" if r.days_left is None else f"{r.days_left:.0f}"
         style = "red" if r.days_left is not None and r.days_left < 30 else ""
-        table.add_row(*map(plain, (r.bucket, r.domain, r.type or "-", r.cert_id or "-",
-                                   r.fingerprint or "-", _short(r.valid_end))),
+        table.add_row(*map(plain, (r.bucket, display_domain(r.domain), r.type or "-",
+                                   r.cert_id or "-", r.fingerprint or "-", _short(r.valid_end))),
                       Text(days, style=style))
     return table
 

@@ -13,10 +13,11 @@ import click
 from cname_flow import service
 from cname_flow.cli import render
 from cname_flow.cli.common import CliState, guarded
+from cname_flow.cli.lazy import LazyGroup
 from cname_flow.errors import ConfigError
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 def store() -> None:
     """The store of record: migrate a JSON journal into PostgreSQL, show which store is used."""
 

@@ -13,9 +13,12 @@ This module does not know :class:`~cname_flow.config.settings.Settings`: it take
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from cname_flow.config.sections import CredentialSettings, EnvRef
@@ -84,6 +87,58 @@ def _nowhere(*path: str) -> str:
     return "<config>"
 
 
+#: The variable naming the aliyun CLI profile to use, read by alibabacloud-credentials too.
+PROFILE_ENV = "ALIBABA_CLOUD_PROFILE"
+
+#: The logger of alibabacloud-credentials: it has its own stderr handler and prints tracebacks
+#: of every provider it tries (ECS metadata…) before our message; silenced when we call it.
+SDK_LOGGER = "credentials"
+
+
+def _quiet_sdk_logger() -> None:
+    logging.getLogger(SDK_LOGGER).disabled = True
+
+
+def profile_file(env: Mapping[str, str]) -> Path:
+    """The aliyun CLI's profile file, ``$HOME/.aliyun/config.json``."""
+    home = env.get("HOME")
+    return (Path(home) if home else Path.home()) / ".aliyun" / "config.json"
+
+
+def cli_profile(name: str, env: Mapping[str, str] | None = None) -> Credentials:
+    """Credentials of profile ``name`` of the aliyun CLI's ``~/.aliyun/config.json``, through
+    ``alibabacloud_credentials.provider.CLIProfileCredentialsProvider`` (modes AK, StsToken,
+    RamRoleArn, EcsRamRole, ChainableRamRoleArn, as that library reads them:
+    https://www.alibabacloud.com/help/en/sdk/developer-reference/v2-manage-python-access-credentials).
+
+    Raises:
+        ConfigError: no such file, no such profile, a mode the library cannot use, or the
+            profile's own call (e.g. STS AssumeRole) failed. The library's text is not
+            quoted: it may carry a provider's response.
+    """
+    from alibabacloud_credentials.exceptions import CredentialException
+    from alibabacloud_credentials.provider.cli_profile import CLIProfileCredentialsProvider
+
+    _quiet_sdk_logger()
+    path = profile_file(os.environ if env is None else env)
+    if not path.is_file():
+        raise ConfigError([f"profile {name!r}: no aliyun CLI profile file {path} "
+                           "(create it with `aliyun configure --profile NAME`)"])
+    provider = CLIProfileCredentialsProvider(profile_name=name, profile_file=str(path))
+    try:
+        got = provider.get_credentials()
+    except (CredentialException, KeyError, ValueError, OSError) as exc:
+        raise ConfigError([f"profile {name!r} in {path}: cannot give credentials "
+                           f"({type(exc).__name__}): is it listed there, with mode AK, "
+                           "StsToken or RamRoleArn and its keys filled in?"]) from None
+    key_id, secret = got.get_access_key_id(), got.get_access_key_secret()
+    if not key_id or not secret:
+        raise ConfigError([f"profile {name!r} in {path}: no AccessKey id or secret"])
+    return Credentials(access_key_id=key_id, access_key_secret=secret,
+                       security_token=got.get_security_token() or None,
+                       source=f"aliyun CLI profile {name} ({path})")
+
+
 def sdk_default_chain() -> Credentials | None:
     """Ask ``alibabacloud_credentials.client.Client()`` (profile file, ECS RAM role, OIDC, URI).
 
@@ -94,6 +149,7 @@ def sdk_default_chain() -> Credentials | None:
     from alibabacloud_credentials.client import Client
     from alibabacloud_credentials.exceptions import CredentialException
 
+    _quiet_sdk_logger()
     try:
         model = Client().get_credential()
     except CredentialException:
@@ -117,13 +173,17 @@ def resolve_credentials(
     where: Locator = _nowhere,
     source: str = "",
     default_chain: DefaultChain = sdk_default_chain,
+    profile: str | None = None,
 ) -> Credentials:
     """Find the AccessKey to use.
 
-    Order: the variables the configuration names (``credentials.access_key_id: {env: NAME}``)
+    Order: ``profile`` (``--profile``: that profile of ``~/.aliyun/config.json``) → the
+    variables the configuration names (``credentials.access_key_id: {env: NAME}``)
     → ``OSS_ACCESS_KEY_ID``/``OSS_ACCESS_KEY_SECRET`` (+ ``OSS_SESSION_TOKEN``) →
     ``ALIBABA_CLOUD_ACCESS_KEY_ID``/``..._SECRET`` (+ ``ALIBABA_CLOUD_SECURITY_TOKEN``) →
-    ``default_chain`` (only if nothing else matched). Empty variables count as unset.
+    the profile ``$ALIBABA_CLOUD_PROFILE`` names → ``default_chain`` (only if nothing else
+    matched). Empty variables count as unset. This is the order of alibabacloud-credentials'
+    default chain, with a command-line ``--profile`` first, as the aliyun CLI puts it.
 
     Args:
         refs: the ``credentials`` section of the settings (environment references only).
@@ -131,6 +191,7 @@ def resolve_credentials(
         where: where each setting was given (``settings.where``), quoted in errors.
         source: the configuration file's name for :class:`SecretNotFound`, ``""`` if none.
         default_chain: last resort; injectable so tests never reach the ECS metadata service.
+        profile: a profile name given on the command line (``--profile``), or None.
 
     Returns:
         The credentials with ``source`` saying where they came from.
@@ -142,12 +203,16 @@ def resolve_credentials(
             (the reason lists the variables to set).
     """
     environ = os.environ if env is None else env
+    if profile:
+        return cli_profile(profile, environ)
     if refs.explicit:
         return _from_config(refs, environ, where, source)
     for id_var, secret_var, token_var in ENV_PAIRS:
         found = _from_env_pair(environ, id_var, secret_var, token_var)
         if found is not None:
             return found
+    if environ.get(PROFILE_ENV):
+        return cli_profile(environ[PROFILE_ENV], environ)
     chained = default_chain()
     if chained is None:
         raise ConfigError([NOTHING_FOUND_HINT])
@@ -208,14 +273,24 @@ def secret_values(credentials: Credentials) -> tuple[str, ...]:
     return tuple(value for value in values if value)
 
 
+#: Secrets at least this long are hidden wherever they occur; shorter ones only as whole
+#: tokens, so a one-letter test secret cannot turn "Max retries exceeded" into "Ma*** retries".
+SCRUB_SUBSTRING_MIN = 8
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Return ``text`` with every occurrence of each secret replaced by ``***``.
+    """Return ``text`` with each secret replaced by ``***``.
 
     Args:
         text: a message about to be raised or logged (e.g. an SDK error's text).
         secrets: values to hide; empty strings are ignored. Longest first, so a secret that
-            contains another is hidden whole.
+            contains another is hidden whole. A secret of :data:`SCRUB_SUBSTRING_MIN` or more
+            characters is hidden wherever it occurs; a shorter one only where it stands as a
+            whole token (not inside a longer run of letters and digits).
     """
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
+        if len(secret) >= SCRUB_SUBSTRING_MIN:
+            text = text.replace(secret, "***")
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
     return text

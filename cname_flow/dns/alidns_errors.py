@@ -17,6 +17,7 @@ from Tea import exceptions as tea_exc
 
 from cname_flow.config.credentials import scrub
 from cname_flow.errors import DnsAuthError, DnsProviderError, DnsThrottled, ZoneNotFound
+from cname_flow.retry import is_unreachable
 
 PROVIDER = "alidns"
 
@@ -87,6 +88,9 @@ HINTS: dict[str, str] = {
         " UpdateDomainRecordRemark, DeleteDomainRecord"
     ),
     "NetworkError": "Alidns could not be reached; check the endpoint, protocol and HTTP(S)_PROXY",
+    "EndpointUnreachable": "no connection to the Alidns endpoint (refused, or its name does "
+    "not resolve): check dns.alidns.endpoint, DNS and the network, then run the same command "
+    "again",
     "InvalidResponse": "Alidns answered something that is not its JSON API (proxy or gateway?)",
 }
 
@@ -153,6 +157,10 @@ def _from_transport(
     detail = f"{type(inner).__name__}: {getattr(inner, 'message', None) or inner}"
     if isinstance(inner, RuntimeError) and "json" in str(inner).lower():
         return _error(DnsProviderError, action, "InvalidResponse", detail, secrets, True)
+    if is_unreachable(exc):
+        error = _error(DnsProviderError, action, "EndpointUnreachable", detail, secrets, True)
+        error.unreachable = True
+        return error
     return _error(DnsProviderError, action, "NetworkError", detail, secrets, True)
 
 

@@ -31,6 +31,7 @@ from cname_flow.errors import (
     OssThrottled,
     OwnershipPending,
 )
+from cname_flow.retry import is_unreachable
 
 SERVICE = "oss"
 
@@ -138,6 +139,9 @@ HINTS: dict[str, str] = {
         "the bound certificate changed since it was read; re-read ListCname and retry, or Force"
     ),
     "NetworkError": "OSS could not be reached; check the endpoint, proxy settings and network",
+    "EndpointUnreachable": "no connection to the OSS endpoint (refused, or its name does not "
+    "resolve): check oss.endpoint / --endpoint / OSS_ENDPOINT, DNS and the network, then run "
+    "the same command again",
 }
 
 #: Remediation per OSS EC code, for codes whose name alone is ambiguous.
@@ -215,6 +219,12 @@ def map_oss_error(
         )
     code, retryable = _classify_client_side(cause)
     detail = scrub(str(cause), secrets)
+    if is_unreachable(cause):
+        error = OssError(f"OSS {op}: cannot reach the endpoint: {detail}", service=SERVICE,
+                         code="EndpointUnreachable", hint=hint_for("EndpointUnreachable"),
+                         retryable=True)
+        error.unreachable = True
+        return error
     return OssError(
         f"OSS {op}: {detail}",
         service=SERVICE,

@@ -184,8 +184,9 @@ class DesiredState:
         bindings: key → binding.
         certificates: key → pre-flighted local certificate or CAS id (absent: none wanted).
         expiry_days: a bound certificate ending within this many days is drift.
-        policy: decides whether an undesired binding of ours is drift (sync, report-only) or a
-            notice (upsert-only never unbinds).
+        policy: decides whether an undesired binding of ours is drift (sync, which would
+            unbind it) or a notice (upsert-only and report-only, which never unbind: both
+            count it the same way).
     """
 
     bindings: Mapping[str, Binding]
@@ -317,9 +318,9 @@ def _undesired_findings(policy: Policy, obs: Observed) -> list[_Raw]:
         if not obs.made_by_us:
             return [(DriftKind.UNMANAGED, f"{obs.domain} is bound to {bucket} but not by "
                      "cname-flow and not in the manifest; left alone", Action.NONE)]
-        if policy is Policy.UPSERT_ONLY:
+        if policy is not Policy.SYNC:  # report-only counts it as upsert-only does
             return [(DriftKind.UNDESIRED_KEPT, f"{obs.domain} is no longer in the manifest; "
-                     "upsert-only keeps it (sync would unbind it)", Action.NONE)]
+                     f"{policy} keeps it (sync would unbind it)", Action.NONE)]
         return [(DriftKind.NOT_DESIRED, f"{obs.domain} is no longer in the manifest; cname-flow "
                  f"bound it to {bucket}", Action.UNBIND)]
     ours = [r for r in obs.txt if obs.ours(r)]

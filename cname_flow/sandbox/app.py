@@ -261,9 +261,11 @@ class Sandbox:
 
     async def _stop_servers(self) -> None:
         for server in self._servers:
-            server.should_exit = True
+            # force_exit: do not wait for keep-alive or half-sent requests to end (uvicorn
+            # would wait for them; a stop must take well under a second).
+            server.should_exit = server.force_exit = True
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+            await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
         for task in asyncio.all_tasks():
             if task is not asyncio.current_task():
                 task.cancel()
@@ -281,6 +283,11 @@ class Sandbox:
         if force or self.state.mutations != self._persisted_at:
             self._persisted_at = self.state.mutations
             self.state.save(self.state_file)
+
+
+#: Seconds the HTTP servers get to finish once told to stop (SIGINT/SIGTERM must end the
+#: sandbox within a second).
+STOP_GRACE_S = 0.5
 
 
 def write_info(info: SandboxInfo, path: Path) -> None:
@@ -338,8 +345,7 @@ def serve(
             if info_file is not None:
                 echo(f"info file        {info_file}")
             echo("serving; stop with Ctrl-C or SIGTERM")
-            while not stop.wait(0.2):
-                pass
+            stop.wait()
             echo("stopping")
     finally:
         for sig, handler in previous.items():

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from cname_flow.config.credentials import scrub
 from cname_flow.errors import JournalError
 
 #: The schema holding the store's tables (DBOS keeps its own in schema ``dbos``).
@@ -219,8 +220,7 @@ def pg_errors(location: str, doing: str, secrets: list[str]) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        for secret in secrets:
-            reason = reason.replace(secret, "***")
+        reason = scrub(reason, secrets)
         error = JournalError(f"PostgreSQL store {location}: cannot {doing} it: {reason}",
                              hint="check that PostgreSQL is up; the same command resumes")
         error.retryable = isinstance(exc, psycopg.OperationalError)

@@ -155,13 +155,15 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_unreachable_oss_should_be_retryable_network_error(sandbox: Sandbox) -> None:
+def test_unreachable_oss_should_be_retryable_and_say_unreachable(sandbox: Sandbox) -> None:
     api = AlibabaOss(region="cn-hangzhou", credentials=creds(sandbox),
                      endpoint=f"http://127.0.0.1:{closed_port()}", connect_timeout_s=1,
                      retry=RetryPolicy(attempts=2, initial_s=0.01, max_s=0.01, jitter_s=0.0))
     with pytest.raises(OssError) as info:
         api.list_cnames(BUCKET)
-    assert (info.value.code, info.value.retryable, info.value.status) == ("NetworkError", True, 0)
+    assert (info.value.code, info.value.retryable, info.value.status) == (
+        "EndpointUnreachable", True, 0)
+    assert info.value.unreachable
 
 
 def test_put_cname_with_certificate_should_show_it_in_list_cnames(

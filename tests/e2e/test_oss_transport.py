@@ -132,7 +132,7 @@ def test_service_error_should_arrive_as_the_sdks_service_error(
 THREE_TRIES = RetryPolicy(attempts=3, initial_s=0.01, max_s=0.01, jitter_s=0.0)
 
 
-def test_refused_connection_should_be_retried_by_our_layer_then_a_network_error(
+def test_refused_connection_should_be_retried_briefly_by_our_layer_then_unreachable(
     sandbox: Sandbox, sends: list[str]
 ) -> None:
     waits: list[float] = []
@@ -140,12 +140,13 @@ def test_refused_connection_should_be_retried_by_our_layer_then_a_network_error(
                   retry=THREE_TRIES, sleep=waits.append)
     with pytest.raises(OssError) as info:
         api.list_cnames(BUCKET)
-    assert (info.value.code, info.value.retryable, info.value.status) == ("NetworkError", True, 0)
+    assert (info.value.code, info.value.retryable, info.value.status) == (
+        "EndpointUnreachable", True, 0)
     cause = sdk_cause(info.value)
     assert isinstance(cause, oss_exc.RequestError)
     assert isinstance(cause.unwrap(), urllib3.exceptions.NewConnectionError)
     assert len(sends) == 3  # three attempts, each one request: the SDK does not retry under us
-    assert waits == [0.01, 0.01]
+    assert waits == [THREE_TRIES.unreachable_wait_s] * 2  # not the policy's backoff
 
 
 def test_silent_server_should_time_out_as_a_response_error(
@@ -202,7 +203,7 @@ def test_http_proxy_should_hand_the_endpoint_to_the_sdks_client(
                            read_timeout_s=1) is None
     with pytest.raises(OssError) as info:
         oss_api(sandbox, connect_timeout_s=1, retry=THREE_TRIES).list_cnames(BUCKET)
-    assert info.value.code == "NetworkError"
+    assert info.value.code == "EndpointUnreachable"  # the proxy refused the connection
     assert "proxy" in str(sdk_cause(info.value)).lower()
     assert sends == []
 

@@ -223,6 +223,10 @@ class DnsEndpoint:
                 await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
             pass  # client went away, idled out, or sent a cut frame: close quietly
+        except asyncio.CancelledError:
+            # stop() cancels open connections; ending normally keeps Python 3.11's stream
+            # callback from printing the cancellation as a traceback on shutdown.
+            pass
         finally:
             if task is not None:
                 self._tasks.discard(task)

@@ -284,3 +284,12 @@ def test_certificate_swapped_out_of_band_needs_force_cert_to_be_fixed() -> None:
     forced = Binding("a.example.com", B, "cn-hangzhou", options=BindingOptions(force_cert=True))
     [fix] = detect(desired(forced, certs={b.key: "2-cn-hangzhou"}), [swapped], NOW)
     assert fix.action == Action.BIND
+
+
+def test_report_only_counts_undesired_bindings_as_upsert_only_does() -> None:
+    """Issue 16: report-only called an undesired binding drift, upsert-only a notice."""
+    ours = record("old.example.com", put_request_id="R1")
+    observed = [obs("old.example.com", entry("old.example.com"), rec=ours)]
+    upsert = kinds(detect(desired(policy=Policy.UPSERT_ONLY), observed, NOW))
+    report = kinds(detect(desired(policy=Policy.REPORT_ONLY), observed, NOW))
+    assert report == upsert == [("old.example.com", DriftKind.UNDESIRED_KEPT, Action.NONE)]

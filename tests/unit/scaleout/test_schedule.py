@@ -41,7 +41,7 @@ def test_every_slot_runs_once_across_three_hosts(tmp_path: Path, pg_url: str) ->
     assert all("registered" in out for out, _ in outputs)   # a second register is harmless
     with psycopg.connect(pg_url) as conn:
         fired = conn.execute("select slot, executor, manifest from fired").fetchall()
-        status = dict(conn.execute(
+        status: dict[str, str] = dict(conn.execute(
             "select workflow_uuid, status from dbos.workflow_status where name = %s",
             (schedule.RECONCILE_WORKFLOW,)).fetchall())
         schedules = conn.execute("select schedule_name from dbos.workflow_schedules").fetchall()
