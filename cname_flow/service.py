@@ -14,20 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cname_flow.certs import (
-    LocalCertificate,
-    check_cas_cert_id,
-    check_certificate,
-)
+from cname_flow.certs import LocalCertificate, check_cas_cert_id, check_certificate
 from cname_flow.config import Credentials, Settings, resolve_credentials
 from cname_flow.dns import build_provider
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
-from cname_flow.errors import (
-    ConfigError,
-    InputError,
-    RegionMismatch,
-    RemoteError,
-)
+from cname_flow.errors import ConfigError, InputError, RegionMismatch, RemoteError
 from cname_flow.events import EventSink, NullSink
 from cname_flow.events.sinks import sink_from_settings
 from cname_flow.journal import BindingOutputs, BindingRecord, JournalEvent

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.text import Text
 
 from cname_flow.errors import CnameFlowError, InputError
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 #: The version suffix of every schema id; bumped only when a field changes meaning or goes away.
 SCHEMA_VERSION = "v1"
@@ -80,6 +82,8 @@ def emit_error(exc: BaseException, *, message: str | None = None) -> None:
 
 def plain(value: object) -> Text:
     """``value`` as rich text printed exactly: no markup, no emoji codes, no highlighting."""
+    from rich.text import Text  # here: the error path (cli/common) must not load rich
+
     return Text("" if value is None else str(value))
 
 

@@ -34,8 +34,10 @@ def test_plan_takes_several_domains(world: CliWorld) -> None:
     done = world.invoke("plan", "a.example.com", "b.example.com")
     assert done.exit_code == 0, done.output
     assert "a.example.com" in done.stdout and "b.example.com" in done.stdout
-    docs = json.loads(world.invoke("plan", "a.example.com", "b.example.com", "--json").stdout)
-    assert [d["binding"] for d in docs] == [f"{BUCKET}/a.example.com", f"{BUCKET}/b.example.com"]
+    doc = json.loads(world.invoke("plan", "a.example.com", "b.example.com", "--json").stdout)
+    assert doc["schema"] == "cname-flow/plans/v1"
+    assert [d["binding"] for d in doc["plans"]] == [
+        f"{BUCKET}/a.example.com", f"{BUCKET}/b.example.com"]
 
 
 def test_detailed_exitcode_is_2_with_changes_0_without_1_on_error(world: CliWorld) -> None:
