@@ -105,3 +105,17 @@ def knot_server() -> Iterator[DnsServer]:
     :func:`bind9_server`."""
     with knot() as server:
         yield server
+
+
+# -- a real PowerDNS with its HTTP API (tests/pdnsserver.py): the PowerDNS provider's world -------
+
+from tests.pdnsserver import PdnsServer, pdns  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pdns_server() -> Iterator[PdnsServer]:
+    """One real PowerDNS server for the session (:func:`tests.pdnsserver.pdns`): gsqlite3 in a
+    temporary directory, DNS and API on loopback ports, unprivileged user, zones ``example.com``
+    and ``example.com.cn``. Started on first use only."""
+    with pdns() as server:
+        yield server

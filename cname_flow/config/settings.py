@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
-from cname_flow.config.dns_sections import Rfc2136Settings
+from cname_flow.config.dns_sections import PowerDnsSettings, Rfc2136Settings
 from cname_flow.config.sections import (
     AlidnsSettings,
     BatchSettings,
@@ -67,6 +67,7 @@ class Settings(SettingsModel):
         alidns: Alidns client settings (endpoint ``host:port``, protocol, region).
         dns: which DNS provider publishes the records (``provider: alidns`` or ``rfc2136``).
         rfc2136: the RFC 2136 primary and TSIG key (``dns.provider: rfc2136``).
+        powerdns: the PowerDNS HTTP API and its key (``dns.provider: powerdns``).
         credentials: where the AccessKey comes from (environment references only).
         propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
@@ -81,6 +82,7 @@ class Settings(SettingsModel):
     alidns: AlidnsSettings = Field(default_factory=AlidnsSettings)
     dns: DnsSettings = Field(default_factory=DnsSettings)
     rfc2136: Rfc2136Settings = Field(default_factory=Rfc2136Settings)
+    powerdns: PowerDnsSettings = Field(default_factory=PowerDnsSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     propagation: PropagationSettings = Field(default_factory=PropagationSettings)
     ownership: OwnershipSettings = Field(default_factory=OwnershipSettings)
@@ -261,6 +263,7 @@ __all__ = [
     "JournalSettings",
     "OssSettings",
     "OwnershipSettings",
+    "PowerDnsSettings",
     "PropagationSettings",
     "Rfc2136Settings",
     "Settings",

@@ -10,7 +10,9 @@ Known providers: ``"alidns"`` (Alibaba Cloud DNS, OpenAPI 2015-01-09,
 https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir), configured by the
 ``alidns`` settings section; ``"rfc2136"`` (dynamic updates with TSIG to a primary such as
 BIND 9 or Knot, :mod:`cname_flow.dns.rfc2136`), configured by the ``rfc2136`` section, its
-secret read from the environment variable that section names.
+secret read from the environment variable that section names; ``"powerdns"`` (the HTTP API
+of a PowerDNS Authoritative Server, :mod:`cname_flow.dns.powerdns`), configured by the
+``powerdns`` section, its API key read likewise.
 """
 
 from __future__ import annotations
@@ -121,8 +123,45 @@ def _rfc2136(
                           source=source) from None
 
 
+def _powerdns(
+    settings: Settings,
+    credentials: Credentials,
+    rate_limiter: RateLimit | None,
+    on_error: ErrorHook | None,
+) -> DnsProvider:
+    """The PowerDNS HTTP API adapter from the ``powerdns`` section; the API key is read from
+    the environment variable ``powerdns.api_key`` names (the AccessKey is not used).
+
+    Raises:
+        ConfigError: ``powerdns.api_url`` or ``api_key`` is not set.
+        SecretNotFound: the variable ``powerdns.api_key`` names is unset or empty.
+    """
+    from cname_flow.dns.powerdns import PowerDns
+
+    section, source = settings.powerdns, str(settings.source or "")
+    missing = [f"{settings.where('powerdns', key)}: powerdns.{key}: required when the "
+               "powerdns provider is used" for key in ("api_url", "api_key")
+               if getattr(section, key) is None]
+    if missing:
+        raise ConfigError(missing, source=source)
+    assert section.api_url is not None and section.api_key is not None
+    api_key = os.environ.get(section.api_key.env) or ""
+    if not api_key:
+        raise SecretNotFound([f"{settings.where('powerdns', 'api_key')}: powerdns.api_key: "
+                              f"environment variable {section.api_key.env} is not set"],
+                             source=source)
+    return PowerDns(api_url=section.api_url, api_key=api_key, server_id=section.server_id,
+                    min_ttl=section.min_ttl, connect_timeout_s=section.connect_timeout_s,
+                    read_timeout_s=section.read_timeout_s, rate_limiter=rate_limiter,
+                    on_error=on_error)
+
+
 #: Provider id (the ``dns.provider`` setting) → factory.
-PROVIDERS: Mapping[str, ProviderFactory] = {"alidns": _alidns, "rfc2136": _rfc2136}
+PROVIDERS: Mapping[str, ProviderFactory] = {
+    "alidns": _alidns,
+    "rfc2136": _rfc2136,
+    "powerdns": _powerdns,
+}
 
 
 #: The provider id of zones whose TXT record a person adds (``dns.zones: {zone: manual}``).
