@@ -20,7 +20,7 @@ from cname_flow.certs import (
     check_certificate,
 )
 from cname_flow.config import Credentials, Settings, resolve_credentials
-from cname_flow.dns import build_provider
+from cname_flow.dns import build_dns
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import (
     ConfigError,
@@ -80,7 +80,8 @@ class Clients:
         region it meets, each signing for its region. Without ``oss.endpoint`` each reaches
         the SDK's production endpoint of its region (``oss-<region>.aliyuncs.com``); an
         explicit ``oss.endpoint`` (the sandbox) is shared by every region. The DNS provider is
-        the ``dns.provider`` setting, built by :func:`cname_flow.dns.build_provider`.
+        the ``dns.provider`` setting, or a router by zone when ``dns.zones`` names other
+        providers, built by :func:`cname_flow.dns.build_dns`.
         ``rate_limiter(action)`` and ``on_error(action, error)`` see every attempt of both
         adapters, every region's client included (their one retry layer calls them; a batch
         job limits and counts through them). Without a ``rate_limiter`` the clients pace
@@ -104,8 +105,7 @@ class Clients:
             )
 
         oss = RegionalOss(regional, o.region)
-        dns = build_provider(settings.dns.provider, settings, creds,
-                             rate_limiter=rate_limiter, on_error=on_error)
+        dns = build_dns(settings, creds, rate_limiter=rate_limiter, on_error=on_error)
         return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()))
 
 
