@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cname_flow.certs import LocalCertificate, check_cas_cert_id, check_certificate
 from cname_flow.config import Credentials, Settings, resolve_credentials
-from cname_flow.dns import build_provider
+from cname_flow.dns import build_dns
 from cname_flow.dns.base import OWNER_REMARK, DnsProvider
 from cname_flow.errors import ConfigError, InputError, RegionMismatch, RemoteError
 from cname_flow.events import EventSink, NullSink
@@ -76,8 +76,9 @@ class Clients:
         region it meets, each signing for its region. Without ``oss.endpoint`` each reaches
         the SDK's production endpoint of its region (``oss-<region>.aliyuncs.com``); an
         explicit ``oss.endpoint`` (the sandbox) is shared by every region. The DNS provider is
-        the ``dns.provider`` setting, built by :func:`cname_flow.dns.build_provider`. Events go
-        where the ``events`` section says (:func:`cname_flow.events.sinks.sink_from_settings`).
+        the ``dns.provider`` setting, or a router by zone when ``dns.zones`` names other
+        providers, built by :func:`cname_flow.dns.build_dns`. Events go where the ``events``
+        section says (:func:`cname_flow.events.sinks.sink_from_settings`).
         ``rate_limiter(action)`` and ``on_error(action, error)`` see every attempt of both
         adapters, every region's client included (their one retry layer calls them; a batch
         job limits and counts through them). Without a ``rate_limiter`` the clients pace
@@ -104,8 +105,7 @@ class Clients:
             )
 
         oss = RegionalOss(regional, o.region)
-        dns = build_provider(settings.dns.provider, settings, creds,
-                             rate_limiter=rate_limiter, on_error=on_error)
+        dns = build_dns(settings, creds, rate_limiter=rate_limiter, on_error=on_error)
         events = sink_from_settings(settings.events, Path(settings.journal.dir), env,
                                     where=settings.where("events"))
         return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()), events)

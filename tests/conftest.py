@@ -119,3 +119,17 @@ def propagation_lab() -> Iterator[Lab]:
     loopback ports, unprivileged user. Started on first use only."""
     with lab() as running:
         yield running
+
+
+# -- a real PowerDNS with its HTTP API (tests/pdnsserver.py): the PowerDNS provider's world -------
+
+from tests.pdnsserver import PdnsServer, pdns  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pdns_server() -> Iterator[PdnsServer]:
+    """One real PowerDNS server for the session (:func:`tests.pdnsserver.pdns`): gsqlite3 in a
+    temporary directory, DNS and API on loopback ports, unprivileged user, zones ``example.com``
+    and ``example.com.cn``. Started on first use only."""
+    with pdns() as server:
+        yield server

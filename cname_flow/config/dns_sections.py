@@ -13,6 +13,9 @@ The secret is never a setting: ``secret`` names the environment variable holding
       key_name: cname-flow-upd  # as in the server's key statement
       algorithm: hmac-sha256
       secret: {env: CNAME_FLOW_TSIG_SECRET}   # base64, as in the key statement
+
+``powerdns``: a PowerDNS Authoritative Server's HTTP API; its key is read from the environment
+variable ``api_key`` names (:class:`PowerDnsSettings`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PositiveFloat, field_validator
 
@@ -64,6 +68,57 @@ class Rfc2136Settings(SettingsModel):
         return _host_port(value, what="host")
 
     @field_validator("secret", mode="before")
+    @classmethod
+    def _ref(cls, value: Any) -> Any:
+        return _env_ref(value)
+
+
+class PowerDnsSettings(SettingsModel):
+    """The ``powerdns`` section: one PowerDNS Authoritative Server's HTTP API
+    (https://doc.powerdns.com/authoritative/http-api/). Example::
+
+        dns:
+          provider: powerdns
+        powerdns:
+          api_url: http://127.0.0.1:8081     # the web server (webserver-address/-port)
+          server_id: localhost
+          api_key: {env: CNAME_FLOW_PDNS_API_KEY}
+
+    Attributes:
+        api_url: the web server's base URL, ``http(s)://host[:port]`` (no path); required when
+            the provider is used (checked when it is built).
+        server_id: the server id in the API's paths (``localhost`` for a stand-alone server).
+        api_key: the environment variable holding the API key (``api-key`` in pdns.conf);
+            required likewise. Never a literal.
+        min_ttl: the TTL floor cname-flow reports for the zones (PowerDNS has none), seconds.
+        connect_timeout_s: TCP connect timeout, seconds.
+        read_timeout_s: time to wait for an answer, seconds.
+    """
+
+    api_url: str | None = None
+    server_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)] = "localhost"
+    api_key: EnvRef | None = None
+    min_ttl: Annotated[int, Field(ge=1, le=86400)] = 60
+    connect_timeout_s: PositiveFloat = 5.0
+    read_timeout_s: PositiveFloat = 10.0
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http://host[:port] or https://host[:port]")
+        if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+            raise ValueError("give only scheme, host and port (the API path is added)")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("the port is not a number in 1..65535") from None
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("api_key", mode="before")
     @classmethod
     def _ref(cls, value: Any) -> Any:
         return _env_ref(value)

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
-from cname_flow.config.dns_sections import Rfc2136Settings
+from cname_flow.config.dns_sections import PowerDnsSettings, Rfc2136Settings
 from cname_flow.config.events_section import EventsSettings
 from cname_flow.config.manual_section import ManualSettings
 from cname_flow.config.sections import (
@@ -70,6 +70,7 @@ class Settings(SettingsModel):
         dns: which DNS provider publishes the records (``provider: alidns`` or ``rfc2136``).
         rfc2136: the RFC 2136 primary and TSIG key (``dns.provider: rfc2136``).
         manual: how bindings in manual zones are checked and re-minted (docs/manual-mode.md).
+        powerdns: the PowerDNS HTTP API and its key (``dns.provider: powerdns``).
         credentials: where the AccessKey comes from (environment references only).
         propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
@@ -86,6 +87,7 @@ class Settings(SettingsModel):
     dns: DnsSettings = Field(default_factory=DnsSettings)
     rfc2136: Rfc2136Settings = Field(default_factory=Rfc2136Settings)
     manual: ManualSettings = Field(default_factory=ManualSettings)
+    powerdns: PowerDnsSettings = Field(default_factory=PowerDnsSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     propagation: PropagationSettings = Field(default_factory=PropagationSettings)
     ownership: OwnershipSettings = Field(default_factory=OwnershipSettings)
@@ -267,6 +269,7 @@ __all__ = [
     "JournalSettings",
     "OssSettings",
     "OwnershipSettings",
+    "PowerDnsSettings",
     "PropagationSettings",
     "Rfc2136Settings",
     "Settings",

@@ -1,7 +1,9 @@
 """DNS provider adapters behind the :class:`~cname_flow.dns.base.DnsProvider` port; their registry.
 
-:func:`build_provider` is the one place that turns the ``dns.provider`` setting into an adapter:
-the one-shot commands (:meth:`cname_flow.service.Clients.from_settings`) and batch jobs
+:func:`build_provider` is the one place that turns a provider id into an adapter, and
+:func:`build_dns` the one that turns the ``dns`` settings into the DNS port (one adapter, or a
+router by zone when ``dns.zones`` names others): the one-shot commands
+(:meth:`cname_flow.service.Clients.from_settings`) and batch jobs
 (:func:`cname_flow.batch.jobs.batch_clients`) both go through it. Each entry of
 :data:`PROVIDERS` imports its adapter when called, so importing this package (as the workflow
 does, for the port in :mod:`cname_flow.dns.base`) loads no vendor SDK.
@@ -10,7 +12,9 @@ Known providers: ``"alidns"`` (Alibaba Cloud DNS, OpenAPI 2015-01-09,
 https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir), configured by the
 ``alidns`` settings section; ``"rfc2136"`` (dynamic updates with TSIG to a primary such as
 BIND 9 or Knot, :mod:`cname_flow.dns.rfc2136`), configured by the ``rfc2136`` section, its
-secret read from the environment variable that section names.
+secret read from the environment variable that section names; ``"powerdns"`` (the HTTP API
+of a PowerDNS Authoritative Server, :mod:`cname_flow.dns.powerdns`), configured by the
+``powerdns`` section, its API key read likewise.
 """
 
 from __future__ import annotations
@@ -121,8 +125,45 @@ def _rfc2136(
                           source=source) from None
 
 
+def _powerdns(
+    settings: Settings,
+    credentials: Credentials,
+    rate_limiter: RateLimit | None,
+    on_error: ErrorHook | None,
+) -> DnsProvider:
+    """The PowerDNS HTTP API adapter from the ``powerdns`` section; the API key is read from
+    the environment variable ``powerdns.api_key`` names (the AccessKey is not used).
+
+    Raises:
+        ConfigError: ``powerdns.api_url`` or ``api_key`` is not set.
+        SecretNotFound: the variable ``powerdns.api_key`` names is unset or empty.
+    """
+    from cname_flow.dns.powerdns import PowerDns
+
+    section, source = settings.powerdns, str(settings.source or "")
+    missing = [f"{settings.where('powerdns', key)}: powerdns.{key}: required when the "
+               "powerdns provider is used" for key in ("api_url", "api_key")
+               if getattr(section, key) is None]
+    if missing:
+        raise ConfigError(missing, source=source)
+    assert section.api_url is not None and section.api_key is not None
+    api_key = os.environ.get(section.api_key.env) or ""
+    if not api_key:
+        raise SecretNotFound([f"{settings.where('powerdns', 'api_key')}: powerdns.api_key: "
+                              f"environment variable {section.api_key.env} is not set"],
+                             source=source)
+    return PowerDns(api_url=section.api_url, api_key=api_key, server_id=section.server_id,
+                    min_ttl=section.min_ttl, connect_timeout_s=section.connect_timeout_s,
+                    read_timeout_s=section.read_timeout_s, rate_limiter=rate_limiter,
+                    on_error=on_error)
+
+
 #: Provider id (the ``dns.provider`` setting) → factory.
-PROVIDERS: Mapping[str, ProviderFactory] = {"alidns": _alidns, "rfc2136": _rfc2136}
+PROVIDERS: Mapping[str, ProviderFactory] = {
+    "alidns": _alidns,
+    "rfc2136": _rfc2136,
+    "powerdns": _powerdns,
+}
 
 
 #: The provider id of zones whose TXT record a person adds (``dns.zones: {zone: manual}``).
@@ -184,6 +225,48 @@ def build_provider(
     return factory(settings, credentials, rate_limiter, on_error)
 
 
+def build_dns(
+    settings: Settings,
+    credentials: Credentials,
+    *,
+    rate_limiter: RateLimit | None = None,
+    on_error: ErrorHook | None = None,
+) -> DnsProvider:
+    """The DNS port for ``settings``: the ``dns.provider`` adapter alone, or a
+    :class:`~cname_flow.dns.router.ZoneRouter` over one adapter per provider id when
+    ``dns.zones`` sends some zone to another id (``manual`` included, so that no provider
+    writes in a manual zone), or when ``dns.provider`` is ``manual`` itself.
+
+    Every adapter is built here, up front, so a missing setting of any of them is reported
+    before anything runs; none is built for ``manual``.
+
+    Args:
+        settings / credentials / rate_limiter / on_error: as for :func:`build_provider`, shared
+            by every adapter.
+
+    Raises:
+        ConfigError: an unknown provider id (where it was set is named), or an adapter's own
+            settings are missing.
+        SecretNotFound: an adapter's secret variable is unset.
+    """
+    default, zones = settings.dns.provider, settings.dns.zones
+    ids = {default, *zones.values()}
+    if ids == {default} and default != MANUAL:
+        return build_provider(default, settings, credentials, rate_limiter=rate_limiter,
+                              on_error=on_error)
+    unknown = [f"{settings.where('dns', 'zones', zone)}: dns.zones.{zone}: unknown DNS "
+               f"provider {pid!r} (known: {', '.join(sorted([*PROVIDERS, MANUAL]))})"
+               for zone, pid in zones.items() if pid != MANUAL and pid not in PROVIDERS]
+    if unknown:
+        raise ConfigError(unknown, source=str(settings.source or ""))
+    from cname_flow.dns.router import ZoneRouter
+
+    providers = {pid: build_provider(pid, settings, credentials, rate_limiter=rate_limiter,
+                                     on_error=on_error)
+                 for pid in sorted(ids - {MANUAL})}
+    return ZoneRouter(zones, providers, default)
+
+
 __all__ = [
     "MANUAL",
     "PROVIDERS",
@@ -192,6 +275,7 @@ __all__ = [
     "ProviderFactory",
     "RateLimit",
     "alidns_options",
+    "build_dns",
     "build_provider",
     "provider_for",
 ]
