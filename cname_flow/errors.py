@@ -43,8 +43,7 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
         │       ├── DnsThrottled      also Throttled
         │       ├── DnsAuthError      retryable=False
         │       └── ZoneNotFound      retryable=False
-        │           └── ManualZone    dns.zones marks the zone "manual": a person adds the
-                                      record; .zone .name
+        │           └── ManualZone    dns.zones marks the zone "manual" (in manual/errors.py)
         ├── DomainBoundElsewhere      the domain belongs to another bucket or owner; not retryable
         ├── TokenExpired              retryable=True; the machine goes back to PENDING
         ├── PropagationTimeout        retryable=True; .name, .expected, .table
@@ -367,31 +366,6 @@ class ZoneNotFound(DnsProviderError):
     """No zone of the account is a suffix of the name."""
 
     retryable = False
-
-
-class ManualZone(ZoneNotFound):
-    """The name lies in a zone whose records a person adds (``dns.zones: {zone: manual}``, or
-    ``dns.provider: manual``): no provider writes there, so there is no zone to find.
-
-    Raised by :class:`cname_flow.dns.router.ZoneRouter` instead of asking any provider; the
-    manual mode catches it and gives the customer the record to add. A ``ZoneNotFound`` too, so
-    code that already skips DNS reads for an unknown zone (reconcile) skips manual zones alike.
-
-    Attributes:
-        zone: the ``dns.zones`` entry the name falls in, ``""`` when ``dns.provider`` is
-            ``manual`` and no entry matched.
-        name: the name that was looked up.
-    """
-
-    def __init__(self, name: str, zone: str = "") -> None:
-        where = f"zone {zone}, which dns.zones marks" if zone else "dns.provider"
-        super().__init__(
-            f"{name}: {where} manual: a person adds its records; cname-flow writes none there",
-            service="manual", code="ManualZone",
-            hint="add the record the instructions give, or map the zone to a provider in "
-                 "dns.zones")
-        self.zone = zone
-        self.name = name
 
 
 class DomainBoundElsewhere(StepError):

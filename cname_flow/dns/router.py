@@ -14,7 +14,7 @@ call naming that zone whose name routes to another provider is refused (an ``Inp
 never sent to a provider that does not host the zone.
 
 ``manual`` zones have no provider: :meth:`ZoneRouter.find_zone` raises
-:class:`~cname_flow.errors.ManualZone` for a name in one, which the manual mode catches.
+:class:`~cname_flow.manual.errors.ManualZone` for a name in one, which the manual mode catches.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from cname_flow.dns.base import DnsProvider, RecordRef, Zone, canonical_name, in_zone
-from cname_flow.errors import InputError, ManualZone
+from cname_flow.errors import InputError
+from cname_flow.manual.errors import ManualZone
 
 #: The provider id of zones whose TXT record a person adds (as :data:`cname_flow.dns.MANUAL`).
 MANUAL = "manual"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cname_flow.errors import StepError
+from cname_flow.errors import StepError, ZoneNotFound
 
 
 class AwaitingCustomerDns(StepError):
@@ -49,3 +49,28 @@ class CheckTooSoon(StepError):
     def __init__(self, message: str, *, hint: str = "", retry_at: str = "") -> None:
         super().__init__(message, hint=hint)
         self.retry_at = retry_at
+
+
+class ManualZone(ZoneNotFound):
+    """The name lies in a zone whose records a person adds (``dns.zones: {zone: manual}``, or
+    ``dns.provider: manual``): no provider writes there, so there is no zone to find.
+
+    Raised by :class:`cname_flow.dns.router.ZoneRouter` instead of asking any provider; the
+    manual mode catches it and gives the customer the record to add. A ``ZoneNotFound`` too, so
+    code that already skips DNS reads for an unknown zone (reconcile) skips manual zones alike.
+
+    Attributes:
+        zone: the ``dns.zones`` entry the name falls in, ``""`` when ``dns.provider`` is
+            ``manual`` and no entry matched.
+        name: the name that was looked up.
+    """
+
+    def __init__(self, name: str, zone: str = "") -> None:
+        where = f"zone {zone}, which dns.zones marks" if zone else "dns.provider"
+        super().__init__(
+            f"{name}: {where} manual: a person adds its records; cname-flow writes none there",
+            service="manual", code="ManualZone",
+            hint="add the record the instructions give, or map the zone to a provider in "
+                 "dns.zones")
+        self.zone = zone
+        self.name = name

@@ -18,7 +18,8 @@ from cname_flow.dns.base import DnsProvider
 from cname_flow.dns.powerdns import PowerDns
 from cname_flow.dns.rfc2136 import Rfc2136
 from cname_flow.dns.router import MANUAL, ZoneRouter
-from cname_flow.errors import ConfigError, InputError, ManualZone, ZoneNotFound
+from cname_flow.errors import ConfigError, InputError, ZoneNotFound
+from cname_flow.manual.errors import ManualZone
 from tests.fakes import FakeDnsProvider
 
 CREDS = Credentials("LTAIid", "SENTINEL-secret")
