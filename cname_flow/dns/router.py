@@ -14,7 +14,7 @@ call naming that zone whose name routes to another provider is refused (an ``Inp
 never sent to a provider that does not host the zone.
 
 ``manual`` zones have no provider: :meth:`ZoneRouter.find_zone` raises
-:class:`~cname_flow.manual.errors.ManualZone` for a name in one, which the manual mode catches.
+:class:`~cname_flow.manual.errors.ManualZone` for a name in one (the manual mode asks none).
 """
 
 from __future__ import annotations

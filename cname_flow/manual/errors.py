@@ -55,8 +55,8 @@ class ManualZone(ZoneNotFound):
     """The name lies in a zone whose records a person adds (``dns.zones: {zone: manual}``, or
     ``dns.provider: manual``): no provider writes there, so there is no zone to find.
 
-    Raised by :class:`cname_flow.dns.router.ZoneRouter` instead of asking any provider; the
-    manual mode catches it and gives the customer the record to add. A ``ZoneNotFound`` too, so
+    Raised by :class:`cname_flow.dns.router.ZoneRouter` instead of asking any provider (the
+    manual mode's steps never ask one: they give the record to add). A ``ZoneNotFound`` too, so
     code that already skips DNS reads for an unknown zone (reconcile) skips manual zones alike.
 
     Attributes:
