@@ -18,6 +18,7 @@ from cname_flow import api, certificates, service
 from cname_flow.cli import log, render
 from cname_flow.cli.batch import batch
 from cname_flow.cli.common import CliState, check_no_wait, guarded, no_wait_option
+from cname_flow.cli.doctor import doctor
 from cname_flow.cli.reconcile import reconcile
 from cname_flow.cli.store import store
 from cname_flow.cli.worker import worker
@@ -320,3 +321,4 @@ main.add_command(batch)
 main.add_command(reconcile)
 main.add_command(store)
 main.add_command(worker)
+main.add_command(doctor)
