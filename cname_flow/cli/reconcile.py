@@ -114,7 +114,7 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
 def _counted_clients(obj: CliState, api: ApiStats) -> service.Clients:
     """The run's clients; the real ones count every attempt and throttled answer in ``api``
     (the metrics' ``cnameflow_api_*_total``). A factory a test injects is used as it is."""
-    if obj.clients_factory is not service.Clients.from_settings:
+    if obj.clients_factory != service.Clients.from_settings:  # bound methods: equal, not same
         return obj.clients()
     limiter = RateLimiter(obj.settings.batch.rate_limits, api)
     return service.Clients.from_settings(obj.settings, rate_limiter=limiter,
