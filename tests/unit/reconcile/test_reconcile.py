@@ -246,7 +246,8 @@ def test_metrics_file_carries_the_figures_and_keeps_the_last_success(tmp_path: P
     bad = ItemResult(f.key, Action.BIND, "failed", "NeedVerifyDomainOwnership", "x")
     write_metrics(path, ReconcileReport(plan([f]), True, (bad,)), duration_s=1, now=2000.0)
     got = samples(path)
-    assert got[("cnameflow_reconcile_failed_actions", (("code", "NeedVerifyDomainOwnership"),))] == 1
+    failed = ("cnameflow_reconcile_failed_actions", (("code", "NeedVerifyDomainOwnership"),))
+    assert got[failed] == 1
     assert got[("cnameflow_reconcile_success", ())] == 0
     assert got[("cnameflow_reconcile_last_success_timestamp_seconds", ())] == 1000.0
     write_metrics(path, None, duration_s=0.1, error_code="LockBusy", now=3000.0)
