@@ -6,6 +6,7 @@ ended with its process group."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -14,6 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from cname_flow.certs import parse_certificate_chain, sha1_fingerprint
+from tests.certgen import make_cert, write_pem
+from tests.e2e.bindkit import sandbox_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -72,3 +77,35 @@ def test_a_runnable_block_runs_as_written(body: str, tmp_path: Path) -> None:
         assert "credentials accepted" in done.stdout  # doctor ran and passed (exit 0)
     if "complete -p" in body:
         assert "cname-flow" in done.stdout
+
+
+@pytest.mark.usefixtures("no_proxy")
+def test_the_certbot_deploy_hook_attaches_the_renewed_certificate(tmp_path: Path) -> None:
+    """docs/certbot.md's hook, run as certbot runs it (RENEWED_LINEAGE, RENEWED_DOMAINS)."""
+    doc = (ROOT / "docs" / "certbot.md").read_text(encoding="utf-8")
+    [hook] = re.findall(r"<!-- deploy-hook -->\s*\n```sh\n(.*?)\n```", doc, re.S)
+    script = tmp_path / "cname-flow-hook"
+    script.write_text(hook + "\n", encoding="utf-8")
+    script.chmod(0o755)
+    domain = "img.example.com"
+    old, new = tmp_path / "old", tmp_path / "live"
+    old.mkdir()
+    new.mkdir()
+    first = write_pem(old, make_cert([domain]), cert_name="fullchain.pem", key_name="privkey.pem")
+    renewed = write_pem(new, make_cert([domain]), cert_name="fullchain.pem",
+                        key_name="privkey.pem")
+    with sandbox_env(tmp_path) as sb:
+        done = sb.cli("bind", domain, "--cert-file", str(first[0]), "--key-file", str(first[1]))
+        assert done.returncode == 0, done.stderr
+        env = sb.env | {"CNAME_FLOW_CONFIG": str(sb.config), "RENEWED_LINEAGE": str(new),
+                        "RENEWED_DOMAINS": f"{domain} *.example.com",
+                        "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+                                f"{os.environ.get('PATH', '')}"}
+        ran = subprocess.run([str(script)], env=env, capture_output=True, text=True,
+                             timeout=120, check=False)
+        assert ran.returncode == 0, ran.stderr
+        status = sb.cli("cert", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    [row] = [r for r in json.loads(status.stdout) if r["domain"] == domain]
+    want = sha1_fingerprint(parse_certificate_chain(renewed[0].read_bytes())[0])
+    assert row["fingerprint"] == want
