@@ -128,9 +128,12 @@ def run_doctor(
     run = _Run(settings)
     bucket = bucket or settings.defaults.bucket
     domain = normalize_domain(domain) if domain else None
-    _clock(run, skew)
+    reachable = _clock(run, skew)
     clients = _credentials(run, clients_factory, env)
-    if clients is not None:
+    if clients is not None and not reachable:
+        run.add("credentials accepted", "skip", "the OSS endpoint did not answer (see clock)",
+                "fix the network path first: every OSS probe would only retry and fail")
+    elif clients is not None:
         _oss(run, clients, bucket, domain)
         zone = _dns(run, clients, domain)
         if zone is not None:
@@ -141,7 +144,8 @@ def run_doctor(
     return DoctorReport(tuple(run.out), policy.minimal_policy(bucket, cas=cas))
 
 
-def _clock(run: _Run, skew: Callable[[str], float]) -> None:
+def _clock(run: _Run, skew: Callable[[str], float]) -> bool:
+    """Add the clock row; False when the OSS endpoint did not answer at all."""
     o = run.settings.oss
     url = clock.endpoint_url(o.endpoint, o.region)
     try:
@@ -149,7 +153,7 @@ def _clock(run: _Run, skew: Callable[[str], float]) -> None:
     except clock.ClockUnavailable as exc:
         run.add("clock", "fail", f"could not read OSS's Date: {exc}",
                 "check the network path to the OSS endpoint (proxy, firewall, DNS)")
-        return
+        return False
     how = f"{abs(ahead):.0f} s {'behind' if ahead > 0 else 'ahead of'} OSS ({url})"
     if abs(ahead) >= clock.REFUSED_SKEW_S:
         run.add("clock", "fail", f"local clock {how}: OSS refuses requests skewed by 15 min "
@@ -159,6 +163,7 @@ def _clock(run: _Run, skew: Callable[[str], float]) -> None:
                 "synchronise the clock (chrony / systemd-timesyncd)")
     else:
         run.add("clock", "ok", f"local clock {how}")
+    return True
 
 
 def _credentials(run: _Run, factory: Callable[[Settings], service.Clients],

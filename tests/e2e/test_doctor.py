@@ -140,3 +140,32 @@ def test_policy_only_needs_no_credentials(tmp_path: Path) -> None:
     policy = json.loads(done.stdout)
     assert policy["Version"] == "1"
     assert ["yundun-cert:GetUserCertificateDetail"] in [s["Action"] for s in policy["Statement"]]
+
+
+def test_mainland_regions_and_server_addresses() -> None:
+    from cname_flow.doctor.checks import is_mainland
+    from cname_flow.doctor.clock import endpoint_url
+    from cname_flow.doctor.delegation import parse_server
+
+    assert is_mainland("cn-hangzhou") and is_mainland("cn-beijing")
+    assert not is_mainland("cn-hongkong") and not is_mainland("ap-southeast-1")
+    assert parse_server("192.0.2.1") == ("192.0.2.1", 53)
+    assert parse_server("127.0.0.1:5353") == ("127.0.0.1", 5353)
+    assert parse_server("[::1]:5353") == ("::1", 5353)
+    assert endpoint_url(None, "cn-shanghai") == "https://oss-cn-shanghai.aliyuncs.com/"
+    assert endpoint_url("oss-cn-hangzhou.aliyuncs.com", "x") == "https://oss-cn-hangzhou.aliyuncs.com/"
+    assert endpoint_url("http://127.0.0.1:9000", "x") == "http://127.0.0.1:9000/"
+
+
+def test_an_unreachable_oss_endpoint_fails_the_clock_check(tmp_path: Path) -> None:
+    with sandbox_env(tmp_path) as sb:
+        port = sb.sandbox.info.oss_endpoint.rsplit(":", 1)[1]
+    # the sandbox is stopped: its port answers nothing now
+    config = sb.config.read_text(encoding="utf-8")
+    assert port in config
+    done = sb.cli("doctor", "--json", timeout=120)
+    report = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert rows(report)["clock"]["status"] == "fail"
+    assert "could not read OSS's Date" in rows(report)["clock"]["detail"]
+    assert rows(report)["credentials accepted"]["status"] == "skip"  # no retries against it
