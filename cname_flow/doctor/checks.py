@@ -154,7 +154,8 @@ def _clock(run: _Run, skew: Callable[[str], float]) -> bool:
         run.add("clock", "fail", f"could not read OSS's Date: {exc}",
                 "check the network path to the OSS endpoint (proxy, firewall, DNS)")
         return False
-    how = f"{abs(ahead):.0f} s {'behind' if ahead > 0 else 'ahead of'} OSS ({url})"
+    how = (f"within 1 s of OSS ({url})" if abs(ahead) < 1.5 else
+           f"{abs(ahead):.0f} s {'behind' if ahead > 0 else 'ahead of'} OSS ({url})")
     if abs(ahead) >= clock.REFUSED_SKEW_S:
         run.add("clock", "fail", f"local clock {how}: OSS refuses requests skewed by 15 min "
                 "(RequestTimeTooSkewed)", "synchronise the clock (chrony / systemd-timesyncd)")
