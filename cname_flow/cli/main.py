@@ -47,6 +47,8 @@ LAZY_COMMANDS = {
               "Check a manual binding's TXT record now, at every authoritative nameserver."),
     "events": ("cname_flow.cli.events:events",
                "Print the event stream (events.jsonl), or re-send the webhook outbox."),
+    "doctor": ("cname_flow.cli.doctor:doctor",
+               "Check credentials, clock, RAM permissions, bucket and DNS delegation."),
     "batch": ("cname_flow.cli.batch:batch",
               "Bind many domains at once from a manifest (resumable jobs)."),
     "reconcile": ("cname_flow.cli.reconcile:reconcile",

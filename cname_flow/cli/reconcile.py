@@ -30,6 +30,7 @@ from cname_flow.cli.common import (
 )
 from cname_flow.errors import CnameFlowError, InputError
 from cname_flow.manifest import load_manifest
+from cname_flow.quotas import ApiStats, RateLimiter
 from cname_flow.reconcile.drift import Policy
 from cname_flow.reconcile.metrics import write_metrics
 from cname_flow.reconcile.plan import ReconcilePlan
@@ -78,6 +79,7 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
     the job id and returns.
     """
     started = time.monotonic()
+    api = ApiStats()  # the run's API attempts and throttled answers, for --metrics-file
     check_no_wait(obj.settings, no_wait)
     job_id = routing.new_job_id("reconcile") if routing.worker_mode(obj.settings) else None
     fixer = None if job_id is None else routing.bind_fixer(obj.settings, job_id,
@@ -89,18 +91,18 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
         opts = ReconcileOptions(policy=chosen, apply=do_apply, max_changes=max_changes,
                                 force=force, deadline_s=deadline, expiry_days=expiry_days)
         manifest = load_manifest(manifest_file, bucket=obj.settings.defaults.bucket)
-        clients = obj.clients()
+        clients = _counted_clients(obj, api)
         manifest = service.manifest_in_regions(clients, manifest)
         report = run_reconcile(clients, manifest, opts, reviewed=reviewed, fix_binds=fixer)
     except CnameFlowError as exc:
         if metrics_file is not None and outcome_of(exc) is not Outcome.USAGE:
             write_metrics(metrics_file, None, duration_s=time.monotonic() - started,
-                          error_code=exc.code)
+                          error_code=exc.code, api=api)
         raise
     if plan_out is not None:
         report.plan.write(plan_out)
     if metrics_file is not None:
-        write_metrics(metrics_file, report, duration_s=report.duration_s)
+        write_metrics(metrics_file, report, duration_s=report.duration_s, api=api)
     _render(report, as_json)
     if no_wait and any(r.status == "submitted" for r in report.results):
         click.echo(job_id)
@@ -111,6 +113,16 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
     if code is Outcome.RETRYABLE:
         click.echo(resume_line(code), err=True)
     sys.exit(code)
+
+
+def _counted_clients(obj: CliState, api: ApiStats) -> service.Clients:
+    """The run's clients; the real ones count every attempt and throttled answer in ``api``
+    (the metrics' ``cnameflow_api_*_total``). A factory a test injects is used as it is."""
+    if obj.clients_factory != service.Clients.from_settings:  # bound methods: equal, not same
+        return obj.clients()
+    limiter = RateLimiter(obj.settings.batch.rate_limits, api)
+    return service.Clients.from_settings(obj.settings, rate_limiter=limiter,
+                                         on_error=api.count_error)
 
 
 def _in_a_directory(param: click.Parameter, path: Path | None) -> Path | None:

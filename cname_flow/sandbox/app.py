@@ -17,6 +17,7 @@ import json
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,7 +141,9 @@ class Sandbox:
     ) -> None:
         self.config = config or SandboxConfig()
         self.state_file = state_file
-        self.state = SandboxState(self.config)
+        offset = self.config.clock_offset_s
+        self.state = (SandboxState(self.config) if not offset else
+                      SandboxState(self.config, clock=lambda: time.time() + offset))
         if state_file is not None and state_file.exists():
             self.state.restore(state_file)
         self.faults = FaultPlan(self.config.faults)

@@ -279,6 +279,11 @@ class SandboxConfig(_Model):
     icp: IcpConfig = Field(default_factory=IcpConfig)
     alidns: AlidnsLimits = Field(default_factory=AlidnsLimits)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    #: Seconds added to the sandbox state's clock (OSS ``Date`` headers, OSS signature skew, token
+    #: expiry): a positive offset plays a server ahead of the client, to rehearse a client whose
+    #: clock is late (``cname-flow doctor``'s clock check; OSS refuses requests more than
+    #: ``oss.max_skew_s`` away with 403 RequestTimeTooSkewed).
+    clock_offset_s: float = 0.0
 
     @classmethod
     def load(cls, path: Path) -> SandboxConfig:

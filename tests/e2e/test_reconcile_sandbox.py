@@ -176,16 +176,16 @@ def _check_metrics(text: str, leaf: Any) -> None:
                for fam in text_string_to_metric_families(text) for s in fam.samples}
     for d in ("a", "b", "c", "d"):
         labels = (("bucket", BUCKET), ("domain", f"{d}.example.com"), ("status", "Enabled"))
-        assert samples[("cname_flow_binding_status", labels)] == 1
-    expiry = samples[("cname_flow_certificate_expiry_timestamp_seconds",
+        assert samples[("cnameflow_binding_status", labels)] == 1
+    expiry = samples[("cnameflow_certificate_expiration_timestamp_seconds",
                       (("bucket", BUCKET), ("domain", "b.example.com")))]
     assert expiry == pytest.approx(leaf.cert.not_valid_after_utc.timestamp())
-    assert samples[("cname_flow_reconcile_drift", (("kind", "binding_missing"),))] == 1
-    assert samples[("cname_flow_reconcile_drift", (("kind", "certificate_mismatch"),))] == 1
-    assert samples[("cname_flow_reconcile_drift", (("kind", "stuck_job"),))] == 0
-    assert samples[("cname_flow_reconcile_success", ())] == 1
-    assert samples[("cname_flow_reconcile_last_success_timestamp_seconds", ())] > 1e9
-    assert samples[("cname_flow_reconcile_duration_seconds", ())] > 0
+    assert samples[("cnameflow_reconcile_drift_findings", (("kind", "binding_missing"),))] == 1
+    assert samples[("cnameflow_reconcile_drift_findings", (("kind", "certificate_mismatch"),))] == 1
+    assert samples[("cnameflow_reconcile_drift_findings", (("kind", "stuck_job"),))] == 0
+    assert samples[("cnameflow_reconcile_success", ())] == 1
+    assert samples[("cnameflow_reconcile_last_success_timestamp_seconds", ())] > 1e9
+    assert samples[("cnameflow_reconcile_duration_seconds", ())] > 0
 
 
 def test_reviewed_plan_is_applied_exactly_or_refused_after_a_change(

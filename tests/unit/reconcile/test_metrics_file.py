@@ -44,4 +44,4 @@ def test_a_failed_write_keeps_the_previous_file_whole(tmp_path: Path,
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cname_flow.prom"]  # no temp left
     names = {s.name for f in text_string_to_metric_families(before.decode()) for s in f.samples}
-    assert "cname_flow_reconcile_duration_seconds" in names and LAST_SUCCESS not in names
+    assert "cnameflow_reconcile_duration_seconds" in names and LAST_SUCCESS not in names

@@ -234,23 +234,24 @@ def test_metrics_file_carries_the_figures_and_keeps_the_last_success(tmp_path: P
     path = tmp_path / "m.prom"
     write_metrics(path, ok, duration_s=2.5, now=1000.0)
     got = samples(path)
-    assert got[("cname_flow_binding_status", (("bucket", B), ("domain", "a.example.com"),
+    assert got[("cnameflow_binding_status", (("bucket", B), ("domain", "a.example.com"),
                                               ("status", "Enabled")))] == 1
-    assert got[("cname_flow_binding_status", (("bucket", B), ("domain", "a.example.com"),
+    assert got[("cnameflow_binding_status", (("bucket", B), ("domain", "a.example.com"),
                                               ("status", "missing")))] == 0
-    assert got[("cname_flow_certificate_expiry_timestamp_seconds",
+    assert got[("cnameflow_certificate_expiration_timestamp_seconds",
                 (("bucket", B), ("domain", "a.example.com")))] == end.timestamp()
-    assert got[("cname_flow_reconcile_drift", (("kind", "binding_missing"),))] == 1
-    assert got[("cname_flow_reconcile_duration_seconds", ())] == 2.5
+    assert got[("cnameflow_reconcile_drift_findings", (("kind", "binding_missing"),))] == 1
+    assert got[("cnameflow_reconcile_duration_seconds", ())] == 2.5
     assert previous_success(path) == 1000.0
     bad = ItemResult(f.key, Action.BIND, "failed", "NeedVerifyDomainOwnership", "x")
     write_metrics(path, ReconcileReport(plan([f]), True, (bad,)), duration_s=1, now=2000.0)
     got = samples(path)
-    assert got[("cname_flow_reconcile_errors", (("code", "NeedVerifyDomainOwnership"),))] == 1
-    assert got[("cname_flow_reconcile_success", ())] == 0
-    assert got[("cname_flow_reconcile_last_success_timestamp_seconds", ())] == 1000.0
+    failed = ("cnameflow_reconcile_failed_actions", (("code", "NeedVerifyDomainOwnership"),))
+    assert got[failed] == 1
+    assert got[("cnameflow_reconcile_success", ())] == 0
+    assert got[("cnameflow_reconcile_last_success_timestamp_seconds", ())] == 1000.0
     write_metrics(path, None, duration_s=0.1, error_code="LockBusy", now=3000.0)
-    assert samples(path)[("cname_flow_reconcile_errors", (("code", "LockBusy"),))] == 1
+    assert samples(path)[("cnameflow_reconcile_failed_actions", (("code", "LockBusy"),))] == 1
     assert previous_success(path) == 1000.0
 
 
