@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # imported where used: the SDKs load only when a command need
     from cname_flow import service
     from cname_flow.batch.jobs import JobResult
     from cname_flow.config import Settings
+    from cname_flow.quotas import ApiStats
     from cname_flow.reconcile.run import ReconcileReport
 
 
@@ -213,12 +214,16 @@ class CliState:
             self._settings = load_with_conventions(self.config_path, self.globals)
         return self._settings
 
-    def clients(self) -> service.Clients:
-        """The adapters of this command, built from :attr:`settings` by the factory.
+    def clients(self, *, api: ApiStats | None = None) -> service.Clients:
+        """The adapters of this command, built from :attr:`settings` by the factory; the real
+        ones count their API attempts in ``api`` when given (a factory a test injects is used
+        as it is).
 
         Raises:
             ConfigError: bad settings or no usable credentials.
         """
+        if api is not None and self._clients_factory is None:
+            return real_clients(self.settings, self.globals, api=api)
         return self.clients_factory(self.settings)
 
 

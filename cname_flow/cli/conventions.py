@@ -24,6 +24,7 @@ from cname_flow.errors import ConfigError
 if TYPE_CHECKING:
     from cname_flow import service
     from cname_flow.config import Settings
+    from cname_flow.quotas import ApiStats
 
 @dataclass(frozen=True)
 class GlobalOptions:
@@ -96,9 +97,11 @@ def load_with_conventions(path: Path | None, options: GlobalOptions) -> Settings
         raise type(exc)(reasons, source=exc.source) from None
 
 
-def real_clients(settings: Settings, options: GlobalOptions) -> service.Clients:
+def real_clients(settings: Settings, options: GlobalOptions, *,
+                 api: ApiStats | None = None) -> service.Clients:
     """The real SDK adapters for ``settings``, with credentials from ``--profile`` when given;
-    prints :func:`production_banner` on stderr when it applies.
+    prints :func:`production_banner` on stderr when it applies. With ``api``, every attempt
+    and throttled answer of both adapters is counted there (reconcile's metrics).
 
     Raises:
         ConfigError: no usable credentials (the named profile included).
@@ -109,7 +112,13 @@ def real_clients(settings: Settings, options: GlobalOptions) -> service.Clients:
     banner = production_banner(settings, creds.access_key_id)
     if banner:
         click.echo(banner, err=True)
-    return service.Clients.from_settings(settings, credentials=creds)
+    if api is None:
+        return service.Clients.from_settings(settings, credentials=creds)
+    from cname_flow.quotas import RateLimiter
+
+    return service.Clients.from_settings(
+        settings, credentials=creds, rate_limiter=RateLimiter(settings.batch.rate_limits, api),
+        on_error=api.count_error)
 
 
 def production_banner(settings: Settings, access_key_id: str) -> str | None:

@@ -30,7 +30,7 @@ from cname_flow.cli.common import (
 )
 from cname_flow.errors import CnameFlowError, InputError
 from cname_flow.manifest import load_manifest
-from cname_flow.quotas import ApiStats, RateLimiter
+from cname_flow.quotas import ApiStats
 from cname_flow.reconcile.drift import Policy
 from cname_flow.reconcile.metrics import write_metrics
 from cname_flow.reconcile.plan import ReconcilePlan
@@ -91,7 +91,7 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
         opts = ReconcileOptions(policy=chosen, apply=do_apply, max_changes=max_changes,
                                 force=force, deadline_s=deadline, expiry_days=expiry_days)
         manifest = load_manifest(manifest_file, bucket=obj.settings.defaults.bucket)
-        clients = _counted_clients(obj, api)
+        clients = obj.clients(api=api)
         manifest = service.manifest_in_regions(clients, manifest)
         report = run_reconcile(clients, manifest, opts, reviewed=reviewed, fix_binds=fixer)
     except CnameFlowError as exc:
@@ -113,16 +113,6 @@ def reconcile(obj: CliState, manifest_file: Path, do_apply: bool, policy: str | 
     if code is Outcome.RETRYABLE:
         click.echo(resume_line(code), err=True)
     sys.exit(code)
-
-
-def _counted_clients(obj: CliState, api: ApiStats) -> service.Clients:
-    """The run's clients; the real ones count every attempt and throttled answer in ``api``
-    (the metrics' ``cnameflow_api_*_total``). A factory a test injects is used as it is."""
-    if obj.clients_factory != service.Clients.from_settings:  # bound methods: equal, not same
-        return obj.clients()
-    limiter = RateLimiter(obj.settings.batch.rate_limits, api)
-    return service.Clients.from_settings(obj.settings, rate_limiter=limiter,
-                                         on_error=api.count_error)
 
 
 def _in_a_directory(param: click.Parameter, path: Path | None) -> Path | None:

@@ -106,6 +106,6 @@ def test_the_certbot_deploy_hook_attaches_the_renewed_certificate(tmp_path: Path
         assert ran.returncode == 0, ran.stderr
         status = sb.cli("cert", "status", "--json")
     assert status.returncode == 0, status.stderr
-    [row] = [r for r in json.loads(status.stdout) if r["domain"] == domain]
+    [row] = [r for r in json.loads(status.stdout)["certificates"] if r["domain"] == domain]
     want = sha1_fingerprint(parse_certificate_chain(renewed[0].read_bytes())[0])
     assert row["fingerprint"] == want

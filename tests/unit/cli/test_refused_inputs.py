@@ -81,4 +81,4 @@ def test_metrics_file_in_an_existing_directory_is_written(world: CliWorld) -> No
     result = world.invoke("reconcile", "-f", str(world.manifest(DOMAIN)),
                           "--metrics-file", str(target))
     assert result.exit_code == Outcome.FAILED, result.output  # drift left: not applied
-    assert "cname_flow" in target.read_text(encoding="utf-8")
+    assert "cnameflow_" in target.read_text(encoding="utf-8")
