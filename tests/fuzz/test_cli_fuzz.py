@@ -56,7 +56,10 @@ EXIT_CODES = {0, 1, 2, 3, 75}
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> dict[tuple[str, ...],
                                                                        click.Command]:
     found: dict[tuple[str, ...], click.Command] = {}
-    for name, command in group.commands.items():
+    ctx = click.Context(group)  # the lazy sub-commands (cli/lazy.py) load through get_command
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         if isinstance(command, click.Group):
             found |= _commands(command, (*path, name))
         elif (*path, name) not in SERVERS:
