@@ -26,7 +26,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -52,6 +51,7 @@ from tests.dnsservers import (
     binary,
     free_port,
     server_user,
+    spawn,
 )
 
 #: The lab's zone (not one of the sandbox's default zones, so nothing else answers for it).
@@ -286,12 +286,7 @@ def _named(role: str, secret: str, write: _Writer) -> Iterator[DnsServer]:
                 if user is not None:
                     os.chown(path, user.pw_uid, user.pw_gid)
             argv = [daemon, "-g", "-c", str(directory / "named.conf")]
-            if user is not None:
-                argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                        "--clear-groups", "--", *argv]
-            with open(directory / "server.log", "ab") as log:
-                server.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                  stdin=subprocess.DEVNULL, cwd=directory)
+            server.process = spawn(argv, directory, user)
             if _wait_serving(server):
                 break
             server.stop()

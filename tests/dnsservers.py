@@ -117,6 +117,18 @@ def binary(name: str, package: str) -> str:
     return found
 
 
+def spawn(argv: list[str], directory: Path, user: pwd.struct_passwd | None,
+          ) -> subprocess.Popen[bytes]:
+    """Start a server daemon in ``directory`` (as ``user`` through setpriv when given), its
+    output appended to ``directory/server.log``."""
+    if user is not None:
+        argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
+                "--clear-groups", "--", *argv]
+    with open(directory / "server.log", "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=directory)
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 for both UDP and TCP now (the server binds it a moment later)."""
     for _ in range(50):
@@ -219,12 +231,7 @@ def _server(kind: str, package: str, user_name: str, zones: tuple[str, ...]) -> 
             _write(server, user)
             argv = ([daemon, "-g", "-c", str(directory / "named.conf")] if kind == "bind9"
                     else [daemon, "-c", str(directory / "knot.conf")])
-            if user is not None:
-                argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                        "--clear-groups", "--", *argv]
-            with open(directory / "server.log", "ab") as log:
-                server.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                  stdin=subprocess.DEVNULL, cwd=directory)
+            server.process = spawn(argv, directory, user)
             if _wait_serving(server):
                 break
             server.stop()

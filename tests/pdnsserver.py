@@ -32,7 +32,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.dnsservers import START_TIMEOUT_S, ZONES, binary, free_port, server_user
+from tests.dnsservers import (
+    START_TIMEOUT_S,
+    ZONES,
+    binary,
+    free_port,
+    server_user,
+    spawn,
+)
 
 #: Where Debian's pdns-backend-sqlite3 puts the schema (the /usr/share/doc path links to it).
 SCHEMAS = (Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql"),
@@ -196,12 +203,7 @@ def pdns(zones: tuple[str, ...] = ZONES) -> Iterator[PdnsServer]:
             server.dns_port, server.api_port = free_port(), free_port()
             _write(server, user)
             argv = [daemon, f"--config-dir={directory}"]
-            if user is not None:
-                argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
-                        "--clear-groups", "--", *argv]
-            with open(directory / "server.log", "ab") as log:
-                server.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                  stdin=subprocess.DEVNULL, cwd=directory)
+            server.process = spawn(argv, directory, user)
             if _wait_api(server):
                 break
             server.stop()
