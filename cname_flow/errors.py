@@ -28,7 +28,7 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
         ├── RemoteError               a remote API call failed; .service .code .request_id .status
         │   ├── Throttled             rate limited; retryable=True; base of every *Throttled
         │   ├── OssError
-        │   │   ├── OssAuthError      credentials refused; retryable=False
+        │   │   ├── OssAuthError      credentials, permission or clock refused; .refused
         │   │   ├── OssThrottled      also Throttled
         │   │   ├── BucketNotFound    NoSuchBucket; also an InputError (exit 2)
         │   │   ├── BucketInOtherRegion  AccessDenied + <Endpoint>: the wrong region; .region
@@ -41,9 +41,9 @@ Exit codes are decided in ``cli/common.py`` only (its ``Outcome`` table).
         │   │   └── OssCertificateConflict  also a CertificateConflict (below)
         │   └── DnsProviderError      .provider
         │       ├── DnsThrottled      also Throttled
-        │       ├── DnsAuthError      retryable=False
-        │       └── ZoneNotFound      retryable=False
-        │           └── ManualZone    dns.zones marks the zone "manual" (in manual/errors.py)
+        │       ├── DnsAuthError      credentials or permission refused; .refused
+        │       └── ZoneNotFound      retryable=False; (ManualZone, in manual/errors.py:
+                                      dns.zones marks the zone "manual")
         ├── DomainBoundElsewhere      the domain belongs to another bucket or owner; not retryable
         ├── TokenExpired              retryable=True; the machine goes back to PENDING
         ├── PropagationTimeout        retryable=True; .name, .expected, .table
@@ -62,6 +62,12 @@ No exception message ever carries an AccessKey secret, an STS token or a private
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
+
+#: What an authentication error says was refused: the credentials (unknown key, wrong secret or
+#: TSIG key, expired STS token), a permission (the key is valid, its policy lacks the action) or
+#: the request's clock (OSS's RequestTimeTooSkewed: the key could not even be checked).
+Refused = Literal["credentials", "permission", "clock"]
 
 
 class CnameFlowError(Exception):
@@ -261,9 +267,10 @@ class OssError(RemoteError):
 
 
 class OssAuthError(OssError):
-    """OSS refused the credentials (InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied)."""
+    """OSS refused the request; ``.refused`` says what (:data:`Refused`); not retryable."""
 
     retryable = False
+    refused: Refused = "credentials"
 
 
 class OssThrottled(OssError, Throttled):
@@ -357,9 +364,10 @@ class DnsThrottled(DnsProviderError, Throttled):
 
 
 class DnsAuthError(DnsProviderError):
-    """The DNS provider refused the credentials."""
+    """The DNS provider refused the request; ``.refused`` says what (:data:`Refused`)."""
 
     retryable = False
+    refused: Refused = "credentials"
 
 
 class ZoneNotFound(DnsProviderError):

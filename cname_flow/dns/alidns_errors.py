@@ -47,6 +47,9 @@ AUTH_CODES = frozenset(
         "InvalidCredentials",
     }
 )
+#: Codes of :data:`AUTH_CODES` that refuse a permission, not the credentials
+#: (:attr:`DnsAuthError.refused`).
+PERMISSION_CODES = frozenset({"Forbidden", "Forbidden.RAM", "NoPermission"})
 ZONE_CODES = frozenset({"InvalidDomainName.NoExist", "IncorrectDomainUser"})
 #: Alidns codes that mean "slow down" (with HTTP 429 or a ``ThrottlingException``, the SDK's
 #: name for an answer carrying ``x-acs-retry-after``): ``Throttling.User`` and ``Throttling``
@@ -137,7 +140,7 @@ def _from_response(
     throttled = status == 429 or isinstance(exc, openapi_exc.ThrottlingException)
     cls = _class_for(code, throttled)
     by_code = code in RETRYABLE_CODES or status >= 500
-    return cls(
+    mapped = cls(
         scrub(f"Alidns {action}: {code} (HTTP {status}): {text}", secrets),
         service=PROVIDER,
         code=code,
@@ -146,6 +149,9 @@ def _from_response(
         hint=HINTS.get(code, ""),
         retryable=by_code if cls is DnsProviderError else None,  # None: the class's own
     )
+    if isinstance(mapped, DnsAuthError) and code in PERMISSION_CODES:
+        mapped.refused = "permission"
+    return mapped
 
 
 def _from_transport(

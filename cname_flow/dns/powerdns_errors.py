@@ -162,7 +162,7 @@ def map_powerdns_error(
         cls = ZoneNotFound
     elif code == "Throttled":
         cls = DnsThrottled
-    return cls(
+    mapped = cls(
         scrub(message, secrets),
         service=PROVIDER,
         code=code,
@@ -170,3 +170,6 @@ def map_powerdns_error(
         hint=HINTS.get(code, ""),
         retryable=(code in RETRYABLE) if cls is DnsProviderError else None,
     )
+    if isinstance(mapped, DnsAuthError) and code == "Forbidden":
+        mapped.refused = "permission"  # 403: the key is known, this server forbids the action
+    return mapped

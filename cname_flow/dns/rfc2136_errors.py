@@ -31,7 +31,7 @@ import dns.rcode
 import dns.tsig
 
 from cname_flow.config.credentials import scrub
-from cname_flow.errors import DnsAuthError, DnsProviderError, ZoneNotFound
+from cname_flow.errors import DnsAuthError, DnsProviderError, Refused, ZoneNotFound
 
 PROVIDER = "rfc2136"
 
@@ -107,6 +107,10 @@ HINTS: dict[str, str] = {
 #: Codes for which trying again later can succeed.
 RETRYABLE = frozenset({"SERVFAIL", "Timeout", "NetworkError"})
 AUTH_CODES = frozenset({"BADKEY", "BADSIG", "BADTIME", "BADTRUNC", "REFUSED"})
+#: What each code of :data:`AUTH_CODES` refuses (:attr:`DnsAuthError.refused`), where not the
+#: credentials: REFUSED is the server's update policy (RFC 2136 §3.3), BADTIME the TSIG clock
+#: (RFC 8945 §5.2.3).
+REFUSED: dict[str, Refused] = {"REFUSED": "permission", "BADTIME": "clock"}
 
 
 def code_of(exc: BaseException) -> str:
@@ -156,10 +160,13 @@ def map_rfc2136_error(
         cls = DnsAuthError
     elif code == "NOTAUTH":
         cls = ZoneNotFound
-    return cls(
+    mapped = cls(
         scrub(message, secrets),
         service=PROVIDER,
         code=code,
         hint=HINTS.get(code, ""),
         retryable=(code in RETRYABLE) if cls is DnsProviderError else None,
     )
+    if isinstance(mapped, DnsAuthError):
+        mapped.refused = REFUSED.get(code, "credentials")
+    return mapped

@@ -34,6 +34,7 @@ from cname_flow.errors import (
     ConfigError,
     DnsAuthError,
     DnsProviderError,
+    OssAuthError,
     OssError,
     ZoneNotFound,
 )
@@ -41,12 +42,6 @@ from cname_flow.model import normalize_domain
 
 SCHEMA = "cname-flow/doctor/v1"
 Status = Literal["ok", "warn", "note", "fail", "skip"]
-#: OSS codes that mean "these credentials are not accepted" (as opposed to "not allowed").
-REJECTED_KEY_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch",
-                                "InvalidSecurityToken", "SecurityTokenExpired"})
-#: Alidns codes of the same meaning.
-REJECTED_DNS_CODES = frozenset({"InvalidAccessKeyId.NotFound", "IncompleteSignature",
-                                "SignatureDoesNotMatch", "InvalidAccessKeyId"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,16 +203,17 @@ def _oss(run: _Run, clients: service.Clients, bucket: str | None, domain: str | 
 
 
 def _oss_refused(run: _Run, exc: OssError, bucket: str) -> None:
-    if exc.code in REJECTED_KEY_CODES:
+    refused = exc.refused if isinstance(exc, OssAuthError) else None
+    if refused == "credentials":
         run.add("credentials accepted", "fail", f"OSS refused the AccessKey: {exc.code}",
                 "check the AccessKey id and secret (a RAM user's key, not disabled)")
-    elif exc.code == "RequestTimeTooSkewed":
+    elif refused == "clock":
         run.add("credentials accepted", "fail", "OSS refused the request's time "
-                "(RequestTimeTooSkewed): the key could not be checked", "fix the clock first")
+                f"({exc.code}): the key could not be checked", "fix the clock first")
     elif isinstance(exc, BucketNotFound):
         run.add("credentials accepted", "ok", "OSS accepted the signature")
         run.add("oss:GetBucketInfo", "fail", f"no bucket {bucket}: {exc.message}", exc.hint)
-    elif exc.code == "AccessDenied":
+    elif refused == "permission":
         run.add("credentials accepted", "ok", "OSS accepted the signature")
         run.add("oss:GetBucketInfo", "fail", f"AccessDenied on {bucket}",
                 "grant oss:GetBucketInfo (policy below)")
@@ -229,7 +225,7 @@ def _probe(run: _Run, action: str, call: Callable[[], str]) -> None:
     try:
         run.add(action, "ok", call())
     except (OssError, DnsProviderError) as exc:
-        denied = "AccessDenied" in exc.code or "Forbidden" in exc.code
+        denied = isinstance(exc, OssAuthError | DnsAuthError) and exc.refused == "permission"
         run.add(action, "fail", f"{exc.code}: {exc.message}",
                 f"grant {action} (policy below)" if denied else exc.hint)
 
@@ -246,9 +242,9 @@ def _dns(run: _Run, clients: service.Clients, domain: str | None) -> Zone | None
         run.add(label, "fail", exc.message, exc.hint)
         return None
     except DnsAuthError as exc:
-        rejected = exc.code in REJECTED_DNS_CODES
         run.add(label, "fail", f"{exc.code}: {exc.message}",
-                "check the AccessKey" if rejected else f"grant {label} (policy below)")
+                f"grant {label} (policy below)" if exc.refused == "permission"
+                else "check the AccessKey")
         return None
     except DnsProviderError as exc:
         run.add(label, "fail", f"{exc.code}: {exc.message}", exc.hint)

@@ -30,6 +30,7 @@ from cname_flow.errors import (
     OssError,
     OssThrottled,
     OwnershipPending,
+    Refused,
 )
 from cname_flow.retry import is_unreachable
 
@@ -46,8 +47,12 @@ AUTH_CODES = frozenset(
         "InvalidSecurityToken",
         "SecurityTokenExpired",
         "InvalidCredentials",
+        "RequestTimeTooSkewed",
     }
 )
+#: What each code of :data:`AUTH_CODES` says was refused (:attr:`OssAuthError.refused`); the
+#: others refuse the credentials.
+REFUSED: dict[str, Refused] = {"AccessDenied": "permission", "RequestTimeTooSkewed": "clock"}
 #: OSS codes that mean "slow down" (with HTTP 429, whatever its code): the QPS limits of
 #: https://www.alibabacloud.com/help/en/oss/user-guide/429-error and
 #: https://www.alibabacloud.com/help/doc-detail/185813.htm (503 ``MetaOperationQpsLimitExceeded``
@@ -296,6 +301,8 @@ def _from_service_error(
     )
     if isinstance(mapped, BucketInOtherRegion):
         mapped.region = region
+    elif isinstance(mapped, OssAuthError):
+        mapped.refused = REFUSED.get(code, "credentials")
     return mapped
 
 

@@ -396,6 +396,42 @@ def test_alidns_mapped_message_should_never_carry_a_secret() -> None:
             assert TOKEN not in text
 
 
+@pytest.mark.parametrize(
+    ("code", "refused"),
+    [("InvalidAccessKeyId", "credentials"), ("SignatureDoesNotMatch", "credentials"),
+     ("SecurityTokenExpired", "credentials"), ("AccessDenied", "permission"),
+     ("RequestTimeTooSkewed", "clock")],
+)
+def test_oss_auth_errors_should_say_what_was_refused(code: str, refused: str) -> None:
+    mapped = map_oss_error(service_error(403, code), "GetBucketInfo")
+    assert isinstance(mapped, OssAuthError)
+    assert (mapped.refused, mapped.retryable) == (refused, False)
+
+
+@pytest.mark.parametrize(
+    ("code", "refused"),
+    [("InvalidAccessKeyId.NotFound", "credentials"), ("SignatureDoesNotMatch", "credentials"),
+     ("Forbidden.RAM", "permission"), ("NoPermission", "permission")],
+)
+def test_alidns_auth_errors_should_say_what_was_refused(code: str, refused: str) -> None:
+    mapped = map_alidns_error(client_exception(code, 403), "DescribeDomains")
+    assert isinstance(mapped, DnsAuthError)
+    assert mapped.refused == refused
+
+
+@pytest.mark.parametrize(
+    ("rcode", "refused"),
+    [(dns.rcode.REFUSED, "permission"), (dns.rcode.BADTIME, "clock"),
+     (dns.rcode.BADKEY, "credentials")],
+)
+def test_rfc2136_auth_errors_should_say_what_was_refused(
+    rcode: dns.rcode.Rcode, refused: str
+) -> None:
+    mapped = rfc2136_errors.map_rfc2136_error(rfc2136_errors.RcodeError(rcode), "update", "ns1")
+    assert isinstance(mapped, DnsAuthError)
+    assert mapped.refused == refused
+
+
 # ------------------------------------------------------------------- the tree and its reach
 
 PACKAGE = Path(errors.__file__).parent
@@ -425,7 +461,7 @@ def _mapped_codes() -> frozenset[str]:
 
 
 def _adapter_or_sandbox(relative: str) -> bool:
-    return relative.startswith(("oss/", "sandbox/", "dns/alidns", "dns/rfc2136"))
+    return relative.startswith(("oss/", "sandbox/", "dns/alidns", "dns/rfc2136", "dns/powerdns"))
 
 
 def test_vendor_error_codes_appear_only_in_the_adapters_and_the_sandbox() -> None:
