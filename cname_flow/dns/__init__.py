@@ -14,7 +14,9 @@ https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir), configured 
 BIND 9 or Knot, :mod:`cname_flow.dns.rfc2136`), configured by the ``rfc2136`` section, its
 secret read from the environment variable that section names; ``"powerdns"`` (the HTTP API
 of a PowerDNS Authoritative Server, :mod:`cname_flow.dns.powerdns`), configured by the
-``powerdns`` section, its API key read likewise.
+``powerdns`` section, its API key read likewise; ``"cloudflare"`` (Cloudflare's API v4
+through its official SDK, :mod:`cname_flow.dns.cloudflare`), configured by the ``cloudflare``
+section, its API token read likewise.
 """
 
 from __future__ import annotations
@@ -158,11 +160,43 @@ def _powerdns(
                     on_error=on_error)
 
 
+def _cloudflare(
+    settings: Settings,
+    credentials: Credentials,
+    rate_limiter: RateLimit | None,
+    on_error: ErrorHook | None,
+) -> DnsProvider:
+    """The Cloudflare API v4 adapter from the ``cloudflare`` section; the API token is read from
+    the environment variable ``cloudflare.api_token`` names (the AccessKey is not used).
+    Imports the ``cloudflare`` SDK (only here, when the provider is built).
+
+    Raises:
+        ConfigError: ``cloudflare.api_token`` is not set.
+        SecretNotFound: the variable ``cloudflare.api_token`` names is unset or empty.
+    """
+    section, source = settings.cloudflare, str(settings.source or "")
+    if section.api_token is None:
+        raise ConfigError([f"{settings.where('cloudflare', 'api_token')}: cloudflare.api_token: "
+                           "required when the cloudflare provider is used"], source=source)
+    api_token = os.environ.get(section.api_token.env) or ""
+    if not api_token:
+        raise SecretNotFound([f"{settings.where('cloudflare', 'api_token')}: "
+                              f"cloudflare.api_token: environment variable "
+                              f"{section.api_token.env} is not set"], source=source)
+    from cname_flow.dns.cloudflare import DEFAULT_BASE_URL, Cloudflare
+
+    return Cloudflare(api_token=api_token, base_url=section.base_url or DEFAULT_BASE_URL,
+                      min_ttl=section.min_ttl, connect_timeout_s=section.connect_timeout_s,
+                      read_timeout_s=section.read_timeout_s, rate_limiter=rate_limiter,
+                      on_error=on_error)
+
+
 #: Provider id (the ``dns.provider`` setting) → factory.
 PROVIDERS: Mapping[str, ProviderFactory] = {
     "alidns": _alidns,
     "rfc2136": _rfc2136,
     "powerdns": _powerdns,
+    "cloudflare": _cloudflare,
 }
 
 

@@ -16,7 +16,7 @@ import cname_flow
 
 #: Modules that cost most of a second together and no help text needs.
 HEAVY = ("alibabacloud_oss_v2", "alibabacloud_credentials", "alibabacloud_alidns20150109",
-         "oss2", "dns", "httpx", "rich", "psycopg", "dbos", "structlog", "cryptography",
+         "oss2", "cloudflare", "dns", "httpx", "rich", "psycopg", "dbos", "structlog", "cryptography",
          "cname_flow.service", "cname_flow.api")
 
 
