@@ -89,7 +89,8 @@ class Clients:
             ConfigError: no usable credentials, or an unknown ``dns.provider``; SecretNotFound:
                 a webhook's secret variable is unset.
 
-        ``credentials`` already resolved (e.g. from ``--profile``) are used as given.
+        ``credentials`` already resolved (e.g. from ``--profile``) are used as given. Every
+        secret variable (AccessKey, DNS provider, webhooks) is read from ``env`` (or os.environ).
         """
         creds = credentials if credentials is not None else resolve(settings, env)
         o = settings.oss
@@ -105,7 +106,7 @@ class Clients:
             )
 
         oss = RegionalOss(regional, o.region)
-        dns = build_dns(settings, creds, rate_limiter=rate_limiter, on_error=on_error)
+        dns = build_dns(settings, creds, rate_limiter=rate_limiter, on_error=on_error, env=env)
         events = sink_from_settings(settings.events, Path(settings.journal.dir), env,
                                     where=settings.where("events"))
         return cls(settings, oss, dns, PropagationChecker(settings.propagation.to_policy()), events)

@@ -16,6 +16,9 @@ The secret is never a setting: ``secret`` names the environment variable holding
 
 ``powerdns``: a PowerDNS Authoritative Server's HTTP API; its key is read from the environment
 variable ``api_key`` names (:class:`PowerDnsSettings`).
+
+``cloudflare``: Cloudflare's API v4 through the official SDK; its API token is read from the
+environment variable ``api_token`` names (:class:`CloudflareSettings`).
 """
 
 from __future__ import annotations
@@ -119,6 +122,57 @@ class PowerDnsSettings(SettingsModel):
         return f"{parts.scheme}://{parts.netloc}"
 
     @field_validator("api_key", mode="before")
+    @classmethod
+    def _ref(cls, value: Any) -> Any:
+        return _env_ref(value)
+
+
+class CloudflareSettings(SettingsModel):
+    """The ``cloudflare`` section: Cloudflare's API v4
+    (https://developers.cloudflare.com/api/resources/dns/subresources/records/). Example::
+
+        dns:
+          zones:
+            example.com: cloudflare
+        cloudflare:
+          api_token: {env: CLOUDFLARE_API_TOKEN}   # scopes Zone:Read and DNS:Edit
+
+    Attributes:
+        api_token: the environment variable holding an API token (sent as
+            ``Authorization: Bearer``); required when the provider is used (checked when it is
+            built). Never a literal.
+        base_url: the API's base URL, ``None`` for the SDK's
+            ``https://api.cloudflare.com/client/v4``; set only for tests and proxies.
+        min_ttl: the TTL floor reported for the zones, seconds: 60 is Cloudflare's minimum
+            (30 in Enterprise zones; ``ttl`` in
+            https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/create/).
+        connect_timeout_s: TCP connect timeout, seconds.
+        read_timeout_s: time to wait for an answer, seconds.
+    """
+
+    api_token: EnvRef | None = None
+    base_url: str | None = None
+    min_ttl: Annotated[int, Field(ge=30, le=86400)] = 60
+    connect_timeout_s: PositiveFloat = 5.0
+    read_timeout_s: PositiveFloat = 20.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http(s)://host[:port][/path]")
+        if parts.query or parts.fragment or parts.username:
+            raise ValueError("give only scheme, host, port and path")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("the port is not a number in 1..65535") from None
+        return value.strip().rstrip("/")
+
+    @field_validator("api_token", mode="before")
     @classmethod
     def _ref(cls, value: Any) -> Any:
         return _env_ref(value)

@@ -24,7 +24,11 @@ from typing import Any
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from pydantic_core import ErrorDetails
 
-from cname_flow.config.dns_sections import PowerDnsSettings, Rfc2136Settings
+from cname_flow.config.dns_sections import (
+    CloudflareSettings,
+    PowerDnsSettings,
+    Rfc2136Settings,
+)
 from cname_flow.config.events_section import EventsSettings
 from cname_flow.config.manual_section import ManualSettings
 from cname_flow.config.sections import (
@@ -71,6 +75,7 @@ class Settings(SettingsModel):
         rfc2136: the RFC 2136 primary and TSIG key (``dns.provider: rfc2136``).
         manual: how bindings in manual zones are checked and re-minted (docs/manual-mode.md).
         powerdns: the PowerDNS HTTP API and its key (``dns.provider: powerdns``).
+        cloudflare: the Cloudflare API and its token (``dns.provider: cloudflare``).
         credentials: where the AccessKey comes from (environment references only).
         propagation: authoritative-nameserver polling (the checker's policy; see ``to_policy``).
         ownership: PutCname retry while OSS answers NeedVerifyDomainOwnership.
@@ -88,6 +93,7 @@ class Settings(SettingsModel):
     rfc2136: Rfc2136Settings = Field(default_factory=Rfc2136Settings)
     manual: ManualSettings = Field(default_factory=ManualSettings)
     powerdns: PowerDnsSettings = Field(default_factory=PowerDnsSettings)
+    cloudflare: CloudflareSettings = Field(default_factory=CloudflareSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     propagation: PropagationSettings = Field(default_factory=PropagationSettings)
     ownership: OwnershipSettings = Field(default_factory=OwnershipSettings)
@@ -262,6 +268,7 @@ __all__ = [
     "ENV_PREFIX",
     "AlidnsSettings",
     "BatchSettings",
+    "CloudflareSettings",
     "CredentialSettings",
     "DefaultSettings",
     "DnsSettings",

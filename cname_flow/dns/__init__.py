@@ -14,7 +14,9 @@ https://www.alibabacloud.com/help/en/dns/api-alidns-2015-01-09-dir), configured 
 BIND 9 or Knot, :mod:`cname_flow.dns.rfc2136`), configured by the ``rfc2136`` section, its
 secret read from the environment variable that section names; ``"powerdns"`` (the HTTP API
 of a PowerDNS Authoritative Server, :mod:`cname_flow.dns.powerdns`), configured by the
-``powerdns`` section, its API key read likewise.
+``powerdns`` section, its API key read likewise; ``"cloudflare"`` (Cloudflare's API v4
+through its official SDK, :mod:`cname_flow.dns.cloudflare`), configured by the ``cloudflare``
+section, its API token read likewise.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from cname_flow.errors import ConfigError, InputError, SecretNotFound
 
 if TYPE_CHECKING:
     from cname_flow.config import Credentials, Settings
-    from cname_flow.config.sections import AlidnsSettings
+    from cname_flow.config.sections import AlidnsSettings, EnvRef
     from cname_flow.dns.base import DnsProvider
     from cname_flow.errors import DnsProviderError
 
@@ -37,9 +39,12 @@ RateLimit = Callable[[str], None]
 #: Called with the action name and the mapped error after each failed attempt (counting).
 ErrorHook = Callable[[str, "DnsProviderError"], None]
 
-#: Builds one provider: ``(settings, credentials, rate_limiter, on_error) -> DnsProvider``.
+#: Builds one provider: ``(settings, credentials, rate_limiter, on_error, env) -> DnsProvider``;
+#: ``env`` is the environment mapping its secret variable is read from (never ``os.environ``
+#: behind the caller's back).
 ProviderFactory = Callable[
-    ["Settings", "Credentials", "RateLimit | None", "ErrorHook | None"], "DnsProvider"
+    ["Settings", "Credentials", "RateLimit | None", "ErrorHook | None", Mapping[str, str]],
+    "DnsProvider",
 ]
 
 
@@ -69,11 +74,26 @@ def alidns_options(section: AlidnsSettings) -> AlidnsOptions:
     )
 
 
+def _secret(settings: Settings, section: str, key: str, ref: EnvRef,
+            env: Mapping[str, str]) -> str:
+    """The value of the variable ``ref`` names, read from ``env``.
+
+    Raises:
+        SecretNotFound: the variable is unset or empty in ``env`` (file:line of the setting).
+    """
+    value = env.get(ref.env) or ""
+    if not value:
+        raise SecretNotFound([f"{settings.where(section, key)}: {section}.{key}: environment "
+                              f"variable {ref.env} is not set"], source=str(settings.source or ""))
+    return value
+
+
 def _alidns(
     settings: Settings,
     credentials: Credentials,
     rate_limiter: RateLimit | None,
     on_error: ErrorHook | None,
+    env: Mapping[str, str],
 ) -> DnsProvider:
     from cname_flow.dns.alidns import Alidns  # here, so the registry loads no SDK at import
 
@@ -90,9 +110,10 @@ def _rfc2136(
     credentials: Credentials,
     rate_limiter: RateLimit | None,
     on_error: ErrorHook | None,
+    env: Mapping[str, str],
 ) -> DnsProvider:
     """The RFC 2136 adapter from the ``rfc2136`` section; the TSIG secret is read from the
-    environment variable ``rfc2136.secret`` names (the AccessKey is not used).
+    variable ``rfc2136.secret`` names, in ``env`` (the AccessKey is not used).
 
     Raises:
         ConfigError: ``rfc2136.host``, ``key_name`` or ``secret`` is not set, or the secret
@@ -109,11 +130,7 @@ def _rfc2136(
         raise ConfigError(missing, source=source)
     assert section.host is not None and section.key_name is not None
     assert section.secret is not None
-    secret = os.environ.get(section.secret.env) or ""
-    if not secret:
-        raise SecretNotFound([f"{settings.where('rfc2136', 'secret')}: rfc2136.secret: "
-                              f"environment variable {section.secret.env} is not set"],
-                             source=source)
+    secret = _secret(settings, "rfc2136", "secret", section.secret, env)
     try:
         return Rfc2136(host=section.host, port=section.port, key_name=section.key_name,
                        secret=secret, algorithm=section.algorithm, min_ttl=section.min_ttl,
@@ -130,9 +147,10 @@ def _powerdns(
     credentials: Credentials,
     rate_limiter: RateLimit | None,
     on_error: ErrorHook | None,
+    env: Mapping[str, str],
 ) -> DnsProvider:
     """The PowerDNS HTTP API adapter from the ``powerdns`` section; the API key is read from
-    the environment variable ``powerdns.api_key`` names (the AccessKey is not used).
+    the variable ``powerdns.api_key`` names, in ``env`` (the AccessKey is not used).
 
     Raises:
         ConfigError: ``powerdns.api_url`` or ``api_key`` is not set.
@@ -147,15 +165,39 @@ def _powerdns(
     if missing:
         raise ConfigError(missing, source=source)
     assert section.api_url is not None and section.api_key is not None
-    api_key = os.environ.get(section.api_key.env) or ""
-    if not api_key:
-        raise SecretNotFound([f"{settings.where('powerdns', 'api_key')}: powerdns.api_key: "
-                              f"environment variable {section.api_key.env} is not set"],
-                             source=source)
+    api_key = _secret(settings, "powerdns", "api_key", section.api_key, env)
     return PowerDns(api_url=section.api_url, api_key=api_key, server_id=section.server_id,
                     min_ttl=section.min_ttl, connect_timeout_s=section.connect_timeout_s,
                     read_timeout_s=section.read_timeout_s, rate_limiter=rate_limiter,
                     on_error=on_error)
+
+
+def _cloudflare(
+    settings: Settings,
+    credentials: Credentials,
+    rate_limiter: RateLimit | None,
+    on_error: ErrorHook | None,
+    env: Mapping[str, str],
+) -> DnsProvider:
+    """The Cloudflare API v4 adapter from the ``cloudflare`` section; the API token is read from
+    the variable ``cloudflare.api_token`` names, in ``env`` (the AccessKey is not used).
+    Imports the ``cloudflare`` SDK (only here, when the provider is built).
+
+    Raises:
+        ConfigError: ``cloudflare.api_token`` is not set.
+        SecretNotFound: the variable ``cloudflare.api_token`` names is unset or empty.
+    """
+    section, source = settings.cloudflare, str(settings.source or "")
+    if section.api_token is None:
+        raise ConfigError([f"{settings.where('cloudflare', 'api_token')}: cloudflare.api_token: "
+                           "required when the cloudflare provider is used"], source=source)
+    api_token = _secret(settings, "cloudflare", "api_token", section.api_token, env)
+    from cname_flow.dns.cloudflare import DEFAULT_BASE_URL, Cloudflare
+
+    return Cloudflare(api_token=api_token, base_url=section.base_url or DEFAULT_BASE_URL,
+                      min_ttl=section.min_ttl, connect_timeout_s=section.connect_timeout_s,
+                      read_timeout_s=section.read_timeout_s, rate_limiter=rate_limiter,
+                      on_error=on_error)
 
 
 #: Provider id (the ``dns.provider`` setting) → factory.
@@ -163,6 +205,7 @@ PROVIDERS: Mapping[str, ProviderFactory] = {
     "alidns": _alidns,
     "rfc2136": _rfc2136,
     "powerdns": _powerdns,
+    "cloudflare": _cloudflare,
 }
 
 
@@ -196,6 +239,7 @@ def build_provider(
     *,
     rate_limiter: RateLimit | None = None,
     on_error: ErrorHook | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> DnsProvider:
     """Build the DNS provider adapter named ``kind`` from the settings.
 
@@ -206,13 +250,17 @@ def build_provider(
         rate_limiter: called with the action name before every API attempt, retries included.
         on_error: called with the action name and the mapped error after every failed attempt
             (a batch job counts throttled answers through it); it must not raise.
+        env: the environment the provider's secret variable (``rfc2136.secret``,
+            ``powerdns.api_key``, ``cloudflare.api_token``) is read from: the mapping the
+            caller resolved its credentials from; ``None`` for ``os.environ``.
 
     Returns:
         The adapter, typed as the :class:`~cname_flow.dns.base.DnsProvider` port.
 
     Raises:
         ConfigError: ``kind`` is not a known provider; the reason gives where ``dns.provider``
-            was set and lists the known ids.
+            was set and lists the known ids; or the provider's own settings are missing.
+        SecretNotFound: the provider's secret variable is unset or empty in ``env``.
     """
     factory = PROVIDERS.get(kind)
     if factory is None:
@@ -222,7 +270,8 @@ def build_provider(
             [f"{where}: dns.provider: unknown DNS provider {kind!r} (known: {known})"],
             source=str(settings.source or ""),
         )
-    return factory(settings, credentials, rate_limiter, on_error)
+    return factory(settings, credentials, rate_limiter, on_error,
+                   os.environ if env is None else env)
 
 
 def build_dns(
@@ -231,6 +280,7 @@ def build_dns(
     *,
     rate_limiter: RateLimit | None = None,
     on_error: ErrorHook | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> DnsProvider:
     """The DNS port for ``settings``: the ``dns.provider`` adapter alone, or a
     :class:`~cname_flow.dns.router.ZoneRouter` over one adapter per provider id when
@@ -241,8 +291,8 @@ def build_dns(
     before anything runs; none is built for ``manual``.
 
     Args:
-        settings / credentials / rate_limiter / on_error: as for :func:`build_provider`, shared
-            by every adapter.
+        settings / credentials / rate_limiter / on_error / env: as for :func:`build_provider`,
+            shared by every adapter.
 
     Raises:
         ConfigError: an unknown provider id (where it was set is named), or an adapter's own
@@ -253,7 +303,7 @@ def build_dns(
     ids = {default, *zones.values()}
     if ids == {default} and default != MANUAL:
         return build_provider(default, settings, credentials, rate_limiter=rate_limiter,
-                              on_error=on_error)
+                              on_error=on_error, env=env)
     unknown = [f"{settings.where('dns', 'zones', zone)}: dns.zones.{zone}: unknown DNS "
                f"provider {pid!r} (known: {', '.join(sorted([*PROVIDERS, MANUAL]))})"
                for zone, pid in zones.items() if pid != MANUAL and pid not in PROVIDERS]
@@ -262,7 +312,7 @@ def build_dns(
     from cname_flow.dns.router import ZoneRouter
 
     providers = {pid: build_provider(pid, settings, credentials, rate_limiter=rate_limiter,
-                                     on_error=on_error)
+                                     on_error=on_error, env=env)
                  for pid in sorted(ids - {MANUAL})}
     return ZoneRouter(zones, providers, default)
 

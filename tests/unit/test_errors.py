@@ -461,7 +461,8 @@ def _mapped_codes() -> frozenset[str]:
 
 
 def _adapter_or_sandbox(relative: str) -> bool:
-    return relative.startswith(("oss/", "sandbox/", "dns/alidns", "dns/rfc2136", "dns/powerdns"))
+    return relative.startswith(("oss/", "sandbox/", "dns/alidns", "dns/rfc2136", "dns/powerdns",
+                                  "dns/cloudflare"))
 
 
 def test_vendor_error_codes_appear_only_in_the_adapters_and_the_sandbox() -> None:

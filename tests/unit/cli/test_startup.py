@@ -16,8 +16,8 @@ import cname_flow
 
 #: Modules that cost most of a second together and no help text needs.
 HEAVY = ("alibabacloud_oss_v2", "alibabacloud_credentials", "alibabacloud_alidns20150109",
-         "oss2", "dns", "httpx", "rich", "psycopg", "dbos", "structlog", "cryptography",
-         "cname_flow.service", "cname_flow.api")
+         "oss2", "cloudflare", "dns", "httpx", "rich", "psycopg", "dbos", "structlog",
+         "cryptography", "cname_flow.service", "cname_flow.api")
 
 
 def _loaded_after(code: str) -> set[str]:

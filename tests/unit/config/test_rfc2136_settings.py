@@ -74,9 +74,10 @@ def test_build_provider_should_pass_the_section_and_read_the_secret(
 def test_clients_should_build_the_rfc2136_provider(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TSIG_SECRET", SECRET)
+    monkeypatch.delenv("TSIG_SECRET", raising=False)  # the mapping passed is what is read
     settings = load_settings(write(tmp_path, SECTION), env={})
-    env = {"OSS_ACCESS_KEY_ID": "LTAIid", "OSS_ACCESS_KEY_SECRET": "SENTINEL-secret"}
+    env = {"OSS_ACCESS_KEY_ID": "LTAIid", "OSS_ACCESS_KEY_SECRET": "SENTINEL-secret",
+           "TSIG_SECRET": SECRET}
     clients = service.Clients.from_settings(settings, env)
     assert isinstance(clients.dns, Rfc2136)
 

@@ -32,4 +32,5 @@ def test_importing_the_workflow_and_the_public_api_loads_no_sdk_and_no_dnspython
     loaded = _loaded_after_importing(["cname_flow", *WORKFLOW_MODULES])
     assert set(WORKFLOW_MODULES) <= set(loaded)
     assert [m for m in loaded if m.startswith("alibabacloud")] == []
+    assert [m for m in loaded if m == "cloudflare" or m.startswith("cloudflare.")] == []
     assert [m for m in loaded if m == "dns" or m.startswith("dns.")] == []
