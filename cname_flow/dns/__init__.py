@@ -22,7 +22,7 @@ section, its API token read likewise.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
 from cname_flow.errors import ConfigError, InputError, SecretNotFound
@@ -105,6 +105,20 @@ def _alidns(
     )
 
 
+def _require(settings: Settings, name: str, keys: Sequence[str]) -> None:
+    """Refuse a provider whose section ``name`` leaves any of ``keys`` unset.
+
+    Raises:
+        ConfigError: one reason per unset key, each naming where it would be set
+            (``"config.yaml:3: powerdns.api_key: required when the powerdns provider is used"``).
+    """
+    section = getattr(settings, name)
+    missing = [f"{settings.where(name, key)}: {name}.{key}: required when the {name} provider "
+               "is used" for key in keys if getattr(section, key) is None]
+    if missing:
+        raise ConfigError(missing, source=str(settings.source or ""))
+
+
 def _rfc2136(
     settings: Settings,
     credentials: Credentials,
@@ -123,11 +137,7 @@ def _rfc2136(
     from cname_flow.dns.rfc2136 import Rfc2136
 
     section, source = settings.rfc2136, str(settings.source or "")
-    missing = [f"{settings.where('rfc2136', key)}: rfc2136.{key}: required when dns.provider "
-               "is rfc2136" for key in ("host", "key_name", "secret")
-               if getattr(section, key) is None]
-    if missing:
-        raise ConfigError(missing, source=source)
+    _require(settings, "rfc2136", ("host", "key_name", "secret"))
     assert section.host is not None and section.key_name is not None
     assert section.secret is not None
     secret = _secret(settings, "rfc2136", "secret", section.secret, env)
@@ -158,12 +168,8 @@ def _powerdns(
     """
     from cname_flow.dns.powerdns import PowerDns
 
-    section, source = settings.powerdns, str(settings.source or "")
-    missing = [f"{settings.where('powerdns', key)}: powerdns.{key}: required when the "
-               "powerdns provider is used" for key in ("api_url", "api_key")
-               if getattr(section, key) is None]
-    if missing:
-        raise ConfigError(missing, source=source)
+    section = settings.powerdns
+    _require(settings, "powerdns", ("api_url", "api_key"))
     assert section.api_url is not None and section.api_key is not None
     api_key = _secret(settings, "powerdns", "api_key", section.api_key, env)
     return PowerDns(api_url=section.api_url, api_key=api_key, server_id=section.server_id,
@@ -187,10 +193,9 @@ def _cloudflare(
         ConfigError: ``cloudflare.api_token`` is not set.
         SecretNotFound: the variable ``cloudflare.api_token`` names is unset or empty.
     """
-    section, source = settings.cloudflare, str(settings.source or "")
-    if section.api_token is None:
-        raise ConfigError([f"{settings.where('cloudflare', 'api_token')}: cloudflare.api_token: "
-                           "required when the cloudflare provider is used"], source=source)
+    section = settings.cloudflare
+    _require(settings, "cloudflare", ("api_token",))
+    assert section.api_token is not None
     api_token = _secret(settings, "cloudflare", "api_token", section.api_token, env)
     from cname_flow.dns.cloudflare import DEFAULT_BASE_URL, Cloudflare
 

@@ -88,7 +88,7 @@ def test_missing_pieces_should_each_be_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         build_provider("rfc2136", settings, CREDS)
     assert info.value.reasons == [
-        f"{path}:3: rfc2136.{key}: required when dns.provider is rfc2136"
+        f"{path}:3: rfc2136.{key}: required when the rfc2136 provider is used"
         for key in ("host", "key_name", "secret")
     ]
 
