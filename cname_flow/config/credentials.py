@@ -244,6 +244,28 @@ def _from_config(
     )
 
 
+def read_secret(ref: EnvRef, env: Mapping[str, str], *, at: str, setting: str,
+                source: str = "") -> str:
+    """The value of the environment variable a setting names (``{env: NAME}``), from ``env``.
+
+    Args:
+        ref: the setting's reference.
+        env: the environment to read (``os.environ``, or the mapping a caller resolved with).
+        at: where the setting was given (``"config.yaml:12"``).
+        setting: its dotted name (``"rfc2136.secret"``).
+        source: the configuration file, for the error.
+
+    Raises:
+        SecretNotFound: the variable is unset or empty; the reason reads
+            ``"<at>: <setting>: environment variable NAME is not set"`` (never a value).
+    """
+    value = env.get(ref.env) or ""
+    if not value:
+        raise SecretNotFound([f"{at}: {setting}: environment variable {ref.env} is not set"],
+                             source=source)
+    return value
+
+
 def _lookup(ref: EnvRef | None, env: Mapping[str, str]) -> str | None:
     if ref is None:
         return None

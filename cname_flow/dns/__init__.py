@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypedDict
 
-from cname_flow.errors import ConfigError, InputError, SecretNotFound
+from cname_flow.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from cname_flow.config import Credentials, Settings
@@ -81,11 +81,10 @@ def _secret(settings: Settings, section: str, key: str, ref: EnvRef,
     Raises:
         SecretNotFound: the variable is unset or empty in ``env`` (file:line of the setting).
     """
-    value = env.get(ref.env) or ""
-    if not value:
-        raise SecretNotFound([f"{settings.where(section, key)}: {section}.{key}: environment "
-                              f"variable {ref.env} is not set"], source=str(settings.source or ""))
-    return value
+    from cname_flow.config.credentials import read_secret
+
+    return read_secret(ref, env, at=settings.where(section, key), setting=f"{section}.{key}",
+                       source=str(settings.source or ""))
 
 
 def _alidns(

@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cname_flow.config.credentials import read_secret
 from cname_flow.config.events_section import EventsSettings, WebhookSettings
-from cname_flow.errors import SecretNotFound
 from cname_flow.events import Event, EventSink, NullSink
 from cname_flow.events.outbox import Outbox, OutboxEntry
 from cname_flow.events.stream import JsonlSink
@@ -70,11 +70,7 @@ def outbox_path(section: EventsSettings, journal_dir: Path) -> Path:
 
 
 def _secret(hook: WebhookSettings, index: int, env: Mapping[str, str], where: str) -> str:
-    value = env.get(hook.secret.env) or ""
-    if not value:
-        raise SecretNotFound([f"{where}: events.webhooks.{index}.secret: environment variable "
-                              f"{hook.secret.env} is not set"])
-    return value
+    return read_secret(hook.secret, env, at=where, setting=f"events.webhooks.{index}.secret")
 
 
 def endpoints(section: EventsSettings, env: Mapping[str, str] | None = None, *,
