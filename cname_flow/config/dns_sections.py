@@ -76,6 +76,31 @@ class Rfc2136Settings(SettingsModel):
         return _env_ref(value)
 
 
+def http_url(value: str, *, path: bool) -> str:
+    """``value`` checked as an HTTP API's base URL: ``http(s)://host[:port]``, plus a path when
+    ``path`` allows one; never a query, fragment or user (RFC 3986 §3).
+
+    Returns:
+        The URL stripped, without a trailing ``/`` (and reduced to scheme and authority when no
+        path is allowed).
+
+    Raises:
+        ValueError: what is wrong, in words pydantic reports with the setting's location.
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected http(s)://host[:port][/path]" if path else
+                         "expected http://host[:port] or https://host[:port]")
+    if (parts.path.strip("/") and not path) or parts.query or parts.fragment or parts.username:
+        raise ValueError("give only scheme, host, port and path" if path else
+                         "give only scheme, host and port (the API path is added)")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("the port is not a number in 1..65535") from None
+    return value.strip().rstrip("/") if path else f"{parts.scheme}://{parts.netloc}"
+
+
 class PowerDnsSettings(SettingsModel):
     """The ``powerdns`` section: one PowerDNS Authoritative Server's HTTP API
     (https://doc.powerdns.com/authoritative/http-api/). Example::
@@ -108,18 +133,7 @@ class PowerDnsSettings(SettingsModel):
     @field_validator("api_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected http://host[:port] or https://host[:port]")
-        if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
-            raise ValueError("give only scheme, host and port (the API path is added)")
-        try:
-            _ = parts.port
-        except ValueError:
-            raise ValueError("the port is not a number in 1..65535") from None
-        return f"{parts.scheme}://{parts.netloc}"
+        return None if value is None else http_url(value, path=False)
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -159,18 +173,7 @@ class CloudflareSettings(SettingsModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected http(s)://host[:port][/path]")
-        if parts.query or parts.fragment or parts.username:
-            raise ValueError("give only scheme, host, port and path")
-        try:
-            _ = parts.port
-        except ValueError:
-            raise ValueError("the port is not a number in 1..65535") from None
-        return value.strip().rstrip("/")
+        return None if value is None else http_url(value, path=True)
 
     @field_validator("api_token", mode="before")
     @classmethod
