@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 
+import dns.message
 from dns.rdatatype import RdataType
 
 from cname_flow.errors import PropagationTimeout, StepError
@@ -266,10 +267,10 @@ class PropagationChecker:
 
     async def _observe(
         self, io: Io, name: str, rdtype: RdataType, value: str,
-        targets: Sequence[NameserverAddress],
+        targets: Sequence[NameserverAddress], reuse: dns.message.Message | None = None,
     ) -> Round:
         _require(name, targets)
-        exchanges = await io.ask_all(name, rdtype, targets)
+        exchanges = await io.ask_all(name, rdtype, targets, reuse=reuse)
         answers = [classify(e, name, value, rdtype=rdtype) for e in exchanges]
         return Round.judge(answers, strict=self.policy.strict)
 
@@ -293,8 +294,9 @@ class PropagationChecker:
         if delay > 0:
             await io.sleep(delay)
         started = self._clock()
-        last = await confirm(lambda: self._observe(io, name, rdtype, value, targets), name,
-                             self.policy, self._clock, io.sleep, started, on_round)
+        query = io.query_for(name, rdtype)  # built once, sent every round under a fresh id
+        last = await confirm(lambda: self._observe(io, name, rdtype, value, targets, query),
+                             name, self.policy, self._clock, io.sleep, started, on_round)
         if last.confirmed:
             if learning is not None:
                 learning.converged()

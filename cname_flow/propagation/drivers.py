@@ -23,15 +23,23 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import dns.message
 from dns.rdatatype import RdataType
 
 from cname_flow.propagation.blocking import blocking, run_sync
 from cname_flow.propagation.model import NameserverAddress
-from cname_flow.propagation.wire import AsyncQueryFn, Exchange, QueryFn, aask, make_query
+from cname_flow.propagation.wire import (
+    AsyncQueryFn,
+    Exchange,
+    QueryFn,
+    aask,
+    make_query,
+    query_id,
+)
 
 __all__ = ["AskOne", "Io", "evented", "threaded"]
 
-#: Asks one address (the query is built inside, so each gets its own message id).
+#: Asks one address.
 AskOne = Callable[[NameserverAddress], Coroutine[Any, Any, Exchange]]
 #: Runs an :data:`AskOne` for every target in parallel; the exchanges in target order.
 FanOut = Callable[[AskOne, Sequence[NameserverAddress]], Awaitable[list[Exchange]]]
@@ -56,21 +64,38 @@ class Io:
     payload: int
 
     async def ask_all(
-        self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress]
+        self, name: str, rdtype: RdataType, targets: Sequence[NameserverAddress], *,
+        reuse: dns.message.Message | None = None,
     ) -> list[Exchange]:
         """Ask every target for ``name``/``rdtype`` (RD=0) in parallel; exchanges in order.
+
+        One query is built per call and sent to every target (one message id for the round;
+        a transport that finds the id taken on a socket sends a copy with another). With
+        ``reuse`` (a query :meth:`query` built for the same name and type, e.g. by an earlier
+        round of the same wait), that query is sent again under a fresh id instead of
+        building a new one: dnspython's ``make_query`` is the largest cost of a round after
+        parsing the answers (docs/performance-batch.md).
 
         Transport errors are in the exchanges (:func:`~cname_flow.propagation.wire.aask`),
         never raised.
         """
         if not targets:
             return []
+        if reuse is None:
+            q = self.query_for(name, rdtype)
+        else:
+            q = reuse
+            q.id = query_id()  # a new id per round (RFC 5452 §4.3); the round before is done
 
         async def one(target: NameserverAddress) -> Exchange:
-            return await aask(self.query, make_query(name, rdtype, self.payload), target,
-                              self.clock)
+            return await aask(self.query, q, target, self.clock)
 
         return await self.fan_out(one, targets)
+
+    def query_for(self, name: str, rdtype: RdataType) -> dns.message.Message:
+        """A query for ``name``/``rdtype`` as :meth:`ask_all` sends it (RD=0, EDNS(0) with
+        ``payload``, NSID requested), to pass back to it as ``reuse``."""
+        return make_query(name, rdtype, self.payload)
 
 
 def threaded(

@@ -5,7 +5,8 @@ addresses ~5 times per binding, so at N = 1,000 that is ~10,000 sockets, each a 
 and selector changes on the event loop. :class:`SharedUdpTransport` opens one *connected*
 UDP socket per address on first use and keeps it for the job. Concurrent queries share it:
 
-* each query in flight on a socket gets a message id unused on that socket, and a reply is
+* each query in flight on a socket has a message id unused on that socket (the caller's random
+  id, or a copy of the query under another when a query in flight there has it), and a reply is
   handed to the query whose id it carries, and only if ``Message.is_response`` holds (same
   id, QR set, same question; RFC 1035 §7.3, RFC 5452 §4.3); any other datagram is dropped.
   dnspython cannot do this itself: ``dns.asyncquery.udp(sock=...)`` reads the socket's *next*
@@ -13,6 +14,8 @@ UDP socket per address on first use and keeps it for the job. Concurrent queries
 * the connected socket only accepts datagrams from the address it was connected to, and an
   ICMP error (``error_received``) fails every query in flight to that address (an ICMP error
   is about the peer, not one query);
+* a round's fan-out sends one message, with one id, to every address; it is rendered once
+  (``to_wire``) for all of them;
 * the wire format is dnspython's (``to_wire`` / ``dns.message.from_wire``), and the rest of
   :func:`~cname_flow.propagation.wire.async_udp_then_tcp`'s behaviour is kept: TCP when the
   reply is truncated (TC=1), one TCP try after a UDP timeout, OSError raised at once.
@@ -20,7 +23,8 @@ UDP socket per address on first use and keeps it for the job. Concurrent queries
 A fixed source port per address makes an off-path forgery easier than with a fresh port per
 query (16 bits of id entropy instead of ~32): a forged positive answer could only make the
 engine call PutCname early, which OSS then refuses (it checks the TXT record itself), so the
-binding retries; it cannot make a wrong binding.
+binding retries; it cannot make a wrong binding. Sending one id to the addresses of a round
+gives such a forger nothing more: each address's answer still needs that id guessed.
 """
 
 from __future__ import annotations
@@ -101,11 +105,13 @@ class SharedUdpTransport:
         self.policy = policy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._endpoints: dict[_Key, asyncio.Future[_Endpoint]] = {}
+        self._rendered: tuple[dns.message.Message, int, bytes] | None = None
 
     async def __call__(
         self, q: dns.message.Message, target: NameserverAddress
     ) -> dns.message.Message:
-        """Send ``q`` to ``target`` (its id is replaced by one free on the socket).
+        """Send ``q`` to ``target`` under its own id, or a copy of it under another id when a
+        query in flight on that socket has this one.
 
         Raises:
             dns.exception.Timeout: neither UDP nor TCP answered in time.
@@ -135,17 +141,28 @@ class SharedUdpTransport:
 
     async def _udp(self, endpoint: _Endpoint, q: dns.message.Message) -> dns.message.Message:
         assert endpoint.transport is not None
-        q.id = endpoint.unused_id()
+        if q.id in endpoint.pending:  # a query in flight here has this id: send a copy
+            q = _renumbered(q, endpoint.unused_id())
         future: asyncio.Future[dns.message.Message] = asyncio.get_running_loop().create_future()
         endpoint.pending[q.id] = (q, future)
         try:
-            endpoint.transport.sendto(q.to_wire())
+            endpoint.transport.sendto(self._wire(q))
             async with asyncio.timeout(self.policy.query_timeout_s):
                 return await future
         except TimeoutError:
             raise dns.exception.Timeout from None
         finally:
             del endpoint.pending[q.id]
+
+    def _wire(self, q: dns.message.Message) -> bytes:
+        """``q.to_wire()``, rendered once for a round's fan-out: the next address of the round
+        gets the same message with the same id, and so the same bytes."""
+        last = self._rendered
+        if last is not None and last[0] is q and last[1] == q.id:
+            return last[2]
+        wire = q.to_wire()
+        self._rendered = (q, q.id, wire)
+        return wire
 
     async def _endpoint(self, target: NameserverAddress) -> _Endpoint:
         """The socket for ``target``, opened once (concurrent first callers share the open)."""
@@ -179,6 +196,14 @@ class SharedUdpTransport:
                     with contextlib.suppress(RuntimeError):  # that loop is closed
                         transport.close()
         self._endpoints = {}
+
+
+def _renumbered(q: dns.message.Message, new_id: int) -> dns.message.Message:
+    """A copy of ``q`` under message id ``new_id`` (``q`` itself is left as it is: another
+    address of the same round may be waiting for the answer to its id)."""
+    copy = dns.message.from_wire(q.to_wire())
+    copy.id = new_id
+    return copy
 
 
 def _unusable(opened: asyncio.Future[_Endpoint]) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import array
 import contextlib
 import dataclasses
+import functools
 import secrets
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -216,7 +217,7 @@ def classify(
     response = exchange.response
     if response is None:
         return _unreachable(exchange)
-    qname = dns.name.from_text(name)
+    qname = owner_name(name)
     txt = _txt_rrset(response, qname)
     cname = _cname_target(response, qname)
     serial, neg_ttl = _soa_facts(response)
@@ -238,6 +239,13 @@ def classify(
         cname=cname,
         nsid=_nsid(response),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def owner_name(name: str) -> dns.name.Name:
+    """``dns.name.from_text(name)``, remembered for the names of the waits in flight (a batch
+    classifies every answer of every round; names are immutable, so one object serves all)."""
+    return dns.name.from_text(name)
 
 
 def is_authoritative_noerror(response: dns.message.Message) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from cname_flow.errors import PropagationTimeout, StepError
+from cname_flow.propagation import drivers as propagation_drivers
 from cname_flow.propagation.checker import (
     AddressAnswer,
     AnswerState,
@@ -320,6 +322,31 @@ def test_wait_async_should_follow_the_same_schedule_without_threads() -> None:
                                             written_at=start))
     assert result.ok
     assert clock.sleeps == pytest.approx([1.0, 1.0, 1.5, 2.25, 3.375, 5.0625, 2.0])
+
+
+def test_wait_async_should_build_its_query_once_and_send_each_round_under_a_fresh_id(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = itertools.count(100)  # distinct ids, so "fresh" cannot pass by chance
+    monkeypatch.setattr(propagation_drivers, "query_id", lambda: next(drawn))
+    start = FakeClock().now
+    behaviours = {"192.0.2.1": serving(0), "192.0.2.2": serving(start + 4.0)}
+    clock = FakeClock()
+    fake = FakeAuthorities(clock, behaviours)
+    sent: list[tuple[int, int, str]] = []  # (message object, message id, address) at send time
+
+    async def recording(q: dns.message.Message, target: NameserverAddress) -> dns.message.Message:
+        sent.append((id(q), q.id, target.address))
+        return await fake.aquery(q, target)
+
+    checker = PropagationChecker(EXACT, clock=clock, asleep=clock.asleep, aquery=recording)
+    asyncio.run(checker.wait_async(NAME, TOKEN, targets("192.0.2.1", "192.0.2.2"),
+                                   written_at=start))
+    rounds = [sent[i:i + 2] for i in range(0, len(sent), 2)]
+    assert len(rounds) >= 3                                  # lagging, then two confirming
+    assert len({obj for obj, _, _ in sent}) == 1             # one message for the whole wait
+    assert all(a[1] == b[1] for a, b in rounds)              # one id per round, both addresses
+    assert len({r[0][1] for r in rounds}) == len(rounds)     # a fresh id every round
+    assert all({a[2], b[2]} == {"192.0.2.1", "192.0.2.2"} for a, b in rounds)
 
 
 def test_wait_async_when_deadline_passes_should_raise_with_table() -> None:

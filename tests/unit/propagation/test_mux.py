@@ -133,3 +133,83 @@ def test_make_query_should_take_its_id_from_the_pool(monkeypatch: pytest.MonkeyP
     query = make_query("_dnsauth.a.example.com", dns.rdatatype.TXT, 1232)
     assert query.id == 4242
     assert query.flags & dns.flags.RD == 0
+
+
+class RecordingServer(asyncio.DatagramProtocol):
+    """Answers every query at once, keeping the datagrams it got."""
+
+    def __init__(self) -> None:
+        self.datagrams: list[bytes] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.datagrams.append(data)
+        self.transport.sendto(_answer(dns.message.from_wire(data)).to_wire(), addr)
+
+
+async def _recording(loop: asyncio.AbstractEventLoop, host: str
+                     ) -> tuple[RecordingServer, asyncio.DatagramTransport, NameserverAddress]:
+    server = RecordingServer()
+    transport, _ = await loop.create_datagram_endpoint(lambda: server,
+                                                       local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    return server, transport, NameserverAddress(host=host, address="127.0.0.1", port=port)
+
+
+def test_one_message_to_two_addresses_is_rendered_once_and_each_answer_is_its_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    renders: list[int] = []
+    real = dns.message.Message.to_wire
+
+    def counting(self: dns.message.Message, *args: object, **kw: object) -> bytes:
+        if not self.flags & dns.flags.QR:  # the servers render their answers too
+            renders.append(self.id)
+        return real(self, *args, **kw)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        one, t1, a1 = await _recording(loop, "ns1.example.com")
+        two, t2, a2 = await _recording(loop, "ns2.example.com")
+        mux = SharedUdpTransport(PropagationPolicy(query_timeout_s=2.0))
+        q = make_query("shared.example.com", dns.rdatatype.TXT, 1232)
+        try:
+            monkeypatch.setattr(dns.message.Message, "to_wire", counting)
+            answers = await asyncio.gather(mux(q, a1), mux(q, a2))
+            monkeypatch.undo()
+        finally:
+            await mux.aclose()
+            t1.close()
+            t2.close()
+        assert renders == [q.id]                            # rendered once for both
+        assert one.datagrams == two.datagrams               # the same bytes, the same id
+        assert [_value(a) for a in answers] == ["shared.example.com."] * 2
+        assert all(a.id == q.id for a in answers)
+
+    asyncio.run(scenario())
+
+
+def test_a_message_sent_twice_at_once_on_one_socket_goes_under_two_ids() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        server, transport, target = await _recording(loop, "ns1.example.com")
+        alias = NameserverAddress(host="ns1-alias.example.com", address=target.address,
+                                  port=target.port)
+        mux = SharedUdpTransport(PropagationPolicy(query_timeout_s=2.0))
+        q = make_query("twice.example.com", dns.rdatatype.TXT, 1232)
+        drawn = q.id
+        try:
+            answers = await asyncio.gather(mux(q, target), mux(q, alias))
+        finally:
+            await mux.aclose()
+            transport.close()
+        ids = [dns.message.from_wire(d).id for d in server.datagrams]
+        assert len(set(ids)) == 2 and drawn in ids          # the copy got another id
+        assert q.id == drawn                                # the caller's message is untouched
+        assert sorted(a.id for a in answers) == sorted(ids)
+        assert [_value(a) for a in answers] == ["twice.example.com."] * 2
+
+    asyncio.run(scenario())
