@@ -9,8 +9,6 @@ text; a fingerprint column never wraps (:func:`fingerprint_column`).
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cname_flow.certificates import CertificateRow
-from cname_flow.cli.output import document, plain
+from cname_flow.cli.output import document, plain, write_json
 from cname_flow.journal import BindingRecord
 from cname_flow.model import CnameEntry, Phase, Step, display_domain
 from cname_flow.propagation.checker import AnswerState, Round
@@ -61,7 +59,7 @@ def emit_json(data: object, kind: str | None = None) -> None:
     (:func:`cname_flow.cli.output.emit`)."""
     if kind is not None and isinstance(data, dict):
         data = document(kind, data)
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    write_json(data)
 
 
 def record_json(record: BindingRecord) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -38,6 +39,27 @@ def test_emit_error_prints_one_parsable_document(capsys: pytest.CaptureFixture[s
     output.emit_error(InputError("bad domain", hint="fix it"))
     data: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert data["error"]["code"] == "InputError" and data["error"]["hint"] == "fix it"
+
+
+class _CountingStdout(io.StringIO):
+    """A stdout that counts its writes."""
+
+    writes = 0
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        return super().write(s)
+
+
+def test_write_json_streams_the_same_text_as_json_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
+    big = {"schema": "cname-flow/batch-report/v1", "when": datetime(2026, 12, 2, tzinfo=UTC),
+           "bindings": [{"key": f"b/d{i}.例え.jp", "phase": "BOUND", "n": i, "ok": i % 2 == 0,
+                         "none": None} for i in range(3000)]}
+    out = _CountingStdout()
+    monkeypatch.setattr("sys.stdout", out)
+    output.write_json(big)
+    assert out.getvalue() == json.dumps(big, indent=2, default=str, ensure_ascii=False) + "\n"
+    assert out.writes > 1  # written in pieces, not as one joined string
 
 
 def test_plain_text_is_printed_as_is_even_on_an_emoji_console() -> None:
