@@ -71,7 +71,7 @@ class Io:
 
         One query is built per call and sent to every target (one message id for the round;
         a transport that finds the id taken on a socket sends a copy with another). With
-        ``reuse`` (a query :meth:`query` built for the same name and type, e.g. by an earlier
+        ``reuse`` (a query :meth:`query_for` built for the same name and type, e.g. by an earlier
         round of the same wait), that query is sent again under a fresh id instead of
         building a new one: dnspython's ``make_query`` is the largest cost of a round after
         parsing the answers (docs/performance-batch.md).
