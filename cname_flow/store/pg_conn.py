@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -39,7 +40,8 @@ CONNECT_TIMEOUT_S: Final = 10
 #: Most connections one store opens for transactions at once (a thread beyond waits).
 POOL_SIZE: Final = 8
 #: A connection idle for longer is checked (``SELECT 1``) before it is lent, seconds: so a
-#: PostgreSQL restart while the store was quiet costs no failed call.
+#: PostgreSQL restart while the store was quiet costs no failed call. A connection with unread
+#: input is checked however recently it was used (:func:`_has_input`).
 PROBE_AFTER_S: Final = 0.25
 
 DDL: Final = f"""
@@ -169,7 +171,8 @@ class Connections:
                 if not self._idle:
                     break
                 conn, since = self._idle.pop()
-            if not conn.closed and (time.monotonic() - since < PROBE_AFTER_S or _alive(conn)):
+            fresh = time.monotonic() - since < PROBE_AFTER_S and not _has_input(conn)
+            if not conn.closed and (fresh or _alive(conn)):
                 return conn
             with contextlib.suppress(Exception):
                 conn.close()
@@ -194,6 +197,21 @@ class Connections:
         for conn, _ in idle:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+def _has_input(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Whether an idle connection's socket has something to read (no round trip).
+
+    An idle connection is sent nothing unasked but for rare notices; a server that ended the
+    session (a restart: ``FATAL: terminating connection due to administrator command``, then
+    EOF) leaves exactly that. Such a connection is probed before it is lent, however recently
+    it was used: a restart can take less than :data:`PROBE_AFTER_S`.
+    """
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
 
 
 def _alive(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
