@@ -37,7 +37,7 @@ from cname_flow.batch.checker import CachingChecker
 from cname_flow.batch.limits import BatchOss
 from cname_flow.config import Settings
 from cname_flow.errors import ConfigError, InputError
-from cname_flow.journal import BindingRecord
+from cname_flow.journal import BindingRecord, JournalEvent
 from cname_flow.logs import get_logger
 from cname_flow.manifest import Manifest, load_manifest
 from cname_flow.model import Binding, Phase
@@ -47,6 +47,7 @@ from cname_flow.store.jobs import JOBS_DIR, job_file
 from cname_flow.workflow import runner
 from cname_flow.workflow.context import StepContext
 from cname_flow.workflow.engine import BackoffPolicy
+from cname_flow.workflow.machine import TERMINAL
 from cname_flow.workflow.runner import RunOptions, RunResult
 
 log = get_logger(__name__)
@@ -245,11 +246,12 @@ def _run(
         options = RunOptions(concurrency=concurrency or settings.batch.concurrency,
                              backoff=BackoffPolicy(), lock_wait_s=settings.journal.lock_wait_s,
                              needs_run=needs)
+        ended: dict[str, BindingRecord] = {}
         with asyncio.Runner(loop_factory=runner.loop_factory()) as loop:
-            run = loop.run(_drive(store, todo, options, on_change, checker))
+            run = loop.run(_drive(store, todo, options, on_change, checker, ended))
         store.refresh()
         result = _result(job_id, path, store, manifest, time.monotonic() - started, run.signal,
-                         stats, run.flushes, {k: str(v) for k, v in run.locked.items()})
+                         stats, run.flushes, {k: str(v) for k, v in run.locked.items()}, ended)
         job.note("stopped", signal=run.signal, **dict(result.counts))
         return result
 
@@ -303,10 +305,17 @@ def _needs_run(record: BindingRecord | None, retry_failed: bool) -> bool:
 
 async def _drive(store: BindingStore, contexts: Sequence[StepContext], options: RunOptions,
                  on_change: Callable[[str, str], None] | None, checker: CachingChecker,
-                 ) -> RunResult:
-    """Run the engine (:func:`runner.drive`) with the checker's shared sockets on its loop."""
+                 ended: dict[str, BindingRecord]) -> RunResult:
+    """Run the engine (:func:`runner.drive`) with the checker's shared sockets on its loop;
+    ``ended`` gets the record of every binding this run brought to a terminal phase."""
     checker.attach_loop(asyncio.get_running_loop())  # workers' pre-states go through the loop
-    on_event = None if on_change is None else lambda e: on_change(e.key, e.phase)
+
+    def on_event(e: JournalEvent) -> None:  # durable by now: the store has it
+        if e.phase in TERMINAL and (record := store.get(e.key)) is not None:
+            ended[e.key] = record
+        if on_change is not None:
+            on_change(e.key, e.phase)
+
     try:
         return await runner.drive(store, contexts, options, locks=store, on_event=on_event)
     finally:
@@ -315,10 +324,22 @@ async def _drive(store: BindingStore, contexts: Sequence[StepContext], options: 
 
 def _result(job_id: str, path: Path, store: BindingStore, manifest: Manifest, elapsed_s: float,
             signum: int | None, stats: ApiStats, flushes: int,
-            locked: Mapping[str, str] | None = None) -> JobResult:
+            locked: Mapping[str, str] | None = None,
+            ended: Mapping[str, BindingRecord] | None = None) -> JobResult:
     keys = tuple(b.key for b in manifest.bindings)
-    return JobResult(job_id, path, tuple(store.get(k) for k in keys), keys, manifest.lines,
+    return JobResult(job_id, path, tuple(_reported(store.get(k), (ended or {}).get(k))
+                                         for k in keys), keys, manifest.lines,
                      elapsed_s, signum, stats, flushes, dict(locked or {}))
+
+
+def _reported(now: BindingRecord | None, ended: BindingRecord | None) -> BindingRecord | None:
+    """The record a run reports for a binding: the store's (``now``), unless this run ended
+    the binding (``ended``) and another process has since started a pass over it (a ``bind``
+    of the same domain, waiting for the run's lock): then what this run achieved, not the
+    other pass's step in flight."""
+    if ended is not None and (now is None or now.phase not in TERMINAL):
+        return ended
+    return now
 
 
 def job_result(store: BindingStore, job_id: str, *, lines: Mapping[str, str] | None = None,

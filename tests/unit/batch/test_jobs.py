@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from cname_flow.batch import jobs
 from cname_flow.batch.checker import CachingChecker
 from cname_flow.batch.jobs import JobResult, outcome
 from cname_flow.batch.limits import BatchOss
 from cname_flow.errors import DnsThrottled, OssError, OssThrottled, RemoteError
-from cname_flow.journal import Journal, JournalEvent
-from cname_flow.model import AuxStep, Binding, CnameEntry, Phase
+from cname_flow.journal import BindingRecord, Journal, JournalEvent
+from cname_flow.journal.records import EventStatus
+from cname_flow.model import AuxStep, Binding, CnameEntry, Phase, Step
 from cname_flow.propagation.checker import NameserverAddress, PropagationChecker
 from cname_flow.quotas import ApiStats, RateLimiter, TokenBucket
 from cname_flow.workflow.commit import GroupCommitter
@@ -291,3 +293,20 @@ def test_targets_are_discovered_once_however_many_workers_ask_at_once(
         assert calls == ["example.com", "example.org"]          # per zone
     finally:
         checker.close()
+
+
+def _record(phase: Phase, status: EventStatus) -> BindingRecord:
+    t0 = datetime(2026, 12, 2, tzinfo=UTC)
+    return BindingRecord(key="bk/d.example.com", domain="d.example.com", bucket="bk",
+                         phase=phase, outputs={}, last_step=Step.CREATE_TOKEN,
+                         last_status=status, last_error=None, attempts=0, started_at=t0,
+                         updated_at=t0)
+
+
+def test_a_run_reports_what_it_ended_while_another_process_passes_over_the_binding() -> None:
+    bound, again = _record(Phase.BOUND, "done"), _record(Phase.PENDING, "running")
+    assert outcome(jobs._reported(again, bound)) == "bound"  # a `bind` re-checking it now
+    assert jobs._reported(again, None) is again  # not ended by this run: the store's record
+    failed = _record(Phase.FAILED, "failed")
+    assert jobs._reported(failed, bound) is failed  # a terminal state since then wins
+    assert jobs._reported(None, bound) is bound  # forgotten since: what the run did
