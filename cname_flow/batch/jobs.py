@@ -327,9 +327,10 @@ def _result(job_id: str, path: Path, store: BindingStore, manifest: Manifest, el
             locked: Mapping[str, str] | None = None,
             ended: Mapping[str, BindingRecord] | None = None) -> JobResult:
     keys = tuple(b.key for b in manifest.bindings)
-    return JobResult(job_id, path, tuple(_reported(store.get(k), (ended or {}).get(k))
-                                         for k in keys), keys, manifest.lines,
-                     elapsed_s, signum, stats, flushes, dict(locked or {}))
+    ended = ended or {}
+    records = tuple(_reported(store.get(k), ended.get(k)) for k in keys)
+    return JobResult(job_id, path, records, keys, manifest.lines, elapsed_s, signum, stats,
+                     flushes, dict(locked or {}))
 
 
 def _reported(now: BindingRecord | None, ended: BindingRecord | None) -> BindingRecord | None:
