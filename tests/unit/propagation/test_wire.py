@@ -28,6 +28,28 @@ from tests.unit.propagation.fakes import NAME, TOKEN, quoted, respond
 FAST = PropagationPolicy(query_timeout_s=0.3, tcp_timeout_s=1.0)
 
 
+def _bind_pair(with_tcp: bool) -> tuple[socket.socket, socket.socket, int]:
+    """A UDP socket on a free loopback port and a TCP socket (listening on the same port when
+    ``with_tcp``). The kernel picks the UDP port; another process may hold its TCP twin, so a
+    taken pair is let go and another tried."""
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port: int = udp.getsockname()[1]
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if not with_tcp:
+            return udp, tcp, port
+        try:
+            tcp.bind(("127.0.0.1", port))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen()
+        return udp, tcp, port
+    raise RuntimeError("no loopback port free for both UDP and TCP")
+
+
 @dataclass
 class LoopbackServer:
     """UDP and TCP on one loopback port; UDP may stay silent or answer truncated."""
@@ -39,13 +61,7 @@ class LoopbackServer:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[NameserverAddress]:
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind(("127.0.0.1", 0))
-        port = udp.getsockname()[1]
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if self.tcp:
-            tcp.bind(("127.0.0.1", port))
-            tcp.listen()
+        udp, tcp, port = _bind_pair(self.tcp)
         stop = threading.Event()
         threads = [threading.Thread(target=self._serve_udp, args=(udp, stop), daemon=True)]
         if self.tcp:
