@@ -52,10 +52,14 @@ def test_every_slot_runs_once_across_three_hosts(tmp_path: Path, pg_url: str) ->
     first, last = min(slots), max(slots)
     every = {first + timedelta(seconds=s) for s in range(int((last - first).total_seconds()) + 1)}
     assert set(slots) == every                              # and none was skipped
-    ids = {f"sched-{schedule.SCHEDULE_NAME}-{s.isoformat()}": s for s in slots}
-    assert set(ids) == set(status)                          # one workflow per fired slot
-    # the hosts stop after a fixed time: only the slot firing as they stop may be unfinished
-    assert {ids[i] for i, state in status.items() if state != "SUCCESS"} <= {last}
+    prefix = f"sched-{schedule.SCHEDULE_NAME}-"
+    ids = {f"{prefix}{s.isoformat()}" for s in slots}
+    assert ids <= set(status)                               # one workflow per fired slot
+    # the hosts stop after a fixed time: only workflows in flight as they stop may be unfinished,
+    # and one that had not yet recorded its slot has no row; either comes at the end of the run
+    unfinished = {i for i, state in status.items() if state != "SUCCESS"}
+    assert set(status) - ids <= unfinished
+    assert all(datetime.fromisoformat(i.removeprefix(prefix)) >= last for i in unfinished)
     assert {m for _, _, m in fired} == {str(manifest.resolve())}
 
 
