@@ -171,8 +171,8 @@ class Connections:
                 if not self._idle:
                     break
                 conn, since = self._idle.pop()
-            fresh = time.monotonic() - since < PROBE_AFTER_S and not _has_input(conn)
-            if not conn.closed and (fresh or _alive(conn)):
+            recent = time.monotonic() - since < PROBE_AFTER_S
+            if not conn.closed and ((recent and not _has_input(conn)) or _alive(conn)):
                 return conn
             with contextlib.suppress(Exception):
                 conn.close()
