@@ -21,18 +21,23 @@ from cname_flow.propagation.mux import SharedUdpTransport
 from cname_flow.propagation.wire import QueryIds, make_query
 
 
-class ReorderingServer(asyncio.DatagramProtocol):
+class LoopbackServer(asyncio.DatagramProtocol):
+    """A UDP server protocol that keeps its transport to answer on."""
+
+    transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio's selector datagram transport does not subclass DatagramTransport
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+
+class ReorderingServer(LoopbackServer):
     """Holds ``batch`` queries, sends a forged reply to the first, then answers in reverse."""
 
     def __init__(self, batch: int) -> None:
         self.batch = batch
         self.held: list[tuple[dns.message.Message, tuple[str, int]]] = []
         self.sources: set[tuple[str, int]] = set()
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # asyncio's selector datagram transport does not subclass DatagramTransport
-        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
@@ -135,15 +140,11 @@ def test_make_query_should_take_its_id_from_the_pool(monkeypatch: pytest.MonkeyP
     assert query.flags & dns.flags.RD == 0
 
 
-class RecordingServer(asyncio.DatagramProtocol):
+class RecordingServer(LoopbackServer):
     """Answers every query at once, keeping the datagrams it got."""
 
     def __init__(self) -> None:
         self.datagrams: list[bytes] = []
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
